@@ -1,0 +1,205 @@
+# vectord build. Every module's sources are picked up by wildcard, so adding a file needs no
+# edit here. Variants: `make SAN=asan` (ASan+UBSan) builds into build-asan/, `make SAN=tsan`
+# into build-tsan/. PORTABLE=1 drops -march=native (SIMDe then picks the baseline ISA).
+#
+#   make deps    install missing Debian packages (sudo when not root; nothing when present)
+#   make         build/vectord, the libraries, tests and benchmarks
+#   make run     build and start the daemon on ./vectord-data
+#   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
+#   make bench   benchmarks over every set in ../shared/data
+#   make fuzz    longer fuzzing runs
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+DATA_SETS ?= $(wildcard ../shared/data/*/base.fvecs)
+SAN ?=
+PORTABLE ?= 0
+FUZZ_SECONDS ?= 20
+JOBS ?= $(shell nproc)
+
+ifeq ($(SAN),asan)
+  B := build-asan
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+else ifeq ($(SAN),tsan)
+  B := build-tsan
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  LDSAN := -fsanitize=thread
+else
+  B := build
+  OPT := -O3
+  LDSAN :=
+endif
+ifeq ($(PORTABLE),1)
+  ARCH :=
+else
+  ARCH := -march=native
+endif
+
+CC ?= cc
+CXX ?= c++
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CPPFLAGS += -I. -I$(B)/gen -D_GNU_SOURCE -DSIMDE_ENABLE_NATIVE_ALIASES_DISABLED
+CFLAGS ?=
+CFLAGS += -std=c11 -g $(OPT) $(ARCH) $(WARN) -pthread -MMD -MP
+CXXFLAGS += -std=c++17 -g $(OPT) $(ARCH) -pthread -MMD -MP
+LDFLAGS += $(LDSAN) -pthread
+LIBS_EXT := -luv -llmdb -lprotobuf-c -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+# ---- sources ----------------------------------------------------------------------------
+COMMON_SRC  := $(wildcard common/*.c)
+INDEX_SRC   := $(wildcard index/*.c)
+STORAGE_SRC := $(wildcard storage/*.c)
+PROTO_SRC   := $(filter-out proto/vectord.pb-c.c,$(wildcard proto/*.c))
+DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_HELP   := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+BENCH_C     := $(wildcard bench/*.c)
+
+GEN_PB_C := $(B)/gen/proto/vectord.pb-c.c
+GEN_PB_H := $(B)/gen/proto/vectord.pb-c.h
+PY_PB    := client/python/vectord/vectord_pb2.py
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(PROTO_SRC) $(DAEMON_SRC)) \
+           $(B)/obj/gen/vectord.pb-c.o
+LIB := $(B)/libvectord.a
+
+.PHONY: all deps run test test-unit test-asan test-tsan test-fuzz test-e2e bench fuzz clean \
+        python-proto format
+.DEFAULT_GOAL := all
+
+all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
+
+# ---- dependencies -----------------------------------------------------------------------
+DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
+            libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
+            libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm \
+            python3-pip python3-venv clang libclang-rt-14-dev valgrind
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# ---- generated protobuf code ------------------------------------------------------------
+$(GEN_PB_C) $(GEN_PB_H): proto/vectord.proto
+	@mkdir -p $(B)/gen/proto
+	protoc-c --c_out=$(B)/gen/proto -Iproto proto/vectord.proto
+
+$(PY_PB): proto/vectord.proto
+	@mkdir -p client/python/vectord
+	protoc --python_out=client/python/vectord -Iproto proto/vectord.proto
+
+python-proto: $(PY_PB)
+
+# Every object may include the generated header.
+$(B)/obj/%.o: %.c | $(GEN_PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/obj/gen/vectord.pb-c.o: $(GEN_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/vectord: $(call obj,daemon/main.c) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
+
+# ---- unit tests (Check): one runner, suites found by scanning the test files ------------
+$(B)/gen/suites.h: $(UNIT_SRC)
+	@mkdir -p $(dir $@)
+	@{ for f in $(UNIT_SRC); do \
+	     sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/VD_SUITE(\1)/p' $$f; \
+	   done; } > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/tests/unit/runner.o: $(B)/gen/suites.h
+
+$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EXT) $(CHECK_LIBS)
+
+# ---- benchmarks -------------------------------------------------------------------------
+# bench/bench_<name>.c (each with a main) -> build/bench-<name>, linked with bench_common.c
+# and the hnswlib peer (bench/hnswlib_peer.cc, compiled with the same flags as vectord).
+BENCH_MAINS := $(filter-out bench/bench_common.c,$(wildcard bench/bench_*.c))
+BENCH_BINS := $(patsubst bench/bench_%.c,$(B)/bench-%,$(BENCH_MAINS))
+bench-bins: $(BENCH_BINS)
+.PHONY: bench-bins
+$(B)/obj/bench/hnswlib_peer.o: bench/hnswlib_peer.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -w -c $< -o $@
+$(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/bench/hnswlib_peer.o $(LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
+
+# ---- running ----------------------------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory $(B)/vectord
+	./$(B)/vectord serve --data ./vectord-data
+
+# ---- tests ------------------------------------------------------------------------------
+test: deps
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(JOBS) all && \
+	$(MAKE) --no-print-directory test-unit && \
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=asan build-asan/test-unit build-asan/vectord && \
+	$(MAKE) --no-print-directory SAN=asan test-unit && \
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit && \
+	$(MAKE) --no-print-directory SAN=tsan test-tsan && \
+	$(MAKE) --no-print-directory test-fuzz && \
+	$(MAKE) --no-print-directory test-e2e && \
+	echo "make test: everything passed in $$(( $$(date +%s) - start )) s"
+
+test-unit: $(B)/test-unit
+	@echo "== unit tests ($(B))"
+	VD_TEST_BUILD=$(B) ./$(B)/test-unit
+
+# Under TSan only the suites that race threads (files named test_*_concurrent*.c).
+TSAN_SUITES := $(shell sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/\1/p' $(wildcard tests/unit/test_*concurrent*.c) /dev/null)
+test-tsan: $(B)/test-unit
+	@echo "== TSan: $(TSAN_SUITES)"
+	$(if $(TSAN_SUITES),TSAN_OPTIONS=halt_on_error=1 VD_TEST_BUILD=$(B) ./$(B)/test-unit $(TSAN_SUITES),@echo "no concurrent suites yet")
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(PROTO_SRC) $(GEN_PB_C)
+	@mkdir -p build-fuzz
+	clang $(CPPFLAGS) -I$(B)/gen -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(COMMON_SRC) $(PROTO_SRC) $(GEN_PB_C) -lprotobuf-c -lm
+test-fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	  echo "== fuzz $$f ($(FUZZ_SECONDS) s)"; mkdir -p $$f.corpus; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$f.corpus tests/fuzz/seeds 2>&1 \
+	    | grep -E "^(INFO: Done|==|SUMMARY|Done)|ERROR" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+fuzz:
+	$(MAKE) test-fuzz FUZZ_SECONDS=600
+
+test-e2e: $(B)/vectord $(PY_PB)
+	@echo "== Python end-to-end tests"
+	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
+	  VECTORD_BIN=$(CURDIR)/$(B)/vectord PYTHONPATH=$(CURDIR)/client/python \
+	    $(PYTHON) -m pytest -q tests/e2e; \
+	else echo "no e2e tests yet"; fi
+
+bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) bench-bins
+	@for d in $(dir $(DATA_SETS)); do ./build/bench-index --data $$d; done
+	./build/bench-index --synthetic 100000x128
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz $(PY_PB)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,178 @@
+/* index/vd_index.h: HNSW approximate nearest-neighbour index (Malkov & Yashunin), in memory.
+ *
+ * Knows nothing of storage or the network. Points are (uint64 id, float32[dim] vector);
+ * inside, each point lives in a dense uint32 "slot". The index never moves a node once
+ * placed, so slots and links persist as-is (storage/ writes them, see vd_index_changes).
+ *
+ * Threads: any number of threads may call vd_index_search() / vd_index_count() /
+ * vd_index_stats() concurrently with ONE writer thread calling everything else. The writer
+ * may itself fan work out (vd_index_add_batch with n_threads > 1). No global lock on the
+ * search path: see docs/architecture.md "Index concurrency".
+ *
+ * Visibility: every mutation is stamped with the index's write epoch. With
+ * params.deferred_publish == 0 (the default) each call publishes its own change before it
+ * returns. With deferred_publish == 1 (storage's mode) mutations stay invisible to searches
+ * until vd_index_publish(), which makes everything since the previous publish visible at
+ * once; a removed point stays visible until then too. */
+#ifndef VD_INDEX_H
+#define VD_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/vd_common.h"
+
+typedef struct vd_index vd_index; /* opaque */
+
+typedef enum vd_metric {
+    VD_METRIC_L2 = 0,     /* squared Euclidean distance */
+    VD_METRIC_COSINE = 1, /* 1 - cos(a, b); vectors normalized at insert, zero vector refused */
+    VD_METRIC_IP = 2,     /* -dot(a, b) */
+} vd_metric;
+
+const char *vd_metric_name(vd_metric m);                 /* "l2", "cosine", "ip" */
+vd_status vd_metric_parse(const char *s, vd_metric *out); /* VD_INVALID if unknown */
+
+#define VD_DIM_MAX 4096u
+#define VD_M_MAX 128u
+#define VD_ID_NONE UINT64_MAX /* padding id for rows with fewer than k hits */
+
+typedef struct vd_index_params {
+    uint32_t dim;             /* 1..VD_DIM_MAX */
+    vd_metric metric;
+    uint32_t m;               /* max links per node on upper levels (2*m on level 0); 0 -> 16 */
+    uint32_t ef_construction; /* 0 -> 200 */
+    uint64_t seed;            /* level generator seed; same seed + one thread = same graph */
+    uint32_t capacity_hint;   /* expected number of points; arrays still grow past it */
+    int deferred_publish;     /* see "Visibility" above */
+} vd_index_params;
+
+typedef struct vd_hit {
+    uint64_t id;
+    float distance; /* smaller is closer for every metric */
+} vd_hit;
+
+/* On VD_OK, *out owns a new empty index; release it with vd_index_close(). Params are
+ * copied. */
+vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err);
+void vd_index_close(vd_index *ix); /* NULL is a no-op; no other call may be running */
+
+const vd_index_params *vd_index_params_of(const vd_index *ix); /* with defaults filled in */
+
+/* Upsert: adds `id`, or replaces its vector if present (the old version stays visible until
+ * the new one is published). `vec` is read during the call only. Errors: VD_INVALID for
+ * NaN/Inf components or a zero vector under cosine (message names the component); VD_NOMEM. */
+vd_status vd_index_add(vd_index *ix, uint64_t id, const float *vec, vd_err *err);
+
+/* Upserts n points: ids[i] with vecs[i*dim .. i*dim+dim). Ids must be distinct (VD_INVALID
+ * naming the repeated id otherwise, before anything changes). Vectors are validated before
+ * any is inserted. Uses n_threads worker threads (0 = number of cores, 1 = this thread
+ * only); deterministic for a fixed seed when n_threads == 1. `progress`, if not NULL, is
+ * called from the calling thread about every 0.5 s with the count done so far. */
+typedef void (*vd_progress_fn)(void *ctx, size_t done, size_t total);
+vd_status vd_index_add_batch(vd_index *ix, const uint64_t *ids, const float *vecs, size_t n,
+                             uint32_t n_threads, vd_progress_fn progress, void *progress_ctx,
+                             vd_err *err);
+
+/* Removes `id`: it is gone from search results once published, and the graph around it is
+ * repaired so recall holds after heavy deletion. VD_NOTFOUND if absent. */
+vd_status vd_index_remove(vd_index *ix, uint64_t id, vd_err *err);
+
+/* Up to k nearest visible points, nearest first (ties by id), into caller-owned `hits`
+ * (room for k); their number into *n_out (< k only when fewer points are visible).
+ * Effective ef is max(ef, k); ef == 0 means the index default (vd_index_set_ef_search).
+ * `query` is read during the call only. Errors: VD_INVALID for k == 0, NaN/Inf query, or a
+ * zero query under cosine. Safe to call from many threads concurrently with the writer. */
+vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, uint32_t ef,
+                          vd_hit *hits, uint32_t *n_out, vd_err *err);
+
+/* Exact search by scanning every visible point: the oracle for tests and the fallback for
+ * tiny indexes. Same contract as vd_index_search. */
+vd_status vd_index_search_exact(const vd_index *ix, const float *query, uint32_t k,
+                                vd_hit *hits, uint32_t *n_out, vd_err *err);
+
+void vd_index_set_ef_search(vd_index *ix, uint32_t ef); /* default 100 */
+
+/* Number of visible points (readers) - O(1). */
+size_t vd_index_count(const vd_index *ix);
+
+/* Writer thread only: copies the stored vector of `id` (normalized under cosine) into
+ * caller-owned `out` (dim floats). VD_NOTFOUND if absent. The writer sees its own
+ * unpublished writes. */
+vd_status vd_index_get(const vd_index *ix, uint64_t id, float *out, vd_err *err);
+
+/* Makes every mutation since the last publish visible to searches, atomically.
+ * Writer thread only. A no-op without deferred_publish. */
+void vd_index_publish(vd_index *ix);
+
+typedef struct vd_index_stats {
+    size_t n_visible;   /* points searches return */
+    size_t n_slots;     /* slots ever used (high-water mark) */
+    size_t n_deleted;   /* removed points whose slot is not reclaimed yet */
+    uint32_t max_level;
+    size_t bytes_vectors; /* raw vector bytes of live points */
+    size_t bytes_links;   /* link bytes of live points */
+    size_t bytes_total;   /* everything the index has allocated */
+    const char *simd;     /* the distance kernel in use: "avx512", "avx2", "neon", "scalar"... */
+} vd_index_stats;
+void vd_index_stats_get(const vd_index *ix, vd_index_stats *out);
+
+/* Checks every invariant of the graph (links in range and to used slots, no self links, no
+ * duplicates, counts within limits, id map consistent, entry point at the top level,
+ * every visible point reachable from the entry point). Writer thread only. VD_CORRUPT with
+ * the first violation in the message. */
+vd_status vd_index_validate(const vd_index *ix, vd_err *err);
+
+/* ---- Persistence (used by storage/; writer thread only) ----------------------------------
+ * Storage keeps, per slot, an immutable "vector record" (id + vector, written once when the
+ * slot is filled) and a mutable "links record" (level, flags and link lists, rewritten
+ * whenever they change), plus the small graph header. The index owns the links record's
+ * byte format (versioned by VD_INDEX_LINKS_FORMAT). */
+#define VD_INDEX_LINKS_FORMAT 1
+
+typedef enum vd_change_kind {
+    VD_CHANGE_NEW = 1,   /* slot filled: write vector record and links record */
+    VD_CHANGE_LINKS = 2, /* links or flags changed: rewrite links record */
+    VD_CHANGE_FREED = 3, /* slot reclaimed: delete both records */
+} vd_change_kind;
+
+/* Calls fn(ctx, slot, kind) once per slot changed since the last vd_index_changes_clear(),
+ * in ascending slot order. A NEW slot is reported as NEW even if its links changed since. If
+ * fn returns non-zero, iteration stops and that value is returned. */
+typedef int (*vd_change_fn)(void *ctx, uint32_t slot, vd_change_kind kind);
+int vd_index_changes(const vd_index *ix, vd_change_fn fn, void *ctx);
+void vd_index_changes_clear(vd_index *ix);
+
+/* The graph header: entry point slot, max level, number of slots, write epoch. */
+typedef struct vd_index_header {
+    uint32_t entry_slot; /* UINT32_MAX when empty */
+    uint32_t max_level;
+    uint32_t n_slots;    /* high-water mark; slots >= n_slots are unused */
+} vd_index_header;
+void vd_index_header_get(const vd_index *ix, vd_index_header *out);
+
+/* Borrowed view of a filled slot: valid until the next mutating call. */
+vd_status vd_index_slot_vector(const vd_index *ix, uint32_t slot, uint64_t *id_out,
+                               const float **vec_out, vd_err *err);
+/* Serializes the links record of a filled slot into caller-owned `buf` of `cap` bytes; the
+ * size into *len_out. VD_FULL if cap is too small (then *len_out is the size needed). */
+vd_status vd_index_slot_links(const vd_index *ix, uint32_t slot, uint8_t *buf, size_t cap,
+                              size_t *len_out, vd_err *err);
+
+/* Loading a stored graph: on an EMPTY index, call vd_index_load_slot for every filled slot
+ * (any order; `links` as produced by vd_index_slot_links, treated as hostile input and
+ * validated), then vd_index_load_finish with the stored header. No re-insertion happens.
+ * vd_index_load_finish validates the whole graph (VD_CORRUPT on any inconsistency) and
+ * publishes it. */
+vd_status vd_index_load_slot(vd_index *ix, uint32_t slot, uint64_t id, const float *vec,
+                             const uint8_t *links, size_t links_len, vd_err *err);
+vd_status vd_index_load_finish(vd_index *ix, const vd_index_header *h, vd_err *err);
+
+/* ---- Distance kernels (exposed for tests and benchmarks) -------------------------------- */
+float vd_dist_l2sq(const float *a, const float *b, size_t dim);
+float vd_dist_dot(const float *a, const float *b, size_t dim);
+float vd_dist_l2sq_ref(const float *a, const float *b, size_t dim); /* scalar reference */
+float vd_dist_dot_ref(const float *a, const float *b, size_t dim);
+const char *vd_dist_simd_name(void);
+
+#endif

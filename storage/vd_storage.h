@@ -1,0 +1,150 @@
+/* storage/vd_storage.h: the data directory. One LMDB environment holds the collections
+ * catalog, every point (id, vector, JSON payload) and each collection's HNSW graph, so that
+ * LMDB is the source of truth and reopening loads the graph without re-inserting anything.
+ *
+ * Threads: vd_store_write() from ONE writer thread at a time (it may fan index work out to
+ * n_threads). Everything else - acquiring collections, searching their indexes, read
+ * snapshots - from any number of threads concurrently with the writer.
+ *
+ * Write contract: vd_store_write() applies a group of operations in one LMDB transaction and
+ * commits once (group commit). When it returns VD_OK the commit is durable (synced) and every
+ * operation's effect is visible to every later read; operations that failed validation are
+ * reported in their own `status` and changed nothing. When it returns an error the commit
+ * failed: nothing changed on disk nor in memory. */
+#ifndef VD_STORAGE_H
+#define VD_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/vd_common.h"
+#include "index/vd_index.h"
+
+#define VD_STORAGE_FORMAT_VERSION 1
+#define VD_NAME_MAX 64 /* collection names: [A-Za-z0-9_-]{1,64} */
+
+typedef struct vd_store vd_store;           /* opaque: one open data directory */
+typedef struct vd_collection vd_collection; /* opaque, reference counted */
+typedef struct vd_snapshot vd_snapshot;     /* opaque: a consistent read view (LMDB read txn) */
+
+typedef struct vd_store_options {
+    int create;          /* create the directory if missing (serve, build); 0 for info/check */
+    int read_only;       /* open without writing anything (info, check) */
+    uint32_t n_threads;  /* index worker threads for writes; 0 = cores */
+    vd_progress_fn load_progress; /* optional, called while collections load */
+    void *load_progress_ctx;
+} vd_store_options;
+
+/* Opens (and with opt->create, creates) the data directory `dir` and loads every collection
+ * into memory. Refuses, touching nothing, a directory written by a newer format
+ * (VD_VERSION) or holding files that are not ours (VD_CORRUPT), with the path in the message.
+ * On VD_OK *out owns the store; release with vd_store_close(). */
+vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store **out,
+                        vd_err *err);
+/* No other call on `st` may be running; collections still acquired are released first. */
+void vd_store_close(vd_store *st);
+
+/* Validates a collection name: [A-Za-z0-9_-]{1,64}. */
+vd_status vd_name_check(const char *name, vd_err *err);
+/* Validates that bytes [p, p+n) hold exactly one JSON object (RFC 8259, UTF-8, nesting
+ * depth <= 64). The message names the byte offset of the first problem. */
+vd_status vd_json_check_object(const uint8_t *p, size_t n, vd_err *err);
+
+/* ---- Collections ------------------------------------------------------------------------ */
+typedef struct vd_collection_params {
+    char name[VD_NAME_MAX + 1];
+    uint32_t dim;             /* 1..VD_DIM_MAX */
+    vd_metric metric;
+    uint32_t m;               /* 0 -> 16 */
+    uint32_t ef_construction; /* 0 -> 200 */
+    uint32_t ef_search;       /* 0 -> 100 */
+} vd_collection_params;
+
+typedef struct vd_collection_info {
+    vd_collection_params params; /* defaults filled in */
+    uint64_t count;              /* points */
+    uint64_t created_unix_s;
+    uint64_t bytes_disk;         /* bytes of stored records (approximate) */
+    uint64_t bytes_memory;       /* bytes the in-memory index holds */
+} vd_collection_info;
+
+/* Finds a live collection and takes a reference: the collection, its index and its params
+ * stay valid until vd_collection_release(), even if it is dropped meanwhile (a dropped
+ * collection keeps answering the searches already holding it). VD_NOTFOUND otherwise. */
+vd_status vd_store_acquire(vd_store *st, const char *name, vd_collection **out, vd_err *err);
+void vd_collection_release(vd_collection *c); /* NULL is a no-op */
+
+/* Borrowed until release. Searches go straight to the index (vd_index_search). */
+vd_index *vd_collection_index(const vd_collection *c);
+const vd_collection_params *vd_collection_params_of(const vd_collection *c);
+void vd_collection_info_get(const vd_collection *c, vd_collection_info *out);
+
+/* All live collections, sorted by name, into a new array *out of *n_out entries; free it
+ * with vd_free(). */
+vd_status vd_store_list(vd_store *st, vd_collection_info **out, size_t *n_out, vd_err *err);
+
+/* ---- Reads from LMDB ---------------------------------------------------------------------
+ * A snapshot is a consistent read view of what is committed; any thread may open one and
+ * another thread may end it. Pointers it returns are valid until vd_snapshot_end(). Keep
+ * snapshots short: a long one pins old pages and makes the file grow. */
+vd_status vd_snapshot_begin(vd_store *st, vd_snapshot **out, vd_err *err);
+void vd_snapshot_end(vd_snapshot *s); /* NULL is a no-op */
+
+/* Point `id` of collection c: *found_out = 0 if absent (then VD_OK). vec_out (may be NULL)
+ * gets dim floats (normalized under cosine), payload_out/payload_len_out (may be NULL) the
+ * stored JSON bytes or NULL/0 when the point has no payload. */
+vd_status vd_snapshot_get(vd_snapshot *s, const vd_collection *c, uint64_t id, int *found_out,
+                          const float **vec_out, const uint8_t **payload_out,
+                          size_t *payload_len_out, vd_err *err);
+
+/* ---- Writes: one writer, grouped ------------------------------------------------------- */
+typedef enum vd_op_kind {
+    VD_OP_CREATE = 1, /* params */
+    VD_OP_DROP = 2,   /* collection */
+    VD_OP_UPSERT = 3, /* collection, ids, vectors, payloads */
+    VD_OP_DELETE = 4, /* collection, ids */
+} vd_op_kind;
+
+typedef struct vd_op {
+    vd_op_kind kind;
+    const char *collection;        /* DROP, UPSERT, DELETE (borrowed for the call) */
+    vd_collection_params params;   /* CREATE */
+    const uint64_t *ids;           /* UPSERT, DELETE: n ids, distinct (borrowed) */
+    size_t n;
+    const float *vectors;          /* UPSERT: n * dim floats, row-major (borrowed) */
+    const uint8_t *const *payloads; /* UPSERT: NULL, or n pointers (NULL = no payload) */
+    const uint32_t *payload_lens;  /* UPSERT: n lengths when payloads != NULL */
+    /* results, filled by vd_store_write */
+    vd_status status;
+    vd_err err;
+    uint64_t n_done; /* UPSERT: points written; DELETE: points that existed and were deleted */
+} vd_op;
+
+/* Applies ops[0..n_ops) in order, in one LMDB transaction, and commits once; see the write
+ * contract at the top. Each op is validated on its own (name, dims, NaN/Inf, duplicate ids,
+ * empty batch, payload JSON, existence) and an invalid op is skipped with its status set.
+ * Later ops see earlier ones (create then upsert in one group works). Returns VD_FULL for a
+ * full disk, VD_IO for other commit failures; nothing is changed then. */
+vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err);
+
+/* ---- Operations ------------------------------------------------------------------------- */
+typedef struct vd_store_info {
+    uint32_t format_version;
+    uint64_t map_bytes;  /* current LMDB map size */
+    uint64_t file_bytes; /* data file size */
+    uint64_t used_bytes; /* pages in use */
+} vd_store_info;
+vd_status vd_store_info_get(vd_store *st, vd_store_info *out, vd_err *err);
+
+/* Integrity check of everything stored: every point has a vector and a graph node and vice
+ * versa, every link points at a live node, counts agree, the graph validates. Writes a
+ * report line per problem to `report` (may be NULL). VD_CORRUPT if anything is wrong. */
+typedef void (*vd_report_fn)(void *ctx, const char *line);
+vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *err);
+
+/* Consistent compacted copy of the data directory into `to_dir` (created; must be empty or
+ * absent), safe while another process serves and writes `dir`. Needs no vd_store: it opens
+ * the environment read-only on its own. */
+vd_status vd_store_backup(const char *dir, const char *to_dir, vd_err *err);
+
+#endif
