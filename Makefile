@@ -17,6 +17,7 @@ PORTABLE ?= 0
 FUZZ_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
+# O=dir overrides the output folder (parallel work trees, experiments).
 ifeq ($(SAN),asan)
   B := build-asan
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -29,6 +30,9 @@ else
   B := build
   OPT := -O3
   LDSAN :=
+endif
+ifneq ($(O),)
+  B := $(O)
 endif
 ifeq ($(PORTABLE),1)
   ARCH :=

@@ -127,6 +127,18 @@ typedef struct vd_op {
  * full disk, VD_IO for other commit failures; nothing is changed then. */
 vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err);
 
+/* Adopts a fully built index (vd_index_add_batch, params.deferred_publish == 0) as the new
+ * collection `p->name`, writing its points, payloads and graph in ONE transaction: after a
+ * crash or failure the collection is either complete or absent. payloads is NULL or holds
+ * one entry per id of ids[0..n) (the ids the index was built from; NULL entry = none),
+ * validated as JSON objects. With replace == 0 an existing collection of that name is
+ * VD_EXISTS; with replace != 0 it is dropped in the same transaction. On VD_OK the store takes
+ * ownership of `ix`; otherwise the caller keeps it. Writer thread only. */
+vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index *ix, size_t n,
+                          const uint64_t *ids, const uint8_t *const *payloads,
+                          const uint32_t *payload_lens, int replace, vd_progress_fn progress,
+                          void *progress_ctx, vd_err *err);
+
 /* ---- Operations ------------------------------------------------------------------------- */
 typedef struct vd_store_info {
     uint32_t format_version;
