@@ -48,7 +48,7 @@
 
 /* Rows per add_batch call: big enough that thread start/join at chunk edges is noise, small
  * enough that one chunk of converted input is small next to the index. */
-#define CHUNK_BYTES ((size_t)32 << 20)
+#define CHUNK_BYTES ((size_t)8 << 20)
 
 static const char usage_text[] =
     "usage: vectord build --data DIR --collection NAME --input FILE [options]\n"
@@ -337,6 +337,8 @@ int vd_cmd_build(int argc, char **argv)
         size_t rows = n - first < chunk_rows ? n - first : chunk_rows;
         const float *v;
         if (vd_vectors_rows(vf, first, rows, chunk, refuse_zero, &v, &e) != VD_OK) goto fail;
+        /* Converted rows live in `chunk` now; in-place rows are needed until added. */
+        if (v == chunk) vd_vectors_release(vf, first, rows);
         prog.base = first;
         if (vd_index_add_batch(ix, ids + first, v, rows, a.threads, on_progress, &prog, &e) !=
             VD_OK)
