@@ -1253,6 +1253,10 @@ static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u)
     vd_cand cur = {vdist(ix, q, vd_index__vec(ix, ep)), ep}, sel[2 * VD_M_MAX];
     cur = greedy(ix, q, cur, vd_index__node(ix, ep)->level, 0);
     size_t nw = 0;
+    if (cur.slot == u) { /* u may be reachable on upper levels only */
+        cur.slot = ep;
+        cur.d = vdist(ix, q, vd_index__vec(ix, ep));
+    }
     if (search_layer(ix, sc, q, &cur, 1, 0, ix->efc, MODE_BUILD, 0, u, &nw) || nw == 0) return;
     if (cands_reserve(&sc->s, &sc->cap_s, nw)) return;
     memcpy(sc->s, sc->w, nw * sizeof(vd_cand));
@@ -1261,11 +1265,19 @@ static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u)
     uint32_t extra[2 * VD_M_MAX] = {0};
     for (size_t i = 0; i < k; i++) extra[i] = sel[i].slot;
     rebuild_list(ix, sc, u, 0, extra, k);
+    /* Only lists with room take u: shrinking a full one could orphan another node. */
     int kept = 0;
-    for (size_t i = 0; i < k; i++) kept |= add_link(ix, sel[i].slot, 0, u, sel[i].d);
+    for (size_t i = 0; i < k; i++)
+        if (LD_RLX(&vd_index__list(ix, sel[i].slot, 0)[0]) < ix->m0)
+            kept |= add_link(ix, sel[i].slot, 0, u, sel[i].d);
+    /* No selected neighbour had room: append to the nearest reachable node with room. */
+    for (size_t i = 0; i < nw && !kept; i++) {
+        const uint32_t *list = vd_index__list(ix, sc->s[i].slot, 0);
+        if (LD_RLX(&list[0]) < ix->m0) kept = add_link(ix, sc->s[i].slot, 0, u, sc->s[i].d);
+    }
     if (!kept) {
-        /* Every candidate's heuristic preferred its own links: replace the farthest link of
-         * the nearest one. Whatever that drops is caught by the next reachability pass. */
+        /* Every list around is full: replace the farthest link of the nearest node. Whatever
+         * that drops is caught by the next round of the reachability pass. */
         uint32_t n = sel[0].slot, *list = vd_index__list(ix, n, 0);
         uint32_t c = LD_RLX(&list[0]), worst = 0;
         float wd = -INFINITY;
