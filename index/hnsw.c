@@ -162,15 +162,23 @@ vd_status vd_index__reserve_slots(vd_index *ix, uint64_t want, vd_err *err)
     vd_status st = arena_grow(&ix->nodes, want, "node", err);
     if (st) return st;
     if (ix->cap_dirty < want) {
-        size_t n = ix->cap_dirty ? ix->cap_dirty : 256;
+        size_t n = ix->cap_dirty ? ix->cap_dirty : 256, old = ix->cap_dirty;
         while (n < want) n *= 2;
         uint8_t *d = vd_realloc(ix->dirty, n);
-        if (!d) return vd_err_set(err, VD_NOMEM, "out of memory for change tracking");
-        memset(d + ix->cap_dirty, 0, n - ix->cap_dirty);
-        ix->dirty = d;
-        uint32_t *l = vd_realloc(ix->dirty_list, n * sizeof(uint32_t));
-        if (!l) return vd_err_set(err, VD_NOMEM, "out of memory for change tracking");
-        ix->dirty_list = l;
+        if (d) ix->dirty = d;
+        uint8_t *om = d ? vd_realloc(ix->omark, n) : NULL;
+        if (om) ix->omark = om;
+        uint32_t *deg = om ? vd_realloc(ix->indeg, n * sizeof(uint32_t)) : NULL;
+        if (deg) ix->indeg = deg;
+        uint32_t *l = deg ? vd_realloc(ix->dirty_list, n * sizeof(uint32_t)) : NULL;
+        if (l) ix->dirty_list = l;
+        uint32_t *o = l ? vd_realloc(ix->orphans, n * sizeof(uint32_t)) : NULL;
+        if (o) ix->orphans = o;
+        /* Whatever grew stays grown (and zeroed); cap_dirty moves only when all did. */
+        if (d) memset(d + old, 0, n - old);
+        if (om) memset(om + old, 0, n - old);
+        if (deg) memset(deg + old, 0, (n - old) * sizeof(uint32_t));
+        if (!o) return vd_err_set(err, VD_NOMEM, "out of memory for per-slot tables");
         ix->cap_dirty = n;
     }
     return VD_OK;
@@ -242,6 +250,41 @@ void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind)
     if (ix->mt) pthread_mutex_lock(&ix->dirty_lock);
     ix->dirty_list[ix->n_dirty++] = slot;
     if (ix->mt) pthread_mutex_unlock(&ix->dirty_lock);
+}
+
+/* ---- level-0 in-degrees ------------------------------------------------------------------- */
+
+static void queue_orphan(vd_index *ix, uint32_t x)
+{
+    uint8_t expect = 0;
+    if (!__atomic_compare_exchange_n(&ix->omark[x], &expect, (uint8_t)1, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return;
+    if (ix->mt) pthread_mutex_lock(&ix->dirty_lock);
+    ix->orphans[ix->n_orphans++] = x;
+    if (ix->mt) pthread_mutex_unlock(&ix->dirty_lock);
+}
+
+static inline void indeg_inc(vd_index *ix, uint32_t x)
+{
+    __atomic_fetch_add(&ix->indeg[x], 1u, __ATOMIC_RELAXED);
+}
+
+static inline void indeg_dec(vd_index *ix, uint32_t x)
+{
+    if (__atomic_sub_fetch(&ix->indeg[x], 1u, __ATOMIC_RELAXED) == 0) queue_orphan(ix, x);
+}
+
+void vd_index__recount_indeg(vd_index *ix)
+{
+    memset(ix->indeg, 0, ix->n_slots * sizeof(uint32_t));
+    for (uint32_t s = 0; s < ix->n_slots; s++) {
+        const vd_node *nd = vd_index__node(ix, s);
+        if (!(nd->flags & NODE_USED)) continue;
+        for (uint32_t i = 0; i < nd->count; i++) ix->indeg[(&nd->count)[1 + i]]++;
+    }
+    for (uint32_t s = 0; s < ix->n_slots; s++)
+        if (ix->indeg[s] == 0 && (vd_index__node(ix, s)->flags & NODE_USED)) queue_orphan(ix, s);
 }
 
 /* ---- id map ------------------------------------------------------------------------------ */
@@ -622,8 +665,24 @@ static size_t select_neighbors(const vd_index *ix, const vd_cand *c, size_t n, s
     return k;
 }
 
-static void write_list(uint32_t *list, const vd_cand *c, size_t n)
+/* Replaces a link list (caller holds the node's stripe). At level 0 the in-degrees of the
+ * links that come and go are adjusted. */
+static void write_list(vd_index *ix, unsigned level, uint32_t *list, const vd_cand *c, size_t n)
 {
+    if (level == 0) {
+        uint32_t old = LD_RLX(&list[0]);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t y = c[i].slot, j = 0;
+            while (j < old && LD_RLX(&list[1 + j]) != y) j++;
+            if (j == old) indeg_inc(ix, y);
+        }
+        for (uint32_t j = 0; j < old; j++) {
+            uint32_t x = LD_RLX(&list[1 + j]);
+            size_t i = 0;
+            while (i < n && c[i].slot != x) i++;
+            if (i == n) indeg_dec(ix, x);
+        }
+    }
     for (size_t i = 0; i < n; i++) ST_REL(&list[1 + i], c[i].slot);
     ST_REL(&list[0], (uint32_t)n);
 }
@@ -655,6 +714,7 @@ static int add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float 
     if (cnt < maxl) {
         ST_REL(&list[1 + cnt], q);
         ST_REL(&list[0], cnt + 1);
+        if (level == 0) indeg_inc(ix, q);
         kept = 1;
     } else {
         const float *v = vd_index__vec(ix, n);
@@ -668,7 +728,7 @@ static int add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float 
         cands_sort(buf, cnt + 1);
         size_t k = select_neighbors(ix, buf, cnt + 1, maxl, sel);
         for (size_t i = 0; i < k; i++) kept |= sel[i].slot == q;
-        write_list(list, sel, k);
+        write_list(ix, level, list, sel, k);
     }
     vd_index__mark(ix, n, VD_CHANGE_LINKS);
     stripe_unlock(ix, n);
@@ -685,7 +745,7 @@ static void set_own_list(vd_index *ix, uint32_t q, unsigned level, const vd_cand
     uint32_t *list = vd_index__list(ix, q, level);
     uint32_t cnt = LD_RLX(&list[0]);
     if (cnt == 0) {
-        write_list(list, sel, k);
+        write_list(ix, level, list, sel, k);
     } else {
         const float *v = vd_index__vec(ix, q);
         size_t n = 0;
@@ -699,7 +759,7 @@ static void set_own_list(vd_index *ix, uint32_t q, unsigned level, const vd_cand
             buf[n++].d = vdist(ix, v, vd_index__vec(ix, x));
         }
         cands_sort(buf, n);
-        write_list(list, out, select_neighbors(ix, buf, n, maxl, out));
+        write_list(ix, level, list, out, select_neighbors(ix, buf, n, maxl, out));
     }
     stripe_unlock(ix, q);
 }
@@ -751,7 +811,9 @@ static vd_status insert_node(vd_index *ix, scratch *sc, uint32_t slot)
     if (hold) {
         ST_REL(&ix->max_level, level);
         ST_REL(&ix->entry, slot);
+        queue_orphan(ix, ep); /* the old entry may have no in-link */
     }
+    if (LD_RLX(&ix->indeg[slot]) == 0) queue_orphan(ix, slot);
 done:
     if (ix->mt && hold) pthread_mutex_unlock(&ix->ep_lock);
     return st;
@@ -850,6 +912,9 @@ void vd_index_close(vd_index *ix)
     vd_free(ix->pending);
     vd_free(ix->dirty);
     vd_free(ix->dirty_list);
+    vd_free(ix->indeg);
+    vd_free(ix->omark);
+    vd_free(ix->orphans);
     vd_free(ix->rbuf);
     vd_free(ix);
 }
@@ -1155,7 +1220,7 @@ static void rebuild_list(vd_index *ix, scratch *sc, uint32_t n, unsigned level,
         buf[k++].d = vdist(ix, v, vd_index__vec(ix, x));
     }
     cands_sort(buf, k);
-    write_list(list, out, select_neighbors(ix, buf, k, maxl, out));
+    write_list(ix, level, list, out, select_neighbors(ix, buf, k, maxl, out));
     vd_index__mark(ix, n, VD_CHANGE_LINKS);
 }
 
@@ -1289,7 +1354,14 @@ static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u)
                 worst = i;
             }
         }
-        ST_REL(&list[1 + worst], u);
+        if (c == 0) {
+            ST_REL(&list[1], u);
+            ST_REL(&list[0], 1u);
+        } else {
+            indeg_dec(ix, LD_RLX(&list[1 + worst]));
+            ST_REL(&list[1 + worst], u);
+        }
+        indeg_inc(ix, u);
         vd_index__mark(ix, n, VD_CHANGE_LINKS);
     }
 }
@@ -1321,11 +1393,29 @@ static void fix_reachability(vd_index *ix, scratch *sc)
     vd_free(queue);
 }
 
+/* Reconnects the live nodes whose level-0 in-degree dropped to zero. Reconnecting may
+ * evict a link (when every list around is full), queueing another node: bounded. */
+static void reconnect_orphans(vd_index *ix, scratch *sc)
+{
+    size_t budget = 4 * ix->n_orphans + 64;
+    for (size_t i = 0; i < ix->n_orphans; i++) {
+        uint32_t x = ix->orphans[i];
+        ix->omark[x] = 0;
+        if (budget == 0) continue;
+        if (!node_alive(vd_index__node(ix, x)) || LD_RLX(&ix->indeg[x]) != 0 || x == ix->entry)
+            continue;
+        budget--;
+        connect_orphan(ix, sc, x);
+    }
+    ix->n_orphans = 0;
+}
+
 static void free_slot(vd_index *ix, uint32_t s)
 {
     vd_node *nd = vd_index__node(ix, s);
     ST_REL(&nd->born, VD_EPOCH_NEVER);
     ST_REL(&nd->died, (uint64_t)0);
+    for (uint32_t i = 0; i < nd->count; i++) indeg_dec(ix, (&nd->count)[1 + i]);
     free_upper_chain(ix, nd->upper);
     nd->upper = VD_SLOT_NONE;
     nd->flags = 0;
@@ -1378,6 +1468,7 @@ static void vacuum(vd_index *ix, scratch *sc)
         ST_REL(&ix->max_level, best_level);
         ST_REL(&ix->entry, best);
     }
+
     wait_for_readers(ix);
     size_t freed = 0;
     for (uint32_t s = ns; s-- > 0;) {
@@ -1412,8 +1503,10 @@ void vd_index__publish(vd_index *ix)
     ix->n_pending = 0;
     size_t tomb = LD_RLX(&ix->n_tomb);
     if (tomb >= VACUUM_MIN && tomb * 10 >= ix->n_live + tomb) vacuum(ix, sc);
-    else if (ix->ops_since_check && ix->ops_since_check * 8 >= ix->n_live)
-        fix_reachability(ix, sc);
+    reconnect_orphans(ix, sc);
+    /* In-degrees miss one case, a group of nodes linking only to each other: a full
+     * breadth-first pass catches it, amortized over n/8 mutations. */
+    if (ix->ops_since_check && ix->ops_since_check * 8 >= ix->n_live) fix_reachability(ix, sc);
 }
 
 void vd_index_publish(vd_index *ix)

@@ -106,8 +106,15 @@ struct vd_index {
 
     uint8_t *dirty;      /* per-slot vd_change_kind since changes_clear (atomic bytes) */
     uint32_t *dirty_list;
-    size_t n_dirty, cap_dirty; /* both arrays sized to the node arena capacity */
+    size_t n_dirty, cap_dirty; /* every per-slot side array has cap_dirty entries */
     pthread_mutex_t dirty_lock;
+
+    /* Level-0 in-degree per slot (atomic), so that a node losing its last in-link is
+     * queued (orphans, once per slot thanks to omark) and reconnected at the next publish. */
+    uint32_t *indeg;
+    uint8_t *omark;
+    uint32_t *orphans;
+    size_t n_orphans;
 
     vd_cand *rbuf; /* writer scratch for repairs: 4 * m0 + 2 candidates */
 
@@ -143,6 +150,7 @@ void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot); /* capacity reserved
 void vd_idmap_del(vd_idmap *m, uint64_t id);
 void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
+void vd_index__recount_indeg(vd_index *ix); /* after a load */
 size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /* BFS level 0 */
 
 #endif
