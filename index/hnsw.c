@@ -60,6 +60,7 @@
 #define ST_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 #define VACUUM_MIN 64u
+#define SMALL_INDEX 50000u
 #define DEFAULT_EF_SEARCH 100u
 
 enum { MODE_READ, MODE_BUILD };
@@ -1145,8 +1146,12 @@ vd_status vd_index_add_batch(vd_index *ix, const uint64_t *ids, const float *vec
         /* 5. Only now swap ids over: old versions die in the same epoch the new are born. */
         for (size_t i = 0; i < n; i++) {
             uint32_t old;
-            if (vd_idmap_get(&ix->map, ids[i], &old)) kill_node(ix, old);
-            else ix->n_live++;
+            if (vd_idmap_get(&ix->map, ids[i], &old)) {
+                kill_node(ix, old);
+                ix->removes_since_check++;
+            } else {
+                ix->n_live++;
+            }
             vd_idmap_put(&ix->map, ids[i], slots[i]);
         }
         ix->ops_since_check += n;
@@ -1188,6 +1193,7 @@ vd_status vd_index_remove(vd_index *ix, uint64_t id, vd_err *err)
     vd_idmap_del(&ix->map, id);
     ix->n_live--;
     ix->ops_since_check++;
+    ix->removes_since_check++;
     if (!ix->p.deferred_publish) vd_index__publish(ix);
     return VD_OK;
 }
@@ -1228,11 +1234,20 @@ static void rebuild_list(vd_index *ix, scratch *sc, uint32_t n, unsigned level,
 static void repair_removed(vd_index *ix, scratch *sc, uint32_t r)
 {
     const vd_node *rn = vd_index__node(ix, r);
-    uint32_t links[2 * VD_M_MAX];
+    uint32_t links[6 * VD_M_MAX];
     for (unsigned l = 0; l <= rn->level; l++) {
         const uint32_t *rl = vd_index__list(ix, r, l);
-        uint32_t rc = LD_RLX(&rl[0]);
+        uint32_t rc = LD_RLX(&rl[0]), n_links = rc;
         for (uint32_t i = 0; i < rc; i++) links[i] = LD_RLX(&rl[1 + i]);
+        /* Through removed neighbours one hop further, so that a run of removals does not
+         * cut the graph. */
+        for (uint32_t i = 0; i < rc && n_links < 3 * ix->m0; i++) {
+            if (node_alive(vd_index__node(ix, links[i]))) continue;
+            const uint32_t *xl = vd_index__list(ix, links[i], l);
+            uint32_t xc = LD_RLX(&xl[0]);
+            for (uint32_t j = 0; j < xc && n_links < 3 * ix->m0; j++)
+                links[n_links++] = LD_RLX(&xl[1 + j]);
+        }
         for (uint32_t i = 0; i < rc; i++) {
             uint32_t n = links[i];
             const vd_node *nn = vd_index__node(ix, n);
@@ -1241,7 +1256,7 @@ static void repair_removed(vd_index *ix, scratch *sc, uint32_t r)
             uint32_t nc = LD_RLX(&nl[0]);
             for (uint32_t j = 0; j < nc; j++)
                 if (LD_RLX(&nl[1 + j]) == r) {
-                    rebuild_list(ix, sc, n, l, links, rc);
+                    rebuild_list(ix, sc, n, l, links, n_links);
                     break;
                 }
         }
@@ -1371,7 +1386,7 @@ static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u)
 static void fix_reachability(vd_index *ix, scratch *sc)
 {
     uint32_t ns = ix->n_slots, ep = ix->entry;
-    ix->ops_since_check = 0;
+    ix->ops_since_check = ix->removes_since_check = 0;
     if (ep == VD_SLOT_NONE || ns == 0) return;
     uint8_t *seen = vd_calloc(ns, 1);
     uint32_t *queue = vd_malloc((size_t)ns * sizeof(uint32_t));
@@ -1401,9 +1416,16 @@ static void reconnect_orphans(vd_index *ix, scratch *sc)
     for (size_t i = 0; i < ix->n_orphans; i++) {
         uint32_t x = ix->orphans[i];
         ix->omark[x] = 0;
-        if (budget == 0) continue;
-        if (!node_alive(vd_index__node(ix, x)) || LD_RLX(&ix->indeg[x]) != 0 || x == ix->entry)
+        const vd_node *nd = vd_index__node(ix, x);
+        if (LD_RLX(&ix->indeg[x]) != 0 || x == ix->entry || !(nd->flags & NODE_USED)) continue;
+        if (nd->flags & NODE_TOMB) {
+            /* An unreachable tombstone no longer carries anyone: drop its links so that the
+             * nodes only it pointed to are queued in turn. */
+            write_list(ix, 0, &vd_index__node(ix, x)->count, NULL, 0);
+            vd_index__mark(ix, x, VD_CHANGE_LINKS);
             continue;
+        }
+        if (budget == 0) continue;
         budget--;
         connect_orphan(ix, sc, x);
     }
@@ -1504,9 +1526,12 @@ void vd_index__publish(vd_index *ix)
     size_t tomb = LD_RLX(&ix->n_tomb);
     if (tomb >= VACUUM_MIN && tomb * 10 >= ix->n_live + tomb) vacuum(ix, sc);
     reconnect_orphans(ix, sc);
-    /* In-degrees miss one case, a group of nodes linking only to each other: a full
-     * breadth-first pass catches it, amortized over n/8 mutations. */
-    if (ix->ops_since_check && ix->ops_since_check * 8 >= ix->n_live) fix_reachability(ix, sc);
+    /* In-degrees miss one case, a group of nodes linking only to each other (removals can
+     * cut a graph in two): a breadth-first pass catches it, amortized over n/8 mutations, and
+     * after every removal while the index is small enough for that to be cheap. */
+    if ((ix->ops_since_check && ix->ops_since_check * 8 >= ix->n_live) ||
+        (ix->removes_since_check && ix->n_live <= SMALL_INDEX))
+        fix_reachability(ix, sc);
 }
 
 void vd_index_publish(vd_index *ix)

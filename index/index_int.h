@@ -98,6 +98,7 @@ struct vd_index {
     uint32_t ef_search;     /* atomic */
     uint64_t rng;
     size_t ops_since_check; /* mutations since the last reachability check */
+    size_t removes_since_check;
 
     vd_idmap map;
 

@@ -278,7 +278,8 @@ vd_status vd_index_load_finish(vd_index *ix, const vd_index_header *h, vd_err *e
     ix->ops_since_check = ix->n_live + 1;
     vd_index__publish(ix);
     st = vd_index_validate(ix, err);
-    return st ? vd_err_prefix(err, "after load") : VD_OK;
+    if (st && err) vd_err_prefix(err, "after load");
+    return st;
 }
 
 /* ---- validation -------------------------------------------------------------------------- */
