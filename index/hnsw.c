@@ -1619,8 +1619,10 @@ static vd_status exact_scan(const vd_index *ix, scratch *sc, const float *q, uin
         }
     }
     reader_exit(ix, p);
-    qsort(h, nh, sizeof *h, hit_cmp);
-    memcpy(hits, h, nh * sizeof *h);
+    if (nh) {
+        qsort(h, nh, sizeof *h, hit_cmp);
+        memcpy(hits, h, nh * sizeof *h);
+    }
     *n_out = (uint32_t)nh;
     return VD_OK;
 }
@@ -1675,9 +1677,11 @@ vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, ui
         }
     }
     reader_exit(ix, p);
-    qsort(sc->h, nw, sizeof(vd_hit), hit_cmp);
     uint32_t n = nw < k ? (uint32_t)nw : k;
-    memcpy(hits, sc->h, n * sizeof(vd_hit));
+    if (nw) {
+        qsort(sc->h, nw, sizeof(vd_hit), hit_cmp);
+        memcpy(hits, sc->h, n * sizeof(vd_hit));
+    }
     *n_out = n;
     /* The beam can come back short when most nodes around are invisible (a large unpublished
      * batch, many tombstones): then the scan keeps the "fewer than k only when fewer points

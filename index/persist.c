@@ -41,7 +41,7 @@ static int u32_cmp(const void *a, const void *b)
 int vd_index_changes(const vd_index *cix, vd_change_fn fn, void *ctx)
 {
     vd_index *ix = (vd_index *)cix; /* sorting the list in place changes no observable state */
-    qsort(ix->dirty_list, ix->n_dirty, sizeof(uint32_t), u32_cmp);
+    if (ix->n_dirty) qsort(ix->dirty_list, ix->n_dirty, sizeof(uint32_t), u32_cmp);
     for (size_t i = 0; i < ix->n_dirty; i++) {
         uint32_t s = ix->dirty_list[i];
         int rc = fn(ctx, s, (vd_change_kind)ix->dirty[s]);
@@ -273,7 +273,7 @@ vd_status vd_index_load_finish(vd_index *ix, const vd_index_header *h, vd_err *e
         if (!(nd->flags & NODE_USED)) ix->free_slots[ix->n_free++] = s;
         else if (nd->flags & NODE_TOMB) ix->pending[ix->n_pending++] = s;
     }
-    qsort(ix->free_slots, ix->n_free, sizeof(uint32_t), free_desc_cmp);
+    if (ix->n_free) qsort(ix->free_slots, ix->n_free, sizeof(uint32_t), free_desc_cmp);
     /* The stored graph may predate a reachability pass (a crash between commits): force one. */
     ix->ops_since_check = ix->n_live + 1;
     vd_index__publish(ix);
