@@ -36,8 +36,9 @@ class Daemon:
     """One `vectord serve` process on a data directory and a fixed port (kept across
     restarts so clients can reconnect)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, token: str = None):
+    def __init__(self, data_dir: Path, log_path: Path, token: str = None, extra_args=()):
         self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
         self.log_path = Path(log_path)
         self.port = free_port()
         self.token = token
@@ -65,6 +66,7 @@ class Daemon:
             token_file.write_text(self.token + "\n")
             os.chmod(token_file, 0o600)
             args += ["--token-file", str(token_file)]
+        args += self.extra_args
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)

@@ -137,3 +137,49 @@ def test_one_client_shared_by_threads(fresh_server):
     assert c.stats()["connections"] >= 2  # the pool opened connections in parallel
     assert c.delete("shared", np.arange(per_thread) + 3 * 1_000_000) == per_thread
     c.close()
+
+
+def test_splitting_follows_the_servers_limits(tmp_path):
+    """A daemon with small limits: the client cuts upserts (payload sizes included), gets and
+    searches to fit max_batch and max_frame_bytes, whatever batch_size asks for."""
+    d = Daemon(tmp_path / "data", tmp_path / "serve.log",
+               extra_args=["--max-batch", "100", "--max-frame-bytes", "65536"])
+    d.start()
+    try:
+        with vectord.Client(d.address) as c:
+            assert (c.limits.max_batch, c.limits.max_frame_bytes) == (100, 65536)
+            n, dim = 3000, 64
+            vecs = RNG.standard_normal((n, dim)).astype(np.float32)
+            payloads = [{"i": i, "text": "y" * (i % 900)} for i in range(n)]
+            c.create_collection("small", dim=dim, metric="l2", ef_construction=40)
+            assert c.upsert("small", np.arange(n), vecs, payloads=payloads,
+                            batch_size=100000) == n
+            recs = c.get("small", np.arange(n))
+            assert [r.payload for r in recs] == payloads
+            ids, _ = c.knn("small", vecs[:450], k=5, ef=60)
+            assert (ids[:, 0] == np.arange(450)).mean() > 0.95
+            hits = c.search("small", vecs[:150], k=3)
+            assert len(hits) == 150 and hits[7][0].payload == payloads[7]
+            assert c.delete("small", np.arange(n)) == n
+            with pytest.raises(vectord.InvalidArgument) as ei:
+                c.upsert("small", [1], vecs[:1], payloads=[{"text": "z" * 70000}])
+            assert "max frame" in ei.value.message
+    finally:
+        d.stop()
+
+
+def test_idle_timeout_is_transparent(tmp_path):
+    """The server closes idle connections; the next call (even a non-idempotent one) opens a
+    new connection instead of failing."""
+    import time
+    d = Daemon(tmp_path / "data", tmp_path / "serve.log", extra_args=["--idle-timeout-s", "0.5"])
+    d.start()
+    try:
+        with vectord.Client(d.address) as c:
+            c.create_collection("idle1", dim=2, metric="l2")
+            time.sleep(1.2)
+            c.create_collection("idle2", dim=2, metric="l2")
+            time.sleep(1.2)
+            assert {x.name for x in c.list_collections()} == {"idle1", "idle2"}
+    finally:
+        d.stop()
