@@ -232,9 +232,10 @@ class Connection:
             max_inflight_bytes: int = 64 << 20, describe: Optional[Callable[[int], str]] = None
             ) -> None:
         """Send ``build(i)`` for each i in ``indices`` (pipelined) and pass each OK response to
-        ``handle(i, response)``, in arrival order.
+        ``handle(i, response)``, in arrival order (also after another frame failed).
 
-        Raises the earliest failing frame's :class:`Error` after draining what is in flight;
+        Raises the earliest failing frame's :class:`Error` (its ``frame_index`` set to i)
+        after draining what is in flight;
         :class:`ConnectionBroken` when the connection fails (the connection is then closed);
         :class:`DeadlineExceeded` when nothing moves for ``timeout`` seconds (closed too).
         ``describe(i)`` names frame i in error contexts (e.g. "rows 1024..2047").
@@ -268,6 +269,7 @@ class Connection:
                         errors[i] = InvalidArgument(
                             f"request of {len(frame) - 4} bytes exceeds the server's "
                             f"max frame of {limit} bytes; use a smaller batch", context=ctx)
+                        errors[i].frame_index = i
                         stopping = True
                         break
                     inflight[rid] = (i, len(frame))
@@ -305,10 +307,11 @@ class Connection:
                         inflight_bytes -= size
                         if resp.status.code != 0:
                             ctx = describe(i) if describe else ""
-                            errors[i] = error_from_status(resp.status.code,
-                                                          resp.status.message, ctx)
+                            err = error_from_status(resp.status.code, resp.status.message, ctx)
+                            err.frame_index = i
+                            errors[i] = err
                             stopping = True
-                        elif not errors:
+                        else:
                             handle(i, resp)
         except ConnectionBroken:
             self.close()

@@ -45,6 +45,7 @@ class Error(Exception):
     """
 
     code: Code = Code.UNKNOWN
+    frame_index: Optional[int] = None  # which frame of a pipelined call failed (internal)
 
     def __init__(self, message: str, *, code: Optional[Code] = None, context: str = "") -> None:
         if code is not None:

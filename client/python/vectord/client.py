@@ -29,7 +29,8 @@ from ._codec import (PAD_ID, IdsLike, MatrixLike, check_name, check_uint32, deco
                      encode_payloads, metric_from_wire, metric_to_wire, to_ids, to_matrix,
                      to_queries)
 from ._conn import DEFAULT_MAX_FRAME, Connection, ConnectionBroken, parse_address
-from ._errors import FailedPrecondition, Internal, InvalidArgument, Unavailable
+from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
+                      Unavailable)
 from ._types import CollectionInfo, Hit, Limits, Record
 from ._version import __version__
 
@@ -173,23 +174,33 @@ class Client:
                 return
         conn.close()
 
-    def _run(self, n: int, build: Callable[[int], "pb.Request"],
+    def _run(self, bounds: List[Tuple[int, int]], build: Callable[[int], "pb.Request"],
              handle: Callable[[int, "pb.Response"], None], *, idempotent: bool,
-             describe: Optional[Callable[[int], str]] = None) -> None:
-        """Send frames 0..n-1 pipelined on one pooled connection, re-sending the
-        unanswered ones on a fresh connection if it breaks and the call is idempotent."""
-        done = bytearray(n)
+             describe: Optional[Callable[[int], str]] = None, splittable: bool = False) -> None:
+        """Send frames 0..len(bounds)-1 pipelined on one pooled connection.
+
+        ``bounds[i]`` is the (lo, hi) row range of frame i, read by ``build``/``handle``. If the
+        connection breaks and the call is idempotent, the unanswered frames are re-sent once
+        on a fresh connection. If ``splittable`` and the server refuses a frame because its
+        *response* would exceed the frame limit (payloads the client cannot size in
+        advance), that frame is halved (bounds[i] shrinks, a new frame is appended) and the
+        unanswered frames are sent again.
+        """
+        done: List[bool] = [False] * len(bounds)
 
         def on_response(i: int, resp: "pb.Response") -> None:
             handle(i, resp)
-            done[i] = 1
+            done[i] = True
 
         attempt = 0
         while True:
+            todo = [i for i in range(len(bounds)) if not done[i]]
+            if not todo:
+                return
             conn = self._checkout()
-            todo = [i for i in range(n) if not done[i]] if attempt else list(range(n))
             try:
                 conn.run(todo, build, on_response, window=self.window, describe=describe)
+                return
             except ConnectionBroken as e:
                 conn.close()
                 if idempotent and attempt < self.retries:
@@ -198,13 +209,21 @@ class Client:
                 raise Unavailable(e.message + ("" if idempotent else
                                                "; not retried: this call is not idempotent")
                                   ) from None
+            except ResourceExhausted as e:
+                i = getattr(e, "frame_index", None)
+                if not splittable or i is None or bounds[i][1] - bounds[i][0] < 2:
+                    raise
+                lo, hi = bounds[i]
+                bounds[i] = (lo, (lo + hi) // 2)
+                bounds.append(((lo + hi) // 2, hi))
+                done.append(False)
             finally:
                 self._checkin(conn)
-            return
 
     def _call(self, build: Callable[[], "pb.Request"], *, idempotent: bool) -> "pb.Response":
         result: List[pb.Response] = []
-        self._run(1, lambda i: build(), lambda i, r: result.append(r), idempotent=idempotent)
+        self._run([(0, 1)], lambda i: build(), lambda i, r: result.append(r),
+                  idempotent=idempotent)
         return result[0]
 
     def _frame_budget(self) -> int:
@@ -361,7 +380,7 @@ class Client:
                 u.payloads.extend(encoded[lo:hi])
             return req
 
-        written = [0] * len(bounds)
+        written = [0] * len(bounds)  # not splittable: bounds never grows
         bar = _progress_bar(progress, n, f"upsert {collection}")
 
         def handle(i: int, resp: "pb.Response") -> None:
@@ -370,7 +389,7 @@ class Client:
                 bar.update(bounds[i][1] - bounds[i][0])
 
         try:
-            self._run(len(bounds), build, handle, idempotent=True,
+            self._run(bounds, build, handle, idempotent=True,
                       describe=lambda i: f"upsert rows {bounds[i][0]}..{bounds[i][1] - 1}")
         finally:
             if bar is not None:
@@ -414,7 +433,7 @@ class Client:
                                f"distances={len(sr.distances)}B payloads={len(sr.payloads)}")
             handle(lo, hi, k, sr)
 
-        self._run(len(bounds), build, on_response, idempotent=True,
+        self._run(bounds, build, on_response, idempotent=True, splittable=True,
                   describe=lambda i: f"queries {bounds[i][0]}..{bounds[i][1] - 1}")
 
     def search(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
@@ -528,7 +547,7 @@ class Client:
                                          mat[r] if mat is not None else None,
                                          decode_payload(pls[r]) if pls else None)
 
-        self._run(len(bounds), build, handle, idempotent=True,
+        self._run(bounds, build, handle, idempotent=True, splittable=True,
                   describe=lambda i: f"get ids {bounds[i][0]}..{bounds[i][1] - 1}")
         return out
 
@@ -542,7 +561,7 @@ class Client:
             return 0
         step = max(1, min(_DELETE_BATCH, self.limits.max_batch, self._frame_budget() // 8))
         bounds = _chunks(n, step)
-        deleted = [0] * len(bounds)
+        deleted = [0] * len(bounds)  # not splittable: bounds never grows
 
         def build(i: int) -> "pb.Request":
             lo, hi = bounds[i]
@@ -554,6 +573,6 @@ class Client:
         def handle(i: int, resp: "pb.Response") -> None:
             deleted[i] = int(resp.delete.deleted)
 
-        self._run(len(bounds), build, handle, idempotent=True,
+        self._run(bounds, build, handle, idempotent=True,
                   describe=lambda i: f"delete ids {bounds[i][0]}..{bounds[i][1] - 1}")
         return sum(deleted)
