@@ -11,6 +11,7 @@
 
 #include "daemon/input.h"
 #include "index/vd_index.h"
+#include "tests/unit/build_test_files.h"
 
 static char dir[64];
 
@@ -34,69 +35,6 @@ static const char *path_of(const char *name)
     k = (k + 1) % 4;
     snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
     return p[k];
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n) ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Writes an .npy with the given header dict (padded like numpy: to a multiple of `align`,
- * ending in '\n') and raw data bytes. */
-static void write_npy_v(const char *path, int major, const char *dict, size_t align,
-                        const void *data, size_t n_data)
-{
-    size_t pre = major == 1 ? 10 : 12;
-    size_t hlen = strlen(dict) + 1;
-    while ((pre + hlen) % align) hlen++;
-    size_t total = pre + hlen + n_data;
-    uint8_t *b = malloc(total);
-    memcpy(b, "\x93NUMPY", 6);
-    b[6] = (uint8_t)major;
-    b[7] = 0;
-    if (major == 1) {
-        b[8] = (uint8_t)hlen;
-        b[9] = (uint8_t)(hlen >> 8);
-    } else {
-        vd_put_u32le(b + 8, (uint32_t)hlen);
-    }
-    memset(b + pre, ' ', hlen);
-    memcpy(b + pre, dict, strlen(dict));
-    b[pre + hlen - 1] = '\n';
-    if (n_data) memcpy(b + pre + hlen, data, n_data);
-    write_bytes(path, b, total);
-    free(b);
-}
-
-static void write_npy(const char *path, const char *descr, const char *shape, const void *data,
-                      size_t n_data)
-{
-    char dict[200];
-    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
-             shape);
-    write_npy_v(path, 1, dict, 64, data, n_data);
-}
-
-/* Records of int32 dim then dim values of value_bytes each, from a float source. */
-static void write_vecs(const char *path, const float *v, size_t n, int32_t dim, int bytes)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    for (size_t i = 0; i < n; i++) {
-        fwrite(&dim, 4, 1, f);
-        for (int32_t j = 0; j < dim; j++) {
-            if (bytes == 4) {
-                fwrite(&v[i * (size_t)dim + (size_t)j], 4, 1, f);
-            } else {
-                uint8_t u = (uint8_t)v[i * (size_t)dim + (size_t)j];
-                fwrite(&u, 1, 1, f);
-            }
-        }
-    }
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 static vd_status open_err(const char *path, vd_err *e)
@@ -153,7 +91,7 @@ static void expect_rows(vd_vectors_file *f, const float *want, size_t n, uint32_
 START_TEST(npy_float32_is_used_in_place)
 {
     fill_sample();
-    write_npy(path_of("a.npy"), "<f4", "(6, 3)", sample, sizeof sample);
+    vd_test_write_npy(path_of("a.npy"), "<f4", "(6, 3)", sample, sizeof sample);
     vd_vectors_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_vectors_open(path_of("a.npy"), &f, &e), VD_OK);
@@ -175,7 +113,7 @@ START_TEST(npy_float32_unaligned_data_is_copied)
     /* Header padded to an odd multiple: the data starts at an offset that is not 4-aligned. */
     const char *dict = "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (6, 3) }";
     ck_assert_uint_ne((10 + strlen(dict) + 1) % 4, 0);
-    write_npy_v(path_of("u.npy"), 1, dict, 1, sample, sizeof sample);
+    vd_test_write_npy_v(path_of("u.npy"), 1, dict, 1, sample, sizeof sample);
     vd_vectors_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_vectors_open(path_of("u.npy"), &f, &e), VD_OK);
@@ -192,7 +130,7 @@ START_TEST(npy_float64_versions_2_and_3_are_converted)
     for (int i = 0; i < 18; i++) d[i] = sample[i];
     const char *dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (6, 3), }";
     for (int major = 2; major <= 3; major++) {
-        write_npy_v(path_of("d.npy"), major, dict, 64, d, sizeof d);
+        vd_test_write_npy_v(path_of("d.npy"), major, dict, 64, d, sizeof d);
         vd_vectors_file *f = NULL;
         vd_err e;
         ck_assert_int_eq(vd_vectors_open(path_of("d.npy"), &f, &e), VD_OK);
@@ -207,13 +145,13 @@ END_TEST
 START_TEST(npy_format_is_sniffed_without_the_extension)
 {
     fill_sample();
-    write_npy(path_of("vectors.bin"), "<f4", "(6, 3)", sample, sizeof sample);
+    vd_test_write_npy(path_of("vectors.bin"), "<f4", "(6, 3)", sample, sizeof sample);
     vd_vectors_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_vectors_open(path_of("vectors.bin"), &f, &e), VD_OK);
     expect_rows(f, sample, 6, 3);
     vd_vectors_close(f);
-    write_bytes(path_of("vectors.dat"), sample, sizeof sample);
+    vd_test_write_bytes(path_of("vectors.dat"), sample, sizeof sample);
     ck_assert_int_eq(open_err(path_of("vectors.dat"), &e), VD_INVALID);
     ck_assert_msg_has(e, "unknown input format");
 }
@@ -222,7 +160,7 @@ END_TEST
 START_TEST(fvecs_rows_are_converted)
 {
     fill_sample();
-    write_vecs(path_of("a.fvecs"), sample, 6, 3, 4);
+    vd_test_write_vecs(path_of("a.fvecs"), sample, 6, 3, 4);
     vd_vectors_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_vectors_open(path_of("a.fvecs"), &f, &e), VD_OK);
@@ -237,7 +175,7 @@ START_TEST(bvecs_rows_are_converted)
 {
     float v[18];
     for (int i = 0; i < 18; i++) v[i] = (float)(i * 37 % 256);
-    write_vecs(path_of("a.bvecs"), v, 6, 3, 1);
+    vd_test_write_vecs(path_of("a.bvecs"), v, 6, 3, 1);
     vd_vectors_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_vectors_open(path_of("a.bvecs"), &f, &e), VD_OK);
@@ -256,7 +194,7 @@ START_TEST(missing_file_and_directory_are_refused)
     ck_assert_msg_has(e, "No such file");
     ck_assert_int_eq(open_err(dir, &e), VD_INVALID);
     ck_assert_msg_has(e, "not a regular file");
-    write_bytes(path_of("empty.fvecs"), "", 0);
+    vd_test_write_bytes(path_of("empty.fvecs"), "", 0);
     ck_assert_int_eq(open_err(path_of("empty.fvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "is empty");
 }
@@ -265,16 +203,16 @@ END_TEST
 START_TEST(truncated_vecs_are_refused)
 {
     fill_sample();
-    write_vecs(path_of("t.fvecs"), sample, 6, 3, 4);
+    vd_test_write_vecs(path_of("t.fvecs"), sample, 6, 3, 4);
     truncate(path_of("t.fvecs"), 6 * 16 - 5);
     vd_err e;
     ck_assert_int_eq(open_err(path_of("t.fvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "truncated: size 91 is not a multiple of the record size 16");
-    write_vecs(path_of("t.bvecs"), sample, 6, 3, 1);
+    vd_test_write_vecs(path_of("t.bvecs"), sample, 6, 3, 1);
     truncate(path_of("t.bvecs"), 6 * 7 - 1);
     ck_assert_int_eq(open_err(path_of("t.bvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "record size 7");
-    write_bytes(path_of("tiny.fvecs"), "\3\0", 2);
+    vd_test_write_bytes(path_of("tiny.fvecs"), "\3\0", 2);
     ck_assert_int_eq(open_err(path_of("tiny.fvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "truncated");
 }
@@ -283,15 +221,15 @@ END_TEST
 START_TEST(truncated_npy_is_refused)
 {
     fill_sample();
-    write_npy(path_of("t.npy"), "<f4", "(6, 3)", sample, sizeof sample - 4);
+    vd_test_write_npy(path_of("t.npy"), "<f4", "(6, 3)", sample, sizeof sample - 4);
     vd_err e;
     ck_assert_int_eq(open_err(path_of("t.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "truncated: 68 data bytes, header announces 72");
-    write_npy(path_of("long.npy"), "<f4", "(5, 3)", sample, sizeof sample);
+    vd_test_write_npy(path_of("long.npy"), "<f4", "(5, 3)", sample, sizeof sample);
     ck_assert_int_eq(open_err(path_of("long.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "12 trailing bytes");
     /* The header itself cut short. */
-    write_bytes(path_of("h.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 18);
+    vd_test_write_bytes(path_of("h.npy"), "\x93NUMPY\x01\x00\x76\x00{'descr'", 18);
     ck_assert_int_eq(open_err(path_of("h.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "truncated .npy header");
 }
@@ -300,19 +238,19 @@ END_TEST
 START_TEST(wrong_magic_and_version_are_refused)
 {
     vd_err e;
-    write_bytes(path_of("m.npy"), "PK\3\4 this is a zip file, not npy", 33);
+    vd_test_write_bytes(path_of("m.npy"), "PK\3\4 this is a zip file, not npy", 33);
     ck_assert_int_eq(open_err(path_of("m.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "not a .npy file (bad magic)");
     const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }";
     float one = 1;
-    write_npy_v(path_of("v4.npy"), 4, dict, 64, &one, 4);
+    vd_test_write_npy_v(path_of("v4.npy"), 4, dict, 64, &one, 4);
     ck_assert_int_eq(open_err(path_of("v4.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "unsupported .npy format version 4.0");
-    write_npy(path_of("garbled.npy"), "<f4", "[1, 1]", &one, 4);
+    vd_test_write_npy(path_of("garbled.npy"), "<f4", "[1, 1]", &one, 4);
     ck_assert_int_eq(open_err(path_of("garbled.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "malformed .npy header");
-    write_npy_v(path_of("nokey.npy"), 1, "{'descr': '<f4', 'fortran_order': False}", 64, &one,
-                4);
+    vd_test_write_npy_v(path_of("nokey.npy"), 1, "{'descr': '<f4', 'fortran_order': False}", 64,
+                        &one, 4);
     ck_assert_int_eq(open_err(path_of("nokey.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "lacks 'shape'");
 }
@@ -322,13 +260,13 @@ START_TEST(wrong_shape_is_refused)
 {
     float v[24] = {0};
     vd_err e;
-    write_npy(path_of("1d.npy"), "<f4", "(24,)", v, sizeof v);
+    vd_test_write_npy(path_of("1d.npy"), "<f4", "(24,)", v, sizeof v);
     ck_assert_int_eq(open_err(path_of("1d.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "shape (24,) is not 2-D");
-    write_npy(path_of("3d.npy"), "<f4", "(2, 3, 4)", v, sizeof v);
+    vd_test_write_npy(path_of("3d.npy"), "<f4", "(2, 3, 4)", v, sizeof v);
     ck_assert_int_eq(open_err(path_of("3d.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "shape (2,3,4) is not 2-D");
-    write_npy(path_of("0.npy"), "<f4", "(0, 4)", v, 0);
+    vd_test_write_npy(path_of("0.npy"), "<f4", "(0, 4)", v, 0);
     ck_assert_int_eq(open_err(path_of("0.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "holds no vectors");
 }
@@ -338,13 +276,13 @@ START_TEST(wrong_dtype_is_refused)
 {
     int32_t v[6] = {0};
     vd_err e;
-    write_npy(path_of("i.npy"), "<i4", "(2, 3)", v, sizeof v);
+    vd_test_write_npy(path_of("i.npy"), "<i4", "(2, 3)", v, sizeof v);
     ck_assert_int_eq(open_err(path_of("i.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "dtype '<i4' is not supported; want float32 or float64");
-    write_npy(path_of("be.npy"), ">f4", "(2, 3)", v, sizeof v);
+    vd_test_write_npy(path_of("be.npy"), ">f4", "(2, 3)", v, sizeof v);
     ck_assert_int_eq(open_err(path_of("be.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "big-endian");
-    write_npy_v(path_of("s.npy"), 1,
+    vd_test_write_npy_v(path_of("s.npy"), 1,
                 "{'descr': [('x', '<f4')], 'fortran_order': False, 'shape': (2, 3), }", 64, v,
                 sizeof v);
     ck_assert_int_eq(open_err(path_of("s.npy"), &e), VD_INVALID);
@@ -356,8 +294,9 @@ START_TEST(fortran_order_is_refused)
 {
     float v[6] = {0};
     vd_err e;
-    write_npy_v(path_of("f.npy"), 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
-                64, v, sizeof v);
+    vd_test_write_npy_v(path_of("f.npy"), 1,
+                        "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 64, v,
+                        sizeof v);
     ck_assert_int_eq(open_err(path_of("f.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "Fortran order");
 }
@@ -367,19 +306,19 @@ START_TEST(dims_out_of_range_or_inconsistent_are_refused)
 {
     vd_err e;
     float one = 1;
-    write_npy(path_of("d0.npy"), "<f4", "(1, 0)", &one, 0);
+    vd_test_write_npy(path_of("d0.npy"), "<f4", "(1, 0)", &one, 0);
     ck_assert_int_eq(open_err(path_of("d0.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "dim 0 is outside 1..4096");
     float *big = calloc(4097, sizeof(float));
-    write_npy(path_of("d4097.npy"), "<f4", "(1, 4097)", big, 4097 * sizeof(float));
+    vd_test_write_npy(path_of("d4097.npy"), "<f4", "(1, 4097)", big, 4097 * sizeof(float));
     ck_assert_int_eq(open_err(path_of("d4097.npy"), &e), VD_INVALID);
     ck_assert_msg_has(e, "dim 4097 is outside 1..4096");
-    write_vecs(path_of("d4097.fvecs"), big, 1, 4097, 4);
+    vd_test_write_vecs(path_of("d4097.fvecs"), big, 1, 4097, 4);
     ck_assert_int_eq(open_err(path_of("d4097.fvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "first record has dim 4097, outside 1..4096");
     free(big);
     int32_t zero_dim = 0;
-    write_bytes(path_of("d0.bvecs"), &zero_dim, 4);
+    vd_test_write_bytes(path_of("d0.bvecs"), &zero_dim, 4);
     ck_assert_int_eq(open_err(path_of("d0.bvecs"), &e), VD_INVALID);
     ck_assert_msg_has(e, "first record has dim 0");
     /* fvecs records of dim 2, 2, 3-with-two-values: the size is still a multiple of 12. */
@@ -388,12 +327,12 @@ START_TEST(dims_out_of_range_or_inconsistent_are_refused)
     memcpy(&rec[1], &x, 4);
     memcpy(&rec[4], &x, 4);
     memcpy(&rec[7], &x, 4);
-    write_bytes(path_of("mixed.fvecs"), rec, sizeof rec);
+    vd_test_write_bytes(path_of("mixed.fvecs"), rec, sizeof rec);
     ck_assert_int_eq(read_all(path_of("mixed.fvecs"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "record 2 has dim 3, record 0 has 2");
     uint8_t brec[12] = {2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 3, 4};
     brec[6] = 1;
-    write_bytes(path_of("mixed.bvecs"), brec, sizeof brec);
+    vd_test_write_bytes(path_of("mixed.bvecs"), brec, sizeof brec);
     ck_assert_int_eq(read_all(path_of("mixed.bvecs"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "record 1 has dim 1, record 0 has 2");
 }
@@ -406,33 +345,33 @@ START_TEST(nan_inf_and_zero_rows_are_named)
     float v[18];
     memcpy(v, sample, sizeof v);
     v[4 * 3 + 2] = NAN;
-    write_npy(path_of("nan.npy"), "<f4", "(6, 3)", v, sizeof v);
+    vd_test_write_npy(path_of("nan.npy"), "<f4", "(6, 3)", v, sizeof v);
     ck_assert_int_eq(read_all(path_of("nan.npy"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 4 component 2 is NaN");
     memcpy(v, sample, sizeof v);
     v[1 * 3 + 0] = -INFINITY;
-    write_vecs(path_of("inf.fvecs"), v, 6, 3, 4);
+    vd_test_write_vecs(path_of("inf.fvecs"), v, 6, 3, 4);
     ck_assert_int_eq(read_all(path_of("inf.fvecs"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 1 component 0 is Inf");
     double d[18];
     for (int i = 0; i < 18; i++) d[i] = sample[i];
     d[5 * 3 + 1] = 1e300;
-    write_npy(path_of("big.npy"), "<f8", "(6, 3)", d, sizeof d);
+    vd_test_write_npy(path_of("big.npy"), "<f8", "(6, 3)", d, sizeof d);
     ck_assert_int_eq(read_all(path_of("big.npy"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 5 component 1 is 1e+300, outside float32 range");
     d[5 * 3 + 1] = NAN;
-    write_npy(path_of("nan64.npy"), "<f8", "(6, 3)", d, sizeof d);
+    vd_test_write_npy(path_of("nan64.npy"), "<f8", "(6, 3)", d, sizeof d);
     ck_assert_int_eq(read_all(path_of("nan64.npy"), 0, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 5 component 1 is NaN");
     memcpy(v, sample, sizeof v);
     v[9] = v[10] = 0;
     v[11] = -0.0f;
-    write_npy(path_of("zero.npy"), "<f4", "(6, 3)", v, sizeof v);
+    vd_test_write_npy(path_of("zero.npy"), "<f4", "(6, 3)", v, sizeof v);
     ck_assert_int_eq(read_all(path_of("zero.npy"), 0, &e), VD_OK); /* fine for l2 / ip */
     ck_assert_int_eq(read_all(path_of("zero.npy"), 1, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 3 is a zero vector");
     uint8_t brec[2 * 6] = {2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 0, 0};
-    write_bytes(path_of("zero.bvecs"), brec, sizeof brec);
+    vd_test_write_bytes(path_of("zero.bvecs"), brec, sizeof brec);
     ck_assert_int_eq(read_all(path_of("zero.bvecs"), 1, &e), VD_INVALID);
     ck_assert_msg_has(e, "row 1 is a zero vector");
 }
@@ -444,12 +383,12 @@ START_TEST(ids_int64_uint64_and_default)
     vd_ids_file *f = NULL;
     vd_err e;
     int64_t s[4] = {40, 10, 30, 20};
-    write_npy(path_of("i.npy"), "<i8", "(4,)", s, sizeof s);
+    vd_test_write_npy(path_of("i.npy"), "<i8", "(4,)", s, sizeof s);
     ck_assert_int_eq(vd_ids_open(path_of("i.npy"), 4, &f, &e), VD_OK);
     for (int i = 0; i < 4; i++) ck_assert_uint_eq(vd_ids_get(f)[i], (uint64_t)s[i]);
     vd_ids_close(f);
     uint64_t u[4] = {UINT64_MAX - 1, 1, 2, 1ull << 63};
-    write_npy(path_of("u.npy"), "<u8", "(4, 1)", u, sizeof u);
+    vd_test_write_npy(path_of("u.npy"), "<u8", "(4, 1)", u, sizeof u);
     ck_assert_int_eq(vd_ids_open(path_of("u.npy"), 4, &f, &e), VD_OK);
     for (int i = 0; i < 4; i++) ck_assert_uint_eq(vd_ids_get(f)[i], u[i]);
     vd_ids_close(f);
@@ -464,30 +403,30 @@ START_TEST(bad_ids_are_refused)
     vd_ids_file *f = NULL;
     vd_err e;
     int64_t s[4] = {1, 2, 3, 4};
-    write_npy(path_of("n.npy"), "<i8", "(4,)", s, sizeof s);
+    vd_test_write_npy(path_of("n.npy"), "<i8", "(4,)", s, sizeof s);
     ck_assert_int_eq(vd_ids_open(path_of("n.npy"), 5, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "4 ids for 5 vectors");
     ck_assert_ptr_null(f);
     s[2] = -7;
-    write_npy(path_of("neg.npy"), "<i8", "(4,)", s, sizeof s);
+    vd_test_write_npy(path_of("neg.npy"), "<i8", "(4,)", s, sizeof s);
     ck_assert_int_eq(vd_ids_open(path_of("neg.npy"), 4, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "id at row 2 is negative (-7)");
     int64_t dup[5] = {9, 7, 8, 7, 9};
-    write_npy(path_of("dup.npy"), "<i8", "(5,)", dup, sizeof dup);
+    vd_test_write_npy(path_of("dup.npy"), "<i8", "(5,)", dup, sizeof dup);
     ck_assert_int_eq(vd_ids_open(path_of("dup.npy"), 5, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "duplicate id 7 at rows 1 and 3");
     uint64_t res[2] = {1, UINT64_MAX};
-    write_npy(path_of("res.npy"), "<u8", "(2,)", res, sizeof res);
+    vd_test_write_npy(path_of("res.npy"), "<u8", "(2,)", res, sizeof res);
     ck_assert_int_eq(vd_ids_open(path_of("res.npy"), 2, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "reserved");
     double fl[2] = {1, 2};
-    write_npy(path_of("f.npy"), "<f8", "(2,)", fl, sizeof fl);
+    vd_test_write_npy(path_of("f.npy"), "<f8", "(2,)", fl, sizeof fl);
     ck_assert_int_eq(vd_ids_open(path_of("f.npy"), 2, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "ids dtype '<f8' is not supported");
-    write_npy(path_of("2d.npy"), "<i8", "(2, 2)", s, sizeof s);
+    vd_test_write_npy(path_of("2d.npy"), "<i8", "(2, 2)", s, sizeof s);
     ck_assert_int_eq(vd_ids_open(path_of("2d.npy"), 2, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "shape (n,) or (n, 1)");
-    write_npy(path_of("short.npy"), "<i8", "(4,)", s, sizeof s - 8);
+    vd_test_write_npy(path_of("short.npy"), "<i8", "(4,)", s, sizeof s - 8);
     ck_assert_int_eq(vd_ids_open(path_of("short.npy"), 4, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "truncated");
     ck_assert_int_eq(vd_ids_open(path_of("missing.npy"), 4, &f, &e), VD_IO);
@@ -522,7 +461,7 @@ static vd_status braces_only(const uint8_t *p, size_t n, vd_err *err)
 START_TEST(payload_lines_map_to_rows)
 {
     const char *text = "{\"a\": 1}\n{}\r\n{\"text\": \"x\\ny\"}";
-    write_bytes(path_of("p.jsonl"), text, strlen(text));
+    vd_test_write_bytes(path_of("p.jsonl"), text, strlen(text));
     vd_payloads_file *f = NULL;
     vd_err e;
     ck_assert_int_eq(vd_payloads_open(path_of("p.jsonl"), 3, braces_only, &f, &e), VD_OK);
@@ -540,18 +479,18 @@ START_TEST(bad_payloads_are_refused)
     vd_payloads_file *f = NULL;
     vd_err e;
     const char *three = "{}\n{}\n{}\n";
-    write_bytes(path_of("3.jsonl"), three, strlen(three));
+    vd_test_write_bytes(path_of("3.jsonl"), three, strlen(three));
     ck_assert_int_eq(vd_payloads_open(path_of("3.jsonl"), 4, braces_only, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "3 payload lines for 4 vectors");
     ck_assert_int_eq(vd_payloads_open(path_of("3.jsonl"), 2, braces_only, &f, &e), VD_INVALID);
     ck_assert_msg_has(e, "3 payload lines for 2 vectors");
     const char *bad = "{}\n[1, 2]\n{}\n";
-    write_bytes(path_of("bad.jsonl"), bad, strlen(bad));
+    vd_test_write_bytes(path_of("bad.jsonl"), bad, strlen(bad));
     ck_assert_int_eq(vd_payloads_open(path_of("bad.jsonl"), 3, braces_only, &f, &e),
                      VD_INVALID);
     ck_assert_msg_has(e, "line 2 is not a JSON object");
     const char *blank = "{}\n\n{}\n";
-    write_bytes(path_of("blank.jsonl"), blank, strlen(blank));
+    vd_test_write_bytes(path_of("blank.jsonl"), blank, strlen(blank));
     ck_assert_int_eq(vd_payloads_open(path_of("blank.jsonl"), 3, braces_only, &f, &e),
                      VD_INVALID);
     ck_assert_msg_has(e, "line 2 is not a JSON object");
