@@ -4,8 +4,9 @@ as payload, then retrieve the passages that best answer a question.
 
 Runs offline. Start a daemon first (`make run`, or `build/vectord serve`), then:
 
-    PYTHONPATH=client/python /usr/bin/python3 examples/rag_quickstart.py
-    PYTHONPATH=client/python /usr/bin/python3 examples/rag_quickstart.py "how do Fresnel lenses work?"
+    export PYTHONPATH=client/python
+    /usr/bin/python3 examples/rag_quickstart.py
+    /usr/bin/python3 examples/rag_quickstart.py "how do Fresnel lenses work?"
 
 The embedder below is a STAND-IN: hashed character n-grams, good enough to find passages that
 share words with the question, and deterministic so the example needs no model download. It
