@@ -1,7 +1,6 @@
 /* common/common.c: status messages, error records, the allocation wrapper and logging.
  * The allocation failure counter is a process-wide atomic so that tests running the
  * library from several threads see one consistent countdown. */
-#define _GNU_SOURCE
 #include "common/vd_common.h"
 
 #include <stdarg.h>
@@ -55,7 +54,8 @@ vd_status vd_err_prefix(vd_err *err, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    /* Precision caps keep the result inside msg (long messages are cut, never overrun). */
+    snprintf(err->msg, sizeof err->msg, "%.80s: %.116s", head, old);
     return err->code;
 }
 
