@@ -267,6 +267,43 @@ START_TEST(existing_collection_needs_replace_and_others_stay)
 }
 END_TEST
 
+/* The graph written by the build is the one served: reloaded from DIR, it answers with the
+ * recall of an HNSW index, not a brute-force fallback nor a broken graph. */
+START_TEST(reloaded_build_keeps_recall)
+{
+    enum { NR = 3000, DR = 24, NQ = 50, K = 10 };
+    float *v = make_vectors(NR, DR, 8);
+    vd_test_write_npy(path_of("v.npy"), "<f4", "(3000, 24)", v, NR * DR * sizeof(float));
+    ck_assert_msg(run("build --data %s --collection r --input %s --m 12 --ef-construction 100 "
+                      "--threads 2", data, path_of("v.npy")) == 0, "%s", out);
+    vd_store *st = NULL;
+    vd_collection *c = NULL;
+    vd_store_options o = {.read_only = 1};
+    vd_err e;
+    ck_assert_msg(vd_store_open(data, &o, &st, &e) == VD_OK, "open: %s", e.msg);
+    ck_assert_int_eq(vd_store_acquire(st, "r", &c, &e), VD_OK);
+    vd_index *ix = vd_collection_index(c);
+    ck_assert_int_eq(vd_index_validate(ix, &e), VD_OK);
+    float *q = make_vectors(NQ, DR, 9);
+    size_t hit = 0;
+    for (int i = 0; i < NQ; i++) {
+        vd_hit got[K], want[K];
+        uint32_t n_got = 0, n_want = 0;
+        ck_assert_int_eq(vd_index_search(ix, q + i * DR, K, 64, got, &n_got, &e), VD_OK);
+        ck_assert_int_eq(vd_index_search_exact(ix, q + i * DR, K, want, &n_want, &e), VD_OK);
+        ck_assert_uint_eq(n_got, K);
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) hit += got[a].id == want[b].id;
+    }
+    double recall = (double)hit / (NQ * K);
+    ck_assert_msg(recall >= 0.95, "recall@10 %.3f after reload", recall);
+    vd_collection_release(c);
+    vd_store_close(st);
+    free(q);
+    free(v);
+}
+END_TEST
+
 /* ---- bad arguments: exit 2, one line -------------------------------------------------- */
 START_TEST(bad_arguments_exit_2_with_one_line)
 {
@@ -423,6 +460,7 @@ Suite *build_cmd_suite(void)
     tcase_add_test(tc, npy_float64_cosine);
     tcase_add_test(tc, fvecs_and_bvecs_into_one_directory);
     tcase_add_test(tc, existing_collection_needs_replace_and_others_stay);
+    tcase_add_test(tc, reloaded_build_keeps_recall);
     tcase_add_test(tc, bad_arguments_exit_2_with_one_line);
     tcase_add_test(tc, bad_inputs_fail_and_leave_no_collection);
     tcase_add_test(tc, kill_9_mid_build_leaves_no_collection);
