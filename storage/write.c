@@ -32,7 +32,11 @@
  * map ahead when the free room is short (no retry needed in the common case). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "storage/storage_int.h"
@@ -59,8 +63,27 @@ typedef struct group {
     size_t vscratch_cap;
 } group;
 
+/* LMDB reports a short write as EIO; when the disk is nearly full or the data file is at
+ * the process's file size limit, that EIO is really a full disk. */
+static int refine_io(vd_store *st, int rc)
+{
+    if (rc != EIO) return rc;
+    char path[4096];
+    struct statvfs vfs;
+    struct stat sb;
+    if (statvfs(st->dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (16u << 20))
+        return ENOSPC;
+    struct rlimit rl;
+    snprintf(path, sizeof path, "%s/data.mdb", st->dir);
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        stat(path, &sb) == 0 && (uint64_t)sb.st_size + (4u << 20) >= (uint64_t)rl.rlim_cur)
+        return EFBIG;
+    return rc;
+}
+
 static vd_status gfail(group *g, int rc, vd_err *err, const char *what)
 {
+    rc = refine_io(g->st, rc);
     g->mdb_rc = rc;
     return vd_storage__mdb_err(g->st, rc, err, what);
 }
@@ -383,9 +406,10 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
             }
         }
     vd_collection *c = w->c;
-    w->mutated = 1;
     s = vd_index_add_batch(c->ix, op->ids, op->vectors, op->n, st->n_threads ? st->n_threads : 0,
                            NULL, NULL, &op->err);
+    /* VD_INVALID is raised before anything changes; anything else may have changed it. */
+    if (s != VD_INVALID) w->mutated = 1;
     if (s == VD_INVALID) {
         op->status = vd_err_prefix(&op->err, "upsert into %s", op->collection);
         return VD_OK;
