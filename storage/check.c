@@ -188,7 +188,7 @@ static int check_collection(checker *k, const vd_catalog_rec *r, float *vbuf)
             goto fail;
         }
         dirty_ctx dc = {dirty, n_dirty_cap, 0};
-        vd_index_changes(c->ix, mark_dirty, &dc);
+        vd_storage__changes(c->ix, mark_dirty, &dc);
         n_dirty = dc.n;
     }
 
@@ -300,7 +300,7 @@ static int check_orphans(checker *k, MDB_dbi dbi, const char *db, size_t key_len
         }
         uint32_t cid = vd_get_u32be(key.mv_data);
         uint64_t n = 0;
-        int known = bsearch(&cid, cids, n_cids, sizeof *cids, cmp_u32) != NULL;
+        int known = n_cids && bsearch(&cid, cids, n_cids, sizeof *cids, cmp_u32) != NULL;
         if (known) {
             /* Skip the whole known range at once. */
             if (cid == UINT32_MAX) break;
@@ -370,7 +370,7 @@ vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *e
     if (rc != MDB_NOTFOUND) goto fail;
     mdb_cursor_close(cur);
     cur = NULL;
-    qsort(cids, n_cids, sizeof *cids, cmp_u32);
+    if (n_cids > 1) qsort(cids, n_cids, sizeof *cids, cmp_u32);
     for (size_t i = 1; i < n_cids; i++)
         if (cids[i] == cids[i - 1]) problem(&k, "catalog: two collections share id %u", cids[i]);
     if ((rc = check_orphans(&k, st->dbi_points, "points", 12, cids, n_cids)) ||

@@ -135,6 +135,8 @@ void vd_storage__update_bytes(vd_collection *c);
  * is consistent. */
 vd_status vd_storage__flush(vd_store *st, vd_err *err);
 int vd_storage__has_changes(const vd_index *ix);
+/* vd_index_changes, skipped for an index that never held a slot (nothing to report). */
+int vd_storage__changes(const vd_index *ix, vd_change_fn fn, void *ctx);
 
 /* Writer scratch buffer of at least n bytes. */
 uint8_t *vd_storage__scratch(vd_store *st, size_t n);

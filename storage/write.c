@@ -102,7 +102,10 @@ static int cmp_pair(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-void vd_storage__sort_pairs(vd_id_slot *p, size_t n) { qsort(p, n, sizeof *p, cmp_pair); }
+void vd_storage__sort_pairs(vd_id_slot *p, size_t n)
+{
+    if (n > 1) qsort(p, n, sizeof *p, cmp_pair);
+}
 
 vd_status vd_storage__resolve_slot(const vd_index *ix, const vd_id_slot *pairs, size_t n_pairs,
                                    uint64_t id, uint32_t *slot_out, float *scratch, vd_err *err)
@@ -675,7 +678,7 @@ static vd_status persist(group *g, wcoll *w, vd_err *err)
     float *scratch = vscratch(g, c->params.dim);
     if (!scratch) return vd_err_set(err, VD_NOMEM, "out of memory persisting %s",
                                     c->params.name);
-    if (vd_index_changes(c->ix, on_change, &x) != 0) {
+    if (vd_storage__changes(c->ix, on_change, &x) != 0) {
         s = x.s != VD_OK ? x.s : vd_err_set(err, VD_INTERNAL, "persisting %s failed",
                                              c->params.name);
         goto out;
@@ -683,7 +686,7 @@ static vd_status persist(group *g, wcoll *w, vd_err *err)
     vd_storage__sort_pairs(x.pairs, x.n_pairs);
 
     /* Point every id upserted in this group at the slot that holds it now. */
-    qsort(w->pending, w->n_pending, sizeof *w->pending, cmp_u64);
+    if (w->n_pending > 1) qsort(w->pending, w->n_pending, sizeof *w->pending, cmp_u64);
     for (size_t i = 0; i < w->n_pending; i++) {
         uint64_t id = w->pending[i];
         if (i && id == w->pending[i - 1]) continue;
@@ -1133,7 +1136,17 @@ static int any_change(void *ctx, uint32_t slot, vd_change_kind kind)
     return 1;
 }
 
-int vd_storage__has_changes(const vd_index *ix) { return vd_index_changes(ix, any_change, NULL); }
+int vd_storage__changes(const vd_index *ix, vd_change_fn fn, void *ctx)
+{
+    vd_index_header h;
+    vd_index_header_get(ix, &h);
+    return h.n_slots ? vd_index_changes(ix, fn, ctx) : 0;
+}
+
+int vd_storage__has_changes(const vd_index *ix)
+{
+    return vd_storage__changes(ix, any_change, NULL);
+}
 
 vd_status vd_storage__flush(vd_store *st, vd_err *err)
 {

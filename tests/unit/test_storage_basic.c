@@ -121,7 +121,7 @@ START_TEST(reopen_gives_identical_searches_counts_payloads_and_params)
     char dir[64];
     st_tmpdir(dir);
     vd_store *st = st_open(dir);
-    size_t n = st_scale(3000, 600);
+    size_t n = st_scale(3000, 750); /* a multiple of the batch size */
     ck_assert_int_eq(st_create(st, "docs", 16, VD_METRIC_L2), VD_OK);
     ck_assert_int_eq(st_create(st, "cos", 8, VD_METRIC_COSINE), VD_OK);
     for (size_t b = 0; b < n; b += 250) {
@@ -130,11 +130,11 @@ START_TEST(reopen_gives_identical_searches_counts_payloads_and_params)
     }
     /* Deletions and replacements so the reload meets tombstones and reused slots. */
     uint64_t del[100];
-    for (int i = 0; i < 100; i++) del[i] = (uint64_t)i * 7;
+    for (int i = 0; i < 100; i++) del[i] = (uint64_t)i * 5;
     uint64_t done = 0;
     ck_assert_int_eq(st_delete(st, "docs", del, 100, &done), VD_OK);
     ck_assert_uint_eq(done, 100);
-    ck_assert_int_eq(st_upsert_range(st, "docs", 1, 5, 16, 1), VD_OK); /* 1..5: replace */
+    ck_assert_int_eq(st_upsert_range(st, "docs", 1, 4, 16, 1), VD_OK); /* 1..4: replace */
     ck_assert_int_eq(st_upsert_range(st, "docs", n, 50, 16, 1), VD_OK);
     uint64_t want_docs = n - 100 + 50;
     ck_assert_uint_eq(count_of(st, "docs"), want_docs);
@@ -162,7 +162,7 @@ START_TEST(reopen_gives_identical_searches_counts_payloads_and_params)
     ck_assert_int_eq(p->metric, VD_METRIC_L2);
     vd_collection_release(c);
     for (uint64_t id = 0; id < n + 50; id += 13)
-        ck_assert_int_eq(has_point(st, "docs", id, 1), !(id % 7 == 0 && id < 700));
+        ck_assert_int_eq(has_point(st, "docs", id, 1), !(id % 5 == 0 && id < 500));
     ck_assert_int_eq(has_point(st, "cos", 5, 0), 1);
     assert_check_ok(st);
     /* And it keeps working after the reload. */
