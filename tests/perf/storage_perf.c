@@ -3,7 +3,8 @@
  *   cc -O2 -I. -Ibuild/gen -D_GNU_SOURCE -pthread tests/perf/storage_perf.c \
  *      build/libvectord.a -llmdb -luv -lprotobuf-c -lm -o build/storage-perf
  * Modes:
- *   storage-perf build DIR N DIM    build an N x DIM synthetic index (all cores) and import it
+ *   storage-perf build DIR N DIM [EFC]  build an N x DIM synthetic index (all cores, M 16,
+ *                                   ef_construction EFC, default 200) and import it
  *   storage-perf open DIR           time vd_store_open, then the first search
  *   storage-perf write DIR          durable upsert throughput for batches of 1, 100, 10000
  * Each prints one human line and one JSON line per measurement. */
@@ -47,7 +48,7 @@ static uint64_t file_bytes(const char *dir)
     return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
-static int mode_build(const char *dir, size_t n, uint32_t dim)
+static int mode_build(const char *dir, size_t n, uint32_t dim, uint32_t efc)
 {
     vd_err e = {0};
     vd_store *st = NULL;
@@ -57,7 +58,7 @@ static int mode_build(const char *dir, size_t n, uint32_t dim)
     uint64_t *ids = malloc(n * sizeof *ids);
     fill(vecs, n * dim, 42);
     for (size_t i = 0; i < n; i++) ids[i] = i;
-    vd_index_params ip = {.dim = dim, .metric = VD_METRIC_L2, .m = 16, .ef_construction = 200,
+    vd_index_params ip = {.dim = dim, .metric = VD_METRIC_L2, .m = 16, .ef_construction = efc,
                           .seed = 1, .capacity_hint = (uint32_t)n};
     vd_index *ix = NULL;
     if (vd_index_open(&ip, &ix, &e) != VD_OK) die("index", &e);
@@ -65,14 +66,14 @@ static int mode_build(const char *dir, size_t n, uint32_t dim)
     if (vd_index_add_batch(ix, ids, vecs, n, 0, progress, "build", &e) != VD_OK) die("build", &e);
     double t1 = now_s();
     vd_collection_params p = {.name = "bench", .dim = dim, .metric = VD_METRIC_L2, .m = 16,
-                              .ef_construction = 200};
+                              .ef_construction = efc};
     if (vd_store_import(st, &p, ix, n, ids, NULL, NULL, 1, progress, "import", &e) != VD_OK)
         die("import", &e);
     double t2 = now_s();
     vd_store_close(st);
     uint64_t fb = file_bytes(dir);
-    printf("\nbuild %zu x %u: index %.1f s, import (one txn, synced) %.1f s, data.mdb %.1f MiB, "
-           "%.0f bytes/point\n", n, dim, t1 - t0, t2 - t1, fb / 1048576.0, (double)fb / n);
+    printf("\nbuild %zu x %u (M 16, ef_construction %u): index %.1f s, import (one txn, synced) %.1f s, data.mdb %.1f MiB, "
+           "%.0f bytes/point\n", n, dim, efc, t1 - t0, t2 - t1, fb / 1048576.0, (double)fb / n);
     printf("{\"measure\":\"build\",\"n\":%zu,\"dim\":%u,\"build_s\":%.2f,\"import_s\":%.2f,"
            "\"file_bytes\":%" PRIu64 ",\"bytes_per_point\":%.1f}\n", n, dim, t1 - t0, t2 - t1,
            fb, (double)fb / n);
@@ -173,7 +174,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "build"))
         return mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
-                          (uint32_t)strtoul(argv[4], NULL, 10));
+                          (uint32_t)strtoul(argv[4], NULL, 10),
+                          argc >= 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : 200);
     if (argc >= 3 && !strcmp(argv[1], "open")) return mode_open(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "write")) return mode_write(argv[2]);
     fprintf(stderr, "usage: storage-perf build DIR N DIM | open DIR | write DIR\n");
