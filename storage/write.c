@@ -930,6 +930,12 @@ vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err)
 }
 
 /* ---- import ------------------------------------------------------------------------------ */
+static int skip_change(void *ctx, uint32_t slot, vd_change_kind kind)
+{
+    (void)ctx; (void)slot; (void)kind;
+    return 0;
+}
+
 static vd_status import_once(vd_store *st, const vd_collection_params *p, vd_index *ix,
                              size_t n, const uint64_t *ids, const uint32_t *slots,
                              const uint8_t *const *payloads, const uint32_t *payload_lens,
@@ -1113,6 +1119,7 @@ vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index 
      * its commit, so such an index is reloaded (deferred) before its first write. */
     c->needs_reload = !ip->deferred_publish;
     vd_index_set_ef_search(ix, q.ef_search);
+    vd_storage__changes(ix, skip_change, NULL); /* clear forgets what a walk reported */
     vd_index_changes_clear(ix);
     vd_index_publish(ix);
     vd_storage__update_bytes(c);
