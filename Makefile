@@ -156,7 +156,7 @@ test: deps
 	$(MAKE) --no-print-directory test-unit && \
 	$(MAKE) --no-print-directory -j$(JOBS) SAN=asan build-asan/test-unit build-asan/vectord && \
 	$(MAKE) --no-print-directory SAN=asan test-unit && \
-	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit && \
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit build-tsan/vectord && \
 	$(MAKE) --no-print-directory SAN=tsan test-tsan && \
 	$(MAKE) --no-print-directory test-fuzz && \
 	$(MAKE) --no-print-directory test-e2e && \
