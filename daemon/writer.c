@@ -95,6 +95,8 @@ static int prepare(vd_server *srv, vd_job *j)
         goto bad;
     }
 bad:
+    if (strncmp(err.msg, vd_proto_op_name(q->op_case), strlen(vd_proto_op_name(q->op_case))))
+        vd_err_prefix(&err, "%s", vd_proto_op_name(q->op_case));
     vd_reply_status(srv, j, &err);
     return 0;
 }

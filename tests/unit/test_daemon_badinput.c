@@ -234,7 +234,7 @@ END_TEST
 START_TEST(bad_names_and_create_parameters)
 {
     expect(vdt_create(&C, "bad name!", 4, VECTORD__V1__METRIC__L2), CODE(INVALID_ARGUMENT),
-           "bad name!", NULL);
+           "create_collection: ", "position 3");
     expect(vdt_create(&C, "", 4, VECTORD__V1__METRIC__L2), CODE(INVALID_ARGUMENT), NULL, NULL);
     char longname[80];
     memset(longname, 'a', 65);

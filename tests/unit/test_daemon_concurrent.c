@@ -26,9 +26,17 @@ typedef struct worker {
     uint64_t live;       /* ids written and not deleted */
 } worker;
 
+/* A distinct pseudo-random vector per id (splitmix64), so results are checkable. */
 static void vec_for(uint64_t id, float *v)
 {
-    for (int d = 0; d < DIM; d++) v[d] = (float)((id * 2654435761u + (uint64_t)d * 97) % 1000) / 10.0f;
+    uint64_t x = id;
+    for (int d = 0; d < DIM; d++) {
+        x += 0x9e3779b97f4a7c15u;
+        uint64_t z = x;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        v[d] = (float)((z ^ (z >> 31)) % 100000) / 1000.0f;
+    }
 }
 
 #define FAIL(w, ...)                                                                           \

@@ -35,9 +35,17 @@ typedef struct writer_arg {
     atomic_int *stop;
 } writer_arg;
 
+/* A distinct pseudo-random vector per id (splitmix64), recomputed to check read-back. */
 static void vec_for(uint64_t id, float *v)
 {
-    for (int d = 0; d < DIM; d++) v[d] = (float)(id % 9973) + (float)d * 0.25f;
+    uint64_t x = id;
+    for (int d = 0; d < DIM; d++) {
+        x += 0x9e3779b97f4a7c15u;
+        uint64_t z = x;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        v[d] = (float)((z ^ (z >> 31)) % 100000) / 1000.0f;
+    }
 }
 
 static void record(acked *a, uint64_t first, size_t n)
