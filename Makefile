@@ -138,6 +138,8 @@ BENCH_MAINS := $(filter-out bench/bench_common.c,$(wildcard bench/bench_*.c))
 BENCH_BINS := $(patsubst bench/bench_%.c,$(B)/bench-%,$(BENCH_MAINS))
 bench-bins: $(BENCH_BINS)
 .PHONY: bench-bins
+# The flags the benchmarks record in their JSON lines ("cflags").
+$(B)/obj/bench/bench_common.o: CPPFLAGS += -DVD_BENCH_CFLAGS='"$(strip $(OPT) $(ARCH))"'
 $(B)/obj/bench/hnswlib_peer.o: bench/hnswlib_peer.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -w -c $< -o $@

@@ -1,0 +1,37 @@
+"""vectord: Python client for the vectord vector database daemon.
+
+>>> import numpy as np, vectord
+>>> with vectord.Client("127.0.0.1:7711") as db:
+...     db.create_collection("docs", dim=384, metric="cosine")
+...     db.upsert("docs", ids, vectors, payloads=[{"text": t} for t in texts])
+...     hits = db.search("docs", query_vector, k=5)
+
+See client/python/README.md for the whole API. Every error is a :class:`Error` subclass named
+after the wire status code (:class:`NotFound`, :class:`InvalidArgument`, ...), carrying the
+server's code and message.
+"""
+try:
+    from . import vectord_pb2  # noqa: F401  (generated from proto/vectord.proto by the build)
+except ImportError as _e:  # pragma: no cover - only without the generated module
+    raise ImportError(
+        "vectord/vectord_pb2.py is missing: it is generated from proto/vectord.proto; run "
+        "`make client/python/vectord/vectord_pb2.py` in the repository (or reinstall with "
+        "pip, which runs protoc)") from _e
+
+from ._errors import (Aborted, AlreadyExists, Cancelled, Code, DataLoss, DeadlineExceeded,
+                      Error, FailedPrecondition, Internal, InvalidArgument, NotFound,
+                      OutOfRange, PermissionDenied, ResourceExhausted, Unauthenticated,
+                      Unavailable, Unimplemented, Unknown)
+from ._types import CollectionInfo, Hit, Limits, Record
+from ._version import __version__
+from .client import Client
+
+PAD_ID: int = (1 << 64) - 1
+"""The id that pads :meth:`Client.knn` rows holding fewer than k hits (distance ``inf``)."""
+
+__all__ = [
+    "Client", "CollectionInfo", "Hit", "Record", "Limits", "Code", "PAD_ID", "__version__",
+    "Error", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+    "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
+    "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
+]

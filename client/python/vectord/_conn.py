@@ -1,0 +1,352 @@
+"""One framed, pipelined TCP connection to a vectord server.
+
+Framing (proto/vectord.proto, docs/protocol.md): a frame is a 4-byte big-endian length N and
+then N bytes of one protobuf message; the client sends ``Request`` frames and reads
+``Response`` frames, matched by ``request_id`` because the server may answer out of order.
+
+Pipelining: a large call is cut into many frames, and :meth:`Connection.run` keeps up to
+``window`` of them (and at most ``max_inflight_bytes``) in flight, writing the next frame while
+responses arrive, so the server's reader pool and group-committing writer always have work
+queued and a million-point upsert is not paced by round trips. The socket is non-blocking
+and one ``poll`` waits for "writable" and "readable" together: a blocking write of a big frame
+while the server blocks writing responses we are not reading would deadlock both sides.
+
+Failure model: a non-OK status for one frame stops sending, the frames already in flight are
+drained (keeping the connection usable), and the error of the earliest failing frame is
+raised. A broken connection (EOF, reset, a frame we cannot parse) raises
+:class:`ConnectionBroken` with nothing retried here; the Client decides whether the call may be
+re-sent. A timeout closes the connection, since an answer may still be on its way.
+
+A Connection is used by one thread at a time; the Client's pool guarantees that.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import vectord_pb2 as pb
+from ._errors import (DeadlineExceeded, Error, FailedPrecondition, Internal, InvalidArgument,
+                      Unavailable, error_from_status)
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_FRAME = 64 << 20
+_HDR = struct.Struct(">I")
+_MAX_INCOMING = (1 << 31) - 1  # sanity bound for a length prefix from the server
+_POLLIN = select.POLLIN | select.POLLPRI
+_POLLBAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+class ConnectionBroken(Unavailable):
+    """The connection failed mid-call; which frames were answered is known to the caller."""
+
+
+def parse_address(address: str) -> Tuple[str, int]:
+    """``"host:port"``, ``"[v6addr]:port"`` or ``"host"`` (port 7711) -> (host, port)."""
+    if not isinstance(address, str) or not address:
+        raise InvalidArgument(f"address must be 'host:port', got {address!r}")
+    host, port = address, "7711"
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise InvalidArgument(f"address {address!r}: missing ']'")
+        host, rest = address[1:end], address[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise InvalidArgument(f"address {address!r}: expected ':port' after ']'")
+            port = rest[1:]
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"address must be 'host:port' with a port in 1..65535, "
+                              f"got {address!r}")
+    return host, int(port)
+
+
+def encode_frame(req: "pb.Request") -> bytes:
+    """Serialize one Request with its 4-byte big-endian length prefix."""
+    body = req.SerializeToString()
+    return _HDR.pack(len(body)) + body
+
+
+class FrameReader:
+    """Accumulates received bytes and splits them into complete Response frames.
+
+    The buffer is reused; a frame larger than it makes it grow to fit exactly that frame.
+    """
+
+    def __init__(self, max_frame: int = _MAX_INCOMING, initial: int = 1 << 16) -> None:
+        self.max_frame = max_frame
+        self.buf = bytearray(initial)
+        self.start = 0  # first unparsed byte
+        self.end = 0    # one past the last received byte
+
+    def writable_view(self) -> memoryview:
+        """Free space at the end of the buffer (compacting or growing it when full)."""
+        if self.end == len(self.buf):
+            pending = self.end - self.start
+            need = pending + 4
+            if pending >= 4:
+                need = max(need, 4 + _HDR.unpack_from(self.buf, self.start)[0])
+            size = len(self.buf)
+            while size < need or size - pending < size // 4:
+                size *= 2
+            if size != len(self.buf) or self.start:
+                fresh = bytearray(size)
+                fresh[:pending] = self.buf[self.start:self.end]
+                self.buf, self.start, self.end = fresh, 0, pending
+        return memoryview(self.buf)[self.end:]
+
+    def feed(self, n: int) -> List["pb.Response"]:
+        """Account for ``n`` bytes just written into :meth:`writable_view`; return the
+        Responses completed by them. Raises :class:`Internal` on an impossible length."""
+        self.end += n
+        out: List[pb.Response] = []
+        while self.end - self.start >= 4:
+            size = _HDR.unpack_from(self.buf, self.start)[0]
+            if size > self.max_frame:
+                raise Internal(f"server sent a frame of {size} bytes, over the "
+                               f"{self.max_frame}-byte bound")
+            if self.end - self.start - 4 < size:
+                break
+            resp = pb.Response()
+            with memoryview(self.buf) as mv:
+                try:
+                    resp.ParseFromString(mv[self.start + 4:self.start + 4 + size])
+                except Exception as e:  # DecodeError; the C++ backend raises others too
+                    raise Internal(f"server sent an undecodable frame ({size} bytes): {e}") \
+                        from None
+            out.append(resp)
+            self.start += 4 + size
+        if self.start == self.end:
+            self.start = self.end = 0
+        return out
+
+
+Build = Callable[[int], "pb.Request"]
+Handle = Callable[[int, "pb.Response"], None]
+
+
+class Connection:
+    """A connected, greeted socket. Use from one thread at a time."""
+
+    def __init__(self, sock: socket.socket, address: str, timeout: Optional[float]) -> None:
+        """Wrap an already connected stream socket (made non-blocking here); no Hello yet."""
+        self.sock: Optional[socket.socket] = sock
+        self.address = address
+        self.timeout = timeout
+        self.broken = False
+        self.limits: Optional["pb.Limits"] = None
+        self.server_version = ""
+        self._next_id = 1
+        self._reader = FrameReader()
+        sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), _POLLIN)
+        self.last_used = time.monotonic()
+
+    @classmethod
+    def connect(cls, host: str, port: int, timeout: Optional[float], token: Optional[str],
+                client_name: str) -> "Connection":
+        """Open a TCP connection and greet the server (Hello); raises the mapped error
+        (Unavailable, Unauthenticated, DeadlineExceeded...) if either fails."""
+        address = f"{host}:{port}"
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except socket.timeout:
+            raise DeadlineExceeded(f"connecting to {address} took longer than "
+                                   f"{timeout} s") from None
+        except OSError as e:
+            raise Unavailable(f"cannot connect to {address}: {e.strerror or e}") from None
+        conn = None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = cls(sock, address, timeout)
+            conn.hello(token, client_name)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            else:
+                sock.close()
+            raise
+        return conn
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self.broken = True
+        sock, self.sock = getattr(self, "sock", None), None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def is_usable(self) -> bool:
+        """False when closed, or when the server has closed or written to an idle connection
+        (EOF pending: a restart or idle timeout). Costs one non-blocking poll."""
+        if self.broken or self.sock is None:
+            return False
+        if self.limits is not None and self.limits.idle_timeout_ms:
+            idle_ms = (time.monotonic() - self.last_used) * 1000
+            if idle_ms > 0.9 * self.limits.idle_timeout_ms:
+                return False
+        try:
+            self._poll.modify(self.sock.fileno(), _POLLIN)
+            return not self._poll.poll(0)
+        except OSError:
+            return False
+
+    def hello(self, token: Optional[str], client_name: str) -> None:
+        """Send Hello (protocol version, token, name); keep the server's limits."""
+        req = pb.Request()
+        req.hello.protocol_version = PROTOCOL_VERSION
+        if token:
+            req.hello.token = token
+        req.hello.client_name = client_name
+        result: Dict[str, pb.Response] = {}
+        try:
+            self.run([0], lambda i: req, lambda i, r: result.__setitem__("r", r))
+        except ConnectionBroken as e:
+            raise Unavailable(f"{self.address} closed the connection during Hello: "
+                              f"{e.message}") from None
+        hello = result["r"].hello
+        if hello.protocol_version and hello.protocol_version != PROTOCOL_VERSION:
+            raise FailedPrecondition(f"server at {self.address} speaks protocol "
+                                     f"{hello.protocol_version}; this client speaks "
+                                     f"{PROTOCOL_VERSION}")
+        self.limits = hello.limits
+        self.server_version = hello.server_version
+
+    # -- the pump --------------------------------------------------------------------------
+
+    def max_frame_bytes(self) -> int:
+        if self.limits is not None and self.limits.max_frame_bytes:
+            return self.limits.max_frame_bytes
+        return DEFAULT_MAX_FRAME
+
+    def run(self, indices: Sequence[int], build: Build, handle: Handle, window: int = 16,
+            max_inflight_bytes: int = 64 << 20, describe: Optional[Callable[[int], str]] = None
+            ) -> None:
+        """Send ``build(i)`` for each i in ``indices`` (pipelined) and pass each OK response to
+        ``handle(i, response)``, in arrival order (also after another frame failed).
+
+        Raises the earliest failing frame's :class:`Error` (its ``frame_index`` set to i)
+        after draining what is in flight;
+        :class:`ConnectionBroken` when the connection fails (the connection is then closed);
+        :class:`DeadlineExceeded` when nothing moves for ``timeout`` seconds (closed too).
+        ``describe(i)`` names frame i in error contexts (e.g. "rows 1024..2047").
+        """
+        if self.sock is None:
+            raise ConnectionBroken(f"connection to {self.address} is closed")
+        sock, limit = self.sock, self.max_frame_bytes()
+        inflight: Dict[int, Tuple[int, int]] = {}  # request_id -> (index, frame bytes)
+        inflight_bytes = 0
+        errors: Dict[int, Error] = {}
+        out: Optional[memoryview] = None
+        out_off = 0
+        nxt = 0
+        stopping = False
+        timeout_ms = None if self.timeout is None else max(1, int(self.timeout * 1000))
+        try:
+            while True:
+                # Queue frames while the window allows; try to send each at once.
+                while (out is None and not stopping and nxt < len(indices)
+                       and len(inflight) < window
+                       and (inflight_bytes < max_inflight_bytes or not inflight)):
+                    i = indices[nxt]
+                    nxt += 1
+                    req = build(i)
+                    rid = self._next_id
+                    self._next_id += 1
+                    req.request_id = rid
+                    frame = encode_frame(req)
+                    if len(frame) - 4 > limit:
+                        ctx = describe(i) if describe else ""
+                        errors[i] = InvalidArgument(
+                            f"request of {len(frame) - 4} bytes exceeds the server's "
+                            f"max frame of {limit} bytes; use a smaller batch", context=ctx)
+                        errors[i].frame_index = i
+                        stopping = True
+                        break
+                    inflight[rid] = (i, len(frame))
+                    inflight_bytes += len(frame)
+                    out, out_off = memoryview(frame), 0
+                    out_off = self._send(sock, out, out_off)
+                    if out_off == len(out):
+                        out = None
+                if not inflight:
+                    break
+                self._poll.modify(sock.fileno(),
+                                  _POLLIN | (select.POLLOUT if out is not None else 0))
+                ready = self._poll.poll(timeout_ms)
+                if not ready:
+                    self.close()
+                    raise DeadlineExceeded(
+                        f"no response from {self.address} within {self.timeout} s; "
+                        "connection closed (the request may still complete)")
+                ev = ready[0][1]
+                if out is not None and ev & (select.POLLOUT | _POLLBAD):
+                    out_off = self._send(sock, out, out_off)
+                    if out_off == len(out):
+                        out = None
+                if ev & (_POLLIN | _POLLBAD):
+                    for resp in self._recv(sock):
+                        entry = inflight.pop(resp.request_id, None)
+                        if entry is None:
+                            if resp.status.code != 0:  # connection-level error, e.g. id 0
+                                self.close()
+                                raise error_from_status(resp.status.code, resp.status.message)
+                            self.close()
+                            raise Internal(f"server answered unknown request id "
+                                           f"{resp.request_id}")
+                        i, size = entry
+                        inflight_bytes -= size
+                        if resp.status.code != 0:
+                            ctx = describe(i) if describe else ""
+                            err = error_from_status(resp.status.code, resp.status.message, ctx)
+                            err.frame_index = i
+                            errors[i] = err
+                            stopping = True
+                        else:
+                            handle(i, resp)
+        except ConnectionBroken:
+            self.close()
+            if errors:  # e.g. "frame too large" followed by the server closing the socket
+                raise errors[min(errors)] from None
+            raise
+        except BaseException:
+            # Anything else mid-pump (a handler error, KeyboardInterrupt) leaves responses
+            # unread: the connection cannot be reused.
+            self.close()
+            raise
+        self.last_used = time.monotonic()
+        if errors:
+            raise errors[min(errors)]
+
+    def _send(self, sock: socket.socket, out: memoryview, off: int) -> int:
+        try:
+            return off + sock.send(out[off:])
+        except (BlockingIOError, InterruptedError):
+            return off
+        except OSError as e:
+            raise ConnectionBroken(f"connection to {self.address} broke while sending: "
+                                   f"{e.strerror or e}") from None
+
+    def _recv(self, sock: socket.socket) -> List["pb.Response"]:
+        view = self._reader.writable_view()
+        try:
+            n = sock.recv_into(view)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError as e:
+            raise ConnectionBroken(f"connection to {self.address} broke while receiving: "
+                                   f"{e.strerror or e}") from None
+        finally:
+            view.release()
+        if n == 0:
+            raise ConnectionBroken(f"{self.address} closed the connection")
+        return self._reader.feed(n)

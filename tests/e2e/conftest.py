@@ -1,0 +1,152 @@
+"""Fixtures that run the real daemon (``$VECTORD_BIN``, default build/vectord) for the
+end-to-end tests.
+
+``server`` is one daemon shared by the session (tests use their own collection names);
+``fresh_server`` gives a test its own daemon and data directory, to restart or kill it.
+Both listen on a free loopback port, are "up" once a Hello succeeds, and must exit with
+status 0 on SIGTERM. A missing binary makes every test that needs it fail, never skip.
+"""
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import vectord
+
+REPO = Path(__file__).resolve().parents[2]
+VECTORD_BIN = os.environ.get("VECTORD_BIN", str(REPO / "build" / "vectord"))
+DATA_SETS = REPO.parent / "shared" / "data"
+if not DATA_SETS.is_dir():
+    DATA_SETS = Path("/work/shared/data")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """One `vectord serve` process on a data directory and a fixed port (kept across
+    restarts so clients can reconnect)."""
+
+    def __init__(self, data_dir: Path, log_path: Path, token: str = None, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.extra_args = list(extra_args)
+        self.log_path = Path(log_path)
+        self.port = free_port()
+        self.token = token
+        self.proc = None
+        self._log = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+    def start(self, timeout: float = 30.0) -> "Daemon":
+        if not (os.path.isfile(VECTORD_BIN) and os.access(VECTORD_BIN, os.X_OK)):
+            pytest.fail(f"daemon binary {VECTORD_BIN} is missing or not executable: build it "
+                        "with `make` or set VECTORD_BIN", pytrace=False)
+        args = [VECTORD_BIN, "serve", "--data", str(self.data_dir), "--listen", self.address]
+        if self.token is not None:
+            token_file = self.data_dir.parent / f"{self.data_dir.name}.token"
+            token_file.write_text(self.token + "\n")
+            os.chmod(token_file, 0o600)
+            args += ["--token-file", str(token_file)]
+        args += self.extra_args
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"vectord serve exited with {self.proc.returncode} while starting:"
+                            f"\n{self.log_tail()}", pytrace=False)
+            try:
+                vectord.Client(self.address, token=self.token, timeout=5).close()
+                return self
+            except vectord.Unavailable:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    pytest.fail(f"vectord serve did not accept a Hello within {timeout} s:\n"
+                                f"{self.log_tail()}", pytrace=False)
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM, then insist on a clean exit (status 0)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"vectord serve ignored SIGTERM for {timeout} s:\n{self.log_tail()}",
+                        pytrace=False)
+        finally:
+            self._log.close()
+        assert rc == 0, f"vectord serve exited with {rc} on SIGTERM:\n{self.log_tail()}"
+
+    def kill(self) -> None:
+        """SIGKILL (a crash): no clean shutdown."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.kill()
+        proc.wait()
+        self._log.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One daemon for the whole session."""
+    base = tmp_path_factory.mktemp("vectord-shared")
+    d = Daemon(base / "data", base / "serve.log")
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A daemon of the test's own (restart it, kill it, check its data directory)."""
+    d = Daemon(tmp_path / "data", tmp_path / "serve.log")
+    d.start()
+    yield d
+    if d.proc is not None:
+        d.stop()
+
+
+@pytest.fixture
+def client(server):
+    with vectord.Client(server.address, timeout=60) as c:
+        yield c
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def name(request):
+    """A collection name unique to this test (valid: [A-Za-z0-9_-]{1,64})."""
+    base = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)[:50]
+    return f"{base}_{next(_counter)}"
