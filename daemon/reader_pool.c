@@ -73,7 +73,8 @@ static void do_search(vd_server *srv, vd_job *j)
     for (size_t i = 0; i < nq; i++) {
         uint32_t got = 0;
         if (vd_index_search(ix, q.v + i * p->dim, s->k, s->ef, hits, &got, &err) != VD_OK) {
-            if (nq > 1) vd_err_prefix(&err, "query %zu", i);
+            if (nq > 1) vd_err_prefix(&err, "search %s: query %zu", p->name, i);
+            else vd_err_prefix(&err, "search %s", p->name);
             goto bad;
         }
         for (size_t h = 0; h < k; h++) {
