@@ -142,19 +142,27 @@ static void conn_close_now(vd_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
-    conn_close_now(req->data);
+    vd_conn *c = req->data;
+    /* Flushed and FIN sent. Normally the peer now closes its end (EOF in on_read closes
+     * ours); when stopping the server we do not wait for that. */
+    if (status < 0 || c->srv->stopping) conn_close_now(c);
 }
 
-/* Stops reading, flushes queued responses, then closes. */
+/* Lingering close: flush queued responses, send FIN, then discard whatever the peer still
+ * sends until it closes (or CLOSE_GRACE_MS pass). Closing at once with unread input would
+ * make the kernel send RST, and the peer could lose the error response explaining why. */
 static void conn_close_graceful(vd_conn *c)
 {
     if (c->closing) return;
     c->closing = 1;
     c->closing_since_ns = vd_now_ns();
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->srv->stopping) uv_read_stop((uv_stream_t *)&c->tcp);
+    else uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
         conn_close_now(c);
@@ -243,6 +251,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     uint8_t *p = NULL;
     size_t cap = 0;
     (void)suggested;
+    if (c->closing) { /* lingering close: input is read and dropped */
+        *buf = uv_buf_init((char *)c->srv->discard, sizeof c->srv->discard);
+        return;
+    }
     if (vd_frame_reserve(c->dec, READ_CHUNK, &p, &cap, NULL) != VD_OK) {
         *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
         return;
@@ -250,8 +262,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (cap > UINT32_MAX) cap = UINT32_MAX;
     *buf = uv_buf_init((char *)p, (unsigned)cap);
 }
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_pause(vd_conn *c)
 {
@@ -421,6 +431,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     vd_conn *c = s->data;
     (void)buf;
+    if (c->closing) {
+        if (nread < 0) conn_close_now(c);
+        return;
+    }
     if (nread > 0) {
         vd_frame_commit(c->dec, (size_t)nread);
         c->last_active_ns = vd_now_ns();
@@ -571,7 +585,16 @@ static void on_sweep(uv_timer_t *t)
                 conn_close_now(c); /* did not take its last responses in time */
             continue;
         }
-        /* A connection waiting for an answer, or for the client to take one, is not idle. */
+        /* A connection waiting for an answer is not idle. One whose client has not taken a
+         * single byte of its answers for the idle timeout is stuck: it cannot be told why,
+         * so it is cut. */
+        if (idle_ns && c->inflight == 0 && c->out_bytes > 0 && now - c->last_active_ns > idle_ns) {
+            client_log(srv, VD_LOG_WARN, "connection %" PRIu64 " from %s has not read its "
+                       "responses (%zu bytes) for %" PRIu32 " ms; closing", c->id, c->peer,
+                       c->out_bytes, srv->cfg.limits.idle_timeout_ms);
+            conn_close_now(c);
+            continue;
+        }
         if (idle_ns && c->inflight == 0 && c->out_bytes == 0 && now - c->last_active_ns > idle_ns) {
             char msg[128];
             snprintf(msg, sizeof msg, "connection idle for more than %" PRIu32 " ms; closing",

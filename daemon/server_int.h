@@ -104,6 +104,7 @@ struct vd_server {
     uint64_t log_window_ns;
     uint32_t log_in_window;
     uint64_t log_suppressed;
+    uint8_t discard[16384]; /* input of connections being closed lands here */
 
     /* between threads */
     pthread_mutex_t done_mu;

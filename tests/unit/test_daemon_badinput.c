@@ -544,6 +544,43 @@ START_TEST(slow_consumer_only_stalls_itself)
 }
 END_TEST
 
+START_TEST(client_that_never_reads_is_cut)
+{
+    /* Pipelines searches with big answers and never reads: once its unread answers stop
+     * draining for the idle timeout, the server closes it (its buffers are freed). */
+    vdt_client stuck;
+    ck_assert_int_eq(vdt_open(&stuck, &D, NULL), 0);
+    float q[4] = {5, 0, 0, 0};
+    Vectord__V1__SearchRequest s = VECTORD__V1__SEARCH_REQUEST__INIT;
+    s.collection = "docs";
+    s.queries.data = (uint8_t *)q;
+    s.queries.len = sizeof q;
+    s.k = 1000;
+    Vectord__V1__Request r = VECTORD__V1__REQUEST__INIT;
+    r.op_case = VECTORD__V1__REQUEST__OP_SEARCH;
+    r.search = &s;
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 5000; i++) {
+            r.request_id = (uint64_t)i + 1;
+            if (vdt_send(&stuck, &r) != 0) _exit(0); /* the server cut us */
+        }
+        _exit(0);
+    }
+    int cut = 0;
+    for (int i = 0; i < 100 && !cut; i++) {
+        usleep(100000);
+        cut = vdt_log_contains(&D, "has not read its responses");
+    }
+    ck_assert_msg(cut, "the stuck client was not cut");
+    int st;
+    waitpid(pid, &st, 0);
+    vdt_close(&stuck);
+    vdt_close(&C); /* idle by now */
+    assert_healthy_and_unchanged(NULL);
+}
+END_TEST
+
 /* ---- authentication --------------------------------------------------------------------------- */
 
 START_TEST(bad_token)
@@ -594,6 +631,7 @@ Suite *daemon_badinput_suite(void)
     tcase_add_test(tc, wrong_protocol_version);
     tcase_add_test(tc, too_many_connections);
     tcase_add_test(tc, slow_consumer_only_stalls_itself);
+    tcase_add_test(tc, client_that_never_reads_is_cut);
     suite_add_tcase(s, tc);
     TCase *auth = tcase_create("auth");
     tcase_set_timeout(auth, 60);
