@@ -13,9 +13,11 @@
  *
  * Backpressure (bounded memory per connection): reading pauses (uv_read_stop) while a
  * connection has max_inflight requests or max_frame bytes of requests with the workers, or
- * max_output_bytes of responses the client has not taken yet; frames already buffered wait in
- * the decoder, and reading resumes once responses drain. A client that pipelines without
- * reading thus stalls only itself.
+ * max_output_bytes of responses the client has not taken yet, or while all connections
+ * together have 8 x max_frame bytes of requests with the workers; frames already buffered
+ * wait in the decoder, and reading resumes once responses drain. A client that pipelines
+ * without reading thus stalls only itself, and one whose answers stop draining for the idle
+ * timeout is cut.
  *
  * Broken framing (length 0 or > max_frame) or an undecodable frame: an error response with
  * request_id 0, then the connection is shut down (pending writes flushed) and closed. The
@@ -46,6 +48,7 @@
 #define CLOSE_GRACE_MS 3000u   /* a closing connection gets this long to flush */
 #define STOP_GRACE_MS 5000u    /* shutdown: then remaining connections are cut */
 #define LOG_PER_SECOND 20u     /* client error lines per second before suppression */
+#define GLOBAL_INFLIGHT_FRAMES 8u /* request bytes with the workers, in max_frame units */
 
 struct vd_conn {
     uv_tcp_t tcp;
@@ -240,9 +243,14 @@ static void conn_fail(vd_conn *c, uint64_t rid, vd_pb_code code, const char *msg
 
 static int conn_over_limits(const vd_conn *c)
 {
-    const vd_server_config *cfg = &c->srv->cfg;
+    const vd_server *srv = c->srv;
+    const vd_server_config *cfg = &srv->cfg;
+    /* The server-wide budget only pauses connections that already have work in progress:
+     * each of them resumes when that work comes back, so nobody waits forever. */
     return c->inflight >= cfg->max_inflight || c->inflight_bytes >= cfg->limits.max_frame_bytes ||
-           c->out_bytes >= cfg->max_output_bytes;
+           c->out_bytes >= cfg->max_output_bytes ||
+           (c->inflight > 0 && srv->inflight_bytes_total >= GLOBAL_INFLIGHT_FRAMES *
+                                                              (uint64_t)cfg->limits.max_frame_bytes);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -402,6 +410,7 @@ static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
     c->inflight++;
     c->inflight_bytes += len;
     srv->inflight_total++;
+    srv->inflight_bytes_total += len;
     vd_jobq_push(is_write_op(q->op_case) ? &srv->writeq : &srv->readq, j);
 }
 
@@ -558,6 +567,7 @@ static void on_done(uv_async_t *a)
         c->inflight--;
         c->inflight_bytes -= j->req_bytes;
         srv->inflight_total--;
+        srv->inflight_bytes_total -= j->req_bytes;
         if (!c->closing) {
             conn_send(c, j->frame, j->frame_len);
             j->frame = NULL;

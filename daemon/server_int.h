@@ -97,6 +97,7 @@ struct vd_server {
     uint32_t n_conns;       /* accepted and counted against max_connections */
     uint64_t next_conn_id;
     uint64_t inflight_total;
+    uint64_t inflight_bytes_total;
     int stopping;           /* a signal arrived: no new work, drain, then close */
     int closing_handles;
     int stop_signal;
