@@ -89,7 +89,8 @@ static void phase_upsert(void)
     if (vdt_code(r) != 0) die(vdt_msg(r));
     vd_proto_response_free(r);
     uint64_t *ids = malloc(O.n * sizeof *ids);
-    for (size_t i = 0; i < O.n; i++) ids[i] = i;
+    for (size_t i = 0; i < O.n; i++)
+        ids[i] = i;
     size_t sent = 0, acked = 0;
     unsigned inflight = 0;
     uint64_t t0 = vd_now_ns();
@@ -124,7 +125,7 @@ typedef struct searcher {
     int idx;
     atomic_int *go;
     uint64_t deadline_ns;
-    size_t max_queries;   /* 0 = until deadline */
+    size_t max_queries; /* 0 = until deadline */
     double *lat_us;
     size_t n_lat, cap_lat;
     size_t hits, done;
@@ -135,14 +136,15 @@ static void *search_loop(void *arg)
     searcher *s = arg;
     vdt_client c;
     open_client(&c);
-    while (!atomic_load(s->go)) usleep(100);
+    while (!atomic_load(s->go))
+        usleep(100);
     size_t qi = (size_t)s->idx * 7919;
     for (;;) {
         uint64_t t = vd_now_ns();
         if (s->max_queries ? s->done >= s->max_queries : t >= s->deadline_ns) break;
         size_t q = qi++ % O.nq;
-        vd_pb_response *r = vdt_search(&c, "bench", queries.data + q * O.dim, O.dim * 4, O.k,
-                                       O.ef, 0);
+        vd_pb_response *r =
+            vdt_search(&c, "bench", queries.data + q * O.dim, O.dim * 4, O.k, O.ef, 0);
         uint64_t t1 = vd_now_ns();
         if (vdt_code(r) != 0) die(r ? vdt_msg(r) : "search: no response");
         for (uint32_t h = 0; h < O.k; h++) {
@@ -179,9 +181,11 @@ static void run_searchers(int n_conn, size_t max_queries, const char *label)
     }
     usleep(200000); /* every connection open and greeted */
     uint64_t t0 = vd_now_ns();
-    for (int i = 0; i < n_conn; i++) s[i].deadline_ns = t0 + dur;
+    for (int i = 0; i < n_conn; i++)
+        s[i].deadline_ns = t0 + dur;
     atomic_store(&go, 1);
-    for (int i = 0; i < n_conn; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < n_conn; i++)
+        pthread_join(th[i], NULL);
     double secs = vd_bench_seconds(t0, vd_now_ns());
     size_t total = 0, hits = 0, nl = 0;
     for (int i = 0; i < n_conn; i++) {
@@ -200,12 +204,12 @@ static void run_searchers(int n_conn, size_t max_queries, const char *label)
     double recall = total ? (double)hits / ((double)total * O.k) : 0;
     double qps = (double)total / secs;
     if (max_queries) {
-        printf("%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n", label,
-               p50, p99, total, O.k, recall);
+        printf("%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n", label, p50,
+               p99, total, O.k, recall);
         emit("latency", p50, "p50_round_trip_us", p50, p99, 1, recall);
     } else {
-        printf("%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n", label,
-               qps, p50, p99, O.k, recall);
+        printf("%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n", label, qps,
+               p50, p99, O.k, recall);
         emit("search_qps", qps, "qps", p50, p99, n_conn, recall);
     }
     free(all);
@@ -215,15 +219,26 @@ static void run_searchers(int n_conn, size_t max_queries, const char *label)
 
 static void parse(int argc, char **argv)
 {
-    O = (opts){.n = 100000, .nq = 1000, .dim = 128, .k = 10, .ef = 64, .batch = 1000,
-               .pipeline = 8, .seconds = 3, .conns = {1, 8, 64}, .n_conns = 3,
+    O = (opts){.n = 100000,
+               .nq = 1000,
+               .dim = 128,
+               .k = 10,
+               .ef = 64,
+               .batch = 1000,
+               .pipeline = 8,
+               .seconds = 3,
+               .conns = {1, 8, 64},
+               .n_conns = 3,
                .vectord = "build/vectord"};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     O.threads = cores > 0 ? (uint32_t)cores : 1;
     const char *addr = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) { O.json = 1; continue; }
+        if (!strcmp(a, "--json")) {
+            O.json = 1;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: bench-net [--n N] [--dim D] [--k K] [--ef EF] [--queries Q] "
                    "[--batch B] [--pipeline P] [--conns 1,8,64] [--seconds S] [--threads N] "
@@ -232,22 +247,35 @@ static void parse(int argc, char **argv)
         }
         if (!v) die("every option but --json takes a value");
         i++;
-        if (!strcmp(a, "--n")) O.n = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--dim")) O.dim = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--k")) O.k = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--ef")) O.ef = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--queries")) O.nq = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--batch")) O.batch = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--pipeline")) O.pipeline = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--seconds")) O.seconds = atof(v);
-        else if (!strcmp(a, "--threads")) O.threads = (uint32_t)atoi(v);
-        else if (!strcmp(a, "--vectord")) O.vectord = v;
-        else if (!strcmp(a, "--addr")) addr = v;
+        if (!strcmp(a, "--n"))
+            O.n = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--dim"))
+            O.dim = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--k"))
+            O.k = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--ef"))
+            O.ef = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--queries"))
+            O.nq = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--batch"))
+            O.batch = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--pipeline"))
+            O.pipeline = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--seconds"))
+            O.seconds = atof(v);
+        else if (!strcmp(a, "--threads"))
+            O.threads = (uint32_t)atoi(v);
+        else if (!strcmp(a, "--vectord"))
+            O.vectord = v;
+        else if (!strcmp(a, "--addr"))
+            addr = v;
         else if (!strcmp(a, "--conns")) {
             O.n_conns = 0;
-            for (const char *p = v; *p && O.n_conns < 8; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+            for (const char *p = v; *p && O.n_conns < 8;
+                 p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
                 O.conns[O.n_conns++] = atoi(p);
-        } else die("unknown option (try --help)");
+        } else
+            die("unknown option (try --help)");
     }
     if (!O.n || !O.dim || !O.k || !O.nq || !O.batch || !O.pipeline) die("values must be > 0");
     if (addr) {
@@ -277,14 +305,16 @@ int main(int argc, char **argv)
         char buildir[512];
         snprintf(buildir, sizeof buildir, "%s", O.vectord);
         char *slash = strrchr(buildir, '/');
-        if (slash) *slash = 0;
-        else snprintf(buildir, sizeof buildir, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(buildir, sizeof buildir, ".");
         setenv("VD_TEST_BUILD", buildir, 1);
         if (vdt_daemon_start(&d, args) != 0) die("could not start the daemon");
         O.port = d.port;
     }
-    printf("bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n", O.n,
-           O.dim, O.k, O.ef, O.threads, env.cpu);
+    printf("bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n", O.n, O.dim,
+           O.k, O.ef, O.threads, env.cpu);
     phase_upsert();
     run_searchers(1, 200, "warm-up");
     run_searchers(1, 3000, "search round trip (1 conn)");

@@ -131,7 +131,8 @@ int vd_cmd_serve(int argc, char **argv)
             if (!*val) return bad(flag, "''", "needs a directory");
             cfg.data_dir = val;
         } else if (!strcmp(flag, "--listen")) {
-            if (parse_listen(val, &cfg)) return bad(flag, val, "expected HOST:PORT, e.g. 127.0.0.1:7711");
+            if (parse_listen(val, &cfg))
+                return bad(flag, val, "expected HOST:PORT, e.g. 127.0.0.1:7711");
         } else if (!strcmp(flag, "--threads")) {
             if (parse_u64(val, 1, 1024, 0, &v)) return bad(flag, val, "expected 1..1024");
             cfg.threads = (uint32_t)v;
@@ -162,18 +163,23 @@ int vd_cmd_serve(int argc, char **argv)
                 return bad(flag, val, "expected seconds >= 0 (fractions allowed; 0 = never)");
             cfg.limits.idle_timeout_ms = (uint32_t)ceil(s * 1000.0);
         } else if (!strcmp(flag, "--log-level")) {
-            if (!strcmp(val, "debug")) cfg.log_level = VD_LOG_DEBUG;
-            else if (!strcmp(val, "info")) cfg.log_level = VD_LOG_INFO;
-            else if (!strcmp(val, "warn")) cfg.log_level = VD_LOG_WARN;
-            else if (!strcmp(val, "error")) cfg.log_level = VD_LOG_ERROR;
-            else return bad(flag, val, "expected debug, info, warn or error");
+            if (!strcmp(val, "debug"))
+                cfg.log_level = VD_LOG_DEBUG;
+            else if (!strcmp(val, "info"))
+                cfg.log_level = VD_LOG_INFO;
+            else if (!strcmp(val, "warn"))
+                cfg.log_level = VD_LOG_WARN;
+            else if (!strcmp(val, "error"))
+                cfg.log_level = VD_LOG_ERROR;
+            else
+                return bad(flag, val, "expected debug, info, warn or error");
         } else {
             return bad("flag", flag, "unknown flag");
         }
     }
     /* Responses queue up to this many bytes per connection before reading from it pauses:
      * room for a couple of maximal responses, so one big answer never deadlocks. */
-    cfg.max_output_bytes = cfg.limits.max_frame_bytes < 16 * MIB ? 16 * MIB
-                                                                 : cfg.limits.max_frame_bytes;
+    cfg.max_output_bytes =
+        cfg.limits.max_frame_bytes < 16 * MIB ? 16 * MIB : cfg.limits.max_frame_bytes;
     return vd_server_run(&cfg);
 }

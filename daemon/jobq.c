@@ -29,8 +29,10 @@ void vd_jobq_push(vd_jobq *q, vd_job *j)
 {
     j->next = NULL;
     pthread_mutex_lock(&q->mu);
-    if (q->tail) q->tail->next = j;
-    else q->head = j;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
     q->tail = j;
     q->n++;
     pthread_cond_signal(&q->cv);
@@ -40,7 +42,8 @@ void vd_jobq_push(vd_jobq *q, vd_job *j)
 vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max)
 {
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed) pthread_cond_wait(&q->cv, &q->mu);
+    while (!q->head && !q->closed)
+        pthread_cond_wait(&q->cv, &q->mu);
     vd_job *first = q->head, *last = NULL;
     size_t taken = 0;
     for (vd_job *j = q->head; j && taken < max; j = j->next) {
@@ -57,7 +60,10 @@ vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max)
     return last ? first : NULL;
 }
 
-vd_job *vd_jobq_pop(vd_jobq *q) { return vd_jobq_pop_all(q, 1); }
+vd_job *vd_jobq_pop(vd_jobq *q)
+{
+    return vd_jobq_pop_all(q, 1);
+}
 
 void vd_jobq_close(vd_jobq *q)
 {

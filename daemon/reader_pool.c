@@ -28,8 +28,8 @@ static int too_big(vd_server *srv, vd_job *j, uint64_t bytes, const char *what)
     uint64_t max = srv->cfg.limits.max_frame_bytes;
     if (bytes + RESPONSE_SLACK <= max) return 0;
     vd_reply_error(srv, j, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
-                   "%s: the response would hold %" PRIu64 " bytes, over max_frame_bytes %"
-                   PRIu64 "; ask for less per request",
+                   "%s: the response would hold %" PRIu64 " bytes, over max_frame_bytes %" PRIu64
+                   "; ask for less per request",
                    what, bytes, max);
     return 1;
 }
@@ -73,8 +73,10 @@ static void do_search(vd_server *srv, vd_job *j)
     for (size_t i = 0; i < nq; i++) {
         uint32_t got = 0;
         if (vd_index_search(ix, q.v + i * p->dim, s->k, s->ef, hits, &got, &err) != VD_OK) {
-            if (nq > 1) vd_err_prefix(&err, "search %s: query %zu", p->name, i);
-            else vd_err_prefix(&err, "search %s", p->name);
+            if (nq > 1)
+                vd_err_prefix(&err, "search %s: query %zu", p->name, i);
+            else
+                vd_err_prefix(&err, "search %s", p->name);
             goto bad;
         }
         for (size_t h = 0; h < k; h++) {
@@ -89,8 +91,7 @@ static void do_search(vd_server *srv, vd_job *j)
             int found = 0;
             const uint8_t *pl = NULL;
             size_t plen = 0;
-            if (vd_snapshot_get(snap, c, ids[i], &found, NULL, &pl, &plen, &err) != VD_OK)
-                goto bad;
+            if (vd_snapshot_get(snap, c, ids[i], &found, NULL, &pl, &plen, &err) != VD_OK) goto bad;
             if (found && pl) {
                 payloads[i].data = (uint8_t *)pl;
                 payloads[i].len = plen;
@@ -249,7 +250,8 @@ static void do_list(vd_server *srv, vd_job *j, int stats)
             goto done;
         }
         uint64_t points = 0;
-        for (size_t i = 0; i < n; i++) points += list[i].count;
+        for (size_t i = 0; i < n; i++)
+            points += list[i].count;
         st.server_version = VD_VERSION_STRING;
         st.uptime_s = (vd_now_ns() - srv->start_ns) / 1000000000u;
         st.connections = (uint32_t)atomic_load(&srv->connections);
@@ -294,13 +296,24 @@ void vd_reader__execute(vd_server *srv, vd_job *j)
 {
     const vd_pb_request *q = j->req;
     switch (q->op_case) {
-    case VECTORD__V1__REQUEST__OP_SEARCH: do_search(srv, j); break;
-    case VECTORD__V1__REQUEST__OP_GET: do_get(srv, j); break;
-    case VECTORD__V1__REQUEST__OP_COLLECTION_INFO: do_info(srv, j, q->collection_info->name, 0);
+    case VECTORD__V1__REQUEST__OP_SEARCH:
+        do_search(srv, j);
         break;
-    case VECTORD__V1__REQUEST__OP_COUNT: do_info(srv, j, q->count->collection, 1); break;
-    case VECTORD__V1__REQUEST__OP_LIST_COLLECTIONS: do_list(srv, j, 0); break;
-    case VECTORD__V1__REQUEST__OP_STATS: do_list(srv, j, 1); break;
+    case VECTORD__V1__REQUEST__OP_GET:
+        do_get(srv, j);
+        break;
+    case VECTORD__V1__REQUEST__OP_COLLECTION_INFO:
+        do_info(srv, j, q->collection_info->name, 0);
+        break;
+    case VECTORD__V1__REQUEST__OP_COUNT:
+        do_info(srv, j, q->count->collection, 1);
+        break;
+    case VECTORD__V1__REQUEST__OP_LIST_COLLECTIONS:
+        do_list(srv, j, 0);
+        break;
+    case VECTORD__V1__REQUEST__OP_STATS:
+        do_list(srv, j, 1);
+        break;
     default:
         vd_reply_error(srv, j, VECTORD__V1__CODE__INTERNAL, "%s is not a read operation",
                        vd_proto_op_name(q->op_case));

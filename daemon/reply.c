@@ -56,9 +56,12 @@ void vd_reply(vd_server *srv, vd_job *j, Vectord__V1__Response *r)
 Vectord__V1__Metric vd_metric_to_wire(vd_metric m)
 {
     switch (m) {
-    case VD_METRIC_L2: return VECTORD__V1__METRIC__L2;
-    case VD_METRIC_COSINE: return VECTORD__V1__METRIC__COSINE;
-    case VD_METRIC_IP: return VECTORD__V1__METRIC__IP;
+    case VD_METRIC_L2:
+        return VECTORD__V1__METRIC__L2;
+    case VD_METRIC_COSINE:
+        return VECTORD__V1__METRIC__COSINE;
+    case VD_METRIC_IP:
+        return VECTORD__V1__METRIC__IP;
     }
     return VECTORD__V1__METRIC__METRIC_UNSPECIFIED;
 }
@@ -66,10 +69,17 @@ Vectord__V1__Metric vd_metric_to_wire(vd_metric m)
 int vd_metric_from_wire(Vectord__V1__Metric w, vd_metric *out)
 {
     switch (w) {
-    case VECTORD__V1__METRIC__L2: *out = VD_METRIC_L2; return 1;
-    case VECTORD__V1__METRIC__COSINE: *out = VD_METRIC_COSINE; return 1;
-    case VECTORD__V1__METRIC__IP: *out = VD_METRIC_IP; return 1;
-    default: return 0;
+    case VECTORD__V1__METRIC__L2:
+        *out = VD_METRIC_L2;
+        return 1;
+    case VECTORD__V1__METRIC__COSINE:
+        *out = VD_METRIC_COSINE;
+        return 1;
+    case VECTORD__V1__METRIC__IP:
+        *out = VD_METRIC_IP;
+        return 1;
+    default:
+        return 0;
     }
 }
 

@@ -45,9 +45,9 @@
 #include "daemon/daemon_int.h"
 
 #define READ_CHUNK (64u * 1024u)
-#define CLOSE_GRACE_MS 3000u   /* a closing connection gets this long to flush */
-#define STOP_GRACE_MS 5000u    /* shutdown: then remaining connections are cut */
-#define LOG_PER_SECOND 20u     /* client error lines per second before suppression */
+#define CLOSE_GRACE_MS 3000u      /* a closing connection gets this long to flush */
+#define STOP_GRACE_MS 5000u       /* shutdown: then remaining connections are cut */
+#define LOG_PER_SECOND 20u        /* client error lines per second before suppression */
 #define GLOBAL_INFLIGHT_FRAMES 8u /* request bytes with the workers, in max_frame units */
 
 struct vd_conn {
@@ -57,10 +57,10 @@ struct vd_conn {
     vd_frame_decoder *dec;
     uint64_t id;
     char peer[64];
-    int counted;            /* counts against max_connections */
+    int counted; /* counts against max_connections */
     int hello_ok;
-    int paused;             /* uv_read_stop'ed for backpressure */
-    int closing;            /* no more reads or dispatch; responses dropped */
+    int paused;  /* uv_read_stop'ed for backpressure */
+    int closing; /* no more reads or dispatch; responses dropped */
     int handle_closed;
     uv_shutdown_t shutdown_req;
     uint32_t inflight;
@@ -122,8 +122,10 @@ static void on_close(uv_handle_t *h)
     vd_conn *c = h->data;
     vd_server *srv = c->srv;
     c->handle_closed = 1;
-    if (c->prev) c->prev->next = c->next;
-    else if (srv->conns == c) srv->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv->conns == c)
+        srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     if (c->counted) {
@@ -164,11 +166,12 @@ static void conn_close_graceful(vd_conn *c)
     if (c->closing) return;
     c->closing = 1;
     c->closing_since_ns = vd_now_ns();
-    if (c->srv->stopping) uv_read_stop((uv_stream_t *)&c->tcp);
-    else uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
+    if (c->srv->stopping)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
     c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
-        conn_close_now(c);
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close_now(c);
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -249,8 +252,8 @@ static int conn_over_limits(const vd_conn *c)
      * each of them resumes when that work comes back, so nobody waits forever. */
     return c->inflight >= cfg->max_inflight || c->inflight_bytes >= cfg->limits.max_frame_bytes ||
            c->out_bytes >= cfg->max_output_bytes ||
-           (c->inflight > 0 && srv->inflight_bytes_total >= GLOBAL_INFLIGHT_FRAMES *
-                                                              (uint64_t)cfg->limits.max_frame_bytes);
+           (c->inflight > 0 && srv->inflight_bytes_total >=
+                                   GLOBAL_INFLIGHT_FRAMES * (uint64_t)cfg->limits.max_frame_bytes);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -546,8 +549,10 @@ void vd_server__complete(vd_server *srv, vd_job *j)
 {
     pthread_mutex_lock(&srv->done_mu);
     j->next = NULL;
-    if (srv->done_tail) srv->done_tail->next = j;
-    else srv->done_head = j;
+    if (srv->done_tail)
+        srv->done_tail->next = j;
+    else
+        srv->done_head = j;
     srv->done_tail = j;
     pthread_mutex_unlock(&srv->done_mu);
     uv_async_send(&srv->done_async);
@@ -599,9 +604,10 @@ static void on_sweep(uv_timer_t *t)
          * single byte of its answers for the idle timeout is stuck: it cannot be told why,
          * so it is cut. */
         if (idle_ns && c->inflight == 0 && c->out_bytes > 0 && now - c->last_active_ns > idle_ns) {
-            client_log(srv, VD_LOG_WARN, "connection %" PRIu64 " from %s has not read its "
-                       "responses (%zu bytes) for %" PRIu32 " ms; closing", c->id, c->peer,
-                       c->out_bytes, srv->cfg.limits.idle_timeout_ms);
+            client_log(srv, VD_LOG_WARN,
+                       "connection %" PRIu64 " from %s has not read its "
+                       "responses (%zu bytes) for %" PRIu32 " ms; closing",
+                       c->id, c->peer, c->out_bytes, srv->cfg.limits.idle_timeout_ms);
             conn_close_now(c);
             continue;
         }
@@ -609,8 +615,9 @@ static void on_sweep(uv_timer_t *t)
             char msg[128];
             snprintf(msg, sizeof msg, "connection idle for more than %" PRIu32 " ms; closing",
                      srv->cfg.limits.idle_timeout_ms);
-            client_log(srv, VD_LOG_INFO, "connection %" PRIu64 " from %s idle for %" PRIu32
-                       " ms; closing", c->id, c->peer, srv->cfg.limits.idle_timeout_ms);
+            client_log(srv, VD_LOG_INFO,
+                       "connection %" PRIu64 " from %s idle for %" PRIu32 " ms; closing", c->id,
+                       c->peer, srv->cfg.limits.idle_timeout_ms);
             conn_send_error(c, 0, VECTORD__V1__CODE__UNAVAILABLE, msg);
             conn_close_graceful(c);
         }
@@ -619,7 +626,10 @@ static void on_sweep(uv_timer_t *t)
 
 /* ---- shutdown -------------------------------------------------------------------------------- */
 
-static void close_cb_nop(uv_handle_t *h) { (void)h; }
+static void close_cb_nop(uv_handle_t *h)
+{
+    (void)h;
+}
 
 static void close_loop_handles(vd_server *srv)
 {
@@ -691,8 +701,8 @@ static int read_token(vd_server *srv, const char *path)
     size_t n = fread(buf, 1, sizeof buf, f);
     int too_long = !feof(f);
     fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         n--;
     if (too_long || n == 0) {
         vd_log(VD_LOG_ERROR, "--token-file %s: %s", path,
@@ -739,8 +749,8 @@ static int start_listening(vd_server *srv)
         port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
     vd_log(VD_LOG_INFO, "listening on %s%s%s:%d (max %" PRIu32 " connections, %s)",
-           strchr(cfg->host, ':') ? "[" : "", cfg->host, strchr(cfg->host, ':') ? "]" : "",
-           port, cfg->limits.max_connections, srv->token ? "token required" : "no token");
+           strchr(cfg->host, ':') ? "[" : "", cfg->host, strchr(cfg->host, ':') ? "]" : "", port,
+           cfg->limits.max_connections, srv->token ? "token required" : "no token");
     return 0;
 }
 
@@ -752,7 +762,8 @@ static void log_collections(vd_server *srv)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         total += list[i].count;
-        vd_log(VD_LOG_INFO, "collection %s: %" PRIu64 " points, dim %" PRIu32 ", %s, m %" PRIu32
+        vd_log(VD_LOG_INFO,
+               "collection %s: %" PRIu64 " points, dim %" PRIu32 ", %s, m %" PRIu32
                ", ef_construction %" PRIu32 ", ef_search %" PRIu32,
                list[i].params.name, list[i].count, list[i].params.dim,
                vd_metric_name(list[i].params.metric), list[i].params.m,
@@ -780,8 +791,8 @@ int vd_server_run(const vd_server_config *cfg)
     srv->start_ns = vd_now_ns();
     vd_log_set_level(cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
-    vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads", VD_VERSION_STRING,
-           cfg->data_dir, cfg->threads);
+    vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads",
+           VD_VERSION_STRING, cfg->data_dir, cfg->threads);
 
     if (cfg->token_file && read_token(srv, cfg->token_file) != 0) goto fail;
     vd_store_options opt = {0};
@@ -848,11 +859,13 @@ fail_loop:
 stop_threads:
     vd_jobq_close(&srv->readq);
     vd_jobq_close(&srv->writeq);
-    for (uint32_t i = 0; i < srv->n_readers; i++) pthread_join(srv->readers[i], NULL);
+    for (uint32_t i = 0; i < srv->n_readers; i++)
+        pthread_join(srv->readers[i], NULL);
     if (srv->writer_started) pthread_join(srv->writer, NULL);
     if (status == 0)
-        vd_log(VD_LOG_INFO, "stopped: %" PRIu64 " requests served, %" PRIu64
-               " writes committed in %" PRIu64 " transactions",
+        vd_log(VD_LOG_INFO,
+               "stopped: %" PRIu64 " requests served, %" PRIu64 " writes committed in %" PRIu64
+               " transactions",
                (uint64_t)atomic_load(&srv->requests_total),
                (uint64_t)atomic_load(&srv->ops_committed),
                (uint64_t)atomic_load(&srv->writes_committed));

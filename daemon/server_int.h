@@ -28,11 +28,11 @@ typedef struct vd_server_config {
     const char *data_dir;
     char host[256];
     int port;
-    uint32_t threads;           /* reader threads and index worker threads */
-    const char *token_file;     /* NULL: no authentication */
+    uint32_t threads;       /* reader threads and index worker threads */
+    const char *token_file; /* NULL: no authentication */
     vd_limits limits;
-    uint32_t max_inflight;      /* requests in flight per connection before reads pause */
-    size_t max_output_bytes;    /* queued response bytes per connection before reads pause */
+    uint32_t max_inflight;   /* requests in flight per connection before reads pause */
+    size_t max_output_bytes; /* queued response bytes per connection before reads pause */
     vd_log_level log_level;
 } vd_server_config;
 
@@ -45,15 +45,15 @@ typedef struct vd_server vd_server;
 typedef struct vd_job {
     struct vd_job *next;
     vd_server *srv;
-    vd_conn *conn;          /* loop thread only */
-    vd_pb_request *req;     /* owned; freed by the worker once answered */
+    vd_conn *conn;      /* loop thread only */
+    vd_pb_request *req; /* owned; freed by the worker once answered */
     uint64_t request_id;
-    size_t req_bytes;       /* frame size, for per-connection accounting */
+    size_t req_bytes; /* frame size, for per-connection accounting */
     uint64_t t_start_ns;
     /* result: a complete response frame (header + body), owned */
     uint8_t *frame;
     size_t frame_len;
-    int failed;             /* the response carries a non-OK status */
+    int failed; /* the response carries a non-OK status */
     /* writer scratch (writer.c) */
     vd_op op;
     uint64_t *ids;
@@ -75,14 +75,14 @@ typedef struct vd_jobq {
 int vd_jobq_init(vd_jobq *q);
 void vd_jobq_destroy(vd_jobq *q);
 void vd_jobq_push(vd_jobq *q, vd_job *j);
-vd_job *vd_jobq_pop(vd_jobq *q);                  /* blocks */
-vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max);  /* blocks; up to max jobs as a list */
+vd_job *vd_jobq_pop(vd_jobq *q);                 /* blocks */
+vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max); /* blocks; up to max jobs as a list */
 void vd_jobq_close(vd_jobq *q);
 
 struct vd_server {
     vd_server_config cfg;
     vd_store *store;
-    uint8_t *token;         /* NULL without --token-file */
+    uint8_t *token; /* NULL without --token-file */
     size_t token_len;
     uint64_t start_ns;
 
@@ -93,12 +93,12 @@ struct vd_server {
     uv_async_t done_async;
     uv_timer_t sweep_timer;
     uv_timer_t stop_timer;
-    vd_conn *conns;         /* doubly linked list of open connections */
-    uint32_t n_conns;       /* accepted and counted against max_connections */
+    vd_conn *conns;   /* doubly linked list of open connections */
+    uint32_t n_conns; /* accepted and counted against max_connections */
     uint64_t next_conn_id;
     uint64_t inflight_total;
     uint64_t inflight_bytes_total;
-    int stopping;           /* a signal arrived: no new work, drain, then close */
+    int stopping; /* a signal arrived: no new work, drain, then close */
     int closing_handles;
     int stop_signal;
     /* log rate limit for client errors (loop thread) */

@@ -90,8 +90,7 @@ static int prepare(vd_server *srv, vd_job *j)
         return 1;
     }
     default:
-        vd_err_set(&err, VD_INTERNAL, "%s is not a write operation",
-                   vd_proto_op_name(q->op_case));
+        vd_err_set(&err, VD_INTERNAL, "%s is not a write operation", vd_proto_op_name(q->op_case));
         goto bad;
     }
 bad:
@@ -165,11 +164,14 @@ static void log_ddl(const vd_op *op)
 static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_op *ops)
 {
     if (n == 0) return;
-    for (size_t i = 0; i < n; i++) ops[i] = jobs[i]->op;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = jobs[i]->op;
     vd_err err;
     vd_status s = vd_store_write(srv->store, ops, n, &err);
-    if (s == VD_OK) atomic_fetch_add(&srv->writes_committed, 1);
-    else vd_log(VD_LOG_ERROR, "commit of %zu write(s) failed: %s", n, err.msg);
+    if (s == VD_OK)
+        atomic_fetch_add(&srv->writes_committed, 1);
+    else
+        vd_log(VD_LOG_ERROR, "commit of %zu write(s) failed: %s", n, err.msg);
     for (size_t i = 0; i < n; i++) {
         vd_job *j = jobs[i];
         j->op = ops[i];
@@ -197,8 +199,7 @@ void *vd_writer__main(void *arg)
         vd_log(VD_LOG_ERROR, "writer: out of memory for its group arrays");
         vd_job *j;
         while ((j = vd_jobq_pop(&srv->writeq)) != NULL) {
-            vd_reply_error(srv, j, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
-                           "writer out of memory");
+            vd_reply_error(srv, j, VECTORD__V1__CODE__RESOURCE_EXHAUSTED, "writer out of memory");
             vd_proto_request_free(j->req);
             j->req = NULL;
             vd_server__complete(srv, j);

@@ -7,9 +7,9 @@
 #include <check.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/unit/vd_test_client.h"
@@ -43,11 +43,20 @@ static void seed(vdt_client *c)
 static void start(const char *const *extra)
 {
     memset(&D, 0, sizeof D);
-    const char *base[24] = {"--idle-timeout-s", "1.5", "--max-connections", "6",
-                            "--max-frame-bytes", "1MiB", "--max-batch", "1000", NULL};
+    const char *base[24] = {"--idle-timeout-s",
+                            "1.5",
+                            "--max-connections",
+                            "6",
+                            "--max-frame-bytes",
+                            "1MiB",
+                            "--max-batch",
+                            "1000",
+                            NULL};
     int n = 0;
-    while (base[n]) n++;
-    for (int i = 0; extra && extra[i]; i++) base[n++] = extra[i];
+    while (base[n])
+        n++;
+    for (int i = 0; extra && extra[i]; i++)
+        base[n++] = extra[i];
     base[n] = NULL;
     ck_assert_msg(vdt_daemon_start(&D, base) == 0, "daemon did not start (log %s)", D.log);
 }
@@ -114,8 +123,7 @@ static void assert_healthy_and_unchanged(const char *token)
 static void expect(vd_pb_response *r, int code, const char *n1, const char *n2)
 {
     ck_assert_msg(r != NULL, "no response");
-    ck_assert_msg(vdt_code(r) == code, "code %d (%s), expected %d", vdt_code(r), vdt_msg(r),
-                  code);
+    ck_assert_msg(vdt_code(r) == code, "code %d (%s), expected %d", vdt_code(r), vdt_msg(r), code);
     if (n1) ck_assert_msg(strstr(vdt_msg(r), n1), "message '%s' lacks '%s'", vdt_msg(r), n1);
     if (n2) ck_assert_msg(strstr(vdt_msg(r), n2), "message '%s' lacks '%s'", vdt_msg(r), n2);
     vd_proto_response_free(r);
@@ -125,7 +133,8 @@ static int lower_contains(const char *hay, const char *needle)
 {
     char h[512];
     size_t i = 0;
-    for (; hay[i] && i < sizeof h - 1; i++) h[i] = (char)(hay[i] | 0x20);
+    for (; hay[i] && i < sizeof h - 1; i++)
+        h[i] = (char)(hay[i] | 0x20);
     h[i] = 0;
     return strstr(h, needle) != NULL;
 }
@@ -197,8 +206,7 @@ START_TEST(duplicate_ids_in_one_batch)
     /* even an existing id twice changes nothing */
     uint64_t again[2] = {3, 3};
     float w[8] = {9, 9, 9, 9, 9, 9, 9, 9};
-    expect(vdt_upsert(&C, "docs", again, 2, w, sizeof w, NULL), CODE(INVALID_ARGUMENT), "3",
-           NULL);
+    expect(vdt_upsert(&C, "docs", again, 2, w, sizeof w, NULL), CODE(INVALID_ARGUMENT), "3", NULL);
     assert_healthy_and_unchanged(NULL);
 }
 END_TEST
@@ -247,8 +255,7 @@ START_TEST(bad_names_and_create_parameters)
            "dim 5000 is out of range 1..4096", NULL);
     expect(vdt_create(&C, "ok", 4, 0), CODE(INVALID_ARGUMENT), "metric 0 is not one of", NULL);
     expect(vdt_create(&C, "ok", 4, 9), CODE(INVALID_ARGUMENT), "metric 9", NULL);
-    expect(vdt_create(&C, "docs", 4, VECTORD__V1__METRIC__L2), CODE(ALREADY_EXISTS), "docs",
-           NULL);
+    expect(vdt_create(&C, "docs", 4, VECTORD__V1__METRIC__L2), CODE(ALREADY_EXISTS), "docs", NULL);
     expect(vdt_count(&C, "../etc"), CODE(NOT_FOUND), NULL, NULL);
     assert_healthy_and_unchanged(NULL);
 }
@@ -289,7 +296,8 @@ START_TEST(malformed_id_bytes_and_batch_limit)
     expect(vdt_call(&C, &r), CODE(INVALID_ARGUMENT),
            "delete: ids hold 12 bytes, not a multiple of 8", NULL);
     uint64_t *ids = calloc(1001, sizeof *ids);
-    for (int i = 0; i < 1001; i++) ids[i] = (uint64_t)i + 1000;
+    for (int i = 0; i < 1001; i++)
+        ids[i] = (uint64_t)i + 1000;
     expect(vdt_get(&C, "docs", ids, 1001, 0, 0), CODE(INVALID_ARGUMENT),
            "get: 1001 ids exceed max_batch 1000", NULL);
     free(ids);
@@ -344,7 +352,8 @@ START_TEST(oversized_frame)
     size_t n = 70000;
     uint64_t *ids = calloc(n, 8);
     float *v = calloc(n * 4, 4);
-    for (size_t i = 0; i < n; i++) ids[i] = i + 1000;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = i + 1000;
     Vectord__V1__Request rq;
     Vectord__V1__UpsertRequest u;
     vdt_upsert_request(&rq, &u, "docs", ids, n, v, n * 16);
@@ -403,7 +412,8 @@ START_TEST(garbage_bytes)
     ck_assert_int_eq(vdt_open(&c, &D, NULL), 0);
     uint8_t junk[4 + 16];
     vd_put_u32be(junk, 16);
-    for (int i = 0; i < 16; i++) junk[4 + i] = (uint8_t)(0xff - i);
+    for (int i = 0; i < 16; i++)
+        junk[4 + i] = (uint8_t)(0xff - i);
     ck_assert_int_eq(vdt_send_raw(&c, junk, sizeof junk), 0);
     expect_closing_error(&c, 0, CODE(INVALID_ARGUMENT),
                          "frame of 16 bytes is not a valid vectord.v1.Request");
@@ -413,7 +423,8 @@ START_TEST(garbage_bytes)
     for (int round = 0; round < 20; round++) {
         ck_assert_int_eq(vdt_connect(&c, D.port), 0);
         uint8_t b[512];
-        for (size_t i = 0; i < sizeof b; i++) b[i] = (uint8_t)rand();
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (uint8_t)rand();
         vd_put_u32be(b, (uint32_t)(rand() % 300) + 1);
         vdt_send_raw(&c, b, sizeof b);
         vdt_wait_closed(&c, 3000);
@@ -483,7 +494,8 @@ END_TEST
 START_TEST(too_many_connections)
 {
     vdt_client cs[5];
-    for (int i = 0; i < 5; i++) ck_assert_int_eq(vdt_open(&cs[i], &D, NULL), 0); /* 6 with C */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(vdt_open(&cs[i], &D, NULL), 0); /* 6 with C */
     vdt_client extra;
     ck_assert_int_eq(vdt_connect(&extra, D.port), 0);
     expect_closing_error(&extra, 0, CODE(RESOURCE_EXHAUSTED),
@@ -492,7 +504,8 @@ START_TEST(too_many_connections)
     vdt_close(&cs[0]);
     usleep(100000); /* let the server see the close */
     assert_healthy_and_unchanged(NULL);
-    for (int i = 1; i < 5; i++) vdt_close(&cs[i]);
+    for (int i = 1; i < 5; i++)
+        vdt_close(&cs[i]);
 }
 END_TEST
 
@@ -523,7 +536,8 @@ START_TEST(slow_consumer_only_stalls_itself)
         _exit(0);
     }
     usleep(500000);
-    for (int i = 0; i < 5; i++) assert_healthy_and_unchanged(NULL);
+    for (int i = 0; i < 5; i++)
+        assert_healthy_and_unchanged(NULL);
     /* now drain: every request gets its answer */
     slow.timeout_ms = 30000;
     int got = 0;
@@ -581,7 +595,8 @@ START_TEST(client_that_never_reads_is_cut)
 }
 END_TEST
 
-/* ---- authentication --------------------------------------------------------------------------- */
+/* ---- authentication ---------------------------------------------------------------------------
+ */
 
 START_TEST(bad_token)
 {

@@ -23,7 +23,7 @@ typedef struct worker {
     int idx;
     int failures;
     char why[200];
-    uint64_t live;       /* ids written and not deleted */
+    uint64_t live; /* ids written and not deleted */
 } worker;
 
 /* A distinct pseudo-random vector per id (splitmix64), so results are checkable. */
@@ -39,10 +39,10 @@ static void vec_for(uint64_t id, float *v)
     }
 }
 
-#define FAIL(w, ...)                                                                           \
-    do {                                                                                       \
-        if (!(w)->failures++) snprintf((w)->why, sizeof (w)->why, __VA_ARGS__);                \
-        goto out;                                                                              \
+#define FAIL(w, ...)                                                                               \
+    do {                                                                                           \
+        if (!(w)->failures++) snprintf((w)->why, sizeof(w)->why, __VA_ARGS__);                     \
+        goto out;                                                                                  \
     } while (0)
 
 static void *run(void *arg)
@@ -72,8 +72,8 @@ static void *run(void *arg)
         r = vdt_get(&c, "conc", ids, BATCH, 1, 0);
         if (vdt_code(r) != 0) FAIL(w, "conn %d get: %s", w->idx, vdt_msg(r));
         for (int i = 0; i < BATCH; i++)
-            if (!r->get->found[i] || memcmp(r->get->vectors.data + i * DIM * 4, v + i * DIM,
-                                            DIM * 4) != 0)
+            if (!r->get->found[i] ||
+                memcmp(r->get->vectors.data + i * DIM * 4, v + i * DIM, DIM * 4) != 0)
                 FAIL(w, "conn %d: acknowledged id %llu not readable", w->idx,
                      (unsigned long long)ids[i]);
         vd_proto_response_free(r);
@@ -84,8 +84,7 @@ static void *run(void *arg)
         for (int h = 0; h < 5; h++) {
             uint64_t id = vdt_hit_id(r, (size_t)h);
             if (id != UINT64_MAX && (id < 1000 || id >= (uint64_t)(N_CONN + 1) * 1000))
-                FAIL(w, "conn %d: search returned unknown id %llu", w->idx,
-                     (unsigned long long)id);
+                FAIL(w, "conn %d: search returned unknown id %llu", w->idx, (unsigned long long)id);
             if (h > 0 && vdt_hit_dist(r, (size_t)h) < vdt_hit_dist(r, (size_t)h - 1))
                 FAIL(w, "conn %d: search rows not sorted", w->idx);
         }

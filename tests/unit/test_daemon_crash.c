@@ -31,7 +31,7 @@ typedef struct acked {
 
 typedef struct writer_arg {
     acked *ack;
-    uint64_t next_id;   /* this writer's id space */
+    uint64_t next_id; /* this writer's id space */
     atomic_int *stop;
 } writer_arg;
 
@@ -55,7 +55,8 @@ static void record(acked *a, uint64_t first, size_t n)
         a->cap = (a->n + n) * 2;
         a->ids = realloc(a->ids, a->cap * sizeof *a->ids);
     }
-    for (size_t i = 0; i < n; i++) a->ids[a->n++] = first + i;
+    for (size_t i = 0; i < n; i++)
+        a->ids[a->n++] = first + i;
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -118,7 +119,8 @@ START_TEST(kill_9_under_write_load_loses_no_acknowledged_write)
 
     acked ack = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
     uint64_t next_id[WRITERS];
-    for (int i = 0; i < WRITERS; i++) next_id[i] = (uint64_t)(i + 1) << 40;
+    for (int i = 0; i < WRITERS; i++)
+        next_id[i] = (uint64_t)(i + 1) << 40;
     srand((unsigned)getpid());
     size_t lost = 0;
     for (int round = 0; round < ROUNDS; round++) {

@@ -3,8 +3,8 @@
  * multi-query), delete, drop, pipelining with out-of-order ids, restart keeps the data,
  * SIGTERM exits 0, command-line errors exit 2. */
 #include <check.h>
-#include <math.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +29,11 @@ static void teardown(void)
     vdt_daemon_cleanup(&D);
 }
 
-#define OK(resp)                                                                               \
-    do {                                                                                       \
-        vd_pb_response *r_ = (resp);                                                           \
-        ck_assert_msg(vdt_code(r_) == 0, "%s: %d %s", #resp, vdt_code(r_), vdt_msg(r_));       \
-        vd_proto_response_free(r_);                                                            \
+#define OK(resp)                                                                                   \
+    do {                                                                                           \
+        vd_pb_response *r_ = (resp);                                                               \
+        ck_assert_msg(vdt_code(r_) == 0, "%s: %d %s", #resp, vdt_code(r_), vdt_msg(r_));           \
+        vd_proto_response_free(r_);                                                                \
     } while (0)
 
 /* Points i = 1..n of dim 4 at (i, 0, 0, 0) under l2: nearest to (x,0,0,0) is round(x). */
@@ -49,7 +49,8 @@ static void fill_line(const char *name, uint64_t first, size_t n, int payloads)
         snprintf(pl[i], 64, "{\"i\":%zu}", (size_t)(first + i));
     }
     OK(vdt_upsert(&C, name, ids, n, v, n * 16, payloads ? (const char *const *)pl : NULL));
-    for (size_t i = 0; i < n; i++) free(pl[i]);
+    for (size_t i = 0; i < n; i++)
+        free(pl[i]);
     free(pl);
     free(ids);
     free(v);
@@ -235,7 +236,8 @@ START_TEST(pipelined_requests_are_matched_by_id)
         ck_assert_uint_eq(r->upsert->written, 1);
         vd_proto_response_free(r);
     }
-    for (int i = 0; i < N; i++) free(up[i].ids.data);
+    for (int i = 0; i < N; i++)
+        free(up[i].ids.data);
     vd_pb_response *r = vdt_count(&C, "pipe");
     ck_assert_uint_eq(r->count->count, N);
     vd_proto_response_free(r);
@@ -269,7 +271,8 @@ START_TEST(sigint_with_requests_in_flight_exits_zero)
     OK(vdt_create(&C, "busy", 4, VECTORD__V1__METRIC__L2));
     uint64_t ids[100];
     float v[400] = {0};
-    for (int i = 0; i < 100; i++) ids[i] = (uint64_t)i + 1;
+    for (int i = 0; i < 100; i++)
+        ids[i] = (uint64_t)i + 1;
     Vectord__V1__Request rq;
     Vectord__V1__UpsertRequest u;
     vdt_upsert_request(&rq, &u, "busy", ids, 100, v, sizeof v);
@@ -296,7 +299,8 @@ static int run_cli(const char *const *args)
     snprintf(bin, sizeof bin, "%s/vectord", b && *b ? b : "build");
     const char *argv[16] = {bin, "serve"};
     int n = 2;
-    for (int i = 0; args[i]; i++) argv[n++] = args[i];
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {

@@ -20,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ms(void) { return vd_now_ns() / 1000000u; }
+static uint64_t now_ms(void)
+{
+    return vd_now_ns() / 1000000u;
+}
 
 int vdt_connect(vdt_client *c, int port)
 {
@@ -99,7 +102,8 @@ static int fill(vdt_client *c, int timeout_ms)
     }
     struct pollfd p = {c->fd, POLLIN, 0};
     int rc;
-    do rc = poll(&p, 1, timeout_ms);
+    do
+        rc = poll(&p, 1, timeout_ms);
     while (rc < 0 && errno == EINTR);
     if (rc <= 0) return -1;
     ssize_t r = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
@@ -158,9 +162,9 @@ int vdt_wait_closed(vdt_client *c, int timeout_ms)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-#define REQ(field, CASE)                                                                       \
-    Vectord__V1__Request r = VECTORD__V1__REQUEST__INIT;                                       \
-    r.op_case = VECTORD__V1__REQUEST__OP_##CASE;                                               \
+#define REQ(field, CASE)                                                                           \
+    Vectord__V1__Request r = VECTORD__V1__REQUEST__INIT;                                           \
+    r.op_case = VECTORD__V1__REQUEST__OP_##CASE;                                                   \
     r.field = &m
 
 vd_pb_response *vdt_hello(vdt_client *c, const char *token)
@@ -224,13 +228,13 @@ vd_pb_response *vdt_stats(vdt_client *c)
 static uint8_t *ids_le(const uint64_t *ids, size_t n)
 {
     uint8_t *b = malloc(n * 8 + 1);
-    for (size_t i = 0; i < n; i++) vd_put_u64le(b + 8 * i, ids[i]);
+    for (size_t i = 0; i < n; i++)
+        vd_put_u64le(b + 8 * i, ids[i]);
     return b;
 }
 
-void vdt_upsert_request(Vectord__V1__Request *r, Vectord__V1__UpsertRequest *u,
-                        const char *name, const uint64_t *ids, size_t n, const float *vecs,
-                        size_t vec_bytes)
+void vdt_upsert_request(Vectord__V1__Request *r, Vectord__V1__UpsertRequest *u, const char *name,
+                        const uint64_t *ids, size_t n, const float *vecs, size_t vec_bytes)
 {
     vectord__v1__request__init(r);
     vectord__v1__upsert_request__init(u);
@@ -306,7 +310,10 @@ vd_pb_response *vdt_search(vdt_client *c, const char *name, const float *q, size
     return vdt_call(c, &r);
 }
 
-int vdt_code(const vd_pb_response *r) { return r ? (r->status ? (int)r->status->code : 0) : -1; }
+int vdt_code(const vd_pb_response *r)
+{
+    return r ? (r->status ? (int)r->status->code : 0) : -1;
+}
 
 const char *vdt_msg(const vd_pb_response *r)
 {
@@ -375,7 +382,8 @@ static int start_once(vdt_daemon *d, const char *const *args)
     argv[n++] = listen;
     argv[n++] = "--threads";
     argv[n++] = "2";
-    for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
+    for (int i = 0; args && args[i] && n < 62; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -458,7 +466,8 @@ int vdt_log_contains(const vdt_daemon *d, const char *needle)
     if (!f) return 0;
     char line[2048];
     int found = 0;
-    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
     fclose(f);
     return found;
 }

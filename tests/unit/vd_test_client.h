@@ -16,8 +16,8 @@
 typedef struct vdt_client {
     int fd;
     uint64_t next_id;
-    int timeout_ms;      /* per receive; default 20000 */
-    uint8_t *buf;        /* receive buffer */
+    int timeout_ms; /* per receive; default 20000 */
+    uint8_t *buf;   /* receive buffer */
     size_t cap, start, end;
 } vdt_client;
 
@@ -53,9 +53,8 @@ vd_pb_response *vdt_get(vdt_client *c, const char *name, const uint64_t *ids, si
 vd_pb_response *vdt_search(vdt_client *c, const char *name, const float *q, size_t q_bytes,
                            uint32_t k, uint32_t ef, int with_payloads);
 /* Builds a request without sending it (for pipelining): the caller packs with vdt_send. */
-void vdt_upsert_request(Vectord__V1__Request *r, Vectord__V1__UpsertRequest *u,
-                        const char *name, const uint64_t *ids, size_t n, const float *vecs,
-                        size_t vec_bytes);
+void vdt_upsert_request(Vectord__V1__Request *r, Vectord__V1__UpsertRequest *u, const char *name,
+                        const uint64_t *ids, size_t n, const float *vecs, size_t vec_bytes);
 
 /* Code of a response, -1 for NULL. */
 int vdt_code(const vd_pb_response *r);
@@ -68,9 +67,9 @@ float vdt_hit_dist(const vd_pb_response *r, size_t i);
 typedef struct vdt_daemon {
     pid_t pid;
     int port;
-    char dir[256];   /* data directory */
-    char log[300];   /* its stderr */
-    char root[200];  /* temp root, removed by vdt_daemon_cleanup */
+    char dir[256];  /* data directory */
+    char log[300];  /* its stderr */
+    char root[200]; /* temp root, removed by vdt_daemon_cleanup */
 } vdt_daemon;
 
 /* Starts `vectord serve` on a free port with a fresh temp data dir (or d->dir if already set,
