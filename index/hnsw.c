@@ -171,7 +171,7 @@ vd_status vd_index__reserve_slots(vd_index *ix, uint64_t want, vd_err *err)
         if (om) ix->omark = om;
         uint32_t *deg = om ? vd_realloc(ix->indeg, n * sizeof(uint32_t)) : NULL;
         if (deg) ix->indeg = deg;
-        uint32_t *l = deg ? vd_realloc(ix->dirty_list, n * sizeof(uint32_t)) : NULL;
+        uint32_t *l = deg ? vd_realloc(ix->dirty_list, 2 * n * sizeof(uint32_t)) : NULL;
         if (l) ix->dirty_list = l;
         uint32_t *o = l ? vd_realloc(ix->orphans, n * sizeof(uint32_t)) : NULL;
         if (o) ix->orphans = o;
@@ -233,20 +233,27 @@ static void free_upper_chain(vd_index *ix, uint32_t b)
 /* ---- change tracking --------------------------------------------------------------------- */
 
 /* Records that `slot` changed. Callable from inserter threads (the byte is claimed with a
- * CAS, the list append is under dirty_lock); NEW and FREED only from the writer. */
+ * CAS, the list append is under dirty_lock); NEW and FREED only from the writer. A slot
+ * already reported by vd_index_changes (VD_DIRTY_REPORTED) is listed again, so that
+ * vd_index_changes_clear cannot drop a change made after the report. */
 void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind)
 {
     uint8_t *d = &ix->dirty[slot];
     uint8_t old = LD_RLX(d);
     if (kind == VD_CHANGE_LINKS) {
-        if (old != 0) return; /* NEW stays NEW, LINKS stays LINKS; FREED slots have no links */
-        uint8_t expect = 0;
-        if (!__atomic_compare_exchange_n(d, &expect, (uint8_t)VD_CHANGE_LINKS, 0,
-                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-            return;
+        for (;;) {
+            /* NEW stays NEW and LINKS stays LINKS until reported; FREED slots have no links */
+            if (old != 0 && !(old & VD_DIRTY_REPORTED)) return;
+            /* A reported NEW stays NEW: if the caller never cleared (its write failed), the
+             * vector record still has to be written. */
+            uint8_t want = (old & 3) == VD_CHANGE_NEW ? VD_CHANGE_NEW : VD_CHANGE_LINKS;
+            if (__atomic_compare_exchange_n(d, &old, want, 0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                break;
+        }
     } else {
         ST_RLX(d, (uint8_t)kind);
-        if (old != 0) return;
+        if (old != 0 && !(old & VD_DIRTY_REPORTED)) return;
     }
     if (ix->mt) pthread_mutex_lock(&ix->dirty_lock);
     ix->dirty_list[ix->n_dirty++] = slot;
@@ -1508,7 +1515,7 @@ void vd_index__account(vd_index *ix)
 {
     size_t b = sizeof *ix + VD_N_STRIPES * sizeof(pthread_mutex_t) +
                ix->map.cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
-               ix->cap_dirty * (1 + sizeof(uint32_t)) +
+               ix->cap_dirty * (2 + 4 * sizeof(uint32_t)) +
                (ix->cap_free + ix->cap_pending) * sizeof(uint32_t);
     ST_RLX(&ix->bytes_aux, b);
 }

@@ -15,6 +15,8 @@
 #define VD_ARENA_SEGS 32
 #define VD_N_STRIPES 4096u /* striped link locks for multi-threaded add_batch */
 
+#define VD_DIRTY_REPORTED 0x80u /* dirty byte: kind already passed to vd_index_changes */
+
 #define NODE_USED 1u /* slot holds a node (live or tombstone) */
 #define NODE_TOMB 2u /* removed (writer view); traversable until vacuum frees the slot */
 
@@ -106,8 +108,9 @@ struct vd_index {
     size_t n_pending, cap_pending;
 
     uint8_t *dirty;      /* per-slot vd_change_kind since changes_clear (atomic bytes) */
-    uint32_t *dirty_list;
-    size_t n_dirty, cap_dirty; /* every per-slot side array has cap_dirty entries */
+    uint32_t *dirty_list; /* a slot appears at most twice: reported, then changed again */
+    size_t n_dirty, n_reported, cap_dirty;
+    int reported; /* vd_index_changes ran since the last clear */ /* every per-slot side array has cap_dirty entries */
     pthread_mutex_t dirty_lock;
 
     /* Level-0 in-degree per slot (atomic), so that a node losing its last in-link is

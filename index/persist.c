@@ -40,11 +40,21 @@ static int u32_cmp(const void *a, const void *b)
 
 int vd_index_changes(const vd_index *cix, vd_change_fn fn, void *ctx)
 {
-    vd_index *ix = (vd_index *)cix; /* sorting the list in place changes no observable state */
+    /* Sorting and de-duplicating the list, and flagging what was reported, change nothing a
+     * caller can observe except what vd_index_changes_clear will forget. */
+    vd_index *ix = (vd_index *)cix;
     if (ix->n_dirty) qsort(ix->dirty_list, ix->n_dirty, sizeof(uint32_t), u32_cmp);
-    for (size_t i = 0; i < ix->n_dirty; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < ix->n_dirty; i++)
+        if (n == 0 || ix->dirty_list[n - 1] != ix->dirty_list[i])
+            ix->dirty_list[n++] = ix->dirty_list[i];
+    ix->n_dirty = n;
+    for (size_t i = 0; i < n; i++) ix->dirty[ix->dirty_list[i]] |= VD_DIRTY_REPORTED;
+    ix->n_reported = n;
+    ix->reported = 1;
+    for (size_t i = 0; i < n; i++) {
         uint32_t s = ix->dirty_list[i];
-        int rc = fn(ctx, s, (vd_change_kind)ix->dirty[s]);
+        int rc = fn(ctx, s, (vd_change_kind)(ix->dirty[s] & ~VD_DIRTY_REPORTED));
         if (rc) return rc;
     }
     return 0;
@@ -52,8 +62,23 @@ int vd_index_changes(const vd_index *cix, vd_change_fn fn, void *ctx)
 
 void vd_index_changes_clear(vd_index *ix)
 {
-    for (size_t i = 0; i < ix->n_dirty; i++) ix->dirty[ix->dirty_list[i]] = 0;
-    ix->n_dirty = 0;
+    /* Forget what the last vd_index_changes reported; slots changed since (listed again
+     * after n_reported, their REPORTED flag cleared) stay for the next round. Without a
+     * report since the last clear, forget everything. */
+    if (!ix->reported) {
+        for (size_t i = 0; i < ix->n_dirty; i++) ix->dirty[ix->dirty_list[i]] = 0;
+        ix->n_dirty = 0;
+        return;
+    }
+    ix->reported = 0;
+    for (size_t i = 0; i < ix->n_reported; i++) {
+        uint32_t s = ix->dirty_list[i];
+        if (ix->dirty[s] & VD_DIRTY_REPORTED) ix->dirty[s] = 0;
+    }
+    memmove(ix->dirty_list, ix->dirty_list + ix->n_reported,
+            (ix->n_dirty - ix->n_reported) * sizeof(uint32_t));
+    ix->n_dirty -= ix->n_reported;
+    ix->n_reported = 0;
 }
 
 void vd_index_header_get(const vd_index *ix, vd_index_header *out)

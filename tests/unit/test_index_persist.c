@@ -334,6 +334,37 @@ START_TEST(changes_report_new_links_freed_in_order)
 }
 END_TEST
 
+START_TEST(changes_made_after_a_report_survive_clear)
+{
+    vd_index_params p = {.dim = 4, .metric = VD_METRIC_L2, .m = 4, .ef_construction = 32,
+                         .deferred_publish = 1};
+    vd_index *ix = NULL;
+    ck_assert_int_eq(vd_index_open(&p, &ix, NULL), VD_OK);
+    float *v = vt_clustered(100, 4, 5, 95);
+    for (uint64_t i = 0; i < 100; i++) ck_assert_int_eq(vd_index_add(ix, i, v + i * 4, NULL), VD_OK);
+    vd_index_publish(ix);
+    seen_changes c = {0};
+    vd_index_changes(ix, on_change, &c);
+    vd_index_changes_clear(ix);
+    /* Storage's order: report, write, commit, publish (which repairs), clear. */
+    ck_assert_int_eq(vd_index_remove(ix, 50, NULL), VD_OK);
+    memset(&c, 0, sizeof c);
+    vd_index_changes(ix, on_change, &c);
+    ck_assert_uint_eq(c.n, 1); /* the removed slot's flags; nothing repaired yet */
+    vd_index_publish(ix);
+    vd_index_changes_clear(ix);
+    memset(&c, 0, sizeof c);
+    vd_index_changes(ix, on_change, &c);
+    ck_assert_uint_ge(c.kinds[VD_CHANGE_LINKS], 1); /* the repaired neighbours */
+    vd_index_changes_clear(ix);
+    memset(&c, 0, sizeof c);
+    vd_index_changes(ix, on_change, &c);
+    ck_assert_uint_eq(c.n, 0);
+    free(v);
+    vd_index_close(ix);
+}
+END_TEST
+
 Suite *index_persist_suite(void)
 {
     Suite *s = suite_create("index_persist");
@@ -344,6 +375,7 @@ Suite *index_persist_suite(void)
     tcase_add_test(tc, corrupted_links_records_are_rejected);
     tcase_add_test(tc, corrupted_headers_and_slots_are_rejected);
     tcase_add_test(tc, changes_report_new_links_freed_in_order);
+    tcase_add_test(tc, changes_made_after_a_report_survive_clear);
     suite_add_tcase(s, tc);
     return s;
 }
