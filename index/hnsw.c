@@ -579,14 +579,27 @@ static vd_cand greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned 
     return cur;
 }
 
+static inline float vdist_m(int metric, uint32_t dim, const float *a, const float *b)
+{
+    switch (metric) {
+    case VD_METRIC_L2: return vd_kern_l2sq(a, b, dim);
+    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, dim);
+    default: return -vd_kern_dot(a, b, dim);
+    }
+}
+
 /* Beam search of one level from the entries; leaves up to ef accepted nodes as a max-heap in
- * sc->w (*n_w of them). `skip` is never visited (the node being connected). */
-static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent,
-                              size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v,
-                              uint32_t skip, size_t *n_w)
+ * sc->w (*n_w of them). `skip` is never visited (the node being connected). Always inlined
+ * into one copy per metric so the kernel is inlined without a switch per distance. */
+static inline __attribute__((always_inline)) vd_status
+search_layer_m(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent, size_t n_ent,
+               unsigned level, uint32_t ef, int mode, uint64_t v, uint32_t skip, size_t *n_w,
+               int metric)
 {
     size_t nc = 0, nw = 0;
-    uint32_t maxl = vd_index__max_links(ix, level);
+    const uint32_t dim = ix->dim, maxl = vd_index__max_links(ix, level);
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
+    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
     if (cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
         cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + n_ent + maxl + 1))
         return VD_NOMEM;
@@ -609,11 +622,12 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
     }
     float bound = nw >= ef ? sc->w[0].d : INFINITY;
     uint32_t nb[2 * VD_M_MAX];
+    const uint8_t *bp[2 * VD_M_MAX];
     while (nc) {
         vd_cand c = sc->c[0];
         if (c.d > bound) break;
         minheap_pop(sc->c, &nc);
-        if (nc) __builtin_prefetch(level ? (const void *)sc->c : vd_index__list0(ix, sc->c[0].slot));
+        if (nc && level == 0) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
         const uint32_t *list = level ? vd_index__list(ix, c.slot, level)
                                      : vd_index__list0(ix, c.slot);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
@@ -626,20 +640,23 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
             }
             if (tags[x] == gen) continue;
             tags[x] = gen;
-            nb[k++] = x;
-            __builtin_prefetch(vd_index__vec(ix, x));
+            nb[k] = x;
+            bp[k] = vd_arena_at(&ix->nodes, x);
+            __builtin_prefetch(bp[k] + hdr_off);
+            k++;
         }
         if (nc + k > sc->cap_c) {
             if (cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
         }
         for (uint32_t i = 0; i < k; i++) {
-            uint32_t x = nb[i];
-            if (i + 1 < k) __builtin_prefetch(vd_index__vec(ix, nb[i + 1]) + 16);
-            float d = vdist(ix, q, vd_index__vec(ix, x));
+            if (i + 1 < k) /* the rest of the next vector while this one is computed */
+                for (size_t l = 1; l < vec_lines && l < 8; l++)
+                    __builtin_prefetch(bp[i + 1] + vec_off + 64 * l);
+            float d = vdist_m(metric, dim, q, (const float *)(bp[i] + vec_off));
             if (nw < ef || d < bound) {
-                vd_cand e = {d, x};
+                vd_cand e = {d, nb[i]};
                 minheap_push(sc->c, &nc, e);
-                if (accept(vd_index__node(ix, x), mode, v)) {
+                if (accept((const vd_node *)(bp[i] + hdr_off), mode, v)) {
                     maxheap_push(sc->w, &nw, e);
                     if (nw > ef) maxheap_pop(sc->w, &nw);
                     if (nw >= ef) bound = sc->w[0].d;
@@ -649,6 +666,21 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
     }
     *n_w = nw;
     return VD_OK;
+}
+
+static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent,
+                              size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v,
+                              uint32_t skip, size_t *n_w)
+{
+    switch (ix->metric) {
+    case VD_METRIC_L2:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_L2);
+    case VD_METRIC_COSINE:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w,
+                              VD_METRIC_COSINE);
+    default:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_IP);
+    }
 }
 
 /* The heuristic of the HNSW paper: walk candidates nearest first and keep one only if it is
