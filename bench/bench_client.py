@@ -66,7 +66,8 @@ def exact_top(base, queries, k, metric):
 
 def recall(found, truth):
     k = truth.shape[1]
-    return sum(len(set(f[:k].tolist()) & set(t.tolist())) for f, t in zip(found, truth)) / truth.size
+    hits = sum(len(set(f[:k].tolist()) & set(t.tolist())) for f, t in zip(found, truth))
+    return hits / truth.size
 
 
 class Daemon:

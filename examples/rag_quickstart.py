@@ -4,16 +4,18 @@ as payload, then retrieve the passages that best answer a question.
 
 Runs offline. Start a daemon first (`make run`, or `build/vectord serve`), then:
 
-    PYTHONPATH=client/python /usr/bin/python3 examples/rag_quickstart.py
-    PYTHONPATH=client/python /usr/bin/python3 examples/rag_quickstart.py "how is a Fresnel lens built?"
+    export PYTHONPATH=client/python
+    /usr/bin/python3 examples/rag_quickstart.py
+    /usr/bin/python3 examples/rag_quickstart.py "how do Fresnel lenses work?"
 
-The embedder below is a STAND-IN: hashed character n-grams, good enough to find passages that
-share words with the question, and deterministic so the example needs no model download. It
+The embedder below is a STAND-IN: hashed words and character n-grams, enough to find passages
+that share words with the question, and deterministic so the example needs no model download. It
 understands nothing. Swap in a real embedding model for real use (see `embed`).
 """
 import argparse
 import hashlib
 import re
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -100,7 +102,8 @@ def main():
                                              k=args.k), 1):
             p = hit.payload
             print(f"{rank}. {p['source']} #{p['chunk']}  (cosine distance {hit.distance:.3f})")
-            print(f"   {p['text']}\n")
+            print(textwrap.fill(p["text"], width=92, initial_indent="   ",
+                                subsequent_indent="   ") + "\n")
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ def test_bad_points_are_refused_and_change_nothing(client, name):
         "3-D query": lambda: client.search(name, np.ones((1, 1, 4))),
     }
     for what, call in bad_calls.items():
-        with pytest.raises(vectord.InvalidArgument) as ei:
+        with pytest.raises(vectord.InvalidArgument) as ei, np.errstate(over="ignore"):
             call()
         assert ei.value.message, what
     assert client.count(name) == 2

@@ -183,3 +183,40 @@ def test_idle_timeout_is_transparent(tmp_path):
             assert {x.name for x in c.list_collections()} == {"idle1", "idle2"}
     finally:
         d.stop()
+
+
+def test_retry_rules_when_the_connection_breaks_mid_call(server, name):
+    """Idempotent calls are re-sent on a fresh connection; create/drop are not (they may
+    have happened: here they did)."""
+    from faultproxy import CutProxy
+    proxy = CutProxy(server.address)
+    try:
+        c = vectord.Client(proxy.address, timeout=10)
+        proxy.cut_after(1)
+        with pytest.raises(vectord.Unavailable) as ei:
+            c.create_collection(name, dim=4, metric="l2")
+        assert "not idempotent" in ei.value.message
+        assert name in [x.name for x in c.list_collections()]  # it did happen
+        proxy.cut_after(1)
+        assert c.count(name) == 0  # cut, re-sent, answered
+        n = 3000
+        vecs = RNG.standard_normal((n, 4)).astype(np.float32)
+        proxy.cut_after(2)  # break during a 30-frame pipelined upsert
+        assert c.upsert(name, np.arange(n), vecs, batch_size=100) == n
+        assert c.count(name) == n
+        proxy.cut_after(1)
+        ids, _ = c.knn(name, vecs[:5], k=1, ef=50)
+        assert ids[:, 0].tolist() == [0, 1, 2, 3, 4]
+        proxy.cut_after(1)
+        with pytest.raises(vectord.Unavailable):
+            c.drop_collection(name)
+        assert name not in [x.name for x in c.list_collections()]
+        assert proxy.accepted >= 6  # a new connection after every cut
+        c.close()
+        no_retry = vectord.Client(proxy.address, timeout=10, retries=0)
+        proxy.cut_after(1)
+        with pytest.raises(vectord.Unavailable):
+            no_retry.list_collections()
+        no_retry.close()
+    finally:
+        proxy.close()

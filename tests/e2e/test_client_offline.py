@@ -29,6 +29,7 @@ def test_ids_from_list_scalar_and_arrays():
     a = to_ids(np.array([0, PAD_ID], dtype=np.uint64))
     assert a.dtype == np.dtype("<u8") and a.tolist() == [0, PAD_ID]
     assert to_ids([2 ** 63, 2 ** 64 - 1]).tolist() == [2 ** 63, 2 ** 64 - 1]
+    assert to_ids([1, 2 ** 64 - 2]).tolist() == [1, 2 ** 64 - 2]  # numpy alone: float64
     assert to_ids([]).shape == (0,)
     big_endian = np.array([1, 2], dtype=">u8")
     assert to_ids(big_endian).tobytes() == struct.pack("<2Q", 1, 2)
@@ -37,6 +38,8 @@ def test_ids_from_list_scalar_and_arrays():
 @pytest.mark.parametrize("bad, words", [
     ([-1, 2], "unsigned"),
     ([1.5], "integers"),
+    ([1, 2 ** 64 - 2, 1.5], "integers"),
+    ([-1, 2 ** 64 - 2], "integers"),
     ([[1, 2]], "1-D"),
     (["1"], "integers"),
     ([True], "integers"),

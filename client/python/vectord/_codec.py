@@ -77,6 +77,12 @@ def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
     if a.size == 0:
         return np.empty(0, dtype="<u8")
     kind = a.dtype.kind
+    if kind == "f" and not isinstance(ids, np.ndarray):
+        # numpy turns a list mixing ints below 2**63 and above it into float64 (lossy):
+        # look at the Python objects themselves instead.
+        a = np.empty(len(ids), dtype=object)
+        a[:] = list(ids)
+        kind = "O"
     if kind == "u":
         return np.ascontiguousarray(a, dtype="<u8")
     if kind == "i":

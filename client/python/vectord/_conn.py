@@ -145,6 +145,7 @@ class Connection:
         sock.setblocking(False)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), _POLLIN)
+        self._mask = _POLLIN  # events registered now (modify only on change: a syscall)
         self.last_used = time.monotonic()
 
     @classmethod
@@ -195,7 +196,7 @@ class Connection:
             if idle_ms > 0.9 * self.limits.idle_timeout_ms:
                 return False
         try:
-            self._poll.modify(self.sock.fileno(), _POLLIN)
+            self._watch(_POLLIN)
             return not self._poll.poll(0)
         except OSError:
             return False
@@ -280,8 +281,7 @@ class Connection:
                         out = None
                 if not inflight:
                     break
-                self._poll.modify(sock.fileno(),
-                                  _POLLIN | (select.POLLOUT if out is not None else 0))
+                self._watch(_POLLIN | (select.POLLOUT if out is not None else 0))
                 ready = self._poll.poll(timeout_ms)
                 if not ready:
                     self.close()
@@ -326,6 +326,11 @@ class Connection:
         self.last_used = time.monotonic()
         if errors:
             raise errors[min(errors)]
+
+    def _watch(self, mask: int) -> None:
+        if mask != self._mask and self.sock is not None:
+            self._poll.modify(self.sock.fileno(), mask)
+            self._mask = mask
 
     def _send(self, sock: socket.socket, out: memoryview, off: int) -> int:
         try:

@@ -36,9 +36,11 @@ from ._version import __version__
 
 # Room left in each frame for everything but the bulk bytes (field tags, name, varints).
 _FRAME_SLACK = 4096
-# Queries per search frame: small enough that several frames keep every reader thread of
-# the server busy, large enough that per-frame costs vanish next to the searching.
-_QUERY_BATCH = 64
+# Queries per search frame: a batch is cut into about _QUERY_FRAMES frames of 8..64 queries,
+# so that every reader thread of the server has frames queued until the end (one frame runs
+# on one reader; a few big frames leave threads idle at the tail), while per-frame costs
+# stay negligible next to the searching (measured: the client's CPU is < 5 % of a knn).
+_QUERY_BATCH_MIN, _QUERY_BATCH_MAX, _QUERY_FRAMES = 8, 64, 32
 # Points per get frame and ids per delete frame (further capped by the server's limits).
 _GET_BATCH = 1024
 _DELETE_BATCH = 16384
@@ -407,7 +409,8 @@ class Client:
         nq, dim = q.shape
         budget = self._frame_budget()
         per_row = max(4 * dim, 12 * max(k, 1))
-        step = max(1, min(_QUERY_BATCH, self.limits.max_batch, budget // max(per_row, 1)))
+        want = min(_QUERY_BATCH_MAX, max(_QUERY_BATCH_MIN, -(-nq // _QUERY_FRAMES)))
+        step = max(1, min(want, self.limits.max_batch, budget // max(per_row, 1)))
         bounds = _chunks(nq, step)
 
         def build(i: int) -> "pb.Request":

@@ -1,0 +1,30 @@
+"""examples/rag_quickstart.py runs offline against the real daemon, twice (the second run
+replaces its chunks instead of duplicating them), and finds the passage that answers."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import vectord
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_example(address, *extra):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "client" / "python"))
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "rag_quickstart.py"),
+                          "--address", address, "--collection", "rag_example_test", *extra],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_rag_quickstart_example(server):
+    first = run_example(server.address)
+    assert "1. honeybees.txt" in first and "cluster" in first
+    second = run_example(server.address, "how do sailors tell lighthouses apart at night?")
+    assert "1. lighthouses.txt" in second
+    with vectord.Client(server.address) as c:
+        n_chunks = int(first.split("stored ")[1].split()[0])
+        assert c.count("rag_example_test") == n_chunks  # the second run replaced, not added
+        c.drop_collection("rag_example_test")
