@@ -128,7 +128,7 @@ $(B)/gen/suites.h: $(UNIT_SRC)
 
 $(B)/obj/tests/unit/runner.o: $(B)/gen/suites.h
 
-$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP)) $(LIB)
+$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP) bench/bench_common.c) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EXT) $(CHECK_LIBS)
 
 # ---- benchmarks -------------------------------------------------------------------------
