@@ -102,7 +102,12 @@ size_t vd_index_count(const vd_index *ix);
 vd_status vd_index_get(const vd_index *ix, uint64_t id, float *out, vd_err *err);
 
 /* Makes every mutation since the last publish visible to searches, atomically.
- * Writer thread only. A no-op without deferred_publish. */
+ * Writer thread only. A no-op without deferred_publish (each call publishes itself).
+ * Publishing also repairs the neighbours of the points removed or replaced since the last
+ * publish (until then the graph around them is untouched, so the old versions stay exactly
+ * as findable), reconnects orphaned nodes and, when removed points exceed 10% of the index,
+ * vacuums: their slots are freed for reuse once no search can still be reading them. Those
+ * link changes are tracked like any other (see vd_index_changes). */
 void vd_index_publish(vd_index *ix);
 
 typedef struct vd_index_stats {
@@ -138,7 +143,11 @@ typedef enum vd_change_kind {
 
 /* Calls fn(ctx, slot, kind) once per slot changed since the last vd_index_changes_clear(),
  * in ascending slot order. A NEW slot is reported as NEW even if its links changed since. If
- * fn returns non-zero, iteration stops and that value is returned. */
+ * fn returns non-zero, iteration stops and that value is returned.
+ * vd_index_changes_clear() forgets exactly what the last vd_index_changes() reported (or
+ * everything, if it was not called since the last clear): a slot changed after that call (vd_index_publish repairs the neighbours of removed points and may
+ * vacuum, changing links and freeing slots) is reported again next time. So both orders
+ * work: changes -> write -> commit -> publish -> clear, or publish before changes. */
 typedef int (*vd_change_fn)(void *ctx, uint32_t slot, vd_change_kind kind);
 int vd_index_changes(const vd_index *ix, vd_change_fn fn, void *ctx);
 void vd_index_changes_clear(vd_index *ix);

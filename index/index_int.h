@@ -1,0 +1,245 @@
+/* index/index_int.h: internals shared by the files of index/ (hnsw.c, persist.c, distance.c).
+ * Nothing here is visible outside index/. Layout, invariants and locking are explained in
+ * the essay at the top of index/hnsw.c. */
+#ifndef VD_INDEX_INT_H
+#define VD_INDEX_INT_H
+
+#include <pthread.h>
+#include <simde/x86/avx512.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "index/vd_index.h"
+
+#define VD_LEVEL_MAX 32u         /* highest level a node may have (stored records too) */
+#define VD_EPOCH_NEVER UINT64_MAX /* died of a live node; born of a free slot */
+#define VD_SLOT_NONE UINT32_MAX
+#define VD_ARENA_SEGS 32
+#define VD_N_STRIPES 4096u /* striped link locks for multi-threaded add_batch */
+
+#define VD_DIRTY_REPORTED 0x80u /* dirty byte: kind already passed to vd_index_changes */
+
+#define NODE_USED 1u /* slot holds a node (live or tombstone) */
+#define NODE_TOMB 2u /* removed (writer view); traversable until vacuum frees the slot */
+
+/* Level-0 block: [uint32 count][uint32 links[m0]][vd_node header][pad to 16][float vec[dim]],
+ * padded to a multiple of 64 bytes. The header sits right before the vector so that the
+ * visibility check of a candidate touches the cache line its distance loads anyway.
+ * born/died, count and links are accessed atomically. */
+typedef struct vd_node {
+    uint64_t born;  /* epoch from which searches return it; NEVER for a free slot */
+    uint64_t died;  /* epoch from which searches no longer return it; NEVER while live */
+    uint64_t id;
+    uint32_t upper; /* first upper-level block (level 1), VD_SLOT_NONE when level == 0 */
+    uint8_t level;
+    uint8_t flags;  /* NODE_*; writer-side bookkeeping, readers use born/died */
+    uint16_t pad;
+} vd_node;
+
+/* Segmented arena: segment s holds (1 << shift) << s items of `stride` bytes, so item i lives
+ * in segment floor(log2(i + B)) - log2(B). Segments are mmap'ed, never moved, and published
+ * with release stores before any item in them is reachable. */
+typedef struct vd_arena {
+    uint8_t *seg[VD_ARENA_SEGS];
+    size_t seg_bytes[VD_ARENA_SEGS];
+    size_t stride;
+    uint32_t shift;  /* log2 of the first segment's item count */
+    uint32_t n_segs; /* writer only */
+    uint64_t cap;    /* items addressable in the mapped segments (writer only) */
+    size_t mapped;   /* bytes mapped (atomic, read by stats) */
+} vd_arena;
+
+static inline uint8_t *vd_arena_at(const vd_arena *a, uint32_t i)
+{
+    uint64_t x = (uint64_t)i + ((uint64_t)1 << a->shift);
+    unsigned top = 63u - (unsigned)__builtin_clzll(x);
+    unsigned s = top - a->shift;
+    uint8_t *base = __atomic_load_n(&a->seg[s], __ATOMIC_RELAXED);
+    return base + (x - ((uint64_t)1 << top)) * a->stride;
+}
+
+/* id -> slot open-addressing table with linear probing and backward-shift deletion.
+ * Writer only; readers never touch it. vals hold slot + 1 (0 = empty). */
+typedef struct vd_idmap {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap; /* power of two */
+    size_t n;
+} vd_idmap;
+
+typedef struct vd_cand {
+    float d;
+    uint32_t slot;
+} vd_cand;
+
+struct vd_index {
+    vd_index_params p; /* with defaults filled in */
+    uint32_t dim, m, m0, efc;
+    double level_mult;
+    int metric;
+    size_t hdr_off; /* byte offset of the vd_node header inside a level-0 block */
+    size_t vec_off; /* byte offset of the vector */
+    vd_arena nodes; /* level-0 blocks */
+    vd_arena upper; /* upper-level blocks: [count][links m][next] */
+
+    uint32_t n_slots;   /* high-water mark of slots (atomic: readers bound scans by it) */
+    uint32_t *free_slots; /* stack of reclaimed slots, lowest on top */
+    size_t n_free, cap_free;
+    uint32_t upper_free; /* free list of upper blocks, linked through `next` */
+    uint32_t n_upper;    /* high-water mark of upper blocks */
+    size_t n_upper_free;
+
+    uint32_t entry;     /* atomic; VD_SLOT_NONE when empty */
+    uint32_t max_level; /* atomic */
+    pthread_mutex_t ep_lock;
+    pthread_mutex_t *stripes; /* VD_N_STRIPES, used only while mt is set */
+    int mt;                   /* multi-threaded insertion in progress */
+
+    uint64_t visible_epoch; /* atomic: searches return nodes with born <= v < died */
+    uint64_t write_epoch;   /* writer only: stamp of unpublished mutations */
+    size_t n_live;          /* writer view: live nodes (including unpublished) */
+    size_t n_visible;       /* atomic: n_live as of the last publish */
+    size_t n_tomb;          /* atomic: tombstones not reclaimed yet */
+    uint32_t ef_search;     /* atomic */
+    uint64_t rng;
+    size_t ops_since_check; /* mutations since the last reachability check */
+    size_t removes_since_check;
+
+    vd_idmap map;
+
+    uint32_t *pending; /* removed slots whose neighbours are repaired at the next publish */
+    size_t n_pending, cap_pending;
+
+    uint8_t *dirty;      /* per-slot vd_change_kind since changes_clear (atomic bytes) */
+    uint32_t *dirty_list; /* a slot appears at most twice: reported, then changed again */
+    size_t n_dirty, n_reported, cap_dirty;
+    int reported; /* vd_index_changes ran since the last clear */ /* every per-slot side array has cap_dirty entries */
+    pthread_mutex_t dirty_lock;
+
+    /* Level-0 in-degree per slot (atomic), so that a node losing its last in-link is
+     * queued (orphans, once per slot thanks to omark) and reconnected at the next publish. */
+    uint32_t *indeg;
+    uint8_t *omark;
+    uint32_t *orphans;
+    size_t n_orphans;
+
+    vd_cand *rbuf; /* writer scratch for repairs: 4 * m0 + 2 candidates */
+
+    /* Grace periods: readers count themselves into readers[phase] for the duration of a
+     * search; vacuum flips the phase and waits for the old count to drain before freeing. */
+    size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
+    unsigned long readers[2];
+    unsigned phase;
+};
+
+/* hnsw.c internals used by persist.c */
+static inline vd_node *vd_index__node(const vd_index *ix, uint32_t slot)
+{
+    return (vd_node *)(vd_arena_at(&ix->nodes, slot) + ix->hdr_off);
+}
+static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
+{
+    return (uint32_t *)vd_arena_at(&ix->nodes, slot);
+}
+static inline float *vd_index__vec(const vd_index *ix, uint32_t slot)
+{
+    return (float *)(vd_arena_at(&ix->nodes, slot) + ix->vec_off);
+}
+/* The link list of `slot` at `level`: list[0] is the count, links follow. */
+uint32_t *vd_index__list(const vd_index *ix, uint32_t slot, unsigned level);
+static inline uint32_t vd_index__max_links(const vd_index *ix, unsigned level)
+{
+    return level == 0 ? ix->m0 : ix->m;
+}
+vd_status vd_index__reserve_slots(vd_index *ix, uint64_t want, vd_err *err);
+vd_status vd_index__reserve_upper(vd_index *ix, uint64_t n_blocks, vd_err *err);
+uint32_t vd_index__alloc_upper_chain(vd_index *ix, unsigned level);
+void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind);
+int vd_idmap_get(const vd_idmap *m, uint64_t id, uint32_t *slot);
+vd_status vd_idmap_reserve(vd_idmap *m, size_t n);
+void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot); /* capacity reserved */
+void vd_idmap_del(vd_idmap *m, uint64_t id);
+void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
+void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
+void vd_index__recount_indeg(vd_index *ix); /* after a load */
+size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /* BFS level 0 */
+
+/* ---- distance kernels (see the essay in distance.c) ----------------------------------- */
+
+static inline simde__m512 vd_kern_load_tail(const float *p, size_t n)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+#else
+    float buf[16] = {0};
+    memcpy(buf, p, n * sizeof(float));
+    return simde_mm512_loadu_ps(buf);
+#endif
+}
+
+static inline float vd_kern_hsum(simde__m512 v)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_reduce_add_ps(v);
+#else
+    float t[16];
+    simde_mm512_storeu_ps(t, v);
+    float s0 = (t[0] + t[8]) + (t[4] + t[12]), s1 = (t[1] + t[9]) + (t[5] + t[13]);
+    float s2 = (t[2] + t[10]) + (t[6] + t[14]), s3 = (t[3] + t[11]) + (t[7] + t[15]);
+    return (s0 + s2) + (s1 + s3);
+#endif
+}
+
+static inline float vd_kern_l2sq(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
+                                            simde_mm512_loadu_ps(b + i));
+        simde__m512 d1 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 16),
+                                            simde_mm512_loadu_ps(b + i + 16));
+        simde__m512 d2 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 32),
+                                            simde_mm512_loadu_ps(b + i + 32));
+        simde__m512 d3 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 48),
+                                            simde_mm512_loadu_ps(b + i + 48));
+        s0 = simde_mm512_fmadd_ps(d0, d0, s0);
+        s1 = simde_mm512_fmadd_ps(d1, d1, s1);
+        s2 = simde_mm512_fmadd_ps(d2, d2, s2);
+        s3 = simde_mm512_fmadd_ps(d3, d3, s3);
+    }
+    for (; i + 16 <= dim; i += 16) {
+        simde__m512 d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
+                                           simde_mm512_loadu_ps(b + i));
+        s0 = simde_mm512_fmadd_ps(d, d, s0);
+    }
+    if (i < dim) {
+        simde__m512 d = simde_mm512_sub_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i));
+        s1 = simde_mm512_fmadd_ps(d, d, s1);
+    }
+    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+}
+
+static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+        s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 16),
+                                  simde_mm512_loadu_ps(b + i + 16), s1);
+        s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 32),
+                                  simde_mm512_loadu_ps(b + i + 32), s2);
+        s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
+                                  simde_mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= dim; i += 16)
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+    if (i < dim)
+        s1 = simde_mm512_fmadd_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i), s1);
+    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+}
+
+#endif

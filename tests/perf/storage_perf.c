@@ -1,0 +1,183 @@
+/* tests/perf/storage_perf.c: storage measurements for the issue-3 closing note (not part of
+ * `make test`). Build after `make`:
+ *   cc -O2 -I. -Ibuild/gen -D_GNU_SOURCE -pthread tests/perf/storage_perf.c \
+ *      build/libvectord.a -llmdb -luv -lprotobuf-c -lm -o build/storage-perf
+ * Modes:
+ *   storage-perf build DIR N DIM [EFC]  build an N x DIM synthetic index (all cores, M 16,
+ *                                   ef_construction EFC, default 200) and import it
+ *   storage-perf open DIR           time vd_store_open, then the first search
+ *   storage-perf write DIR          durable upsert throughput for batches of 1, 100, 10000
+ * Each prints one human line and one JSON line per measurement. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/vd_storage.h"
+
+static double now_s(void) { return (double)vd_now_ns() / 1e9; }
+
+static void fill(float *v, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v[i] = (float)((double)(x >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+    }
+}
+
+static void die(const char *what, const vd_err *e)
+{
+    fprintf(stderr, "storage-perf: %s: %s\n", what, e->msg);
+    exit(1);
+}
+
+static void progress(void *ctx, size_t done, size_t total)
+{
+    fprintf(stderr, "\r%s %zu / %zu   ", (const char *)ctx, done, total);
+}
+
+static uint64_t file_bytes(const char *dir)
+{
+    char p[4096];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+static int mode_build(const char *dir, size_t n, uint32_t dim, uint32_t efc)
+{
+    vd_err e = {0};
+    vd_store *st = NULL;
+    vd_store_options opt = {.create = 1};
+    if (vd_store_open(dir, &opt, &st, &e) != VD_OK) die("open", &e);
+    float *vecs = malloc(n * dim * sizeof *vecs);
+    uint64_t *ids = malloc(n * sizeof *ids);
+    fill(vecs, n * dim, 42);
+    for (size_t i = 0; i < n; i++) ids[i] = i;
+    vd_index_params ip = {.dim = dim, .metric = VD_METRIC_L2, .m = 16, .ef_construction = efc,
+                          .seed = 1, .capacity_hint = (uint32_t)n};
+    vd_index *ix = NULL;
+    if (vd_index_open(&ip, &ix, &e) != VD_OK) die("index", &e);
+    double t0 = now_s();
+    if (vd_index_add_batch(ix, ids, vecs, n, 0, progress, "build", &e) != VD_OK) die("build", &e);
+    double t1 = now_s();
+    vd_collection_params p = {.name = "bench", .dim = dim, .metric = VD_METRIC_L2, .m = 16,
+                              .ef_construction = efc};
+    if (vd_store_import(st, &p, ix, n, ids, NULL, NULL, 1, progress, "import", &e) != VD_OK)
+        die("import", &e);
+    double t2 = now_s();
+    vd_store_close(st);
+    uint64_t fb = file_bytes(dir);
+    printf("\nbuild %zu x %u (M 16, ef_construction %u): index %.1f s, import (one txn, synced) %.1f s, data.mdb %.1f MiB, "
+           "%.0f bytes/point\n", n, dim, efc, t1 - t0, t2 - t1, fb / 1048576.0, (double)fb / n);
+    printf("{\"measure\":\"build\",\"n\":%zu,\"dim\":%u,\"build_s\":%.2f,\"import_s\":%.2f,"
+           "\"file_bytes\":%" PRIu64 ",\"bytes_per_point\":%.1f}\n", n, dim, t1 - t0, t2 - t1,
+           fb, (double)fb / n);
+    free(vecs);
+    free(ids);
+    return 0;
+}
+
+static int mode_open(const char *dir)
+{
+    vd_err e = {0};
+    vd_store *st = NULL;
+    vd_store_options opt = {0};
+    double t0 = now_s();
+    if (vd_store_open(dir, &opt, &st, &e) != VD_OK) die("open", &e);
+    double t1 = now_s();
+    vd_collection *c = NULL;
+    if (vd_store_acquire(st, "bench", &c, &e) != VD_OK) die("acquire", &e);
+    uint32_t dim = vd_collection_params_of(c)->dim;
+    float *q = malloc(dim * sizeof *q);
+    fill(q, dim, 7);
+    vd_hit hits[10];
+    uint32_t nh = 0;
+    if (vd_index_search(vd_collection_index(c), q, 10, 0, hits, &nh, &e) != VD_OK)
+        die("search", &e);
+    double t2 = now_s();
+    vd_collection_info info;
+    vd_collection_info_get(c, &info);
+    printf("open %s: %" PRIu64 " points x %u: open+load %.2f s, first search %.4f s, total "
+           "%.2f s (%u hits)\n", dir, info.count, dim, t1 - t0, t2 - t1, t2 - t0, nh);
+    printf("{\"measure\":\"open\",\"n\":%" PRIu64 ",\"dim\":%u,\"open_s\":%.3f,"
+           "\"first_search_s\":%.4f,\"total_s\":%.3f}\n", info.count, dim, t1 - t0, t2 - t1,
+           t2 - t0);
+    free(q);
+    vd_collection_release(c);
+    double t3 = now_s();
+    vd_store_close(st);
+    fprintf(stderr, "close %.2f s\n", now_s() - t3);
+    return 0;
+}
+
+static int mode_write(const char *dir)
+{
+    vd_err e = {0};
+    vd_store *st = NULL;
+    vd_store_options opt = {.create = 1};
+    if (vd_store_open(dir, &opt, &st, &e) != VD_OK) die("open", &e);
+    const uint32_t dim = 128;
+    static const size_t sizes[] = {1, 100, 10000};
+    static const size_t batches[] = {300, 60, 3};
+    uint64_t next_id = 0;
+    for (size_t si = 0; si < 3; si++) {
+        char name[32];
+        snprintf(name, sizeof name, "w%zu", sizes[si]);
+        vd_op cr = {.kind = VD_OP_CREATE};
+        strcpy(cr.params.name, name);
+        cr.params.dim = dim;
+        if (vd_store_write(st, &cr, 1, &e) != VD_OK || (cr.status && cr.status != VD_EXISTS))
+            die("create", cr.status ? &cr.err : &e);
+        size_t bs = sizes[si], nb = batches[si];
+        float *vecs = malloc(bs * dim * sizeof *vecs);
+        uint64_t *ids = malloc(bs * sizeof *ids);
+        uint8_t pbuf[64];
+        double t0 = now_s(), t_commit = 0;
+        for (size_t b = 0; b < nb; b++) {
+            for (size_t i = 0; i < bs; i++) ids[i] = next_id++;
+            fill(vecs, bs * dim, next_id);
+            int pl = snprintf((char *)pbuf, sizeof pbuf, "{\"text\":\"chunk %zu\"}", b);
+            const uint8_t **pls = malloc(bs * sizeof *pls);
+            uint32_t *lens = malloc(bs * sizeof *lens);
+            for (size_t i = 0; i < bs; i++) {
+                pls[i] = pbuf;
+                lens[i] = (uint32_t)pl;
+            }
+            vd_op op = {.kind = VD_OP_UPSERT, .collection = name, .ids = ids, .n = bs,
+                        .vectors = vecs, .payloads = pls, .payload_lens = lens};
+            double tb = now_s();
+            if (vd_store_write(st, &op, 1, &e) != VD_OK || op.status != VD_OK)
+                die("upsert", op.status ? &op.err : &e);
+            t_commit += now_s() - tb;
+            free(pls);
+            free(lens);
+        }
+        double dt = now_s() - t0;
+        double pps = (double)(bs * nb) / dt;
+        printf("durable upsert, batches of %5zu x %u: %zu batches in %.2f s = %.0f points/s "
+               "(%.1f ms per batch)\n", bs, dim, nb, dt, pps, 1000.0 * t_commit / nb);
+        printf("{\"measure\":\"write\",\"batch\":%zu,\"dim\":%u,\"batches\":%zu,\"seconds\":%.3f,"
+               "\"points_per_s\":%.1f}\n", bs, dim, nb, dt, pps);
+        free(vecs);
+        free(ids);
+    }
+    vd_store_close(st);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 5 && !strcmp(argv[1], "build"))
+        return mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
+                          (uint32_t)strtoul(argv[4], NULL, 10),
+                          argc >= 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : 200);
+    if (argc >= 3 && !strcmp(argv[1], "open")) return mode_open(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "write")) return mode_write(argv[2]);
+    fprintf(stderr, "usage: storage-perf build DIR N DIM | open DIR | write DIR\n");
+    return 2;
+}

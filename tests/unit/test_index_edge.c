@@ -1,0 +1,312 @@
+/* tests/unit/test_index_edge.c: edge cases and bad input: parameters, empty index, k > count,
+ * dim 1, duplicate vectors, zero vectors under cosine, NaN/Inf, k == 0, reserved and
+ * duplicate ids (refused before anything changes). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/vd_index.h"
+#include "tests/unit/index_testutil.h"
+
+START_TEST(open_refuses_bad_params)
+{
+    vd_index *ix = (vd_index *)1;
+    vd_err e = {0};
+    vd_index_params p = {.dim = 0, .metric = VD_METRIC_L2};
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    ck_assert_ptr_null(ix);
+    ck_assert_ptr_nonnull(strstr(e.msg, "dimension 0"));
+    p.dim = VD_DIM_MAX + 1;
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    p.dim = 8;
+    p.metric = (vd_metric)7;
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "metric"));
+    p.metric = VD_METRIC_IP;
+    p.m = 1;
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    p.m = VD_M_MAX + 1;
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    p.m = 4;
+    p.ef_construction = 1000000;
+    ck_assert_int_eq(vd_index_open(&p, &ix, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_open(NULL, &ix, &e), VD_INVALID);
+}
+END_TEST
+
+START_TEST(params_get_defaults)
+{
+    vd_index *ix = vt_open(8, VD_METRIC_L2, 0, 0, 0);
+    const vd_index_params *p = vd_index_params_of(ix);
+    ck_assert_uint_eq(p->m, 16);
+    ck_assert_uint_eq(p->ef_construction, 200);
+    ck_assert_uint_eq(p->dim, 8);
+    vd_index_close(ix);
+    vd_index_close(NULL);
+}
+END_TEST
+
+START_TEST(metric_names_round_trip)
+{
+    vd_metric m;
+    ck_assert_int_eq(vd_metric_parse("cosine", &m), VD_OK);
+    ck_assert_int_eq(m, VD_METRIC_COSINE);
+    ck_assert_int_eq(vd_metric_parse("ip", &m), VD_OK);
+    ck_assert_int_eq(m, VD_METRIC_IP);
+    ck_assert_int_eq(vd_metric_parse("l2", &m), VD_OK);
+    ck_assert_int_eq(m, VD_METRIC_L2);
+    ck_assert_int_eq(vd_metric_parse("L2x", &m), VD_INVALID);
+    ck_assert_int_eq(vd_metric_parse(NULL, &m), VD_INVALID);
+    ck_assert_str_eq(vd_metric_name(VD_METRIC_COSINE), "cosine");
+}
+END_TEST
+
+START_TEST(search_on_empty_index_returns_no_hits)
+{
+    vd_index *ix = vt_open(8, VD_METRIC_L2, 8, 32, 1);
+    float q[8] = {0};
+    vd_hit hits[4];
+    uint32_t n = 99;
+    ck_assert_int_eq(vd_index_search(ix, q, 4, 16, hits, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 0);
+    n = 99;
+    ck_assert_int_eq(vd_index_search_exact(ix, q, 4, hits, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(vd_index_count(ix), 0);
+    vt_assert_valid(ix);
+    vd_index_stats st;
+    vd_index_stats_get(ix, &st);
+    ck_assert_uint_eq(st.n_visible, 0);
+    ck_assert_uint_eq(st.n_slots, 0);
+    vd_index_header h;
+    vd_index_header_get(ix, &h);
+    ck_assert_uint_eq(h.entry_slot, UINT32_MAX);
+    ck_assert_int_eq(vd_index_remove(ix, 5, NULL), VD_NOTFOUND);
+    float out[8];
+    ck_assert_int_eq(vd_index_get(ix, 5, out, NULL), VD_NOTFOUND);
+    ck_assert_int_eq(vd_index_add_batch(ix, NULL, NULL, 0, 1, NULL, NULL, NULL), VD_OK);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(k_above_count_returns_what_exists_sorted)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
+    for (uint64_t i = 0; i < 5; i++) {
+        float v[2] = {(float)i, 0};
+        ck_assert_int_eq(vd_index_add(ix, 100 - i, v, NULL), VD_OK);
+    }
+    float q[2] = {0.1f, 0};
+    vd_hit hits[10];
+    uint32_t n = 0;
+    ck_assert_int_eq(vd_index_search(ix, q, 10, 0, hits, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 5);
+    for (uint32_t i = 0; i < n; i++) ck_assert_uint_eq(hits[i].id, 100 - i);
+    for (uint32_t i = 1; i < n; i++) ck_assert(hits[i - 1].distance <= hits[i].distance);
+    ck_assert_float_eq_tol(hits[0].distance, 0.01f, 1e-6f);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(dim_one_works)
+{
+    vd_index *ix = vt_open(1, VD_METRIC_L2, 4, 32, 1);
+    size_t n = 500;
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)i;
+        ck_assert_int_eq(vd_index_add(ix, i, &v, NULL), VD_OK);
+    }
+    vt_assert_valid(ix);
+    float q = 250.2f;
+    vd_hit hits[3];
+    uint32_t nh;
+    ck_assert_int_eq(vd_index_search(ix, &q, 3, 32, hits, &nh, NULL), VD_OK);
+    ck_assert_uint_eq(nh, 3);
+    ck_assert_uint_eq(hits[0].id, 250);
+    ck_assert_uint_eq(hits[1].id, 251);
+    ck_assert_uint_eq(hits[2].id, 249);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(duplicate_vectors_tie_by_id)
+{
+    vd_index *ix = vt_open(4, VD_METRIC_L2, 4, 32, 1);
+    float v[4] = {1, 2, 3, 4};
+    for (uint64_t i = 0; i < 50; i++) ck_assert_int_eq(vd_index_add(ix, 1000 - i, v, NULL), VD_OK);
+    vt_assert_valid(ix);
+    vd_hit hits[50];
+    uint32_t n;
+    ck_assert_int_eq(vd_index_search(ix, v, 50, 64, hits, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 50);
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_float_eq(hits[i].distance, 0.0f);
+        if (i) ck_assert_uint_lt(hits[i - 1].id, hits[i].id);
+    }
+    ck_assert_int_eq(vd_index_search_exact(ix, v, 5, hits, &n, NULL), VD_OK);
+    ck_assert_uint_eq(hits[0].id, 951);
+    ck_assert_uint_eq(hits[4].id, 955);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(cosine_refuses_zero_and_normalizes)
+{
+    vd_index *ix = vt_open(3, VD_METRIC_COSINE, 4, 16, 1);
+    float z[3] = {0, 0, 0}, v[3] = {3, 0, 4}, out[3];
+    vd_err e = {0};
+    ck_assert_int_eq(vd_index_add(ix, 1, z, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "zero"));
+    ck_assert_uint_eq(vd_index_count(ix), 0);
+    ck_assert_int_eq(vd_index_add(ix, 1, v, &e), VD_OK);
+    ck_assert_int_eq(vd_index_get(ix, 1, out, &e), VD_OK);
+    ck_assert_float_eq_tol(out[0], 0.6f, 1e-6f);
+    ck_assert_float_eq_tol(out[2], 0.8f, 1e-6f);
+    vd_hit h[1];
+    uint32_t n;
+    ck_assert_int_eq(vd_index_search(ix, z, 1, 0, h, &n, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "zero"));
+    float q[3] = {30, 0, 40}; /* any length: the query is normalized too */
+    ck_assert_int_eq(vd_index_search(ix, q, 1, 0, h, &n, &e), VD_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_float_eq_tol(h[0].distance, 0.0f, 1e-6f);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(ip_distance_is_negative_dot)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_IP, 4, 16, 1);
+    float a[2] = {1, 2}, b[2] = {3, 1}, q[2] = {1, 1};
+    ck_assert_int_eq(vd_index_add(ix, 1, a, NULL), VD_OK);
+    ck_assert_int_eq(vd_index_add(ix, 2, b, NULL), VD_OK);
+    vd_hit h[2];
+    uint32_t n;
+    ck_assert_int_eq(vd_index_search(ix, q, 2, 0, h, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(h[0].id, 2);
+    ck_assert_float_eq(h[0].distance, -4.0f);
+    ck_assert_float_eq(h[1].distance, -3.0f);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(nan_and_inf_refused_with_component)
+{
+    vd_index *ix = vt_open(4, VD_METRIC_L2, 4, 16, 1);
+    float v[4] = {1, 2, NAN, 4};
+    vd_err e = {0};
+    ck_assert_int_eq(vd_index_add(ix, 1, v, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "component 2"));
+    ck_assert_ptr_nonnull(strstr(e.msg, "NaN"));
+    v[2] = 0;
+    v[3] = INFINITY;
+    ck_assert_int_eq(vd_index_add(ix, 1, v, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "component 3"));
+    ck_assert_uint_eq(vd_index_count(ix), 0);
+    vd_hit h[1];
+    uint32_t n = 7;
+    ck_assert_int_eq(vd_index_search(ix, v, 1, 0, h, &n, &e), VD_INVALID);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(vd_index_search_exact(ix, v, 1, h, &n, &e), VD_INVALID);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(k_zero_and_missing_args_refused)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
+    float v[2] = {1, 2};
+    ck_assert_int_eq(vd_index_add(ix, 1, v, NULL), VD_OK);
+    vd_hit h[1];
+    uint32_t n;
+    vd_err e = {0};
+    ck_assert_int_eq(vd_index_search(ix, v, 0, 10, h, &n, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "k must"));
+    ck_assert_int_eq(vd_index_search_exact(ix, v, 0, h, &n, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_search(ix, NULL, 1, 10, h, &n, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_search(ix, v, 1, 10, NULL, &n, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_add_batch(ix, NULL, v, 1, 1, NULL, NULL, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_get(ix, 1, NULL, &e), VD_INVALID);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(bad_batches_change_nothing)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    uint64_t dup[4] = {10, 11, 12, 11};
+    vd_err e = {0};
+    ck_assert_int_eq(vd_index_add_batch(ix, dup, v, 4, 1, NULL, NULL, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "id 11 appears twice"));
+    ck_assert_uint_eq(vd_index_count(ix), 0);
+    uint64_t ids[4] = {10, 11, 12, 13};
+    v[5] = NAN;
+    ck_assert_int_eq(vd_index_add_batch(ix, ids, v, 4, 1, NULL, NULL, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "vector 2"));
+    v[5] = 6;
+    uint64_t reserved[4] = {1, 2, VD_ID_NONE, 3};
+    ck_assert_int_eq(vd_index_add_batch(ix, reserved, v, 4, 1, NULL, NULL, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "reserved"));
+    vd_index_stats st;
+    vd_index_stats_get(ix, &st);
+    ck_assert_uint_eq(st.n_slots, 0);
+    ck_assert_uint_eq(vd_index_count(ix), 0);
+    float out[2];
+    ck_assert_int_eq(vd_index_get(ix, 10, out, NULL), VD_NOTFOUND);
+    /* The same good batch now goes in. */
+    ck_assert_int_eq(vd_index_add_batch(ix, ids, v, 4, 1, NULL, NULL, &e), VD_OK);
+    ck_assert_uint_eq(vd_index_count(ix), 4);
+    vt_assert_valid(ix);
+    vd_index_close(ix);
+}
+END_TEST
+
+START_TEST(ef_search_default_is_settable)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
+    for (uint64_t i = 0; i < 30; i++) {
+        float v[2] = {(float)i, (float)(i % 3)};
+        ck_assert_int_eq(vd_index_add(ix, i, v, NULL), VD_OK);
+    }
+    vd_index_set_ef_search(ix, 1);
+    float q[2] = {3, 0};
+    vd_hit h[5];
+    uint32_t n;
+    ck_assert_int_eq(vd_index_search(ix, q, 5, 0, h, &n, NULL), VD_OK); /* ef = max(1, k) */
+    ck_assert_uint_eq(n, 5);
+    vd_index_set_ef_search(ix, 0); /* back to the default */
+    ck_assert_int_eq(vd_index_search(ix, q, 5, 0, h, &n, NULL), VD_OK);
+    ck_assert_uint_eq(h[0].id, 3);
+    vd_index_stats st;
+    vd_index_stats_get(ix, &st);
+    ck_assert_uint_eq(st.n_visible, 30);
+    ck_assert_uint_eq(st.bytes_vectors, 30 * 2 * sizeof(float));
+    ck_assert_uint_ge(st.bytes_total, st.bytes_vectors + st.bytes_links);
+    ck_assert_str_eq(st.simd, vd_dist_simd_name());
+    vd_index_close(ix);
+}
+END_TEST
+
+Suite *index_edge_suite(void)
+{
+    Suite *s = suite_create("index_edge");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, open_refuses_bad_params);
+    tcase_add_test(tc, params_get_defaults);
+    tcase_add_test(tc, metric_names_round_trip);
+    tcase_add_test(tc, search_on_empty_index_returns_no_hits);
+    tcase_add_test(tc, k_above_count_returns_what_exists_sorted);
+    tcase_add_test(tc, dim_one_works);
+    tcase_add_test(tc, duplicate_vectors_tie_by_id);
+    tcase_add_test(tc, cosine_refuses_zero_and_normalizes);
+    tcase_add_test(tc, ip_distance_is_negative_dot);
+    tcase_add_test(tc, nan_and_inf_refused_with_component);
+    tcase_add_test(tc, k_zero_and_missing_args_refused);
+    tcase_add_test(tc, bad_batches_change_nothing);
+    tcase_add_test(tc, ef_search_default_is_settable);
+    suite_add_tcase(s, tc);
+    return s;
+}
