@@ -12,86 +12,15 @@
  * like 100 = 6 * 16 + 4 where it would be every query's last 4 products, and a different
  * summation order from the SIMD part for no gain).
  *
+ * The kernel bodies live in index_int.h as static inline functions so that the search loop in
+ * hnsw.c inlines them (a call per distance is measurable at 100 dims); this file exports them.
+ *
  * The scalar references sum in double: they are the oracle the tests compare against. */
-#include <simde/x86/avx512.h>
-
 #include "index/index_int.h"
 
-static inline simde__m512 load_tail(const float *p, size_t n)
-{
-#if defined(SIMDE_X86_AVX512F_NATIVE)
-    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
-#else
-    float buf[16] = {0};
-    memcpy(buf, p, n * sizeof(float));
-    return simde_mm512_loadu_ps(buf);
-#endif
-}
+float vd_dist_l2sq(const float *a, const float *b, size_t dim) { return vd_kern_l2sq(a, b, dim); }
 
-static inline float hsum(simde__m512 v)
-{
-#if defined(SIMDE_X86_AVX512F_NATIVE)
-    return _mm512_reduce_add_ps(v);
-#else
-    float t[16];
-    simde_mm512_storeu_ps(t, v);
-    float s0 = (t[0] + t[8]) + (t[4] + t[12]), s1 = (t[1] + t[9]) + (t[5] + t[13]);
-    float s2 = (t[2] + t[10]) + (t[6] + t[14]), s3 = (t[3] + t[11]) + (t[7] + t[15]);
-    return (s0 + s2) + (s1 + s3);
-#endif
-}
-
-float vd_dist_l2sq(const float *a, const float *b, size_t dim)
-{
-    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
-    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
-                                            simde_mm512_loadu_ps(b + i));
-        simde__m512 d1 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 16),
-                                            simde_mm512_loadu_ps(b + i + 16));
-        simde__m512 d2 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 32),
-                                            simde_mm512_loadu_ps(b + i + 32));
-        simde__m512 d3 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 48),
-                                            simde_mm512_loadu_ps(b + i + 48));
-        s0 = simde_mm512_fmadd_ps(d0, d0, s0);
-        s1 = simde_mm512_fmadd_ps(d1, d1, s1);
-        s2 = simde_mm512_fmadd_ps(d2, d2, s2);
-        s3 = simde_mm512_fmadd_ps(d3, d3, s3);
-    }
-    for (; i + 16 <= dim; i += 16) {
-        simde__m512 d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
-                                           simde_mm512_loadu_ps(b + i));
-        s0 = simde_mm512_fmadd_ps(d, d, s0);
-    }
-    if (i < dim) {
-        simde__m512 d = simde_mm512_sub_ps(load_tail(a + i, dim - i), load_tail(b + i, dim - i));
-        s1 = simde_mm512_fmadd_ps(d, d, s1);
-    }
-    return hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
-}
-
-float vd_dist_dot(const float *a, const float *b, size_t dim)
-{
-    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
-    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
-        s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 16),
-                                  simde_mm512_loadu_ps(b + i + 16), s1);
-        s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 32),
-                                  simde_mm512_loadu_ps(b + i + 32), s2);
-        s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
-                                  simde_mm512_loadu_ps(b + i + 48), s3);
-    }
-    for (; i + 16 <= dim; i += 16)
-        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
-    if (i < dim)
-        s1 = simde_mm512_fmadd_ps(load_tail(a + i, dim - i), load_tail(b + i, dim - i), s1);
-    return hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
-}
+float vd_dist_dot(const float *a, const float *b, size_t dim) { return vd_kern_dot(a, b, dim); }
 
 float vd_dist_l2sq_ref(const float *a, const float *b, size_t dim)
 {

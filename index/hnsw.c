@@ -91,9 +91,9 @@ vd_status vd_metric_parse(const char *s, vd_metric *out)
 static inline float vdist(const vd_index *ix, const float *a, const float *b)
 {
     switch (ix->metric) {
-    case VD_METRIC_L2: return vd_dist_l2sq(a, b, ix->dim);
-    case VD_METRIC_COSINE: return 1.0f - vd_dist_dot(a, b, ix->dim);
-    default: return -vd_dist_dot(a, b, ix->dim);
+    case VD_METRIC_L2: return vd_kern_l2sq(a, b, ix->dim);
+    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, ix->dim);
+    default: return -vd_kern_dot(a, b, ix->dim);
     }
 }
 
@@ -135,7 +135,7 @@ static size_t upper_stride(const vd_index *ix) { return ((size_t)ix->m + 2) * si
 uint32_t *vd_index__list(const vd_index *ix, uint32_t slot, unsigned level)
 {
     vd_node *nd = vd_index__node(ix, slot);
-    if (level == 0) return &nd->count;
+    if (level == 0) return vd_index__list0(ix, slot);
     uint32_t b = nd->upper;
     uint32_t *blk = (uint32_t *)vd_arena_at(&ix->upper, b);
     for (unsigned l = 1; l < level; l++)
@@ -289,7 +289,8 @@ void vd_index__recount_indeg(vd_index *ix)
     for (uint32_t s = 0; s < ix->n_slots; s++) {
         const vd_node *nd = vd_index__node(ix, s);
         if (!(nd->flags & NODE_USED)) continue;
-        for (uint32_t i = 0; i < nd->count; i++) ix->indeg[(&nd->count)[1 + i]]++;
+        const uint32_t *l0 = vd_index__list0(ix, s);
+        for (uint32_t i = 0; i < l0[0]; i++) ix->indeg[l0[1 + i]]++;
     }
     for (uint32_t s = 0; s < ix->n_slots; s++)
         if (ix->indeg[s] == 0 && (vd_index__node(ix, s)->flags & NODE_USED)) queue_orphan(ix, s);
@@ -391,9 +392,9 @@ static void idmap_free(vd_idmap *m)
  * candidate heaps, a sorted copy for construction and the normalized query. One per thread,
  * shared by every index the thread touches, freed by a pthread key destructor. */
 typedef struct scratch {
-    uint32_t *tags;
+    uint16_t *tags; /* 16 bits, not 32: half the cache footprint; a wrap costs one memset */
     size_t n_tags;
-    uint32_t gen;
+    uint16_t gen;
     vd_cand *c, *w, *s;
     size_t cap_c, cap_w, cap_s;
     vd_hit *h;
@@ -437,9 +438,9 @@ static vd_status tags_reserve(scratch *sc, size_t n)
     if (sc->n_tags >= n) return VD_OK;
     size_t cap = sc->n_tags ? sc->n_tags : 1024;
     while (cap < n) cap *= 2;
-    uint32_t *t = vd_realloc(sc->tags, cap * sizeof(uint32_t));
+    uint16_t *t = vd_realloc(sc->tags, cap * sizeof(uint16_t));
     if (!t) return VD_NOMEM;
-    memset(t + sc->n_tags, 0, (cap - sc->n_tags) * sizeof(uint32_t));
+    memset(t + sc->n_tags, 0, (cap - sc->n_tags) * sizeof(uint16_t));
     sc->tags = t;
     sc->n_tags = cap;
     return VD_OK;
@@ -448,7 +449,7 @@ static vd_status tags_reserve(scratch *sc, size_t n)
 static inline void visit_begin(scratch *sc)
 {
     if (++sc->gen == 0) {
-        memset(sc->tags, 0, sc->n_tags * sizeof(uint32_t));
+        memset(sc->tags, 0, sc->n_tags * sizeof(uint16_t));
         sc->gen = 1;
     }
 }
@@ -578,19 +579,32 @@ static vd_cand greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned 
     return cur;
 }
 
+static inline float vdist_m(int metric, uint32_t dim, const float *a, const float *b)
+{
+    switch (metric) {
+    case VD_METRIC_L2: return vd_kern_l2sq(a, b, dim);
+    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, dim);
+    default: return -vd_kern_dot(a, b, dim);
+    }
+}
+
 /* Beam search of one level from the entries; leaves up to ef accepted nodes as a max-heap in
- * sc->w (*n_w of them). `skip` is never visited (the node being connected). */
-static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent,
-                              size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v,
-                              uint32_t skip, size_t *n_w)
+ * sc->w (*n_w of them). `skip` is never visited (the node being connected). Always inlined
+ * into one copy per metric so the kernel is inlined without a switch per distance. */
+static inline __attribute__((always_inline)) vd_status
+search_layer_m(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent, size_t n_ent,
+               unsigned level, uint32_t ef, int mode, uint64_t v, uint32_t skip, size_t *n_w,
+               int metric)
 {
     size_t nc = 0, nw = 0;
-    uint32_t maxl = vd_index__max_links(ix, level);
+    const uint32_t dim = ix->dim, maxl = vd_index__max_links(ix, level);
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
+    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
     if (cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
         cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + n_ent + maxl + 1))
         return VD_NOMEM;
     visit_begin(sc);
-    uint32_t *tags = sc->tags, gen = sc->gen;
+    uint16_t *tags = sc->tags, gen = sc->gen;
     if (skip != VD_SLOT_NONE && skip < sc->n_tags) tags[skip] = gen;
     for (size_t i = 0; i < n_ent; i++) {
         uint32_t s = ent[i].slot;
@@ -608,12 +622,14 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
     }
     float bound = nw >= ef ? sc->w[0].d : INFINITY;
     uint32_t nb[2 * VD_M_MAX];
+    const uint8_t *bp[2 * VD_M_MAX];
     while (nc) {
         vd_cand c = sc->c[0];
         if (c.d > bound) break;
         minheap_pop(sc->c, &nc);
+        if (nc && level == 0) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
         const uint32_t *list = level ? vd_index__list(ix, c.slot, level)
-                                     : &vd_index__node(ix, c.slot)->count;
+                                     : vd_index__list0(ix, c.slot);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
         if (n > maxl) n = maxl;
         for (uint32_t i = 0; i < n; i++) {
@@ -624,20 +640,23 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
             }
             if (tags[x] == gen) continue;
             tags[x] = gen;
-            nb[k++] = x;
-            __builtin_prefetch(vd_index__vec(ix, x));
+            nb[k] = x;
+            bp[k] = vd_arena_at(&ix->nodes, x);
+            __builtin_prefetch(bp[k] + hdr_off);
+            k++;
         }
         if (nc + k > sc->cap_c) {
             if (cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
         }
         for (uint32_t i = 0; i < k; i++) {
-            uint32_t x = nb[i];
-            if (i + 1 < k) __builtin_prefetch(vd_index__vec(ix, nb[i + 1]) + 16);
-            float d = vdist(ix, q, vd_index__vec(ix, x));
+            if (i + 1 < k) /* the rest of the next vector while this one is computed */
+                for (size_t l = 1; l < vec_lines && l < 8; l++)
+                    __builtin_prefetch(bp[i + 1] + vec_off + 64 * l);
+            float d = vdist_m(metric, dim, q, (const float *)(bp[i] + vec_off));
             if (nw < ef || d < bound) {
-                vd_cand e = {d, x};
+                vd_cand e = {d, nb[i]};
                 minheap_push(sc->c, &nc, e);
-                if (accept(vd_index__node(ix, x), mode, v)) {
+                if (accept((const vd_node *)(bp[i] + hdr_off), mode, v)) {
                     maxheap_push(sc->w, &nw, e);
                     if (nw > ef) maxheap_pop(sc->w, &nw);
                     if (nw >= ef) bound = sc->w[0].d;
@@ -647,6 +666,21 @@ static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, c
     }
     *n_w = nw;
     return VD_OK;
+}
+
+static vd_status search_layer(const vd_index *ix, scratch *sc, const float *q, const vd_cand *ent,
+                              size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v,
+                              uint32_t skip, size_t *n_w)
+{
+    switch (ix->metric) {
+    case VD_METRIC_L2:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_L2);
+    case VD_METRIC_COSINE:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w,
+                              VD_METRIC_COSINE);
+    default:
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_IP);
+    }
 }
 
 /* The heuristic of the HNSW paper: walk candidates nearest first and keep one only if it is
@@ -873,7 +907,8 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->m0 = 2 * m;
     ix->efc = efc;
     ix->level_mult = 1.0 / log((double)m);
-    ix->vec_off = (VD_NODE_LINKS_OFF + 4 * (size_t)ix->m0 + 15) & ~(size_t)15;
+    ix->hdr_off = (4 + 4 * (size_t)ix->m0 + 7) & ~(size_t)7;
+    ix->vec_off = (ix->hdr_off + sizeof(vd_node) + 15) & ~(size_t)15;
     ix->nodes.stride = (ix->vec_off + 4 * (size_t)ix->dim + 63) & ~(size_t)63;
     unsigned shift = 10;
     while (shift < 24 && ((uint64_t)1 << shift) < p->capacity_hint) shift++;
@@ -989,7 +1024,7 @@ static void init_node(vd_index *ix, uint32_t slot, uint64_t id, const float *vec
     nd->level = (uint8_t)level;
     nd->flags = NODE_USED;
     nd->upper = level ? vd_index__alloc_upper_chain(ix, level) : VD_SLOT_NONE;
-    ST_RLX(&nd->count, 0u);
+    ST_RLX(vd_index__list0(ix, slot), 0u);
     ST_REL(&nd->died, VD_EPOCH_NEVER);
     ST_REL(&nd->born, born);
     vd_index__mark(ix, slot, VD_CHANGE_NEW);
@@ -1307,7 +1342,7 @@ static size_t reach_bfs(const vd_index *ix, uint32_t from, uint8_t *seen, uint32
     while (head < tail) {
         uint32_t s = queue[head++];
         marked++;
-        const uint32_t *list = &vd_index__node(ix, s)->count;
+        const uint32_t *list = vd_index__list0(ix, s);
         uint32_t c = LD_RLX(&list[0]);
         if (c > ix->m0) c = ix->m0;
         for (uint32_t i = 0; i < c; i++) {
@@ -1428,7 +1463,7 @@ static void reconnect_orphans(vd_index *ix, scratch *sc)
         if (nd->flags & NODE_TOMB) {
             /* An unreachable tombstone no longer carries anyone: drop its links so that the
              * nodes only it pointed to are queued in turn. */
-            write_list(ix, 0, &vd_index__node(ix, x)->count, NULL, 0);
+            write_list(ix, 0, vd_index__list0(ix, x), NULL, 0);
             vd_index__mark(ix, x, VD_CHANGE_LINKS);
             continue;
         }
@@ -1444,12 +1479,13 @@ static void free_slot(vd_index *ix, uint32_t s)
     vd_node *nd = vd_index__node(ix, s);
     ST_REL(&nd->born, VD_EPOCH_NEVER);
     ST_REL(&nd->died, (uint64_t)0);
-    for (uint32_t i = 0; i < nd->count; i++) indeg_dec(ix, (&nd->count)[1 + i]);
+    uint32_t *l0 = vd_index__list0(ix, s);
+    for (uint32_t i = 0; i < l0[0]; i++) indeg_dec(ix, l0[1 + i]);
     free_upper_chain(ix, nd->upper);
     nd->upper = VD_SLOT_NONE;
     nd->flags = 0;
     nd->level = 0;
-    ST_RLX(&nd->count, 0u);
+    ST_RLX(&l0[0], 0u);
     ix->free_slots[ix->n_free++] = s;
     vd_index__mark(ix, s, VD_CHANGE_FREED);
 }

@@ -5,7 +5,9 @@
 #define VD_INDEX_INT_H
 
 #include <pthread.h>
+#include <simde/x86/avx512.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "index/vd_index.h"
 
@@ -20,8 +22,10 @@
 #define NODE_USED 1u /* slot holds a node (live or tombstone) */
 #define NODE_TOMB 2u /* removed (writer view); traversable until vacuum frees the slot */
 
-/* Level-0 block header; the block is [node][uint32 links[m0]][pad to 16][float vec[dim]],
- * padded to a multiple of 64 bytes. born/died/count/links are accessed atomically. */
+/* Level-0 block: [uint32 count][uint32 links[m0]][vd_node header][pad to 16][float vec[dim]],
+ * padded to a multiple of 64 bytes. The header sits right before the vector so that the
+ * visibility check of a candidate touches the cache line its distance loads anyway.
+ * born/died, count and links are accessed atomically. */
 typedef struct vd_node {
     uint64_t born;  /* epoch from which searches return it; NEVER for a free slot */
     uint64_t died;  /* epoch from which searches no longer return it; NEVER while live */
@@ -30,9 +34,7 @@ typedef struct vd_node {
     uint8_t level;
     uint8_t flags;  /* NODE_*; writer-side bookkeeping, readers use born/died */
     uint16_t pad;
-    uint32_t count; /* level-0 link count, then links[] follow */
 } vd_node;
-#define VD_NODE_LINKS_OFF 36u
 
 /* Segmented arena: segment s holds (1 << shift) << s items of `stride` bytes, so item i lives
  * in segment floor(log2(i + B)) - log2(B). Segments are mmap'ed, never moved, and published
@@ -75,7 +77,8 @@ struct vd_index {
     uint32_t dim, m, m0, efc;
     double level_mult;
     int metric;
-    size_t vec_off; /* byte offset of the vector inside a level-0 block */
+    size_t hdr_off; /* byte offset of the vd_node header inside a level-0 block */
+    size_t vec_off; /* byte offset of the vector */
     vd_arena nodes; /* level-0 blocks */
     vd_arena upper; /* upper-level blocks: [count][links m][next] */
 
@@ -132,11 +135,15 @@ struct vd_index {
 /* hnsw.c internals used by persist.c */
 static inline vd_node *vd_index__node(const vd_index *ix, uint32_t slot)
 {
-    return (vd_node *)vd_arena_at(&ix->nodes, slot);
+    return (vd_node *)(vd_arena_at(&ix->nodes, slot) + ix->hdr_off);
+}
+static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
+{
+    return (uint32_t *)vd_arena_at(&ix->nodes, slot);
 }
 static inline float *vd_index__vec(const vd_index *ix, uint32_t slot)
 {
-    return (float *)((uint8_t *)vd_index__node(ix, slot) + ix->vec_off);
+    return (float *)(vd_arena_at(&ix->nodes, slot) + ix->vec_off);
 }
 /* The link list of `slot` at `level`: list[0] is the count, links follow. */
 uint32_t *vd_index__list(const vd_index *ix, uint32_t slot, unsigned level);
@@ -156,5 +163,83 @@ void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever th
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
 void vd_index__recount_indeg(vd_index *ix); /* after a load */
 size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /* BFS level 0 */
+
+/* ---- distance kernels (see the essay in distance.c) ----------------------------------- */
+
+static inline simde__m512 vd_kern_load_tail(const float *p, size_t n)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+#else
+    float buf[16] = {0};
+    memcpy(buf, p, n * sizeof(float));
+    return simde_mm512_loadu_ps(buf);
+#endif
+}
+
+static inline float vd_kern_hsum(simde__m512 v)
+{
+#if defined(SIMDE_X86_AVX512F_NATIVE)
+    return _mm512_reduce_add_ps(v);
+#else
+    float t[16];
+    simde_mm512_storeu_ps(t, v);
+    float s0 = (t[0] + t[8]) + (t[4] + t[12]), s1 = (t[1] + t[9]) + (t[5] + t[13]);
+    float s2 = (t[2] + t[10]) + (t[6] + t[14]), s3 = (t[3] + t[11]) + (t[7] + t[15]);
+    return (s0 + s2) + (s1 + s3);
+#endif
+}
+
+static inline float vd_kern_l2sq(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
+                                            simde_mm512_loadu_ps(b + i));
+        simde__m512 d1 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 16),
+                                            simde_mm512_loadu_ps(b + i + 16));
+        simde__m512 d2 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 32),
+                                            simde_mm512_loadu_ps(b + i + 32));
+        simde__m512 d3 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 48),
+                                            simde_mm512_loadu_ps(b + i + 48));
+        s0 = simde_mm512_fmadd_ps(d0, d0, s0);
+        s1 = simde_mm512_fmadd_ps(d1, d1, s1);
+        s2 = simde_mm512_fmadd_ps(d2, d2, s2);
+        s3 = simde_mm512_fmadd_ps(d3, d3, s3);
+    }
+    for (; i + 16 <= dim; i += 16) {
+        simde__m512 d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
+                                           simde_mm512_loadu_ps(b + i));
+        s0 = simde_mm512_fmadd_ps(d, d, s0);
+    }
+    if (i < dim) {
+        simde__m512 d = simde_mm512_sub_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i));
+        s1 = simde_mm512_fmadd_ps(d, d, s1);
+    }
+    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+}
+
+static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
+{
+    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
+    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 64 <= dim; i += 64) {
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+        s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 16),
+                                  simde_mm512_loadu_ps(b + i + 16), s1);
+        s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 32),
+                                  simde_mm512_loadu_ps(b + i + 32), s2);
+        s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
+                                  simde_mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= dim; i += 16)
+        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
+    if (i < dim)
+        s1 = simde_mm512_fmadd_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i), s1);
+    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+}
 
 #endif
