@@ -145,6 +145,8 @@ $(B)/obj/bench/hnswlib_peer.o: bench/hnswlib_peer.cc
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -w -c $< -o $@
 $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/bench/hnswlib_peer.o $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
+# bench-net drives the daemon through the tests' blocking client.
+$(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 
 # ---- running ----------------------------------------------------------------------------
 run: deps
@@ -158,7 +160,7 @@ test: deps
 	$(MAKE) --no-print-directory test-unit && \
 	$(MAKE) --no-print-directory -j$(JOBS) SAN=asan build-asan/test-unit build-asan/vectord && \
 	$(MAKE) --no-print-directory SAN=asan test-unit && \
-	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit && \
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit build-tsan/vectord && \
 	$(MAKE) --no-print-directory SAN=tsan test-tsan && \
 	$(MAKE) --no-print-directory test-fuzz && \
 	$(MAKE) --no-print-directory test-e2e && \

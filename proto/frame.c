@@ -25,8 +25,8 @@ struct vd_frame_decoder {
     uint8_t *buf;
     size_t cap, start, end;
     uint32_t max_frame;
-    int broken;         /* 0, or the sticky vd_status of broken framing */
-    uint32_t bad_len;   /* the offending length, for the repeated message */
+    int broken;       /* 0, or the sticky vd_status of broken framing */
+    uint32_t bad_len; /* the offending length, for the repeated message */
 };
 
 vd_status vd_frame_decoder_new(uint32_t max_frame, vd_frame_decoder **out, vd_err *err)
@@ -50,10 +50,13 @@ void vd_frame_decoder_free(vd_frame_decoder *d)
 static vd_status broken_err(const vd_frame_decoder *d, vd_err *err)
 {
     if (d->broken == VD_FULL)
-        return vd_err_set(err, VD_FULL, "frame of %" PRIu32 " bytes exceeds max_frame_bytes %"
-                          PRIu32, d->bad_len, d->max_frame);
-    return vd_err_set(err, VD_INVALID, "zero-length frame (a frame holds 1..%" PRIu32
-                      " bytes after its 4-byte length)", d->max_frame);
+        return vd_err_set(err, VD_FULL,
+                          "frame of %" PRIu32 " bytes exceeds max_frame_bytes %" PRIu32, d->bad_len,
+                          d->max_frame);
+    return vd_err_set(err, VD_INVALID,
+                      "zero-length frame (a frame holds 1..%" PRIu32
+                      " bytes after its 4-byte length)",
+                      d->max_frame);
 }
 
 /* Checks the header at `start` if complete; sets `broken` on a bad length. Returns the
@@ -70,8 +73,7 @@ static size_t frame_total(vd_frame_decoder *d)
     return VD_FRAME_HEADER_BYTES + (size_t)len;
 }
 
-vd_status vd_frame_reserve(vd_frame_decoder *d, size_t want, uint8_t **p, size_t *cap,
-                           vd_err *err)
+vd_status vd_frame_reserve(vd_frame_decoder *d, size_t want, uint8_t **p, size_t *cap, vd_err *err)
 {
     if (want == 0) want = 1;
     size_t have = d->end - d->start;
@@ -96,8 +98,7 @@ vd_status vd_frame_reserve(vd_frame_decoder *d, size_t want, uint8_t **p, size_t
             size_t ncap = have + need;
             uint8_t *nb = vd_realloc(d->buf, ncap);
             if (!nb)
-                return vd_err_set(err, VD_NOMEM, "frame buffer of %zu bytes: out of memory",
-                                  ncap);
+                return vd_err_set(err, VD_NOMEM, "frame buffer of %zu bytes: out of memory", ncap);
             d->buf = nb;
             d->cap = ncap;
         }
@@ -125,8 +126,7 @@ vd_status vd_frame_push(vd_frame_decoder *d, const uint8_t *data, size_t n, vd_e
     return VD_OK;
 }
 
-vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *len,
-                        vd_err *err)
+vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *len, vd_err *err)
 {
     *frame = NULL;
     *len = 0;
@@ -139,4 +139,7 @@ vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *le
     return VD_OK;
 }
 
-size_t vd_frame_pending(const vd_frame_decoder *d) { return d->end - d->start; }
+size_t vd_frame_pending(const vd_frame_decoder *d)
+{
+    return d->end - d->start;
+}

@@ -84,8 +84,7 @@ ProtobufCAllocator vd_proto_allocator = {pb_alloc, pb_free, NULL};
 
 /* ---- Requests ----------------------------------------------------------------------------- */
 
-vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_pb_request **out,
-                                  vd_err *err)
+vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_pb_request **out, vd_err *err)
 {
     *out = vectord__v1__request__unpack(&vd_proto_allocator, len, body);
     if (!*out)
@@ -102,18 +101,30 @@ void vd_proto_request_free(vd_pb_request *r)
 const char *vd_proto_op_name(int op_case)
 {
     switch (op_case) {
-    case VECTORD__V1__REQUEST__OP_HELLO: return "hello";
-    case VECTORD__V1__REQUEST__OP_CREATE_COLLECTION: return "create_collection";
-    case VECTORD__V1__REQUEST__OP_DROP_COLLECTION: return "drop_collection";
-    case VECTORD__V1__REQUEST__OP_LIST_COLLECTIONS: return "list_collections";
-    case VECTORD__V1__REQUEST__OP_COLLECTION_INFO: return "collection_info";
-    case VECTORD__V1__REQUEST__OP_UPSERT: return "upsert";
-    case VECTORD__V1__REQUEST__OP_DELETE: return "delete";
-    case VECTORD__V1__REQUEST__OP_GET: return "get";
-    case VECTORD__V1__REQUEST__OP_SEARCH: return "search";
-    case VECTORD__V1__REQUEST__OP_COUNT: return "count";
-    case VECTORD__V1__REQUEST__OP_STATS: return "stats";
-    default: return "none";
+    case VECTORD__V1__REQUEST__OP_HELLO:
+        return "hello";
+    case VECTORD__V1__REQUEST__OP_CREATE_COLLECTION:
+        return "create_collection";
+    case VECTORD__V1__REQUEST__OP_DROP_COLLECTION:
+        return "drop_collection";
+    case VECTORD__V1__REQUEST__OP_LIST_COLLECTIONS:
+        return "list_collections";
+    case VECTORD__V1__REQUEST__OP_COLLECTION_INFO:
+        return "collection_info";
+    case VECTORD__V1__REQUEST__OP_UPSERT:
+        return "upsert";
+    case VECTORD__V1__REQUEST__OP_DELETE:
+        return "delete";
+    case VECTORD__V1__REQUEST__OP_GET:
+        return "get";
+    case VECTORD__V1__REQUEST__OP_SEARCH:
+        return "search";
+    case VECTORD__V1__REQUEST__OP_COUNT:
+        return "count";
+    case VECTORD__V1__REQUEST__OP_STATS:
+        return "stats";
+    default:
+        return "none";
     }
 }
 
@@ -133,7 +144,8 @@ vd_status vd_proto_ids(const ProtobufCBinaryData *b, const char *what, uint32_t 
                           max_batch);
     uint64_t *ids = vd_malloc(n * sizeof *ids);
     if (!ids) return vd_err_set(err, VD_NOMEM, "%s: out of memory for %zu ids", what, n);
-    for (size_t i = 0; i < n; i++) ids[i] = vd_get_u64le(b->data + 8 * i);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = vd_get_u64le(b->data + 8 * i);
     *ids_out = ids;
     *n_out = n;
     return VD_OK;
@@ -174,8 +186,8 @@ vd_status vd_proto_vectors(const ProtobufCBinaryData *b, size_t n_ids, uint32_t 
     uint64_t expect = (uint64_t)n_ids * dim * 4;
     if (b->len != expect)
         return vd_err_set(err, VD_INVALID,
-                          "vectors hold %zu bytes, %zu ids x %" PRIu32
-                          " dims x 4 bytes = %" PRIu64 " expected (collection %s)",
+                          "vectors hold %zu bytes, %zu ids x %" PRIu32 " dims x 4 bytes = %" PRIu64
+                          " expected (collection %s)",
                           b->len, n_ids, dim, expect, collection);
     return floats_view(b, n_ids, out, err);
 }
@@ -185,8 +197,7 @@ vd_status vd_proto_queries(const ProtobufCBinaryData *b, uint32_t dim, const cha
 {
     memset(out, 0, sizeof *out);
     size_t row = (size_t)dim * 4;
-    if (b->len == 0)
-        return vd_err_set(err, VD_INVALID, "search: no queries (empty queries bytes)");
+    if (b->len == 0) return vd_err_set(err, VD_INVALID, "search: no queries (empty queries bytes)");
     if (row == 0 || b->len % row != 0)
         return vd_err_set(err, VD_INVALID,
                           "queries hold %zu bytes, not a multiple of %zu (%" PRIu32
@@ -247,7 +258,8 @@ vd_status vd_proto_check_create(const Vectord__V1__CreateCollectionRequest *c, u
     switch (c->metric) {
     case VECTORD__V1__METRIC__L2:
     case VECTORD__V1__METRIC__COSINE:
-    case VECTORD__V1__METRIC__IP: return VD_OK;
+    case VECTORD__V1__METRIC__IP:
+        return VD_OK;
     default:
         return vd_err_set(err, VD_INVALID,
                           "create_collection %s: metric %d is not one of L2 (1), COSINE (2), "
@@ -309,8 +321,8 @@ vd_status vd_proto_response_decode(const uint8_t *body, size_t len, vd_pb_respon
 {
     *out = vectord__v1__response__unpack(&vd_proto_allocator, len, body);
     if (!*out)
-        return vd_err_set(err, VD_INVALID,
-                          "frame of %zu bytes is not a valid vectord.v1.Response", len);
+        return vd_err_set(err, VD_INVALID, "frame of %zu bytes is not a valid vectord.v1.Response",
+                          len);
     return VD_OK;
 }
 

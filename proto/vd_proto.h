@@ -57,8 +57,7 @@ void vd_frame_decoder_free(vd_frame_decoder *d); /* NULL is a no-op */
 /* Space for input at the buffer's tail: *p gets room for *cap bytes, at least `want` and at
  * least what the frame being assembled still lacks (so a large frame is read in place).
  * Pass the number of bytes written to vd_frame_commit. VD_NOMEM on allocation failure. */
-vd_status vd_frame_reserve(vd_frame_decoder *d, size_t want, uint8_t **p, size_t *cap,
-                           vd_err *err);
+vd_status vd_frame_reserve(vd_frame_decoder *d, size_t want, uint8_t **p, size_t *cap, vd_err *err);
 void vd_frame_commit(vd_frame_decoder *d, size_t n);
 /* Copies n input bytes in (reserve + memcpy + commit). */
 vd_status vd_frame_push(vd_frame_decoder *d, const uint8_t *data, size_t n, vd_err *err);
@@ -68,14 +67,16 @@ vd_status vd_frame_push(vd_frame_decoder *d, const uint8_t *data, size_t n, vd_e
  * vd_frame_reserve/vd_frame_push/vd_frame_decoder_free. Broken framing: VD_FULL for a length
  * over max_frame ("frame of 70000000 bytes exceeds max_frame_bytes 67108864"), VD_INVALID
  * for a zero length. */
-vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *len,
-                        vd_err *err);
+vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *len, vd_err *err);
 /* Bytes of a frame begun but not complete (0 at a frame boundary): a peer closing with
  * pending bytes sent a truncated frame. */
 size_t vd_frame_pending(const vd_frame_decoder *d);
 
 /* Writes the 4-byte header for a body of `len` bytes. */
-static inline void vd_frame_header_put(uint8_t *p, uint32_t len) { vd_put_u32be(p, len); }
+static inline void vd_frame_header_put(uint8_t *p, uint32_t len)
+{
+    vd_put_u32be(p, len);
+}
 
 /* ---- Requests ----------------------------------------------------------------------------- */
 

@@ -43,9 +43,8 @@ static void check_request(const vd_pb_request *r)
     }
     case VECTORD__V1__REQUEST__OP_DELETE:
     case VECTORD__V1__REQUEST__OP_GET: {
-        const ProtobufCBinaryData *b = r->op_case == VECTORD__V1__REQUEST__OP_GET
-                                           ? &r->get->ids
-                                           : &r->delete_->ids;
+        const ProtobufCBinaryData *b =
+            r->op_case == VECTORD__V1__REQUEST__OP_GET ? &r->get->ids : &r->delete_->ids;
         uint64_t *ids = NULL;
         size_t n = 0;
         if (vd_proto_ids(b, "ids", 1000, &ids, &n, &e) == VD_OK) {
@@ -66,14 +65,15 @@ static void check_request(const vd_pb_request *r)
             }
         }
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    size_t chunk = (size_t)(data[0] & 0x0f) + 1;     /* read sizes 1..16, or all at once */
+    size_t chunk = (size_t)(data[0] & 0x0f) + 1; /* read sizes 1..16, or all at once */
     uint32_t max_frame = (data[0] & 0x10) ? 64 : 1 << 16;
     int all_at_once = (data[0] & 0x20) != 0;
     data++;

@@ -122,8 +122,9 @@ START_TEST(zero_length_frame_is_broken_framing)
     uint32_t len;
     ck_assert_int_eq(vd_frame_next(d, &f, &len, &e), VD_INVALID);
     ck_assert_ptr_nonnull(strstr(e.msg, "zero-length frame"));
-    ck_assert_int_eq(vd_frame_decoder_new(0, &d, &e), VD_INVALID);
     vd_frame_decoder_free(d);
+    ck_assert_int_eq(vd_frame_decoder_new(0, &d, &e), VD_INVALID);
+    ck_assert_ptr_null(d);
 }
 END_TEST
 

@@ -81,7 +81,8 @@ START_TEST(ids_are_whole_uint64_within_the_batch_limit)
 
     b = bin(raw, 20);
     ck_assert_int_eq(vd_proto_ids(&b, "delete", 10, &ids, &n, &e), VD_INVALID);
-    ck_assert_str_eq(e.msg, "delete: ids hold 20 bytes, not a multiple of 8 (little-endian uint64)");
+    ck_assert_str_eq(e.msg,
+                     "delete: ids hold 20 bytes, not a multiple of 8 (little-endian uint64)");
     b = bin(raw, 0);
     ck_assert_int_eq(vd_proto_ids(&b, "upsert", 10, &ids, &n, &e), VD_INVALID);
     ck_assert_str_eq(e.msg, "upsert: empty batch (no ids)");
@@ -106,9 +107,8 @@ START_TEST(vectors_must_be_exactly_n_by_dim)
 
     b.len = 1532;
     ck_assert_int_eq(vd_proto_vectors(&b, 4, 96, "docs", &f, &e), VD_INVALID);
-    ck_assert_str_eq(e.msg,
-                     "vectors hold 1532 bytes, 4 ids x 96 dims x 4 bytes = 1536 expected "
-                     "(collection docs)");
+    ck_assert_str_eq(e.msg, "vectors hold 1532 bytes, 4 ids x 96 dims x 4 bytes = 1536 expected "
+                            "(collection docs)");
     /* misaligned bytes are copied, not read in place */
     uint8_t *raw = malloc(4 * 3 + 1);
     float three[3] = {1.5f, -2, 3};
@@ -133,9 +133,8 @@ START_TEST(queries_are_whole_rows)
     ck_assert_uint_eq(f.n_rows, 2);
     vd_floats_free(&f);
     ck_assert_int_eq(vd_proto_queries(&b, 3, "docs", 10, &f, &e), VD_INVALID);
-    ck_assert_str_eq(e.msg,
-                     "queries hold 32 bytes, not a multiple of 12 (3 dims x 4 bytes, "
-                     "collection docs)");
+    ck_assert_str_eq(e.msg, "queries hold 32 bytes, not a multiple of 12 (3 dims x 4 bytes, "
+                            "collection docs)");
     ck_assert_int_eq(vd_proto_queries(&b, 4, "docs", 1, &f, &e), VD_INVALID);
     ck_assert_str_eq(e.msg, "search: 2 queries exceed max_batch 1");
     b.len = 0;
@@ -202,8 +201,8 @@ END_TEST
 START_TEST(response_frames_carry_their_length_and_respect_the_limit)
 {
     size_t n = 0;
-    uint8_t *f = vd_proto_error_frame(9, VECTORD__V1__CODE__NOT_FOUND, "collection x not found",
-                                      &n);
+    uint8_t *f =
+        vd_proto_error_frame(9, VECTORD__V1__CODE__NOT_FOUND, "collection x not found", &n);
     ck_assert_ptr_nonnull(f);
     ck_assert_uint_eq(vd_get_u32be(f), n - 4);
     vd_pb_response *r = NULL;

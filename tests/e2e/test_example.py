@@ -28,3 +28,33 @@ def test_rag_quickstart_example(server):
         n_chunks = int(first.split("stored ")[1].split()[0])
         assert c.count("rag_example_test") == n_chunks  # the second run replaced, not added
         c.drop_collection("rag_example_test")
+
+
+def _python_blocks(markdown):
+    blocks, inside, current = [], False, []
+    for line in markdown.splitlines():
+        if line.startswith("```python"):
+            inside, current = True, []
+        elif line.startswith("```") and inside:
+            inside = False
+            blocks.append("\n".join(current))
+        elif inside:
+            current.append(line)
+    return blocks
+
+
+def test_readme_snippets_run(server, capsys):
+    """The code in client/python/README.md (including the top-README quickstart) runs as
+    written against a daemon (only the address is changed)."""
+    text = (REPO / "client" / "python" / "README.md").read_text()
+    blocks = _python_blocks(text)
+    assert len(blocks) >= 2
+    with vectord.Client(server.address) as c:
+        for block in blocks:
+            if "docs" in [x.name for x in c.list_collections()]:
+                c.drop_collection("docs")
+            exec(compile(block.replace("127.0.0.1:7711", server.address), "README", "exec"),
+                 {})
+        assert c.count("docs") > 0
+        c.drop_collection("docs")
+    assert "chunk 42" in capsys.readouterr().out

@@ -1,0 +1,883 @@
+/* daemon/server.c: the libuv loop thread - listener, connections, framing, Hello, dispatch,
+ * response writes, backpressure, idle timeout, signals and an orderly shutdown.
+ *
+ * Every libuv handle lives and dies on this thread. A request's life: bytes land directly in
+ * the connection's frame decoder (alloc_cb hands out the decoder's tail), complete frames are
+ * unpacked into a Request, Hello is answered here, reads go to srv->readq (reader pool) and
+ * writes to srv->writeq (the writer). Workers pack the response and hand the job back
+ * through the done list + uv_async_send; on_done writes the frame with one uv_write.
+ *
+ * Connection lifetime: a vd_conn is freed only when its handle is closed AND no job of it is
+ * still with a worker (conn->inflight == 0), so a worker finishing late finds a live struct
+ * marked `closing` and its response is dropped. Only this thread touches inflight counters.
+ *
+ * Backpressure (bounded memory per connection): reading pauses (uv_read_stop) while a
+ * connection has max_inflight requests or max_frame bytes of requests with the workers, or
+ * max_output_bytes of responses the client has not taken yet, or while all connections
+ * together have 8 x max_frame bytes of requests with the workers; frames already buffered
+ * wait in the decoder, and reading resumes once responses drain. A client that pipelines
+ * without reading thus stalls only itself, and one whose answers stop draining for the idle
+ * timeout is cut.
+ *
+ * Broken framing (length 0 or > max_frame) or an undecodable frame: an error response with
+ * request_id 0, then the connection is shut down (pending writes flushed) and closed. The
+ * protocol state before Hello is strict: anything else first is FAILED_PRECONDITION, a bad
+ * token UNAUTHENTICATED, both followed by a close.
+ *
+ * Shutdown on SIGINT/SIGTERM: stop accepting and reading, let every job with the workers
+ * finish (the writer commits what it was given and acknowledges it), flush responses with
+ * uv_shutdown, close connections (forced after a grace period), then close the remaining
+ * handles so uv_run returns; the caller then joins the threads and closes the store.
+ * Rejected: a thread per connection (hundreds of idle clients would cost hundreds of
+ * stacks); decoding protobuf on the workers (Hello ordering and dispatch need the op on the
+ * loop thread anyway, and unpacking is a memcpy-speed pass). */
+#include "daemon/server_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/daemon_int.h"
+
+#define READ_CHUNK (64u * 1024u)
+#define CLOSE_GRACE_MS 3000u      /* a closing connection gets this long to flush */
+#define STOP_GRACE_MS 5000u       /* shutdown: then remaining connections are cut */
+#define LOG_PER_SECOND 20u        /* client error lines per second before suppression */
+#define GLOBAL_INFLIGHT_FRAMES 8u /* request bytes with the workers, in max_frame units */
+
+struct vd_conn {
+    uv_tcp_t tcp;
+    vd_server *srv;
+    vd_conn *prev, *next;
+    vd_frame_decoder *dec;
+    uint64_t id;
+    char peer[64];
+    int counted; /* counts against max_connections */
+    int hello_ok;
+    int paused;  /* uv_read_stop'ed for backpressure */
+    int closing; /* no more reads or dispatch; responses dropped */
+    int handle_closed;
+    uv_shutdown_t shutdown_req;
+    uint32_t inflight;
+    size_t inflight_bytes;
+    size_t out_bytes;
+    uint64_t last_active_ns;
+    uint64_t closing_since_ns;
+};
+
+typedef struct out_frame {
+    uv_write_t req;
+    vd_conn *conn;
+    size_t len;
+    uint8_t *data;
+} out_frame;
+
+static void conn_process(vd_conn *c);
+static void conn_maybe_resume(vd_conn *c);
+static void stop_check(vd_server *srv);
+
+/* ---- logging of client misbehaviour, rate limited ---------------------------------------- */
+
+static void client_log(vd_server *srv, vd_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void client_log(vd_server *srv, vd_log_level lvl, const char *fmt, ...)
+{
+    uint64_t now = vd_now_ns();
+    if (now - srv->log_window_ns >= 1000000000u) {
+        if (srv->log_suppressed)
+            vd_log(VD_LOG_WARN, "%" PRIu64 " client error lines suppressed in the last second",
+                   srv->log_suppressed);
+        srv->log_window_ns = now;
+        srv->log_in_window = 0;
+        srv->log_suppressed = 0;
+    }
+    if (lvl >= VD_LOG_WARN && ++srv->log_in_window > LOG_PER_SECOND) {
+        srv->log_suppressed++;
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vd_log(lvl, "%s", msg);
+}
+
+/* ---- connection teardown ----------------------------------------------------------------- */
+
+static void conn_free_if_done(vd_conn *c)
+{
+    if (!c->handle_closed || c->inflight > 0) return;
+    vd_frame_decoder_free(c->dec);
+    vd_free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    vd_conn *c = h->data;
+    vd_server *srv = c->srv;
+    c->handle_closed = 1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv->conns == c)
+        srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (c->counted) {
+        srv->n_conns--;
+        atomic_fetch_sub(&srv->connections, 1);
+    }
+    vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s closed", c->id, c->peer);
+    conn_free_if_done(c);
+    stop_check(srv);
+}
+
+static void conn_close_now(vd_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (!c->closing) {
+        c->closing = 1;
+        c->closing_since_ns = vd_now_ns();
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    vd_conn *c = req->data;
+    /* Flushed and FIN sent. Normally the peer now closes its end (EOF in on_read closes
+     * ours); when stopping the server we do not wait for that. */
+    if (status < 0 || c->srv->stopping) conn_close_now(c);
+}
+
+/* Lingering close: flush queued responses, send FIN, then discard whatever the peer still
+ * sends until it closes (or CLOSE_GRACE_MS pass). Closing at once with unread input would
+ * make the kernel send RST, and the peer could lose the error response explaining why. */
+static void conn_close_graceful(vd_conn *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    c->closing_since_ns = vd_now_ns();
+    if (c->srv->stopping)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close_now(c);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status)
+{
+    out_frame *o = (out_frame *)req;
+    vd_conn *c = o->conn;
+    c->out_bytes -= o->len;
+    vd_free(o->data);
+    vd_free(o);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            vd_log(VD_LOG_DEBUG, "connection %" PRIu64 ": write failed: %s", c->id,
+                   uv_strerror(status));
+        if (!c->closing) conn_close_now(c);
+        return;
+    }
+    c->last_active_ns = vd_now_ns();
+    conn_maybe_resume(c);
+}
+
+/* Takes ownership of `data` (a complete frame). */
+static void conn_send(vd_conn *c, uint8_t *data, size_t len)
+{
+    if (!data) { /* out of memory building it: the client must not wait forever */
+        conn_close_now(c);
+        return;
+    }
+    if (c->closing && uv_is_closing((uv_handle_t *)&c->tcp)) {
+        vd_free(data);
+        return;
+    }
+    out_frame *o = vd_calloc(1, sizeof *o);
+    if (!o) {
+        vd_free(data);
+        conn_close_now(c);
+        return;
+    }
+    o->conn = c;
+    o->len = len;
+    o->data = data;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    c->out_bytes += len;
+    int rc = uv_write(&o->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc != 0) {
+        c->out_bytes -= len;
+        vd_free(data);
+        vd_free(o);
+        conn_close_now(c);
+    }
+}
+
+static void conn_send_error(vd_conn *c, uint64_t rid, vd_pb_code code, const char *msg)
+{
+    size_t len = 0;
+    uint8_t *f = vd_proto_error_frame(rid, code, msg, &len);
+    atomic_fetch_add(&c->srv->errors_total, 1);
+    conn_send(c, f, len);
+}
+
+/* Connection-level failure: error response (request_id as known, else 0), then close. */
+static void conn_fail(vd_conn *c, uint64_t rid, vd_pb_code code, const char *msg)
+{
+    client_log(c->srv, VD_LOG_WARN, "connection %" PRIu64 " from %s: %s: %s; closing", c->id,
+               c->peer, vd_proto_code_name(code), msg);
+    conn_send_error(c, rid, code, msg);
+    conn_close_graceful(c);
+}
+
+/* ---- backpressure --------------------------------------------------------------------------- */
+
+static int conn_over_limits(const vd_conn *c)
+{
+    const vd_server *srv = c->srv;
+    const vd_server_config *cfg = &srv->cfg;
+    /* The server-wide budget only pauses connections that already have work in progress:
+     * each of them resumes when that work comes back, so nobody waits forever. */
+    return c->inflight >= cfg->max_inflight || c->inflight_bytes >= cfg->limits.max_frame_bytes ||
+           c->out_bytes >= cfg->max_output_bytes ||
+           (c->inflight > 0 && srv->inflight_bytes_total >=
+                                   GLOBAL_INFLIGHT_FRAMES * (uint64_t)cfg->limits.max_frame_bytes);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    vd_conn *c = h->data;
+    uint8_t *p = NULL;
+    size_t cap = 0;
+    (void)suggested;
+    if (c->closing) { /* lingering close: input is read and dropped */
+        *buf = uv_buf_init((char *)c->srv->discard, sizeof c->srv->discard);
+        return;
+    }
+    if (vd_frame_reserve(c->dec, READ_CHUNK, &p, &cap, NULL) != VD_OK) {
+        *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+        return;
+    }
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    *buf = uv_buf_init((char *)p, (unsigned)cap);
+}
+
+static void conn_pause(vd_conn *c)
+{
+    if (c->paused) return;
+    c->paused = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void conn_maybe_resume(vd_conn *c)
+{
+    if (c->closing || !c->paused || c->srv->stopping || conn_over_limits(c)) return;
+    c->paused = 0;
+    conn_process(c); /* frames that arrived before the pause */
+    if (!c->paused && !c->closing) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+static vd_job *job_new(vd_conn *c, vd_pb_request *req, size_t bytes)
+{
+    vd_job *j = vd_calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->srv = c->srv;
+    j->conn = c;
+    j->req = req;
+    j->request_id = req->request_id;
+    j->req_bytes = bytes;
+    j->t_start_ns = vd_now_ns();
+    return j;
+}
+
+static int token_matches(const vd_server *srv, const char *tok)
+{
+    /* Constant time in the token's content: every byte of the longer string is looked at. */
+    size_t n = strlen(tok), m = srv->token_len, len = n > m ? n : m;
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < len; i++) {
+        uint8_t a = i < n ? (uint8_t)tok[i] : 0, b = i < m ? srv->token[i] : 0;
+        diff |= (unsigned)(a ^ b);
+    }
+    return diff == 0;
+}
+
+static void answer_hello(vd_conn *c, const vd_pb_request *q)
+{
+    vd_server *srv = c->srv;
+    const Vectord__V1__HelloRequest *h = q->hello;
+    char msg[256];
+    if (h->protocol_version != VD_PROTOCOL_VERSION) {
+        snprintf(msg, sizeof msg,
+                 "protocol_version %" PRIu32 " is not supported; this server speaks %u",
+                 h->protocol_version, VD_PROTOCOL_VERSION);
+        conn_fail(c, q->request_id, VECTORD__V1__CODE__FAILED_PRECONDITION, msg);
+        return;
+    }
+    if (srv->token && !token_matches(srv, h->token ? h->token : "")) {
+        conn_fail(c, q->request_id, VECTORD__V1__CODE__UNAUTHENTICATED,
+                  h->token && h->token[0] ? "invalid token"
+                                          : "this server requires a token in hello");
+        return;
+    }
+    if (!c->hello_ok)
+        vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s: hello from %s", c->id, c->peer,
+               h->client_name && h->client_name[0] ? h->client_name : "unnamed client");
+    c->hello_ok = 1;
+    const vd_limits *l = &srv->cfg.limits;
+    Vectord__V1__Limits lim = VECTORD__V1__LIMITS__INIT;
+    lim.max_frame_bytes = l->max_frame_bytes;
+    lim.max_batch = l->max_batch;
+    lim.max_k = l->max_k;
+    lim.max_dim = l->max_dim;
+    lim.max_connections = l->max_connections;
+    lim.idle_timeout_ms = l->idle_timeout_ms;
+    Vectord__V1__HelloResponse hr = VECTORD__V1__HELLO_RESPONSE__INIT;
+    hr.protocol_version = VD_PROTOCOL_VERSION;
+    hr.server_version = VD_VERSION_STRING;
+    hr.limits = &lim;
+    Vectord__V1__Status st = VECTORD__V1__STATUS__INIT;
+    Vectord__V1__Response r = VECTORD__V1__RESPONSE__INIT;
+    r.request_id = q->request_id;
+    r.status = &st;
+    r.result_case = VECTORD__V1__RESPONSE__RESULT_HELLO;
+    r.hello = &hr;
+    uint8_t *f = NULL;
+    size_t len = 0;
+    vd_proto_response_frame(&r, UINT32_MAX, &f, &len, NULL);
+    conn_send(c, f, len);
+}
+
+static int is_write_op(int op)
+{
+    return op == VECTORD__V1__REQUEST__OP_CREATE_COLLECTION ||
+           op == VECTORD__V1__REQUEST__OP_DROP_COLLECTION ||
+           op == VECTORD__V1__REQUEST__OP_UPSERT || op == VECTORD__V1__REQUEST__OP_DELETE;
+}
+
+static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
+{
+    vd_server *srv = c->srv;
+    vd_pb_request *q = NULL;
+    vd_err err;
+    atomic_fetch_add(&srv->requests_total, 1);
+    if (vd_proto_request_decode(body, len, &q, &err) != VD_OK) {
+        conn_fail(c, 0, VECTORD__V1__CODE__INVALID_ARGUMENT, err.msg);
+        return;
+    }
+    char msg[256];
+    if (q->op_case == VECTORD__V1__REQUEST__OP_HELLO) {
+        answer_hello(c, q);
+        vd_proto_request_free(q);
+        return;
+    }
+    if (!c->hello_ok) {
+        snprintf(msg, sizeof msg, "the first request on a connection must be hello, got %s",
+                 vd_proto_op_name(q->op_case));
+        conn_fail(c, q->request_id,
+                  srv->token ? VECTORD__V1__CODE__UNAUTHENTICATED
+                             : VECTORD__V1__CODE__FAILED_PRECONDITION,
+                  msg);
+        vd_proto_request_free(q);
+        return;
+    }
+    if (q->op_case == VECTORD__V1__REQUEST__OP__NOT_SET) {
+        snprintf(msg, sizeof msg,
+                 "request %" PRIu64 " names no operation (unknown to protocol version %u)",
+                 q->request_id, VD_PROTOCOL_VERSION);
+        conn_send_error(c, q->request_id, VECTORD__V1__CODE__UNIMPLEMENTED, msg);
+        vd_proto_request_free(q);
+        return;
+    }
+    vd_job *j = job_new(c, q, len);
+    if (!j) {
+        conn_send_error(c, q->request_id, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
+                        "server out of memory");
+        vd_proto_request_free(q);
+        return;
+    }
+    c->inflight++;
+    c->inflight_bytes += len;
+    srv->inflight_total++;
+    srv->inflight_bytes_total += len;
+    vd_jobq_push(is_write_op(q->op_case) ? &srv->writeq : &srv->readq, j);
+}
+
+/* Dispatches buffered frames until none is complete, the connection closes, or a limit
+ * pauses it. */
+static void conn_process(vd_conn *c)
+{
+    while (!c->closing && !c->paused) {
+        if (conn_over_limits(c)) {
+            conn_pause(c);
+            return;
+        }
+        const uint8_t *f = NULL;
+        uint32_t len = 0;
+        vd_err err;
+        vd_status s = vd_frame_next(c->dec, &f, &len, &err);
+        if (s != VD_OK) {
+            conn_fail(c, 0, vd_proto_code_of(s), err.msg);
+            return;
+        }
+        if (!f) return;
+        conn_frame(c, f, len);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    vd_conn *c = s->data;
+    (void)buf;
+    if (c->closing) {
+        if (nread < 0) conn_close_now(c);
+        return;
+    }
+    if (nread > 0) {
+        vd_frame_commit(c->dec, (size_t)nread);
+        c->last_active_ns = vd_now_ns();
+        conn_process(c);
+        return;
+    }
+    if (nread == 0) return; /* EAGAIN */
+    if (nread == UV_ENOBUFS) {
+        conn_fail(c, 0, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
+                  "server out of memory for this connection's frame");
+        return;
+    }
+    size_t pending = vd_frame_pending(c->dec);
+    if (pending)
+        client_log(c->srv, VD_LOG_WARN,
+                   "connection %" PRIu64 " from %s closed mid-frame (%zu bytes of a truncated "
+                   "frame discarded)",
+                   c->id, c->peer, pending);
+    else if (nread != UV_EOF)
+        vd_log(VD_LOG_DEBUG, "connection %" PRIu64 ": read failed: %s", c->id,
+               uv_strerror((int)nread));
+    /* The peer is gone (or half-closed): answers still being computed are dropped. */
+    conn_close_now(c);
+}
+
+/* ---- accepting ------------------------------------------------------------------------------- */
+
+static void peer_name(vd_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(c->peer, sizeof c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    char host[48] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%d", host, port);
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    vd_server *srv = listener->data;
+    if (status < 0) {
+        client_log(srv, VD_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    vd_conn *c = vd_calloc(1, sizeof *c);
+    if (!c) {
+        vd_log(VD_LOG_ERROR, "out of memory accepting a connection");
+        return;
+    }
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    c->last_active_ns = vd_now_ns();
+    uv_tcp_init(&srv->loop, &c->tcp);
+    c->tcp.data = c;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close_now(c);
+        return;
+    }
+    peer_name(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->stopping) {
+        conn_fail(c, 0, VECTORD__V1__CODE__UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (srv->n_conns >= srv->cfg.limits.max_connections) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "too many connections (max_connections %" PRIu32 ")",
+                 srv->cfg.limits.max_connections);
+        conn_fail(c, 0, VECTORD__V1__CODE__RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    c->counted = 1;
+    srv->n_conns++;
+    atomic_fetch_add(&srv->connections, 1);
+    if (vd_frame_decoder_new(srv->cfg.limits.max_frame_bytes, &c->dec, NULL) != VD_OK) {
+        conn_close_now(c);
+        return;
+    }
+    vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s", c->id, c->peer);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close_now(c);
+}
+
+/* ---- completions from workers ------------------------------------------------------------- */
+
+void vd_server__complete(vd_server *srv, vd_job *j)
+{
+    pthread_mutex_lock(&srv->done_mu);
+    j->next = NULL;
+    if (srv->done_tail)
+        srv->done_tail->next = j;
+    else
+        srv->done_head = j;
+    srv->done_tail = j;
+    pthread_mutex_unlock(&srv->done_mu);
+    uv_async_send(&srv->done_async);
+}
+
+static void on_done(uv_async_t *a)
+{
+    vd_server *srv = a->data;
+    pthread_mutex_lock(&srv->done_mu);
+    vd_job *list = srv->done_head;
+    srv->done_head = srv->done_tail = NULL;
+    pthread_mutex_unlock(&srv->done_mu);
+    while (list) {
+        vd_job *j = list;
+        list = j->next;
+        vd_conn *c = j->conn;
+        c->inflight--;
+        c->inflight_bytes -= j->req_bytes;
+        srv->inflight_total--;
+        srv->inflight_bytes_total -= j->req_bytes;
+        if (!c->closing) {
+            conn_send(c, j->frame, j->frame_len);
+            j->frame = NULL;
+            conn_maybe_resume(c);
+        } else {
+            conn_free_if_done(c);
+        }
+        vd_free(j->frame);
+        vd_free(j);
+    }
+    stop_check(srv);
+}
+
+/* ---- idle sweep ------------------------------------------------------------------------------ */
+
+static void on_sweep(uv_timer_t *t)
+{
+    vd_server *srv = t->data;
+    uint64_t now = vd_now_ns();
+    uint64_t idle_ns = (uint64_t)srv->cfg.limits.idle_timeout_ms * 1000000u;
+    for (vd_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing) {
+            if (now - c->closing_since_ns > (uint64_t)CLOSE_GRACE_MS * 1000000u)
+                conn_close_now(c); /* did not take its last responses in time */
+            continue;
+        }
+        /* A connection waiting for an answer is not idle. One whose client has not taken a
+         * single byte of its answers for the idle timeout is stuck: it cannot be told why,
+         * so it is cut. */
+        if (idle_ns && c->inflight == 0 && c->out_bytes > 0 && now - c->last_active_ns > idle_ns) {
+            client_log(srv, VD_LOG_WARN,
+                       "connection %" PRIu64 " from %s has not read its "
+                       "responses (%zu bytes) for %" PRIu32 " ms; closing",
+                       c->id, c->peer, c->out_bytes, srv->cfg.limits.idle_timeout_ms);
+            conn_close_now(c);
+            continue;
+        }
+        if (idle_ns && c->inflight == 0 && c->out_bytes == 0 && now - c->last_active_ns > idle_ns) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "connection idle for more than %" PRIu32 " ms; closing",
+                     srv->cfg.limits.idle_timeout_ms);
+            client_log(srv, VD_LOG_INFO,
+                       "connection %" PRIu64 " from %s idle for %" PRIu32 " ms; closing", c->id,
+                       c->peer, srv->cfg.limits.idle_timeout_ms);
+            conn_send_error(c, 0, VECTORD__V1__CODE__UNAVAILABLE, msg);
+            conn_close_graceful(c);
+        }
+    }
+}
+
+/* ---- shutdown -------------------------------------------------------------------------------- */
+
+static void close_cb_nop(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void close_loop_handles(vd_server *srv)
+{
+    if (srv->closing_handles) return;
+    srv->closing_handles = 1;
+    uv_close((uv_handle_t *)&srv->done_async, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->sweep_timer, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->stop_timer, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->sig_int, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->sig_term, close_cb_nop);
+}
+
+/* Once every job has come back, flush and close every connection; once they are all closed,
+ * close the loop's own handles so uv_run returns. */
+static void stop_check(vd_server *srv)
+{
+    if (!srv->stopping || srv->inflight_total > 0) return;
+    for (vd_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close_graceful(c);
+    }
+    if (!srv->conns) close_loop_handles(srv);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    vd_server *srv = t->data;
+    if (srv->inflight_total > 0) {
+        vd_log(VD_LOG_INFO, "shutdown: still waiting for %" PRIu64 " request(s) in progress",
+               srv->inflight_total);
+        uv_timer_start(&srv->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+        return;
+    }
+    for (vd_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close_now(c);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    vd_server *srv = s->data;
+    if (srv->stopping) {
+        vd_log(VD_LOG_WARN, "second signal %d: exiting without waiting", signum);
+        _exit(1);
+    }
+    srv->stopping = 1;
+    srv->stop_signal = signum;
+    vd_log(VD_LOG_INFO,
+           "%s: shutting down (no new connections; finishing %" PRIu64 " request(s) in progress)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", srv->inflight_total);
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    for (vd_conn *c = srv->conns; c; c = c->next)
+        if (!c->closing) uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_start(&srv->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+    stop_check(srv);
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+static int read_token(vd_server *srv, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        vd_log(VD_LOG_ERROR, "--token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int too_long = !feof(f);
+    fclose(f);
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    if (too_long || n == 0) {
+        vd_log(VD_LOG_ERROR, "--token-file %s: %s", path,
+               n == 0 ? "the file is empty" : "the token is longer than 4095 bytes");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == 0) {
+            vd_log(VD_LOG_ERROR, "--token-file %s: the token contains a NUL byte", path);
+            return -1;
+        }
+    srv->token = vd_malloc(n + 1);
+    if (!srv->token) return -1;
+    memcpy(srv->token, buf, n);
+    srv->token[n] = 0;
+    srv->token_len = n;
+    return 0;
+}
+
+static int start_listening(vd_server *srv)
+{
+    const vd_server_config *cfg = &srv->cfg;
+    struct sockaddr_storage ss;
+    int rc;
+    if (strchr(cfg->host, ':'))
+        rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
+    if (rc != 0) {
+        vd_log(VD_LOG_ERROR, "--listen: '%s' is not an IP address", cfg->host);
+        return -1;
+    }
+    uv_tcp_init(&srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc != 0) {
+        vd_log(VD_LOG_ERROR, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        return -1;
+    }
+    int len = sizeof ss;
+    int port = cfg->port;
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) == 0)
+        port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    vd_log(VD_LOG_INFO, "listening on %s%s%s:%d (max %" PRIu32 " connections, %s)",
+           strchr(cfg->host, ':') ? "[" : "", cfg->host, strchr(cfg->host, ':') ? "]" : "", port,
+           cfg->limits.max_connections, srv->token ? "token required" : "no token");
+    return 0;
+}
+
+static void log_collections(vd_server *srv)
+{
+    vd_collection_info *list = NULL;
+    size_t n = 0;
+    if (vd_store_list(srv->store, &list, &n, NULL) != VD_OK) return;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += list[i].count;
+        vd_log(VD_LOG_INFO,
+               "collection %s: %" PRIu64 " points, dim %" PRIu32 ", %s, m %" PRIu32
+               ", ef_construction %" PRIu32 ", ef_search %" PRIu32,
+               list[i].params.name, list[i].count, list[i].params.dim,
+               vd_metric_name(list[i].params.metric), list[i].params.m,
+               list[i].params.ef_construction, list[i].params.ef_search);
+    }
+    vd_log(VD_LOG_INFO, "%zu collection(s), %" PRIu64 " points loaded", n, total);
+    vd_free(list);
+}
+
+static void on_load_progress(void *ctx, size_t done, size_t total)
+{
+    (void)ctx;
+    vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
+}
+
+int vd_server_run(const vd_server_config *cfg)
+{
+    vd_server *srv = vd_calloc(1, sizeof *srv);
+    int status = 1, loop_ok = 0, done_mu_ok = 0, rq_ok = 0, wq_ok = 0;
+    if (!srv) {
+        vd_log(VD_LOG_ERROR, "out of memory");
+        return 1;
+    }
+    srv->cfg = *cfg;
+    srv->start_ns = vd_now_ns();
+    vd_log_set_level(cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads",
+           VD_VERSION_STRING, cfg->data_dir, cfg->threads);
+
+    if (cfg->token_file && read_token(srv, cfg->token_file) != 0) goto fail;
+    vd_store_options opt = {0};
+    opt.create = 1;
+    opt.n_threads = cfg->threads;
+    opt.load_progress = on_load_progress;
+    vd_err err;
+    uint64_t t0 = vd_now_ns();
+    if (vd_store_open(cfg->data_dir, &opt, &srv->store, &err) != VD_OK) {
+        vd_log(VD_LOG_ERROR, "cannot open data directory %s: %s", cfg->data_dir, err.msg);
+        goto fail;
+    }
+    vd_log(VD_LOG_INFO, "opened %s in %.2f s", cfg->data_dir, (double)(vd_now_ns() - t0) / 1e9);
+    log_collections(srv);
+
+    if (uv_loop_init(&srv->loop) != 0) goto fail;
+    loop_ok = 1;
+    if (pthread_mutex_init(&srv->done_mu, NULL) != 0) goto fail;
+    done_mu_ok = 1;
+    if (vd_jobq_init(&srv->readq) != 0) goto fail;
+    rq_ok = 1;
+    if (vd_jobq_init(&srv->writeq) != 0) goto fail;
+    wq_ok = 1;
+
+    uv_async_init(&srv->loop, &srv->done_async, on_done);
+    srv->done_async.data = srv;
+    uv_timer_init(&srv->loop, &srv->sweep_timer);
+    srv->sweep_timer.data = srv;
+    uv_timer_init(&srv->loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
+    uv_signal_init(&srv->loop, &srv->sig_int);
+    uv_signal_init(&srv->loop, &srv->sig_term);
+    srv->sig_int.data = srv->sig_term.data = srv;
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uint64_t sweep_ms = 1000;
+    if (cfg->limits.idle_timeout_ms && cfg->limits.idle_timeout_ms / 4 < sweep_ms)
+        sweep_ms = cfg->limits.idle_timeout_ms / 4 ? cfg->limits.idle_timeout_ms / 4 : 1;
+    uv_timer_start(&srv->sweep_timer, on_sweep, sweep_ms, sweep_ms);
+
+    srv->readers = vd_calloc(cfg->threads, sizeof *srv->readers);
+    if (!srv->readers) goto fail_loop;
+    for (uint32_t i = 0; i < cfg->threads; i++) {
+        if (pthread_create(&srv->readers[i], NULL, vd_reader__main, srv) != 0) break;
+        srv->n_readers++;
+    }
+    if (srv->n_readers == 0 || pthread_create(&srv->writer, NULL, vd_writer__main, srv) != 0) {
+        vd_log(VD_LOG_ERROR, "cannot start worker threads");
+        goto fail_loop;
+    }
+    srv->writer_started = 1;
+
+    if (start_listening(srv) != 0) goto fail_loop;
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    status = 0;
+    goto stop_threads;
+
+fail_loop:
+    /* Nothing was accepted: close what was opened and let the loop finish closing it. */
+    if (srv->listener.loop && !uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    close_loop_handles(srv);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+stop_threads:
+    vd_jobq_close(&srv->readq);
+    vd_jobq_close(&srv->writeq);
+    for (uint32_t i = 0; i < srv->n_readers; i++)
+        pthread_join(srv->readers[i], NULL);
+    if (srv->writer_started) pthread_join(srv->writer, NULL);
+    if (status == 0)
+        vd_log(VD_LOG_INFO,
+               "stopped: %" PRIu64 " requests served, %" PRIu64 " writes committed in %" PRIu64
+               " transactions",
+               (uint64_t)atomic_load(&srv->requests_total),
+               (uint64_t)atomic_load(&srv->ops_committed),
+               (uint64_t)atomic_load(&srv->writes_committed));
+fail:
+    if (srv->store) vd_store_close(srv->store);
+    if (loop_ok && uv_loop_close(&srv->loop) != 0)
+        vd_log(VD_LOG_WARN, "event loop closed with handles still open");
+    if (wq_ok) vd_jobq_destroy(&srv->writeq);
+    if (rq_ok) vd_jobq_destroy(&srv->readq);
+    if (done_mu_ok) pthread_mutex_destroy(&srv->done_mu);
+    vd_free(srv->readers);
+    vd_free(srv->token);
+    vd_free(srv);
+    return status;
+}
