@@ -124,7 +124,8 @@ typedef struct vd_op {
  * contract at the top. Each op is validated on its own (name, dims, NaN/Inf, duplicate ids,
  * empty batch, payload JSON, existence) and an invalid op is skipped with its status set.
  * Later ops see earlier ones (create then upsert in one group works). Returns VD_FULL for a
- * full disk, VD_IO for other commit failures; nothing is changed then. */
+ * full disk, VD_IO for other commit failures; nothing is changed then. The calling thread must
+ * not hold a snapshot: growing the map waits until every snapshot has ended. */
 vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err);
 
 /* Adopts a fully built index (vd_index_add_batch, params.deferred_publish == 0) as the new

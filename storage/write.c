@@ -299,7 +299,9 @@ static vd_status op_create(group *g, vd_op *op, vd_err *err)
     c->cid = g->next_cid;
     c->params = p;
     c->created_unix_s = (uint64_t)time(NULL);
-    c->seed = 0x9E3779B97F4A7C15ull * c->cid ^ c->created_unix_s;
+    /* A function of the collection id only: the same writes into a fresh directory build the
+     * same graph (reproducible bugs, comparable benchmarks). */
+    c->seed = 0x9E3779B97F4A7C15ull * c->cid + 0x632BE59BD9B4E019ull;
     vd_index_params ip = {.dim = p.dim, .metric = p.metric, .m = p.m,
                           .ef_construction = p.ef_construction, .seed = c->seed,
                           .deferred_publish = 1};
