@@ -6,9 +6,9 @@
  * check hits the cache line its distance loads anyway, then the vector; padded to 64 bytes.
  * Blocks live in a segmented arena (index_int.h): segment k holds B << k blocks and is
  * mmap'ed once, so growth never moves a node and a reader holding a slot number can always
- * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks ([count][M links]
- * [next]) from a second arena with a free list; upper levels only see greedy descent, so the
- * chain walk is off the hot path. Links are slot numbers, never pointers: storage writes
+ * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks
+ * ([count][M links][next]) from a second arena with a free list; upper levels only see
+ * greedy descent, so the chain walk is off the hot path. Links are slot numbers, never pointers: storage writes
  * them as-is and a load needs no fix-up pass.
  *
  * Concurrency. Searches take no lock. Writers publish link entries and counts with release
