@@ -8,8 +8,8 @@
  * mmap'ed once, so growth never moves a node and a reader holding a slot number can always
  * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks
  * ([count][M links][next]) from a second arena with a free list; upper levels only see
- * greedy descent, so the chain walk is off the hot path. Links are slot numbers, never pointers: storage writes
- * them as-is and a load needs no fix-up pass.
+ * greedy descent, so the chain walk is off the hot path. Links are slot numbers, never
+ * pointers: storage writes them as-is and a load needs no fix-up pass.
  *
  * Concurrency. Searches take no lock. Writers publish link entries and counts with release
  * stores and readers use acquire loads (plain movs on x86, TSan-clean). A reader may see a
