@@ -15,7 +15,7 @@
 
 #include "tests/unit/vd_test_client.h"
 
-#define ROUNDS 4
+#define ROUNDS 4 /* VD_CRASH_ROUNDS=N runs more (longer soak) */
 #define WRITERS 4
 #define BATCH 50
 #define PIPELINE 4
@@ -123,7 +123,9 @@ START_TEST(kill_9_under_write_load_loses_no_acknowledged_write)
         next_id[i] = (uint64_t)(i + 1) << 40;
     srand((unsigned)getpid());
     size_t lost = 0;
-    for (int round = 0; round < ROUNDS; round++) {
+    int rounds = getenv("VD_CRASH_ROUNDS") ? atoi(getenv("VD_CRASH_ROUNDS")) : ROUNDS;
+    if (rounds < 1) rounds = ROUNDS;
+    for (int round = 0; round < rounds; round++) {
         atomic_int stop = 0;
         writer_arg wa[WRITERS];
         pthread_t th[WRITERS];
@@ -160,7 +162,7 @@ START_TEST(kill_9_under_write_load_loses_no_acknowledged_write)
         vdt_close(&c);
         ck_assert_msg(lost == 0, "round %d: %zu of %zu acknowledged ids lost", round, lost, ack.n);
     }
-    fprintf(stderr, "kill -9: %d rounds, %zu acknowledged ids, %zu lost\n", ROUNDS, ack.n, lost);
+    fprintf(stderr, "kill -9: %d rounds, %zu acknowledged ids, %zu lost\n", rounds, ack.n, lost);
     ck_assert_uint_gt(ack.n, 0);
     free(ack.ids);
     ck_assert_int_eq(vdt_daemon_stop(&D, SIGTERM), 0);
@@ -172,7 +174,7 @@ Suite *daemon_crash_suite(void)
 {
     Suite *s = suite_create("daemon_crash");
     TCase *tc = tcase_create("crash");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 3600);
     tcase_add_test(tc, kill_9_under_write_load_loses_no_acknowledged_write);
     suite_add_tcase(s, tc);
     return s;

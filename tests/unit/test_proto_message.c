@@ -133,8 +133,9 @@ START_TEST(queries_are_whole_rows)
     ck_assert_uint_eq(f.n_rows, 2);
     vd_floats_free(&f);
     ck_assert_int_eq(vd_proto_queries(&b, 3, "docs", 10, &f, &e), VD_INVALID);
-    ck_assert_str_eq(e.msg, "queries hold 32 bytes, not a multiple of 12 (3 dims x 4 bytes, "
-                            "collection docs)");
+    ck_assert_str_eq(e.msg,
+                     "search: queries hold 32 bytes, not a multiple of 12 (3 dims x 4 bytes, "
+                     "collection docs)");
     ck_assert_int_eq(vd_proto_queries(&b, 4, "docs", 1, &f, &e), VD_INVALID);
     ck_assert_str_eq(e.msg, "search: 2 queries exceed max_batch 1");
     b.len = 0;
