@@ -1,14 +1,15 @@
 /* index/hnsw.c: the HNSW graph (Malkov & Yashunin): insert, search, remove, repair, vacuum.
  *
  * Layout. Every point occupies a dense uint32 "slot". Slot s owns one level-0 block of fixed
- * stride: a 36-byte header (born/died epochs, id, first upper block, level, flags, link
- * count), 2*M uint32 links, then the vector (16-byte aligned), padded to 64 bytes. Blocks
- * live in a segmented arena (index_int.h): segment k holds B << k blocks and is mmap'ed once,
- * so growth never moves a node and a reader holding a slot number can always find it without
- * a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks ([count][M links]
- * [next]) from a second arena with a free list; upper levels only see greedy descent, so the
- * chain walk is off the hot path. Links are slot numbers, never pointers: storage writes
- * them as-is and a load needs no fix-up pass.
+ * stride: the link count and 2*M uint32 links, a 32-byte header (born/died epochs, id, first
+ * upper block, level, flags) placed right before the vector so that a candidate's visibility
+ * check hits the cache line its distance loads anyway, then the vector; padded to 64 bytes.
+ * Blocks live in a segmented arena (index_int.h): segment k holds B << k blocks and is
+ * mmap'ed once, so growth never moves a node and a reader holding a slot number can always
+ * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks
+ * ([count][M links][next]) from a second arena with a free list; upper levels only see
+ * greedy descent, so the chain walk is off the hot path. Links are slot numbers, never
+ * pointers: storage writes them as-is and a load needs no fix-up pass.
  *
  * Concurrency. Searches take no lock. Writers publish link entries and counts with release
  * stores and readers use acquire loads (plain movs on x86, TSan-clean). A reader may see a
@@ -36,9 +37,10 @@
  * counters; vacuum flips the phase and waits for the old one to drain) and only then frees
  * the slots for reuse. Freed slots are reported as VD_CHANGE_FREED.
  *
- * Reachability. Heuristic pruning can leave a node with no in-links. Publish runs a
- * breadth-first pass from the entry point once enough mutations accumulated (amortized
- * O(1) per mutation) and after vacuum, and reconnects every live node it did not reach.
+ * Reachability. Heuristic pruning can leave a node with no in-links. The writer keeps level-0
+ * in-degrees; a live node whose in-degree drops to zero is queued and reconnected at publish.
+ * Groups that only link to each other are caught by a breadth-first pass from the entry
+ * point (amortized over n/8 mutations, after vacuum, after removals in small indexes).
  *
  * Rejected: per-node malloc (pointer chasing, no stable persisted layout); realloc of one big
  * array (moves nodes under readers); seqlocks on link lists (readers would retry under write
