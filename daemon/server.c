@@ -61,6 +61,7 @@ struct vd_conn {
     int hello_ok;
     int paused;  /* uv_read_stop'ed for backpressure */
     int closing; /* no more reads or dispatch; responses dropped */
+    int eof;     /* the peer half-closed: answer what it sent, then close */
     int handle_closed;
     uv_shutdown_t shutdown_req;
     uint32_t inflight;
@@ -155,7 +156,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     vd_conn *c = req->data;
     /* Flushed and FIN sent. Normally the peer now closes its end (EOF in on_read closes
      * ours); when stopping the server we do not wait for that. */
-    if (status < 0 || c->srv->stopping) conn_close_now(c);
+    if (status < 0 || c->srv->stopping || c->eof) conn_close_now(c);
 }
 
 /* Lingering close: flush queued responses, send FIN, then discard whatever the peer still
@@ -166,7 +167,7 @@ static void conn_close_graceful(vd_conn *c)
     if (c->closing) return;
     c->closing = 1;
     c->closing_since_ns = vd_now_ns();
-    if (c->srv->stopping)
+    if (c->srv->stopping || c->eof)
         uv_read_stop((uv_stream_t *)&c->tcp);
     else
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
@@ -286,7 +287,14 @@ static void conn_maybe_resume(vd_conn *c)
     if (c->closing || !c->paused || c->srv->stopping || conn_over_limits(c)) return;
     c->paused = 0;
     conn_process(c); /* frames that arrived before the pause */
-    if (!c->paused && !c->closing) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (!c->paused && !c->closing && !c->eof)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* A half-closed connection is closed once everything it sent has been answered. */
+static void conn_finish_if_eof(vd_conn *c)
+{
+    if (c->eof && !c->closing && c->inflight == 0) conn_close_graceful(c);
 }
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -454,6 +462,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return; /* EAGAIN */
+    if (nread == UV_EOF && vd_frame_pending(c->dec) == 0) {
+        /* Half-close (shutdown(SHUT_WR) after the last request, or plain close): answers to
+         * what was sent still go out, then the connection closes. */
+        c->eof = 1;
+        uv_read_stop(s);
+        conn_finish_if_eof(c);
+        return;
+    }
     if (nread == UV_ENOBUFS) {
         conn_fail(c, 0, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
                   "server out of memory for this connection's frame");
@@ -468,7 +484,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     else if (nread != UV_EOF)
         vd_log(VD_LOG_DEBUG, "connection %" PRIu64 ": read failed: %s", c->id,
                uv_strerror((int)nread));
-    /* The peer is gone (or half-closed): answers still being computed are dropped. */
+    /* Reset, or closed mid-frame: answers still being computed are dropped. */
     conn_close_now(c);
 }
 
@@ -577,6 +593,7 @@ static void on_done(uv_async_t *a)
             conn_send(c, j->frame, j->frame_len);
             j->frame = NULL;
             conn_maybe_resume(c);
+            conn_finish_if_eof(c);
         } else {
             conn_free_if_done(c);
         }
@@ -776,7 +793,7 @@ static void log_collections(vd_server *srv)
 static void on_load_progress(void *ctx, size_t done, size_t total)
 {
     (void)ctx;
-    vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
+    if (total > 0) vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
 }
 
 int vd_server_run(const vd_server_config *cfg)

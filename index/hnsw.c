@@ -1,14 +1,15 @@
 /* index/hnsw.c: the HNSW graph (Malkov & Yashunin): insert, search, remove, repair, vacuum.
  *
  * Layout. Every point occupies a dense uint32 "slot". Slot s owns one level-0 block of fixed
- * stride: a 36-byte header (born/died epochs, id, first upper block, level, flags, link
- * count), 2*M uint32 links, then the vector (16-byte aligned), padded to 64 bytes. Blocks
- * live in a segmented arena (index_int.h): segment k holds B << k blocks and is mmap'ed once,
- * so growth never moves a node and a reader holding a slot number can always find it without
- * a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks ([count][M links]
- * [next]) from a second arena with a free list; upper levels only see greedy descent, so the
- * chain walk is off the hot path. Links are slot numbers, never pointers: storage writes
- * them as-is and a load needs no fix-up pass.
+ * stride: the link count and 2*M uint32 links, a 32-byte header (born/died epochs, id, first
+ * upper block, level, flags) placed right before the vector so that a candidate's visibility
+ * check hits the cache line its distance loads anyway, then the vector; padded to 64 bytes.
+ * Blocks live in a segmented arena (index_int.h): segment k holds B << k blocks and is
+ * mmap'ed once, so growth never moves a node and a reader holding a slot number can always
+ * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks
+ * ([count][M links][next]) from a second arena with a free list; upper levels only see
+ * greedy descent, so the chain walk is off the hot path. Links are slot numbers, never
+ * pointers: storage writes them as-is and a load needs no fix-up pass.
  *
  * Concurrency. Searches take no lock. Writers publish link entries and counts with release
  * stores and readers use acquire loads (plain movs on x86, TSan-clean). A reader may see a
@@ -36,9 +37,10 @@
  * counters; vacuum flips the phase and waits for the old one to drain) and only then frees
  * the slots for reuse. Freed slots are reported as VD_CHANGE_FREED.
  *
- * Reachability. Heuristic pruning can leave a node with no in-links. Publish runs a
- * breadth-first pass from the entry point once enough mutations accumulated (amortized
- * O(1) per mutation) and after vacuum, and reconnects every live node it did not reach.
+ * Reachability. Heuristic pruning can leave a node with no in-links. The writer keeps level-0
+ * in-degrees; a live node whose in-degree drops to zero is queued and reconnected at publish.
+ * Groups that only link to each other are caught by a breadth-first pass from the entry
+ * point (amortized over n/8 mutations, after vacuum, after removals in small indexes).
  *
  * Rejected: per-node malloc (pointer chasing, no stable persisted layout); realloc of one big
  * array (moves nodes under readers); seqlocks on link lists (readers would retry under write
@@ -1367,22 +1369,38 @@ size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen)
 
 /* Links the unreachable live node u into the graph at level 0, making sure at least one
  * reachable node keeps a link to it. */
-static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u)
+/* Searches level 0 for u's neighbours into sc->s (sorted, *n of them), keeping only nodes
+ * known to be reachable (seen[] when given). Returns 0 when none was found. */
+static int orphan_candidates(vd_index *ix, scratch *sc, uint32_t u, const uint8_t *seen,
+                             vd_cand start, size_t *n)
+{
+    size_t nw = 0, k = 0;
+    const float *q = vd_index__vec(ix, u);
+    if (search_layer(ix, sc, q, &start, 1, 0, ix->efc, MODE_BUILD, 0, u, &nw) || nw == 0 ||
+        cands_reserve(&sc->s, &sc->cap_s, nw))
+        return 0;
+    for (size_t i = 0; i < nw; i++)
+        if (!seen || seen[sc->w[i].slot]) sc->s[k++] = sc->w[i];
+    cands_sort(sc->s, k);
+    *n = k;
+    return k > 0;
+}
+
+/* Links the unreachable live node u into the graph at level 0, making sure at least one
+ * node known to be reachable (seen[], or any node when seen is NULL) keeps a link to it. */
+static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u, const uint8_t *seen)
 {
     uint32_t ep = LD_RLX(&ix->entry);
     if (ep == VD_SLOT_NONE || ep == u) return;
     const float *q = vd_index__vec(ix, u);
-    vd_cand cur = {vdist(ix, q, vd_index__vec(ix, ep)), ep}, sel[2 * VD_M_MAX];
-    cur = greedy(ix, q, cur, vd_index__node(ix, ep)->level, 0);
+    vd_cand at_ep = {vdist(ix, q, vd_index__vec(ix, ep)), ep}, sel[2 * VD_M_MAX];
+    /* The descent finds better neighbours, but upper-level links may lead into the very
+     * component that is cut off at level 0: then the level-0 search from the entry point,
+     * which only sees reachable nodes. */
+    vd_cand cur = greedy(ix, q, at_ep, vd_index__node(ix, ep)->level, 0);
     size_t nw = 0;
-    if (cur.slot == u) { /* u may be reachable on upper levels only */
-        cur.slot = ep;
-        cur.d = vdist(ix, q, vd_index__vec(ix, ep));
-    }
-    if (search_layer(ix, sc, q, &cur, 1, 0, ix->efc, MODE_BUILD, 0, u, &nw) || nw == 0) return;
-    if (cands_reserve(&sc->s, &sc->cap_s, nw)) return;
-    memcpy(sc->s, sc->w, nw * sizeof(vd_cand));
-    cands_sort(sc->s, nw);
+    if (cur.slot == u || !orphan_candidates(ix, sc, u, seen, cur, &nw))
+        if (!orphan_candidates(ix, sc, u, seen, at_ep, &nw)) return;
     size_t k = select_neighbors(ix, sc->s, nw, ix->m, sel);
     uint32_t extra[2 * VD_M_MAX] = {0};
     for (size_t i = 0; i < k; i++) extra[i] = sel[i].slot;
@@ -1439,7 +1457,7 @@ static void fix_reachability(vd_index *ix, scratch *sc)
             if (reached == ix->n_live + LD_RLX(&ix->n_tomb)) break;
             for (uint32_t s = 0; s < ns; s++) {
                 if (seen[s] || !node_alive(vd_index__node(ix, s))) continue;
-                connect_orphan(ix, sc, s);
+                connect_orphan(ix, sc, s, seen);
                 reach_bfs(ix, s, seen, queue);
                 fixed++;
             }
@@ -1462,14 +1480,16 @@ static void reconnect_orphans(vd_index *ix, scratch *sc)
         if (LD_RLX(&ix->indeg[x]) != 0 || x == ix->entry || !(nd->flags & NODE_USED)) continue;
         if (nd->flags & NODE_TOMB) {
             /* An unreachable tombstone no longer carries anyone: drop its links so that the
-             * nodes only it pointed to are queued in turn. */
+             * nodes only it pointed to are queued in turn. Only at level 0 (upper-level links
+             * are not counted: a tombstone of higher level may still be a descent waypoint). */
+            if (nd->level) continue;
             write_list(ix, 0, vd_index__list0(ix, x), NULL, 0);
             vd_index__mark(ix, x, VD_CHANGE_LINKS);
             continue;
         }
         if (budget == 0) continue;
         budget--;
-        connect_orphan(ix, sc, x);
+        connect_orphan(ix, sc, x, NULL);
     }
     ix->n_orphans = 0;
 }

@@ -112,8 +112,8 @@ struct vd_index {
 
     uint8_t *dirty;      /* per-slot vd_change_kind since changes_clear (atomic bytes) */
     uint32_t *dirty_list; /* a slot appears at most twice: reported, then changed again */
-    size_t n_dirty, n_reported, cap_dirty;
-    int reported; /* vd_index_changes ran since the last clear */ /* every per-slot side array has cap_dirty entries */
+    size_t n_dirty, n_reported, cap_dirty; /* every per-slot side array has cap_dirty entries */
+    int reported; /* vd_index_changes ran since the last clear */
     pthread_mutex_t dirty_lock;
 
     /* Level-0 in-degree per slot (atomic), so that a node losing its last in-link is
@@ -215,7 +215,8 @@ static inline float vd_kern_l2sq(const float *a, const float *b, size_t dim)
         s0 = simde_mm512_fmadd_ps(d, d, s0);
     }
     if (i < dim) {
-        simde__m512 d = simde_mm512_sub_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i));
+        simde__m512 d = simde_mm512_sub_ps(vd_kern_load_tail(a + i, dim - i),
+                                           vd_kern_load_tail(b + i, dim - i));
         s1 = simde_mm512_fmadd_ps(d, d, s1);
     }
     return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
@@ -238,7 +239,8 @@ static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
     for (; i + 16 <= dim; i += 16)
         s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
     if (i < dim)
-        s1 = simde_mm512_fmadd_ps(vd_kern_load_tail(a + i, dim - i), vd_kern_load_tail(b + i, dim - i), s1);
+        s1 = simde_mm512_fmadd_ps(vd_kern_load_tail(a + i, dim - i),
+                                  vd_kern_load_tail(b + i, dim - i), s1);
     return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
 }
 

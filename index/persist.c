@@ -302,8 +302,15 @@ vd_status vd_index_load_finish(vd_index *ix, const vd_index_header *h, vd_err *e
     /* The stored graph may predate a reachability pass (a crash between commits): force one. */
     ix->ops_since_check = ix->n_live + 1;
     vd_index__publish(ix);
-    st = vd_index_validate(ix, err);
-    if (st && err) vd_err_prefix(err, "after load");
+    /* A point the repair could not reconnect is a search-quality problem, not corrupt data:
+     * refusing to open the collection over it would be far worse. Anything else is fatal. */
+    vd_err e2 = {0};
+    st = validate(ix, 1, &e2);
+    if (st == VD_CORRUPT && strstr(e2.msg, "not reachable")) {
+        vd_log(VD_LOG_WARN, "index load: %s", e2.msg);
+        return VD_OK;
+    }
+    if (st) vd_err_set(err, st, "after load: %s", e2.msg);
     return st;
 }
 

@@ -145,9 +145,10 @@ typedef enum vd_change_kind {
  * in ascending slot order. A NEW slot is reported as NEW even if its links changed since. If
  * fn returns non-zero, iteration stops and that value is returned.
  * vd_index_changes_clear() forgets exactly what the last vd_index_changes() reported (or
- * everything, if it was not called since the last clear): a slot changed after that call (vd_index_publish repairs the neighbours of removed points and may
- * vacuum, changing links and freeing slots) is reported again next time. So both orders
- * work: changes -> write -> commit -> publish -> clear, or publish before changes. */
+ * everything, if it was not called since the last clear): a slot changed after that call is
+ * reported again next time (vd_index_publish repairs the neighbours of removed points and may
+ * vacuum, changing links and freeing slots). So both orders work: changes -> write ->
+ * commit -> publish -> clear, or publish before changes. */
 typedef int (*vd_change_fn)(void *ctx, uint32_t slot, vd_change_kind kind);
 int vd_index_changes(const vd_index *ix, vd_change_fn fn, void *ctx);
 void vd_index_changes_clear(vd_index *ix);

@@ -200,7 +200,7 @@ vd_status vd_proto_queries(const ProtobufCBinaryData *b, uint32_t dim, const cha
     if (b->len == 0) return vd_err_set(err, VD_INVALID, "search: no queries (empty queries bytes)");
     if (row == 0 || b->len % row != 0)
         return vd_err_set(err, VD_INVALID,
-                          "queries hold %zu bytes, not a multiple of %zu (%" PRIu32
+                          "search: queries hold %zu bytes, not a multiple of %zu (%" PRIu32
                           " dims x 4 bytes, collection %s)",
                           b->len, row, dim, collection);
     size_t nq = b->len / row;

@@ -11,6 +11,7 @@
 
 #include "daemon/input.h"
 #include "index/vd_index.h"
+#include "storage/vd_storage.h"
 #include "tests/unit/build_test_files.h"
 
 static char dir[64];
@@ -500,6 +501,36 @@ START_TEST(bad_payloads_are_refused)
 }
 END_TEST
 
+/* The check the build really uses: storage's JSON validator, through the same hook. */
+START_TEST(payloads_use_the_storage_json_check)
+{
+    vd_payloads_file *f = NULL;
+    vd_err e;
+    const char *good = "{\"text\": \"caf\\u00e9 \u00e9 \\\"q\\\"\", \"tags\": [1, 2.5e3, null, true]}\n"
+                       "{}\n{\"nested\": {\"a\": {\"b\": []}}}\n";
+    vd_test_write_bytes(path_of("good.jsonl"), good, strlen(good));
+    ck_assert_msg(vd_payloads_open(path_of("good.jsonl"), 3, vd_json_check_object, &f, &e) ==
+                      VD_OK, "%s", e.msg);
+    vd_payloads_close(f);
+    static const char *const bad[] = {
+        "{}\n{\"a\": 1,}\n{}\n",      /* trailing comma */
+        "{}\n[1]\n{}\n",                /* an array, not an object */
+        "{}\n\"text\"\n{}\n",           /* a string */
+        "{}\n{\"a\": 1} {}\n{}\n",      /* two values on one line */
+        "{}\n{\"a\": tru}\n{}\n",       /* bad literal */
+        "{}\n{\"a\": \"\xff\"}\n{}\n", /* invalid UTF-8 */
+        "{}\n\n{}\n",                   /* empty line */
+    };
+    for (size_t i = 0; i < VD_ARRAY_LEN(bad); i++) {
+        vd_test_write_bytes(path_of("bad.jsonl"), bad[i], strlen(bad[i]));
+        ck_assert_int_eq(vd_payloads_open(path_of("bad.jsonl"), 3, vd_json_check_object, &f, &e),
+                         VD_INVALID);
+        ck_assert_msg_has(e, "line 2 is not a JSON object");
+        ck_assert_ptr_null(f);
+    }
+}
+END_TEST
+
 Suite *build_input_suite(void)
 {
     Suite *s = suite_create("build_input");
@@ -528,6 +559,7 @@ Suite *build_input_suite(void)
     tcase_add_test(bad, bad_ids_are_refused);
     tcase_add_test(bad, distinct_check_on_large_unsorted_ids);
     tcase_add_test(bad, bad_payloads_are_refused);
+    tcase_add_test(bad, payloads_use_the_storage_json_check);
     suite_add_tcase(s, bad);
     return s;
 }

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -292,6 +293,34 @@ START_TEST(sigint_with_requests_in_flight_exits_zero)
 }
 END_TEST
 
+START_TEST(half_closed_connection_still_gets_its_answers)
+{
+    OK(vdt_create(&C, "half", 4, VECTORD__V1__METRIC__L2));
+    fill_line("half", 1, 10, 0);
+    enum { N = 20 };
+    float q[4] = {3, 0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        Vectord__V1__SearchRequest m = VECTORD__V1__SEARCH_REQUEST__INIT;
+        m.collection = "half";
+        m.queries.data = (uint8_t *)q;
+        m.queries.len = sizeof q;
+        m.k = 2;
+        Vectord__V1__Request r = VECTORD__V1__REQUEST__INIT;
+        r.op_case = VECTORD__V1__REQUEST__OP_SEARCH;
+        r.search = &m;
+        ck_assert_int_eq(vdt_send(&C, &r), 0);
+    }
+    shutdown(C.fd, SHUT_WR); /* "that was all" */
+    for (int i = 0; i < N; i++) {
+        vd_pb_response *r = vdt_recv(&C);
+        ck_assert_int_eq(vdt_code(r), 0);
+        ck_assert_uint_eq(vdt_hit_id(r, 0), 3);
+        vd_proto_response_free(r);
+    }
+    ck_assert(vdt_wait_closed(&C, 5000));
+}
+END_TEST
+
 static int run_cli(const char *const *args)
 {
     const char *b = getenv("VD_TEST_BUILD");
@@ -324,6 +353,8 @@ START_TEST(bad_command_lines_exit_2)
     const char *a5[] = {"--token-file", "/nonexistent/token", NULL};
     const char *a6[] = {"--idle-timeout-s", "-1", NULL};
     const char *a7[] = {"--max-frame-bytes", "12x", NULL};
+    const char *a8[] = {"--idle-timeout-s", "5000000", NULL}; /* over 2^32 ms */
+    const char *a9[] = {"--listen", "[::1:80", NULL};
     const char *help[] = {"--help", NULL};
     ck_assert_int_eq(run_cli(a1), 2);
     ck_assert_int_eq(run_cli(a2), 2);
@@ -332,6 +363,8 @@ START_TEST(bad_command_lines_exit_2)
     ck_assert_int_eq(run_cli(a5), 2);
     ck_assert_int_eq(run_cli(a6), 2);
     ck_assert_int_eq(run_cli(a7), 2);
+    ck_assert_int_eq(run_cli(a8), 2);
+    ck_assert_int_eq(run_cli(a9), 2);
     ck_assert_int_eq(run_cli(help), 0);
 }
 END_TEST
@@ -347,6 +380,7 @@ Suite *daemon_ops_suite(void)
     tcase_add_test(tc, upsert_get_search_delete);
     tcase_add_test(tc, search_pads_short_rows);
     tcase_add_test(tc, pipelined_requests_are_matched_by_id);
+    tcase_add_test(tc, half_closed_connection_still_gets_its_answers);
     tcase_add_test(tc, data_survives_a_clean_restart);
     tcase_add_test(tc, sigint_with_requests_in_flight_exits_zero);
     suite_add_tcase(s, tc);

@@ -312,7 +312,8 @@ START_TEST(changes_report_new_links_freed_in_order)
 {
     vd_index *ix = vt_open(4, VD_METRIC_L2, 4, 32, 1);
     float *v = vt_clustered(100, 4, 5, 91);
-    for (uint64_t i = 0; i < 100; i++) ck_assert_int_eq(vd_index_add(ix, i, v + i * 4, NULL), VD_OK);
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(vd_index_add(ix, i, v + i * 4, NULL), VD_OK);
     seen_changes c = {0};
     ck_assert_int_eq(vd_index_changes(ix, on_change, &c), 0);
     ck_assert_uint_eq(c.n, 100);
@@ -341,7 +342,8 @@ START_TEST(changes_made_after_a_report_survive_clear)
     vd_index *ix = NULL;
     ck_assert_int_eq(vd_index_open(&p, &ix, NULL), VD_OK);
     float *v = vt_clustered(100, 4, 5, 95);
-    for (uint64_t i = 0; i < 100; i++) ck_assert_int_eq(vd_index_add(ix, i, v + i * 4, NULL), VD_OK);
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(vd_index_add(ix, i, v + i * 4, NULL), VD_OK);
     vd_index_publish(ix);
     seen_changes c = {0};
     vd_index_changes(ix, on_change, &c);

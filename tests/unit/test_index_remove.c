@@ -229,6 +229,50 @@ START_TEST(deferred_publish_makes_a_batch_visible_at_once)
 }
 END_TEST
 
+START_TEST(random_mutations_keep_the_graph_valid)
+{
+    /* Adds, upserts and removes over a small id space, published in random-sized groups,
+     * validated after every publish: the repairs, orphan reconnection and vacuum all run. */
+    vd_index_params p = {.dim = 8, .metric = VD_METRIC_L2, .m = 4, .ef_construction = 24,
+                         .seed = 4, .deferred_publish = 1};
+    vd_index *ix = NULL;
+    ck_assert_int_eq(vd_index_open(&p, &ix, NULL), VD_OK);
+    size_t n_ops = vt_scale(6000, 4), n_ids = 400;
+    float *v = vt_clustered(n_ops, 8, 6, 131);
+    char *live = calloc(n_ids, 1);
+    size_t n_live = 0;
+    uint64_t s = 99;
+    for (size_t op = 0; op < n_ops; op++) {
+        uint64_t id = vt_rand(&s) % n_ids;
+        if (vt_rand(&s) % 3 == 0) {
+            vd_status st = vd_index_remove(ix, id, NULL);
+            ck_assert_int_eq(st, live[id] ? VD_OK : VD_NOTFOUND);
+            n_live -= live[id];
+            live[id] = 0;
+        } else {
+            ck_assert_int_eq(vd_index_add(ix, id, v + op * 8, NULL), VD_OK);
+            n_live += !live[id];
+            live[id] = 1;
+        }
+        if (vt_rand(&s) % 16 == 0) {
+            vd_index_publish(ix);
+            ck_assert_uint_eq(vd_index_count(ix), n_live);
+            vt_assert_valid(ix);
+        }
+    }
+    vd_index_publish(ix);
+    vt_assert_valid(ix);
+    vd_hit h[400];
+    uint32_t nh;
+    ck_assert_int_eq(vd_index_search(ix, v, 400, 400, h, &nh, NULL), VD_OK);
+    ck_assert_uint_eq(nh, n_live);
+    for (uint32_t i = 0; i < nh; i++) ck_assert(live[h[i].id]);
+    free(live);
+    free(v);
+    vd_index_close(ix);
+}
+END_TEST
+
 Suite *index_remove_suite(void)
 {
     Suite *s = suite_create("index_remove");
@@ -240,6 +284,7 @@ Suite *index_remove_suite(void)
     tcase_add_test(tc, vacuum_reclaims_slots);
     tcase_add_test(tc, upsert_replaces_the_vector);
     tcase_add_test(tc, deferred_publish_makes_a_batch_visible_at_once);
+    tcase_add_test(tc, random_mutations_keep_the_graph_valid);
     suite_add_tcase(s, tc);
     return s;
 }
