@@ -182,6 +182,8 @@ typedef struct progress {
     int tty;
     int shown;          /* a progress line is on screen (needs a newline before other output) */
     const char *phase;  /* "building", "writing" */
+    const char *unit;   /* "points", "records" */
+    int chunked;        /* building: callbacks count within the current add_batch chunk */
     size_t base;        /* points done before the current add_batch chunk */
     size_t total;
     uint64_t t0_ns, last_ns;
@@ -207,23 +209,26 @@ static void progress_draw(progress *p, size_t done, int force)
     } else if (done >= p->total) {
         snprintf(eta, sizeof eta, "0:00");
     }
-    fprintf(stderr, "\r  %-8s %zu/%zu points  %.0f pts/s  ETA %s\033[K", p->phase, done,
-            p->total, rate, eta);
+    fprintf(stderr, "\r  %-8s %zu/%zu %s  %.0f %s/s  ETA %s\033[K", p->phase, done, p->total,
+            p->unit, rate, p->chunked ? "pts" : p->unit, eta);
     fflush(stderr);
     p->shown = 1;
     progress_on_screen = 1;
 }
 
-static void progress_start(progress *p, const char *phase, size_t total)
+static void progress_start(progress *p, const char *phase, const char *unit, int chunked,
+                           size_t total)
 {
     if (p->shown) fputc('\n', stderr);
     p->shown = 0;
     p->phase = phase;
+    p->unit = unit;
+    p->chunked = chunked;
     p->base = 0;
     p->total = total;
     p->t0_ns = vd_now_ns();
     p->last_ns = 0;
-    progress_draw(p, 0, 1);
+    if (chunked) progress_draw(p, 0, 1); /* the store's total is known at its first call */
 }
 
 static void progress_end(progress *p)
@@ -236,8 +241,12 @@ static void progress_end(progress *p)
 static void on_progress(void *ctx, size_t done, size_t total)
 {
     progress *p = ctx;
-    (void)total; /* of the current chunk; p->total counts the whole input */
-    progress_draw(p, p->base + done, 0);
+    if (p->chunked) {
+        progress_draw(p, p->base + done, 0); /* total is the chunk's; p->total the input's */
+    } else {
+        p->total = total; /* the store counts its own records */
+        progress_draw(p, done, 0);
+    }
 }
 
 /* Nothing is committed before vd_store_import's commit, and that commit is atomic: an
@@ -332,7 +341,7 @@ int vd_cmd_build(int argc, char **argv)
     vd_index_set_ef_search(ix, a.ef_search);
     const uint64_t *ids = vd_ids_get(idf);
     uint64_t t_build = vd_now_ns();
-    progress_start(&prog, "building", n);
+    progress_start(&prog, "building", "points", 1, n);
     for (size_t first = 0; first < n; first += chunk_rows) {
         size_t rows = n - first < chunk_rows ? n - first : chunk_rows;
         const float *v;
@@ -361,13 +370,13 @@ int vd_cmd_build(int argc, char **argv)
                                .ef_search = a.ef_search};
     snprintf(cp.name, sizeof cp.name, "%s", a.collection);
     uint64_t t_write = vd_now_ns();
-    progress_start(&prog, "writing", n);
+    progress_start(&prog, "writing", "records", 0, n);
     vd_status s = vd_store_import(st, &cp, ix, n, ids, pf ? vd_payloads_ptrs(pf) : NULL,
                                   pf ? vd_payloads_lens(pf) : NULL, a.replace, on_progress,
                                   &prog, &e);
     if (s != VD_OK) goto fail;
     ix = NULL; /* the store owns it now */
-    progress_draw(&prog, n, 1);
+    progress_draw(&prog, prog.total, 1);
     progress_end(&prog);
     double write_s = (double)(vd_now_ns() - t_write) / 1e9;
 

@@ -39,6 +39,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -876,6 +877,19 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
     MDB_envinfo ei;
     mdb_env_info(st->env, &ei);
     st->map_bytes = ei.me_mapsize;
+    if (!opt->read_only) {
+        /* One writing process per directory: two would each keep an index that the other's
+         * commits bypass. flock on LMDB's own data-file descriptor (LMDB takes no lock on
+         * data.mdb, and closing this fd never drops LMDB's fcntl locks on lock.mdb); it goes
+         * away with the process, also after kill -9. Readers (info, check, backup) do not
+         * take it. */
+        int fd = -1;
+        if (mdb_env_get_fd(st->env, &fd) == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            s = vd_err_set(err, VD_UNAVAILABLE, "data directory %s is in use by another "
+                           "vectord process (only one may write it)", dir);
+            goto fail;
+        }
+    }
 
     int is_empty = 0;
     if ((s = identify(st, &is_empty, err)) != VD_OK) goto fail;

@@ -406,6 +406,59 @@ START_TEST(bad_inputs_fail_and_leave_no_collection)
 }
 END_TEST
 
+/* On a terminal the build draws a progress line per phase; elsewhere only the summary. */
+START_TEST(progress_line_on_a_terminal_only)
+{
+    float *v = make_vectors(2000, 16, 10);
+    vd_test_write_npy(path_of("v.npy"), "<f4", "(2000, 16)", v, 2000 * 16 * sizeof(float));
+    free(v);
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(master, 0);
+    ck_assert_int_eq(grantpt(master), 0);
+    ck_assert_int_eq(unlockpt(master), 0);
+    const char *slave_name = ptsname(master);
+    ck_assert_ptr_nonnull(slave_name);
+    char slave_path[64];
+    snprintf(slave_path, sizeof slave_path, "%s", slave_name);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(slave_path, O_RDWR);
+        if (fd < 0) _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(master);
+        char dd[160], in[160];
+        snprintf(dd, sizeof dd, "%s", data);
+        snprintf(in, sizeof in, "%s", path_of("v.npy"));
+        execl(binary(), binary(), "build", "--data", dd, "--collection", "tty", "--input", in,
+              (char *)NULL);
+        _exit(127);
+    }
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(master, out + n, sizeof out - 1 - n);
+        if (r <= 0) break; /* EIO once the child has closed the terminal */
+        n += (size_t)r;
+    }
+    out[n] = 0;
+    close(master);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    ck_assert_out_has("\r  building 0/2000 points");
+    ck_assert_out_has("\r  building 2000/2000 points");
+    ck_assert_out_has(" pts/s  ETA ");
+    ck_assert_out_has("\r  writing ");
+    ck_assert_out_has("built tty: 2000 points");
+    /* Not a terminal: the summary alone. */
+    ck_assert_int_eq(run("build --data %s --collection plain --input %s", data,
+                         path_of("v.npy")), 0);
+    ck_assert_msg(strstr(out, "building") == NULL && strncmp(out, "built plain:", 12) == 0,
+                  "unexpected output: %s", out);
+}
+END_TEST
+
 /* ---- interruption ------------------------------------------------------------------------ */
 /* Starts a build that takes about a second or more, waits until it is past the input checks
  * (the data directory exists), lets it run a little, and sends `sig`. */
@@ -461,6 +514,7 @@ Suite *build_cmd_suite(void)
     tcase_add_test(tc, fvecs_and_bvecs_into_one_directory);
     tcase_add_test(tc, existing_collection_needs_replace_and_others_stay);
     tcase_add_test(tc, reloaded_build_keeps_recall);
+    tcase_add_test(tc, progress_line_on_a_terminal_only);
     tcase_add_test(tc, bad_arguments_exit_2_with_one_line);
     tcase_add_test(tc, bad_inputs_fail_and_leave_no_collection);
     tcase_add_test(tc, kill_9_mid_build_leaves_no_collection);

@@ -215,6 +215,48 @@ START_TEST(read_only_opens_create_nothing)
 }
 END_TEST
 
+START_TEST(only_one_process_may_write_a_directory)
+{
+    quiet();
+    char dir[64];
+    st_tmpdir(dir);
+    make_store(dir, 100);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        vd_store *st = NULL;
+        vd_store_options opt = {.n_threads = 1};
+        if (vd_store_open(dir, &opt, &st, NULL) != VD_OK) _exit(3);
+        char c = 'r';
+        if (write(fds[1], &c, 1) != 1) _exit(4);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    char c;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    vd_store *st = NULL;
+    vd_store_options opt = {.n_threads = 1};
+    vd_err e;
+    ck_assert_int_eq(vd_store_open(dir, &opt, &st, &e), VD_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(e.msg, "is in use by another vectord process"));
+    ck_assert_ptr_null(st);
+    vd_store_options ro = {.read_only = 1};
+    ck_assert_int_eq(vd_store_open(dir, &ro, &st, &e), VD_OK); /* readers are welcome */
+    vd_store_close(st);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    st = st_open(dir); /* the lock died with the process */
+    vd_store_close(st);
+    close(fds[0]);
+    st_rmtree(dir);
+}
+END_TEST
+
 START_TEST(admin_commands_parse_their_arguments)
 {
     quiet();
@@ -382,6 +424,7 @@ Suite *storage_files_suite(void)
     tcase_add_test(tc, a_foreign_lmdb_environment_is_refused);
     tcase_add_test(tc, a_newer_format_version_is_refused_untouched);
     tcase_add_test(tc, read_only_opens_create_nothing);
+    tcase_add_test(tc, only_one_process_may_write_a_directory);
     tcase_add_test(tc, admin_commands_parse_their_arguments);
     tcase_add_test(tc, check_reports_damaged_records);
     tcase_add_test(tc, backup_errors);
