@@ -33,6 +33,8 @@ typedef struct vd_store_options {
     uint32_t n_threads;  /* index worker threads for writes; 0 = cores */
     vd_progress_fn load_progress; /* optional, called while collections load */
     void *load_progress_ctx;
+    int catalog_only;    /* with read_only: read the catalog, load no index (vectord info);
+                          * vd_collection_index() is NULL then and only listing and info work */
 } vd_store_options;
 
 /* Opens (and with opt->create, creates) the data directory `dir` and loads every collection
