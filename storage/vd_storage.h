@@ -88,7 +88,8 @@ vd_status vd_store_list(vd_store *st, vd_collection_info **out, size_t *n_out, v
 /* ---- Reads from LMDB ---------------------------------------------------------------------
  * A snapshot is a consistent read view of what is committed; any thread may open one and
  * another thread may end it. Pointers it returns are valid until vd_snapshot_end(). Keep
- * snapshots short: a long one pins old pages and makes the file grow. */
+ * snapshots short: a long one pins old pages and makes the file grow. A thread must not begin
+ * a second snapshot while it holds one (a map resize waiting between the two would deadlock). */
 vd_status vd_snapshot_begin(vd_store *st, vd_snapshot **out, vd_err *err);
 void vd_snapshot_end(vd_snapshot *s); /* NULL is a no-op */
 
