@@ -122,6 +122,11 @@ def main():
     ap.add_argument("--vectord", default=os.environ.get("VECTORD_BIN",
                                                         str(REPO / "build" / "vectord")))
     ap.add_argument("--threads", type=int, default=0, help="daemon --threads (default cores)")
+    ap.add_argument("--collection", default=None,
+                    help="collection name (default bench_client_<pid>, dropped at the end)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the collection; a later run with --address and the same "
+                         "--collection reuses it (skips the upsert) when its count matches")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     table = sys.stderr if args.json else sys.stdout
@@ -154,22 +159,32 @@ def main():
     address = args.address or daemon.address
     try:
         with vectord.Client(address, timeout=120) as db:
-            name = f"bench_client_{os.getpid()}"
-            db.create_collection(name, dim=dim, metric=metric, m=args.m,
-                                 ef_construction=args.ef_construction)
+            name = args.collection or f"bench_client_{os.getpid()}"
+            existing = {c.name: c for c in db.list_collections()}
+            reuse = name in existing and existing[name].count == n
+            if not reuse:
+                if name in existing:
+                    db.drop_collection(name)
+                db.create_collection(name, dim=dim, metric=metric, m=args.m,
+                                     ef_construction=args.ef_construction)
             common = {"set": set_name, "n": n, "dim": dim, "metric": metric, "m": args.m,
                       "ef_construction": args.ef_construction, "server": db.server_version}
             print(f"# {set_name}: {n} x {dim} {metric}, M {args.m}, ef_construction "
                   f"{args.ef_construction}, {len(queries)} queries, k {args.k}, daemon "
-                  f"{address} ({db.stats()['reader_threads']} reader threads)", file=table)
+                  f"{address} ({db.stats()['reader_threads']} reader threads), load "
+                  f"{os.getloadavg()[0]:.1f}", file=table)
 
-            t0 = time.perf_counter()
-            written = db.upsert(name, np.arange(n, dtype=np.uint64), base,
-                                batch_size=args.batch_size)
-            dt = time.perf_counter() - t0
-            assert written == n and db.count(name) == n
-            emit(dict(common, phase="upsert", seconds=round(dt, 3), points_per_s=round(n / dt)),
-                 f"upsert    {n} points in {dt:.2f} s = {n / dt:,.0f} points/s (durable)")
+            if reuse:
+                print(f"upsert    skipped: reusing collection {name} ({n} points)", file=table)
+            else:
+                t0 = time.perf_counter()
+                written = db.upsert(name, np.arange(n, dtype=np.uint64), base,
+                                    batch_size=args.batch_size)
+                dt = time.perf_counter() - t0
+                assert written == n and db.count(name) == n
+                emit(dict(common, phase="upsert", seconds=round(dt, 3),
+                          points_per_s=round(n / dt)),
+                     f"upsert    {n} points in {dt:.2f} s = {n / dt:,.0f} points/s (durable)")
 
             for ef in (int(x) for x in args.ef.split(",")):
                 db.knn(name, queries[:100], k=args.k, ef=ef)  # warm
@@ -197,7 +212,8 @@ def main():
                       p50_us=round(float(p50), 1), p99_us=round(float(p99), 1)),
                  f"search    ef {lat_ef:4d}: one query per call, p50 {p50:.0f} us, "
                  f"p99 {p99:.0f} us ({nq} calls)")
-            db.drop_collection(name)
+            if not args.keep:
+                db.drop_collection(name)
     finally:
         if daemon:
             daemon.stop()

@@ -159,8 +159,8 @@ int vd_cmd_serve(int argc, char **argv)
             char *end = NULL;
             errno = 0;
             double s = strtod(val, &end);
-            if (errno || end == val || *end || !(s >= 0) || s > 86400.0 * 365)
-                return bad(flag, val, "expected seconds >= 0 (fractions allowed; 0 = never)");
+            if (errno || end == val || *end || !(s >= 0) || s > 4294967.0)
+                return bad(flag, val, "expected 0..4294967 seconds (fractions allowed; 0 = never)");
             cfg.limits.idle_timeout_ms = (uint32_t)ceil(s * 1000.0);
         } else if (!strcmp(flag, "--log-level")) {
             if (!strcmp(val, "debug"))

@@ -793,7 +793,7 @@ static void log_collections(vd_server *srv)
 static void on_load_progress(void *ctx, size_t done, size_t total)
 {
     (void)ctx;
-    vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
+    if (total > 0) vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
 }
 
 int vd_server_run(const vd_server_config *cfg)

@@ -1027,6 +1027,7 @@ static void init_node(vd_index *ix, uint32_t slot, uint64_t id, const float *vec
     nd->flags = NODE_USED;
     nd->upper = level ? vd_index__alloc_upper_chain(ix, level) : VD_SLOT_NONE;
     ST_RLX(vd_index__list0(ix, slot), 0u);
+    ST_RLX(&ix->indeg[slot], 0u);
     ST_REL(&nd->died, VD_EPOCH_NEVER);
     ST_REL(&nd->born, born);
     vd_index__mark(ix, slot, VD_CHANGE_NEW);

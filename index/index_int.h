@@ -128,8 +128,12 @@ struct vd_index {
     /* Grace periods: readers count themselves into readers[phase] for the duration of a
      * search; vacuum flips the phase and waits for the old count to drain before freeing. */
     size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
-    unsigned long readers[2];
     unsigned phase;
+    /* Padded off the fields searches only read: every search adds and subtracts here.
+     * (Not _Alignas: the struct comes from vd_calloc, 16-byte aligned.) */
+    char pad0[64];
+    unsigned long readers[2];
+    char pad1[64];
 };
 
 /* hnsw.c internals used by persist.c */

@@ -39,6 +39,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -364,24 +365,33 @@ const vd_collection_params *vd_collection_params_of(const vd_collection *c)
 
 void vd_storage__update_bytes(vd_collection *c)
 {
-    vd_index_stats s;
-    vd_index_stats_get(c->ix, &s);
-    /* vectors record + its key, links bytes as the index counts them, points record + key,
-     * plus LMDB's per-node header on each of the three records. */
+    /* vectors record + its key, links bytes as the index counts them (without an index: a
+     * level-0 list about 1.5 m long), points record + key, plus LMDB's per-node header on
+     * each of the three records. */
+    uint64_t links = c->count * (4 + 4 + 6 * (uint64_t)c->params.m);
+    if (c->ix) {
+        vd_index_stats s;
+        vd_index_stats_get(c->ix, &s);
+        links = s.bytes_links;
+    }
     uint64_t per_point = 8 + 8 + (uint64_t)c->params.dim * 4 + 12 + 4 + 3 * 8 + 8;
-    uint64_t b = c->count * per_point + c->payload_bytes + s.bytes_links;
+    uint64_t b = c->count * per_point + c->payload_bytes + links;
     atomic_store(&c->bytes_disk, b);
 }
 
 void vd_collection_info_get(const vd_collection *c, vd_collection_info *out)
 {
-    vd_index_stats s;
-    vd_index_stats_get(c->ix, &s);
     memset(out, 0, sizeof *out);
     out->params = c->params;
-    out->count = vd_index_count(c->ix);
     out->created_unix_s = c->created_unix_s;
     out->bytes_disk = atomic_load(&((vd_collection *)c)->bytes_disk);
+    if (!c->ix) { /* catalog-only open */
+        out->count = c->count;
+        return;
+    }
+    vd_index_stats s;
+    vd_index_stats_get(c->ix, &s);
+    out->count = vd_index_count(c->ix);
     out->bytes_memory = s.bytes_total;
 }
 
@@ -777,8 +787,22 @@ static vd_status load_all(vd_store *st, const vd_store_options *opt, vd_err *err
                 continue;
             }
             vd_collection *c = NULL;
-            s = vd_storage__load(st, txn, &r, &done, total, opt, &c, err);
-            if (s != VD_OK) goto fail;
+            if (opt && opt->catalog_only) {
+                if (!(c = vd_storage__coll_new())) {
+                    s = vd_err_set(err, VD_NOMEM, "out of memory reading the catalog");
+                    goto fail;
+                }
+                c->cid = r.cid;
+                c->params = r.params;
+                c->created_unix_s = r.created_unix_s;
+                c->seed = r.seed;
+                c->count = r.count;
+                c->payload_bytes = r.payload_bytes;
+                vd_storage__update_bytes(c);
+            } else {
+                s = vd_storage__load(st, txn, &r, &done, total, opt, &c, err);
+                if (s != VD_OK) goto fail;
+            }
             if ((s = vd_storage__catalog_put(st, c, err)) != VD_OK) {
                 vd_collection_release(c);
                 goto fail;
@@ -816,6 +840,8 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
     if (!opt) opt = &none;
     *out = NULL;
     if (!dir || !*dir) return vd_err_set(err, VD_INVALID, "no data directory given");
+    if (opt->catalog_only && !opt->read_only)
+        return vd_err_set(err, VD_INVALID, "a catalog-only open must be read-only");
 
     struct stat sb;
     if (stat(dir, &sb) != 0) {
@@ -837,6 +863,7 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
         goto fail;
     }
     st->read_only = opt->read_only;
+    st->catalog_only = opt->catalog_only;
     st->n_threads = opt->n_threads;
     pthread_mutex_init(&st->gate_mu, NULL);
     pthread_cond_init(&st->gate_cv, NULL);
@@ -876,6 +903,19 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
     MDB_envinfo ei;
     mdb_env_info(st->env, &ei);
     st->map_bytes = ei.me_mapsize;
+    if (!opt->read_only) {
+        /* One writing process per directory: two would each keep an index that the other's
+         * commits bypass. flock on LMDB's own data-file descriptor (LMDB takes no lock on
+         * data.mdb, and closing this fd never drops LMDB's fcntl locks on lock.mdb); it goes
+         * away with the process, also after kill -9. Readers (info, check, backup) do not
+         * take it. */
+        int fd = -1;
+        if (mdb_env_get_fd(st->env, &fd) == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            s = vd_err_set(err, VD_UNAVAILABLE, "data directory %s is in use by another "
+                           "vectord process (only one may write it)", dir);
+            goto fail;
+        }
+    }
 
     int is_empty = 0;
     if ((s = identify(st, &is_empty, err)) != VD_OK) goto fail;

@@ -7,16 +7,28 @@
  *                                   ef_construction EFC, default 200) and import it
  *   storage-perf open DIR           time vd_store_open, then the first search
  *   storage-perf write DIR          durable upsert throughput for batches of 1, 100, 10000
+ *   storage-perf parts DIR          where open time goes: LMDB reads, index load, validation
  * Each prints one human line and one JSON line per measurement. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <lmdb.h>
 
 #include "storage/vd_storage.h"
 
 static double now_s(void) { return (double)vd_now_ns() / 1e9; }
+
+/* CPU seconds of this process: on a shared, oversubscribed machine wall time overstates. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
 
 static void fill(float *v, size_t n, uint64_t seed)
 {
@@ -87,7 +99,7 @@ static int mode_open(const char *dir)
     vd_err e = {0};
     vd_store *st = NULL;
     vd_store_options opt = {0};
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     if (vd_store_open(dir, &opt, &st, &e) != VD_OK) die("open", &e);
     double t1 = now_s();
     vd_collection *c = NULL;
@@ -99,14 +111,15 @@ static int mode_open(const char *dir)
     uint32_t nh = 0;
     if (vd_index_search(vd_collection_index(c), q, 10, 0, hits, &nh, &e) != VD_OK)
         die("search", &e);
-    double t2 = now_s();
+    double t2 = now_s(), c2 = cpu_s();
     vd_collection_info info;
     vd_collection_info_get(c, &info);
     printf("open %s: %" PRIu64 " points x %u: open+load %.2f s, first search %.4f s, total "
-           "%.2f s (%u hits)\n", dir, info.count, dim, t1 - t0, t2 - t1, t2 - t0, nh);
+           "%.2f s wall, %.2f s CPU (%u hits)\n", dir, info.count, dim, t1 - t0, t2 - t1,
+           t2 - t0, c2 - c0, nh);
     printf("{\"measure\":\"open\",\"n\":%" PRIu64 ",\"dim\":%u,\"open_s\":%.3f,"
-           "\"first_search_s\":%.4f,\"total_s\":%.3f}\n", info.count, dim, t1 - t0, t2 - t1,
-           t2 - t0);
+           "\"first_search_s\":%.4f,\"total_s\":%.3f,\"cpu_s\":%.3f}\n", info.count, dim,
+           t1 - t0, t2 - t1, t2 - t0, c2 - c0);
     free(q);
     vd_collection_release(c);
     double t3 = now_s();
@@ -159,10 +172,26 @@ static int mode_write(const char *dir)
         }
         double dt = now_s() - t0;
         double pps = (double)(bs * nb) / dt;
+        /* The same inserts into a bare in-memory index: the share of the graph work. */
+        vd_index_params ip = {.dim = dim, .metric = VD_METRIC_L2, .m = 16,
+                              .ef_construction = 200, .deferred_publish = 1};
+        vd_index *ix = NULL;
+        if (vd_index_open(&ip, &ix, &e) != VD_OK) die("index", &e);
+        uint64_t id0 = next_id - bs * nb;
+        double ti = now_s();
+        for (size_t b = 0; b < nb; b++) {
+            for (size_t i = 0; i < bs; i++) ids[i] = id0 + b * bs + i;
+            fill(vecs, bs * dim, id0 + (b + 1) * bs);
+            if (vd_index_add_batch(ix, ids, vecs, bs, 0, NULL, NULL, &e) != VD_OK) die("add", &e);
+            vd_index_publish(ix);
+        }
+        double di = now_s() - ti;
+        vd_index_close(ix);
         printf("durable upsert, batches of %5zu x %u: %zu batches in %.2f s = %.0f points/s "
-               "(%.1f ms per batch)\n", bs, dim, nb, dt, pps, 1000.0 * t_commit / nb);
+               "(%.1f ms per batch; the same inserts in a bare index: %.2f s)\n", bs, dim, nb,
+               dt, pps, 1000.0 * t_commit / nb, di);
         printf("{\"measure\":\"write\",\"batch\":%zu,\"dim\":%u,\"batches\":%zu,\"seconds\":%.3f,"
-               "\"points_per_s\":%.1f}\n", bs, dim, nb, dt, pps);
+               "\"points_per_s\":%.1f,\"index_only_s\":%.3f}\n", bs, dim, nb, dt, pps, di);
         free(vecs);
         free(ids);
     }
@@ -170,14 +199,79 @@ static int mode_write(const char *dir)
     return 0;
 }
 
+/* Where open time goes: LMDB cursor reads alone, then the same reads feeding
+ * vd_index_load_slot, then vd_index_load_finish (collection "bench"). */
+static int mode_parts(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dv, dl, dc;
+    MDB_cursor *cv, *cl;
+    MDB_val kv, vv, kl, vl;
+    vd_err e = {0};
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) ||
+        mdb_env_set_mapsize(env, (size_t)1 << 36) || mdb_env_open(env, dir, MDB_RDONLY, 0644) ||
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) || mdb_dbi_open(txn, "vectors", 0, &dv) ||
+        mdb_dbi_open(txn, "links", 0, &dl) || mdb_dbi_open(txn, "catalog", 0, &dc)) {
+        fprintf(stderr, "storage-perf: cannot open %s\n", dir);
+        return 1;
+    }
+    MDB_val kn = {5, "bench"}, vn;
+    if (mdb_get(txn, dc, &kn, &vn) || vn.mv_size < 40) return 1;
+    const uint8_t *r = vn.mv_data;
+    uint32_t dim = vd_get_u32le(r + 8);
+    vd_index_header h = {vd_get_u32le(r + 28), vd_get_u32le(r + 32), vd_get_u32le(r + 36)};
+    for (int pass = 0; pass < 2; pass++) {
+        vd_index *ix = NULL;
+        vd_index_params ip = {.dim = dim, .metric = (vd_metric)vd_get_u32le(r + 12),
+                              .m = vd_get_u32le(r + 16),
+                              .ef_construction = vd_get_u32le(r + 20),
+                              .capacity_hint = h.n_slots, .deferred_publish = 1};
+        if (pass && vd_index_open(&ip, &ix, &e) != VD_OK) die("index", &e);
+        double t0 = now_s(), c0 = cpu_s();
+        size_t n = 0;
+        mdb_cursor_open(txn, dv, &cv);
+        mdb_cursor_open(txn, dl, &cl);
+        float *al = malloc(dim * sizeof *al);
+        while (!mdb_cursor_get(cv, &kv, &vv, MDB_NEXT) && !mdb_cursor_get(cl, &kl, &vl, MDB_NEXT)) {
+            n++;
+            if (!pass) continue;
+            memcpy(al, (uint8_t *)vv.mv_data + 8, dim * sizeof *al);
+            if (vd_index_load_slot(ix, vd_get_u32be((uint8_t *)kv.mv_data + 4),
+                                   vd_get_u64le(vv.mv_data), al, vl.mv_data, vl.mv_size,
+                                   &e) != VD_OK)
+                die("load_slot", &e);
+        }
+        mdb_cursor_close(cv);
+        mdb_cursor_close(cl);
+        double t1 = now_s(), c1 = cpu_s();
+        if (pass && vd_index_load_finish(ix, &h, &e) != VD_OK) die("load_finish", &e);
+        double t2 = now_s(), c2 = cpu_s();
+        if (!pass)
+            printf("parts: LMDB cursor reads of %zu vector+links records: %.2f s wall, %.2f s "
+                   "CPU\n", n, t1 - t0, c1 - c0);
+        else
+            printf("parts: reads + vd_index_load_slot: %.2f s wall, %.2f s CPU; "
+                   "vd_index_load_finish: %.2f s wall, %.2f s CPU\n", t1 - t0, c1 - c0,
+                   t2 - t1, c2 - c1);
+        free(al);
+        vd_index_close(ix);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "parts")) return mode_parts(argv[2]);
     if (argc >= 5 && !strcmp(argv[1], "build"))
         return mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
                           (uint32_t)strtoul(argv[4], NULL, 10),
                           argc >= 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : 200);
     if (argc >= 3 && !strcmp(argv[1], "open")) return mode_open(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "write")) return mode_write(argv[2]);
-    fprintf(stderr, "usage: storage-perf build DIR N DIM | open DIR | write DIR\n");
+    fprintf(stderr, "usage: storage-perf build DIR N DIM [EFC] | open DIR | write DIR | "
+                    "parts DIR\n");
     return 2;
 }

@@ -170,12 +170,58 @@ START_TEST(kill_9_under_write_load_loses_no_acknowledged_write)
 }
 END_TEST
 
+START_TEST(sigterm_under_write_load_finishes_cleanly)
+{
+    /* SIGTERM while writers pipeline: exit status 0, and every write acknowledged before
+     * the connections closed is there after a restart. */
+    memset(&D, 0, sizeof D);
+    ck_assert_msg(vdt_daemon_start(&D, NULL) == 0, "daemon did not start (log %s)", D.log);
+    vdt_client c;
+    ck_assert_int_eq(vdt_open(&c, &D, NULL), 0);
+    vd_pb_response *r = vdt_create(&c, "crash", DIM, VECTORD__V1__METRIC__L2);
+    ck_assert_int_eq(vdt_code(r), 0);
+    vd_proto_response_free(r);
+    vdt_close(&c);
+    acked ack = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+    atomic_int stop = 0;
+    writer_arg wa[WRITERS];
+    pthread_t th[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        wa[i] = (writer_arg){&ack, (uint64_t)(i + 1) << 40, &stop};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, writer, &wa[i]), 0);
+    }
+    usleep(400000);
+    ck_assert_int_eq(vdt_daemon_stop(&D, SIGTERM), 0);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(th[i], NULL);
+    ck_assert(vdt_log_contains(&D, "stopped:"));
+    ck_assert_int_eq(vdt_daemon_start(&D, NULL), 0);
+    ck_assert_int_eq(vdt_open(&c, &D, NULL), 0);
+    size_t lost = 0;
+    for (size_t at = 0; at < ack.n; at += 1000) {
+        size_t n = ack.n - at < 1000 ? ack.n - at : 1000;
+        r = vdt_get(&c, "crash", ack.ids + at, n, 0, 0);
+        ck_assert_int_eq(vdt_code(r), 0);
+        for (size_t i = 0; i < n; i++)
+            lost += !r->get->found[i];
+        vd_proto_response_free(r);
+    }
+    vdt_close(&c);
+    ck_assert_uint_gt(ack.n, 0);
+    ck_assert_msg(lost == 0, "%zu of %zu acknowledged ids lost", lost, ack.n);
+    free(ack.ids);
+    ck_assert_int_eq(vdt_daemon_stop(&D, SIGTERM), 0);
+    vdt_daemon_cleanup(&D);
+}
+END_TEST
+
 Suite *daemon_crash_suite(void)
 {
     Suite *s = suite_create("daemon_crash");
     TCase *tc = tcase_create("crash");
     tcase_set_timeout(tc, 3600);
     tcase_add_test(tc, kill_9_under_write_load_loses_no_acknowledged_write);
+    tcase_add_test(tc, sigterm_under_write_load_finishes_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -353,6 +353,8 @@ START_TEST(bad_command_lines_exit_2)
     const char *a5[] = {"--token-file", "/nonexistent/token", NULL};
     const char *a6[] = {"--idle-timeout-s", "-1", NULL};
     const char *a7[] = {"--max-frame-bytes", "12x", NULL};
+    const char *a8[] = {"--idle-timeout-s", "5000000", NULL}; /* over 2^32 ms */
+    const char *a9[] = {"--listen", "[::1:80", NULL};
     const char *help[] = {"--help", NULL};
     ck_assert_int_eq(run_cli(a1), 2);
     ck_assert_int_eq(run_cli(a2), 2);
@@ -361,6 +363,8 @@ START_TEST(bad_command_lines_exit_2)
     ck_assert_int_eq(run_cli(a5), 2);
     ck_assert_int_eq(run_cli(a6), 2);
     ck_assert_int_eq(run_cli(a7), 2);
+    ck_assert_int_eq(run_cli(a8), 2);
+    ck_assert_int_eq(run_cli(a9), 2);
     ck_assert_int_eq(run_cli(help), 0);
 }
 END_TEST

@@ -264,6 +264,43 @@ START_TEST(bad_batches_change_nothing)
 }
 END_TEST
 
+START_TEST(null_and_oversized_arguments_refused)
+{
+    vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
+    uint64_t id = 1;
+    float v[2] = {1, 2};
+    vd_err e = {0};
+    /* Refused on the count alone, before the (absent) data is read. */
+    ck_assert_int_eq(vd_index_add_batch(ix, &id, v, (size_t)UINT32_MAX, 1, NULL, NULL, &e),
+                     VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "too large"));
+    ck_assert_int_eq(vd_index_add(NULL, 1, v, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_remove(NULL, 1, &e), VD_INVALID);
+    vd_hit h[1];
+    uint32_t n = 5;
+    ck_assert_int_eq(vd_index_search(NULL, v, 1, 0, h, &n, &e), VD_INVALID);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(vd_index_search_exact(ix, v, 1, h, NULL, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_load_slot(NULL, 0, 1, v, NULL, 0, &e), VD_INVALID);
+    ck_assert_int_eq(vd_index_load_finish(ix, NULL, &e), VD_INVALID);
+    /* Export of slots that hold nothing. */
+    uint64_t got;
+    const float *vec;
+    size_t len;
+    uint8_t buf[64];
+    ck_assert_int_eq(vd_index_slot_vector(ix, 0, &got, &vec, &e), VD_NOTFOUND);
+    ck_assert_int_eq(vd_index_slot_links(ix, 0, buf, sizeof buf, &len, &e), VD_NOTFOUND);
+    ck_assert_int_eq(vd_index_add(ix, 1, v, NULL), VD_OK);
+    ck_assert_int_eq(vd_index_slot_vector(ix, 7, &got, &vec, &e), VD_NOTFOUND);
+    ck_assert_ptr_nonnull(strstr(e.msg, "slot 7"));
+    ck_assert_int_eq(vd_index_slot_vector(ix, 0, &got, &vec, &e), VD_OK);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_int_eq(vd_index_slot_links(ix, 0, buf, 3, &len, &e), VD_FULL);
+    ck_assert_uint_eq(len, 8); /* 4-byte head + level 0 count, no links */
+    vd_index_close(ix);
+}
+END_TEST
+
 START_TEST(ef_search_default_is_settable)
 {
     vd_index *ix = vt_open(2, VD_METRIC_L2, 4, 16, 1);
@@ -306,6 +343,7 @@ Suite *index_edge_suite(void)
     tcase_add_test(tc, nan_and_inf_refused_with_component);
     tcase_add_test(tc, k_zero_and_missing_args_refused);
     tcase_add_test(tc, bad_batches_change_nothing);
+    tcase_add_test(tc, null_and_oversized_arguments_refused);
     tcase_add_test(tc, ef_search_default_is_settable);
     suite_add_tcase(s, tc);
     return s;

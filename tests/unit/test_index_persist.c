@@ -281,6 +281,21 @@ START_TEST(corrupted_headers_and_slots_are_rejected)
     ck_assert_ptr_nonnull(strstr(e.msg, "empty slot"));
     vd_index_close(b);
 
+    /* Slot numbers, ids and headers out of range. */
+    b = vt_open(12, VD_METRIC_COSINE, 8, 64, 3);
+    ck_assert_int_eq(vd_index_load_slot(b, UINT32_MAX - 1, 5, sv.vec + 12, sv.links[1],
+                                        sv.len[1], &e), VD_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "out of range"));
+    ck_assert_int_eq(vd_index_load_slot(b, sv.slot[1], VD_ID_NONE, sv.vec + 12, sv.links[1],
+                                        sv.len[1], &e), VD_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "reserved"));
+    vd_index_header big = {.entry_slot = UINT32_MAX, .max_level = 0, .n_slots = UINT32_MAX};
+    ck_assert_int_eq(vd_index_load_finish(b, &big, &e), VD_CORRUPT);
+    vd_index_header none = {.entry_slot = 3, .max_level = 0, .n_slots = 10};
+    ck_assert_int_eq(vd_index_load_finish(b, &none, &e), VD_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "empty graph"));
+    vd_index_close(b);
+
     /* Loading into an index that already has points is refused. */
     float v[12] = {1};
     b = vt_open(12, VD_METRIC_COSINE, 8, 64, 3);

@@ -233,6 +233,51 @@ START_TEST(response_frames_carry_their_length_and_respect_the_limit)
 }
 END_TEST
 
+START_TEST(every_allocation_failure_is_reported_not_crashed)
+{
+    /* Fails the 1st, 2nd, ... allocation of each path until it succeeds. */
+    Vectord__V1__Request r = VECTORD__V1__REQUEST__INIT;
+    Vectord__V1__UpsertRequest u = VECTORD__V1__UPSERT_REQUEST__INIT;
+    uint8_t ids[16] = {1, 0, 0, 0, 0, 0, 0, 0, 2};
+    ProtobufCBinaryData p[2] = {bin("{}", 2), bin("", 0)};
+    u.collection = "docs";
+    u.ids = bin(ids, sizeof ids);
+    u.n_payloads = 2;
+    u.payloads = p;
+    r.op_case = VECTORD__V1__REQUEST__OP_UPSERT;
+    r.upsert = &u;
+    uint8_t buf[256];
+    size_t n = vectord__v1__request__pack(&r, buf);
+    int succeeded = 0;
+    for (long fail = 0; fail < 64 && !succeeded; fail++) {
+        vd_pb_request *q = NULL;
+        uint64_t *got = NULL;
+        size_t n_ids = 0;
+        const uint8_t **ptrs = NULL;
+        uint32_t *lens = NULL;
+        vd_err e;
+        vd_alloc_fail_after(fail);
+        vd_status s = vd_proto_request_decode(buf, n, &q, &e);
+        if (s == VD_OK) s = vd_proto_ids(&q->upsert->ids, "upsert", 10, &got, &n_ids, &e);
+        if (s == VD_OK) s = vd_proto_payloads(q->upsert, n_ids, &ptrs, &lens, &e);
+        size_t flen = 0;
+        uint8_t *f =
+            s == VD_OK ? vd_proto_error_frame(1, VECTORD__V1__CODE__OK, "ok", &flen) : NULL;
+        vd_alloc_fail_after(-1);
+        if (s == VD_OK && f)
+            succeeded = 1;
+        else if (s != VD_OK)
+            ck_assert_msg(s == VD_NOMEM || s == VD_INVALID, "status %d", s);
+        vd_free(f);
+        vd_free(ptrs);
+        vd_free(lens);
+        vd_free(got);
+        vd_proto_request_free(q);
+    }
+    ck_assert(succeeded);
+}
+END_TEST
+
 Suite *proto_message_suite(void)
 {
     Suite *s = suite_create("proto_message");
@@ -246,6 +291,7 @@ Suite *proto_message_suite(void)
     tcase_add_test(tc, payloads_are_none_or_one_per_id);
     tcase_add_test(tc, create_checks_dim_and_metric);
     tcase_add_test(tc, response_frames_carry_their_length_and_respect_the_limit);
+    tcase_add_test(tc, every_allocation_failure_is_reported_not_crashed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -141,6 +141,11 @@ START_TEST(bad_vectors)
     expect_refused(&up, VD_INVALID, "upsert into docs");
     v[6] = -INFINITY;
     expect_refused(&up, VD_INVALID, "upsert into docs");
+    /* The padding id 2^64-1 is reserved. */
+    uint64_t none[1] = {VD_ID_NONE};
+    vd_op upn = {.kind = VD_OP_UPSERT, .collection = "docs", .ids = none, .n = 1, .vectors = v};
+    v[6] = 1;
+    expect_refused(&upn, VD_INVALID, "18446744073709551615 is reserved");
     /* A zero vector under cosine. */
     float z[2 * DIM] = {1, 1, 1, 1, 0, 0, 0, 0};
     vd_op upc = {.kind = VD_OP_UPSERT, .collection = "cos", .ids = ids, .n = 2, .vectors = z};
