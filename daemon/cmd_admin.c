@@ -74,7 +74,9 @@ int vd_cmd_info(int argc, char **argv)
     int pr = parse(argc, argv, "info", usage, 0, &a);
     if (pr) return pr == 1 ? 0 : 2;
     vd_store *st = NULL;
-    vd_store_options opt = {.read_only = 1, .n_threads = 1};
+    /* The catalog holds every figure info prints: no graph is loaded, so info is instant
+     * even on a large directory. */
+    vd_store_options opt = {.read_only = 1, .n_threads = 1, .catalog_only = 1};
     vd_err e = {0};
     vd_collection_info *cs = NULL;
     size_t n = 0;

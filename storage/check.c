@@ -326,6 +326,9 @@ vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *e
 {
     checker k = {.st = st, .report = report, .ctx = ctx};
     MDB_cursor *cur = NULL;
+    if (st->catalog_only)
+        return vd_err_set(err, VD_INVALID, "%s was opened catalog-only: check needs the graphs",
+                          st->dir);
     uint32_t *cids = NULL;
     size_t n_cids = 0, cap = 0;
     float *vbuf = NULL;

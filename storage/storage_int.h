@@ -73,6 +73,7 @@ struct vd_store {
     MDB_dbi dbi_meta, dbi_catalog, dbi_points, dbi_vectors, dbi_links;
     int read_only;
     int opened; /* open completed: close may flush */
+    int catalog_only;
     uint32_t n_threads;
     /* Reader gate: mdb_env_set_mapsize() needs no transaction alive in this process, but a
      * snapshot may be ended on another thread than the one that began it, which a pthread

@@ -365,24 +365,33 @@ const vd_collection_params *vd_collection_params_of(const vd_collection *c)
 
 void vd_storage__update_bytes(vd_collection *c)
 {
-    vd_index_stats s;
-    vd_index_stats_get(c->ix, &s);
-    /* vectors record + its key, links bytes as the index counts them, points record + key,
-     * plus LMDB's per-node header on each of the three records. */
+    /* vectors record + its key, links bytes as the index counts them (without an index: a
+     * level-0 list about 1.5 m long), points record + key, plus LMDB's per-node header on
+     * each of the three records. */
+    uint64_t links = c->count * (4 + 4 + 6 * (uint64_t)c->params.m);
+    if (c->ix) {
+        vd_index_stats s;
+        vd_index_stats_get(c->ix, &s);
+        links = s.bytes_links;
+    }
     uint64_t per_point = 8 + 8 + (uint64_t)c->params.dim * 4 + 12 + 4 + 3 * 8 + 8;
-    uint64_t b = c->count * per_point + c->payload_bytes + s.bytes_links;
+    uint64_t b = c->count * per_point + c->payload_bytes + links;
     atomic_store(&c->bytes_disk, b);
 }
 
 void vd_collection_info_get(const vd_collection *c, vd_collection_info *out)
 {
-    vd_index_stats s;
-    vd_index_stats_get(c->ix, &s);
     memset(out, 0, sizeof *out);
     out->params = c->params;
-    out->count = vd_index_count(c->ix);
     out->created_unix_s = c->created_unix_s;
     out->bytes_disk = atomic_load(&((vd_collection *)c)->bytes_disk);
+    if (!c->ix) { /* catalog-only open */
+        out->count = c->count;
+        return;
+    }
+    vd_index_stats s;
+    vd_index_stats_get(c->ix, &s);
+    out->count = vd_index_count(c->ix);
     out->bytes_memory = s.bytes_total;
 }
 
@@ -778,8 +787,22 @@ static vd_status load_all(vd_store *st, const vd_store_options *opt, vd_err *err
                 continue;
             }
             vd_collection *c = NULL;
-            s = vd_storage__load(st, txn, &r, &done, total, opt, &c, err);
-            if (s != VD_OK) goto fail;
+            if (opt && opt->catalog_only) {
+                if (!(c = vd_storage__coll_new())) {
+                    s = vd_err_set(err, VD_NOMEM, "out of memory reading the catalog");
+                    goto fail;
+                }
+                c->cid = r.cid;
+                c->params = r.params;
+                c->created_unix_s = r.created_unix_s;
+                c->seed = r.seed;
+                c->count = r.count;
+                c->payload_bytes = r.payload_bytes;
+                vd_storage__update_bytes(c);
+            } else {
+                s = vd_storage__load(st, txn, &r, &done, total, opt, &c, err);
+                if (s != VD_OK) goto fail;
+            }
             if ((s = vd_storage__catalog_put(st, c, err)) != VD_OK) {
                 vd_collection_release(c);
                 goto fail;
@@ -817,6 +840,8 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
     if (!opt) opt = &none;
     *out = NULL;
     if (!dir || !*dir) return vd_err_set(err, VD_INVALID, "no data directory given");
+    if (opt->catalog_only && !opt->read_only)
+        return vd_err_set(err, VD_INVALID, "a catalog-only open must be read-only");
 
     struct stat sb;
     if (stat(dir, &sb) != 0) {
@@ -838,6 +863,7 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
         goto fail;
     }
     st->read_only = opt->read_only;
+    st->catalog_only = opt->catalog_only;
     st->n_threads = opt->n_threads;
     pthread_mutex_init(&st->gate_mu, NULL);
     pthread_cond_init(&st->gate_cv, NULL);

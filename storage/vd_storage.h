@@ -33,6 +33,8 @@ typedef struct vd_store_options {
     uint32_t n_threads;  /* index worker threads for writes; 0 = cores */
     vd_progress_fn load_progress; /* optional, called while collections load */
     void *load_progress_ctx;
+    int catalog_only;    /* with read_only: read the catalog, load no index (vectord info);
+                          * vd_collection_index() is NULL then and only listing and info work */
 } vd_store_options;
 
 /* Opens (and with opt->create, creates) the data directory `dir` and loads every collection
@@ -86,7 +88,8 @@ vd_status vd_store_list(vd_store *st, vd_collection_info **out, size_t *n_out, v
 /* ---- Reads from LMDB ---------------------------------------------------------------------
  * A snapshot is a consistent read view of what is committed; any thread may open one and
  * another thread may end it. Pointers it returns are valid until vd_snapshot_end(). Keep
- * snapshots short: a long one pins old pages and makes the file grow. */
+ * snapshots short: a long one pins old pages and makes the file grow. A thread must not begin
+ * a second snapshot while it holds one (a map resize waiting between the two would deadlock). */
 vd_status vd_snapshot_begin(vd_store *st, vd_snapshot **out, vd_err *err);
 void vd_snapshot_end(vd_snapshot *s); /* NULL is a no-op */
 

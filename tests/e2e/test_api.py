@@ -206,7 +206,7 @@ def test_get_missing_ids_and_delete(client, name):
     assert client.count(name) == 0
 
 
-def test_large_batches_are_split_and_pipelined(client, name):
+def test_large_batches_are_split_and_pipelined(client, name, capsys):
     n, dim = 5000, 32
     vecs = RNG.standard_normal((n, dim)).astype(np.float32)
     client.create_collection(name, dim=dim, metric="l2", ef_construction=64)
@@ -214,6 +214,8 @@ def test_large_batches_are_split_and_pipelined(client, name):
     written = client.upsert(name, np.arange(n), vecs, payloads=payloads, batch_size=97,
                             progress=True)
     assert written == n and client.count(name) == n
+    bar = capsys.readouterr().err  # tqdm is installed here: a bar named after the collection
+    assert f"upsert {name}" in bar and "5.00k/5.00k" in bar, bar
     recs = client.get(name, np.arange(n))  # several get frames
     assert [r.payload["i"] for r in recs] == list(range(n))
     np.testing.assert_array_equal(np.stack([r.vector for r in recs]), vecs)

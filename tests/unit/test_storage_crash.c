@@ -1,7 +1,8 @@
 /* tests/unit/test_storage_crash.c: crash safety with a real kill -9.
  *
  * A child process writes batches in a loop: batch b upserts ids [b*K, b*K+K) with payload
- * {"id":..} and, in the same group, deletes the first id of batch b-1. After each
+ * {"id":..} and, in the same group, deletes the first id of batch b-1; every 4th batch also
+ * drops and re-creates collection "side" with 3 points in that group. After each
  * vd_store_write that returned VD_OK it reports b on a pipe. The parent kills it with SIGKILL
  * at a random moment (also during open and load), reopens the directory and checks:
  *  - every reported batch is there (no acknowledged write lost);
@@ -54,14 +55,26 @@ static void child(const char *dir, uint64_t first_batch, int fd)
             pl[i] = pbuf[i];
         }
         uint64_t del = (b - 1) * K;
-        vd_op ops[2] = {
+        uint64_t side_ids[3] = {b * 10, b * 10 + 1, b * 10 + 2};
+        vd_op ops[5] = {
             {.kind = VD_OP_UPSERT, .collection = "crash", .ids = ids, .n = K, .vectors = vecs,
              .payloads = pl, .payload_lens = lens},
             {.kind = VD_OP_DELETE, .collection = "crash", .ids = &del, .n = 1},
+            /* Every 4th batch also replaces collection "side" in the same group. */
+            {.kind = VD_OP_DROP, .collection = "side"},
+            {.kind = VD_OP_CREATE},
+            {.kind = VD_OP_UPSERT, .collection = "side", .ids = side_ids, .n = 3,
+             .vectors = vecs},
         };
-        if (vd_store_write(st, ops, 2, NULL) != VD_OK || ops[0].status != VD_OK ||
+        strcpy(ops[3].params.name, "side");
+        ops[3].params.dim = DIM;
+        size_t n_ops = b % 4 == 0 ? 5 : 2;
+        if (vd_store_write(st, ops, n_ops, NULL) != VD_OK || ops[0].status != VD_OK ||
             ops[1].status != VD_OK)
             _exit(5);
+        if (n_ops == 5 && ((ops[2].status != VD_OK && ops[2].status != VD_NOTFOUND) ||
+                           ops[3].status != VD_OK || ops[4].status != VD_OK))
+            _exit(7);
         if (write(fd, &b, sizeof b) != (ssize_t)sizeof b) _exit(6);
     }
 }
@@ -146,6 +159,24 @@ START_TEST(kill_9_at_random_moments_loses_no_acknowledged_batch)
         ck_assert_uint_eq(vd_index_count(vd_collection_index(c)),
                           last ? (uint64_t)last * K - (last - 1) : 0);
         vd_collection_release(c);
+        /* "side" holds exactly the 3 points of the last batch that is a multiple of 4. */
+        vd_collection *side = NULL;
+        if (last >= 4) {
+            ck_assert_int_eq(vd_store_acquire(st, "side", &side, NULL), VD_OK);
+            ck_assert_uint_eq(vd_index_count(vd_collection_index(side)), 3);
+            uint64_t m = last / 4 * 4;
+            vd_snapshot *sn = NULL;
+            ck_assert_int_eq(vd_snapshot_begin(st, &sn, NULL), VD_OK);
+            int found = 0;
+            ck_assert_int_eq(vd_snapshot_get(sn, side, m * 10 + 2, &found, NULL, NULL, NULL,
+                                             NULL), VD_OK);
+            ck_assert_msg(found, "round %d: side lacks the points of batch %llu", round,
+                          (unsigned long long)m);
+            vd_snapshot_end(sn);
+            vd_collection_release(side);
+        } else {
+            ck_assert_int_eq(vd_store_acquire(st, "side", &side, NULL), VD_NOTFOUND);
+        }
         st_report rep = {0};
         vd_err e = {0};
         ck_assert_msg(vd_store_check(st, st_report_line, &rep, &e) == VD_OK, "round %d: %s: %s",

@@ -257,6 +257,37 @@ START_TEST(only_one_process_may_write_a_directory)
 }
 END_TEST
 
+START_TEST(catalog_only_opens_list_without_loading_graphs)
+{
+    quiet();
+    char dir[64];
+    st_tmpdir(dir);
+    make_store(dir, 1000);
+    vd_store *st = NULL;
+    vd_err e;
+    vd_store_options bad = {.catalog_only = 1};
+    ck_assert_int_eq(vd_store_open(dir, &bad, &st, &e), VD_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "must be read-only"));
+    vd_store_options opt = {.read_only = 1, .catalog_only = 1};
+    ck_assert_int_eq(vd_store_open(dir, &opt, &st, &e), VD_OK);
+    vd_collection_info *cs = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(vd_store_list(st, &cs, &n, NULL), VD_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(cs[0].params.name, "docs");
+    ck_assert_uint_eq(cs[0].count, 1000);
+    ck_assert(cs[0].bytes_disk > 1000 * 8 * 4);
+    vd_free(cs);
+    vd_collection *c = NULL;
+    ck_assert_int_eq(vd_store_acquire(st, "docs", &c, NULL), VD_OK);
+    ck_assert_ptr_null(vd_collection_index(c));
+    vd_collection_release(c);
+    ck_assert_int_eq(vd_store_check(st, NULL, NULL, &e), VD_INVALID);
+    vd_store_close(st);
+    st_rmtree(dir);
+}
+END_TEST
+
 START_TEST(admin_commands_parse_their_arguments)
 {
     quiet();
@@ -425,6 +456,7 @@ Suite *storage_files_suite(void)
     tcase_add_test(tc, a_newer_format_version_is_refused_untouched);
     tcase_add_test(tc, read_only_opens_create_nothing);
     tcase_add_test(tc, only_one_process_may_write_a_directory);
+    tcase_add_test(tc, catalog_only_opens_list_without_loading_graphs);
     tcase_add_test(tc, admin_commands_parse_their_arguments);
     tcase_add_test(tc, check_reports_damaged_records);
     tcase_add_test(tc, backup_errors);
