@@ -259,10 +259,10 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
-static int fail_line(const char *what, const vd_err *e)
+static int fail_line(const vd_err *e)
 {
     progress_end(&prog);
-    fprintf(stderr, "vectord build: %s%s%s\n", what, *what ? ": " : "", e->msg);
+    fprintf(stderr, "vectord build: %s\n", e->msg);
     return 1;
 }
 
@@ -294,7 +294,7 @@ int vd_cmd_build(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     /* 2. Input, checked in full before DIR is touched. */
-    if (vd_vectors_open(a.input, &vf, &e) != VD_OK) return fail_line("", &e);
+    if (vd_vectors_open(a.input, &vf, &e) != VD_OK) return fail_line(&e);
     const size_t n = vd_vectors_count(vf);
     const uint32_t dim = vd_vectors_dim(vf);
     const int refuse_zero = a.metric == VD_METRIC_COSINE;
@@ -394,7 +394,7 @@ int vd_cmd_build(int argc, char **argv)
     rc = 0;
     goto done;
 fail:
-    rc = fail_line("", &e);
+    rc = fail_line(&e);
 done:
     vd_collection_release(coll);
     vd_index_close(ix);
