@@ -63,6 +63,9 @@
 
 #define VACUUM_MIN 64u
 #define SMALL_INDEX 50000u
+/* Search prefetches whole vectors this many neighbours ahead of the one being computed (one
+ * ahead is too late to hide a miss at 100 dims; three ahead starts evicting). */
+#define PF_AHEAD 2
 #define DEFAULT_EF_SEARCH 100u
 
 enum { MODE_READ, MODE_BUILD };
@@ -549,6 +552,16 @@ static void cands_sort(vd_cand *a, size_t n)
     }
 }
 
+/* Empties the max-heap h (n entries) into out[0..n) ascending: n pops, no comparator calls.
+ * Equal distances come out in an order fixed by the heap's history (deterministic). */
+static void maxheap_drain(vd_cand *h, size_t n, vd_cand *out)
+{
+    while (n) {
+        out[n - 1] = h[0];
+        maxheap_pop(h, &n);
+    }
+}
+
 /* ---- search primitives ------------------------------------------------------------------- */
 
 static inline int accept(const vd_node *nd, int mode, uint64_t v)
@@ -625,6 +638,7 @@ search_layer_m(const vd_index *ix, scratch *sc, const float *q, const vd_cand *e
     float bound = nw >= ef ? sc->w[0].d : INFINITY;
     uint32_t nb[2 * VD_M_MAX];
     const uint8_t *bp[2 * VD_M_MAX];
+
     while (nc) {
         vd_cand c = sc->c[0];
         if (c.d > bound) break;
@@ -650,10 +664,13 @@ search_layer_m(const vd_index *ix, scratch *sc, const float *q, const vd_cand *e
         if (nc + k > sc->cap_c) {
             if (cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
         }
+        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
+            for (size_t l = 1; l <= vec_lines && l < 12; l++)
+                __builtin_prefetch(bp[i] + vec_off + 64 * l);
         for (uint32_t i = 0; i < k; i++) {
-            if (i + 1 < k) /* the rest of the next vector while this one is computed */
-                for (size_t l = 1; l < vec_lines && l < 8; l++)
-                    __builtin_prefetch(bp[i + 1] + vec_off + 64 * l);
+            if (i + PF_AHEAD < k) /* the rest of a later vector while this one is computed */
+                for (size_t l = 1; l <= vec_lines && l < 12; l++)
+                    __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
             float d = vdist_m(metric, dim, q, (const float *)(bp[i] + vec_off));
             if (nw < ef || d < bound) {
                 vd_cand e = {d, nb[i]};
@@ -844,8 +861,7 @@ static vd_status insert_node(vd_index *ix, scratch *sc, uint32_t slot)
             st = VD_NOMEM;
             goto done;
         }
-        memcpy(sc->s, sc->w, nw * sizeof(vd_cand));
-        cands_sort(sc->s, nw);
+        maxheap_drain(sc->w, nw, sc->s);
         size_t k = select_neighbors(ix, sc->s, nw, ix->m, sel);
         set_own_list(ix, slot, (unsigned)l, sel, k);
         for (size_t i = 0; i < k; i++) add_link(ix, sel[i].slot, (unsigned)l, slot, sel[i].d);
@@ -1735,17 +1751,28 @@ vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, ui
             sc->h = h;
             sc->cap_h = nw;
         }
-        for (size_t i = 0; i < nw; i++) {
-            sc->h[i].id = vd_index__node(ix, sc->w[i].slot)->id;
-            sc->h[i].distance = sc->w[i].d;
+        /* Drop the ef - k farthest, then pop the k nearest into place, farthest first. */
+        while (nw > k) maxheap_pop(sc->w, &nw);
+        for (size_t i = nw; i-- > 0;) {
+            sc->h[i].id = vd_index__node(ix, sc->w[0].slot)->id;
+            sc->h[i].distance = sc->w[0].d;
+            size_t m = i + 1;
+            maxheap_pop(sc->w, &m);
         }
     }
     reader_exit(ix, p);
-    uint32_t n = nw < k ? (uint32_t)nw : k;
-    if (nw) {
-        qsort(sc->h, nw, sizeof(vd_hit), hit_cmp);
-        memcpy(hits, sc->h, n * sizeof(vd_hit));
+    uint32_t n = (uint32_t)nw;
+    /* Ties by id: an insertion pass, a no-op unless distances repeat. */
+    for (uint32_t i = 1; i < n; i++) {
+        vd_hit x = sc->h[i];
+        uint32_t j = i;
+        while (j && hit_cmp(&sc->h[j - 1], &x) > 0) {
+            sc->h[j] = sc->h[j - 1];
+            j--;
+        }
+        sc->h[j] = x;
     }
+    if (n) memcpy(hits, sc->h, n * sizeof(vd_hit));
     *n_out = n;
     /* The beam can come back short when most nodes around are invisible (a large unpublished
      * batch, many tombstones): then the scan keeps the "fewer than k only when fewer points

@@ -5,6 +5,11 @@
 #define VD_INDEX_INT_H
 
 #include <pthread.h>
+/* Without AVX-512 (PORTABLE=1, other CPUs) compilers note that passing 512-bit SIMDe types
+ * "changes the ABI": irrelevant for static inline helpers that never cross an ABI boundary.
+ * Popped at the end of this header. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 #include <simde/x86/avx512.h>
 #include <stdint.h>
 #include <string.h>
@@ -247,5 +252,7 @@ static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
                                   vd_kern_load_tail(b + i, dim - i), s1);
     return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
 }
+
+#pragma GCC diagnostic pop
 
 #endif

@@ -1,5 +1,6 @@
 """Restarts, crashes, reconnects, authentication and threads, each on a daemon of its own."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -171,7 +172,6 @@ def test_splitting_follows_the_servers_limits(tmp_path):
 def test_idle_timeout_is_transparent(tmp_path):
     """The server closes idle connections; the next call (even a non-idempotent one) opens a
     new connection instead of failing."""
-    import time
     d = Daemon(tmp_path / "data", tmp_path / "serve.log", extra_args=["--idle-timeout-s", "0.5"])
     d.start()
     try:
@@ -220,3 +220,36 @@ def test_retry_rules_when_the_connection_breaks_mid_call(server, name):
         no_retry.close()
     finally:
         proxy.close()
+
+
+def test_close_while_another_thread_is_mid_call(server, name):
+    """close() does not cut a call in progress: it finishes, its connection is closed when
+    it comes back, and every later call raises FailedPrecondition."""
+    c = vectord.Client(server.address)
+    c.create_collection(name, dim=8, metric="l2", ef_construction=32)
+    vecs = RNG.standard_normal((20000, 8)).astype(np.float32)
+    result = {}
+    started = threading.Event()
+
+    def big_upsert():
+        started.set()
+        try:
+            result["written"] = c.upsert(name, np.arange(len(vecs)), vecs, batch_size=500)
+        except BaseException as e:
+            result["error"] = e
+
+    th = threading.Thread(target=big_upsert)
+    th.start()
+    started.wait(10)
+    with vectord.Client(server.address) as watcher:  # close once the first frames landed
+        deadline = time.monotonic() + 60
+        while watcher.count(name) == 0 and "error" not in result:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    c.close()
+    th.join(120)
+    assert result.get("written") == len(vecs), result
+    with pytest.raises(vectord.FailedPrecondition):
+        c.count(name)
+    with vectord.Client(server.address) as other:
+        assert other.count(name) == len(vecs)
