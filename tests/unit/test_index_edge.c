@@ -175,6 +175,29 @@ START_TEST(cosine_refuses_zero_and_normalizes)
 }
 END_TEST
 
+START_TEST(extreme_magnitudes_are_handled)
+{
+    vd_index *ix = vt_open(3, VD_METRIC_COSINE, 4, 16, 1);
+    float tiny[3] = {3e-30f, 0, 4e-30f}, huge[3] = {3e30f, 4e30f, 0}, out[3];
+    vd_err e = {0};
+    /* Squares underflow / overflow a float: still normalized exactly, not refused. */
+    ck_assert_int_eq(vd_index_add(ix, 1, tiny, &e), VD_OK);
+    ck_assert_int_eq(vd_index_get(ix, 1, out, NULL), VD_OK);
+    ck_assert_float_eq_tol(out[0], 0.6f, 1e-6f);
+    ck_assert_float_eq_tol(out[2], 0.8f, 1e-6f);
+    ck_assert_int_eq(vd_index_add(ix, 2, huge, &e), VD_OK);
+    ck_assert_int_eq(vd_index_get(ix, 2, out, NULL), VD_OK);
+    ck_assert_float_eq_tol(out[1], 0.8f, 1e-6f);
+    vd_hit h[2];
+    uint32_t n;
+    ck_assert_int_eq(vd_index_search(ix, tiny, 2, 0, h, &n, &e), VD_OK);
+    ck_assert_uint_eq(h[0].id, 1);
+    float sub[3] = {1e-45f, 0, 0}; /* the smallest subnormal */
+    ck_assert_int_eq(vd_index_add(ix, 3, sub, &e), VD_OK);
+    vd_index_close(ix);
+}
+END_TEST
+
 START_TEST(ip_distance_is_negative_dot)
 {
     vd_index *ix = vt_open(2, VD_METRIC_IP, 4, 16, 1);
@@ -339,6 +362,7 @@ Suite *index_edge_suite(void)
     tcase_add_test(tc, dim_one_works);
     tcase_add_test(tc, duplicate_vectors_tie_by_id);
     tcase_add_test(tc, cosine_refuses_zero_and_normalizes);
+    tcase_add_test(tc, extreme_magnitudes_are_handled);
     tcase_add_test(tc, ip_distance_is_negative_dot);
     tcase_add_test(tc, nan_and_inf_refused_with_component);
     tcase_add_test(tc, k_zero_and_missing_args_refused);
