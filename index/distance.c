@@ -1,22 +1,28 @@
 /* index/distance.c: squared L2 and dot product kernels, written once with SIMDe.
  *
- * The kernels use 512-bit SIMDe types: with -march=native on an AVX-512 machine they compile
- * to native zmm instructions; elsewhere SIMDe lowers each 512-bit op to two AVX2, four SSE or
- * four NEON ops, so one source serves every target. Four independent accumulators hide the
- * FMA latency (64 floats per iteration), then a 16-wide loop, then the tail.
+ * One kernel body over a vector type chosen at compile time as the widest the target runs
+ * natively (index_int.h): 512-bit with AVX-512, 256-bit with AVX/AVX2, else 128-bit, which
+ * SIMDe maps to SSE2, NEON or portable code. Rejected: always the 512-bit SIMDe types and
+ * letting SIMDe split them. On AVX2 GCC routes every split op through the stack and general
+ * registers, up to 9x slower than native 256-bit code (81 vs 9 ns per 100-dim distance on AVX2 here).
+ * Four independent accumulators hide the FMA latency (4 vectors per iteration), then a
+ * one-vector loop, then the tail.
  *
  * Tails are exact-length: no read past dim floats (vectors sit at the end of node blocks and
- * queries are caller memory). With native AVX-512 a masked load does it in one instruction;
- * SIMDe 0.7.4 has no portable simde_mm512_maskz_loadu_ps, so other targets copy the last
- * dim % 16 floats into a zeroed 16-float buffer. Rejected: a scalar tail loop (slow for dims
- * like 100 = 6 * 16 + 4 where it would be every query's last 4 products, and a different
- * summation order from the SIMD part for no gain).
+ * queries are caller memory). The last dim % VD_VW floats are taken by one load that ends at
+ * dim, with the lanes already summed masked off. Only vectors shorter than one register go
+ * through a zeroed buffer. Rejected: a scalar tail loop (every 100-dim distance would end in
+ * 4 scalar products) and masked loads (SIMDe 0.7.4 has no portable maskz_loadu).
  *
  * The kernel bodies live in index_int.h as static inline functions so that the search loop in
  * hnsw.c inlines them (a call per distance is measurable at 100 dims); this file exports them.
  *
  * The scalar references sum in double: they are the oracle the tests compare against. */
 #include "index/index_int.h"
+
+const uint32_t vd_kern_tail_mask[2 * VD_VW] = {
+    [VD_VW ... 2 * VD_VW - 1] = UINT32_MAX,
+};
 
 float vd_dist_l2sq(const float *a, const float *b, size_t dim) { return vd_kern_l2sq(a, b, dim); }
 

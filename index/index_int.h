@@ -5,12 +5,10 @@
 #define VD_INDEX_INT_H
 
 #include <pthread.h>
-/* Without AVX-512 (PORTABLE=1, other CPUs) compilers note that passing 512-bit SIMDe types
- * "changes the ABI": irrelevant for static inline helpers that never cross an ABI boundary.
- * Popped at the end of this header. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include <simde/x86/fma.h>
+#if defined(__AVX512F__) /* the 512-bit kernels: only where they run natively */
 #include <simde/x86/avx512.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -175,84 +173,120 @@ size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /
 
 /* ---- distance kernels (see the essay in distance.c) ----------------------------------- */
 
-static inline simde__m512 vd_kern_load_tail(const float *p, size_t n)
-{
+/* The vector type is the widest the target runs natively: SIMDe's emulation of a wider type
+ * (512-bit on AVX2) goes through memory and costs up to 9x. VD_VW floats per vector. */
 #if defined(SIMDE_X86_AVX512F_NATIVE)
-    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
-#else
-    float buf[16] = {0};
-    memcpy(buf, p, n * sizeof(float));
-    return simde_mm512_loadu_ps(buf);
-#endif
+#define VD_VW 16
+typedef simde__m512 vd_vf;
+#define vd_vf_zero() simde_mm512_setzero_ps()
+#define vd_vf_load(p) simde_mm512_loadu_ps(p)
+#define vd_vf_sub(a, b) simde_mm512_sub_ps(a, b)
+#define vd_vf_add(a, b) simde_mm512_add_ps(a, b)
+#define vd_vf_fmadd(a, b, c) simde_mm512_fmadd_ps(a, b, c)
+#define vd_vf_mask(v, m) simde_mm512_castsi512_ps(simde_mm512_and_si512(  \
+    simde_mm512_castps_si512(v), simde_mm512_loadu_si512((const void *)(m))))
+#define vd_vf_hsum(v) _mm512_reduce_add_ps(v) /* native only: not in SIMDe 0.7.4 */
+#elif defined(SIMDE_X86_AVX_NATIVE)
+#define VD_VW 8
+typedef simde__m256 vd_vf;
+#define vd_vf_zero() simde_mm256_setzero_ps()
+#define vd_vf_load(p) simde_mm256_loadu_ps(p)
+#define vd_vf_sub(a, b) simde_mm256_sub_ps(a, b)
+#define vd_vf_add(a, b) simde_mm256_add_ps(a, b)
+#define vd_vf_fmadd(a, b, c) simde_mm256_fmadd_ps(a, b, c)
+#define vd_vf_mask(v, m) simde_mm256_and_ps(v, simde_mm256_loadu_ps((const float *)(m)))
+static inline float vd_vf_hsum(simde__m256 v)
+{
+    simde__m128 h = simde_mm_add_ps(simde_mm256_castps256_ps128(v),
+                                    simde_mm256_extractf128_ps(v, 1));
+    h = simde_mm_add_ps(h, simde_mm_movehl_ps(h, h));
+    return simde_mm_cvtss_f32(simde_mm_add_ss(h, simde_mm_movehdup_ps(h)));
 }
-
-static inline float vd_kern_hsum(simde__m512 v)
+#else /* SSE2 (the x86-64 baseline), NEON, or SIMDe's portable code */
+#define VD_VW 4
+typedef simde__m128 vd_vf;
+#define vd_vf_zero() simde_mm_setzero_ps()
+#define vd_vf_load(p) simde_mm_loadu_ps(p)
+#define vd_vf_sub(a, b) simde_mm_sub_ps(a, b)
+#define vd_vf_add(a, b) simde_mm_add_ps(a, b)
+#define vd_vf_fmadd(a, b, c) simde_mm_fmadd_ps(a, b, c)
+#define vd_vf_mask(v, m) simde_mm_and_ps(v, simde_mm_loadu_ps((const float *)(m)))
+static inline float vd_vf_hsum(simde__m128 v)
 {
-#if defined(SIMDE_X86_AVX512F_NATIVE)
-    return _mm512_reduce_add_ps(v);
-#else
-    float t[16];
-    simde_mm512_storeu_ps(t, v);
-    float s0 = (t[0] + t[8]) + (t[4] + t[12]), s1 = (t[1] + t[9]) + (t[5] + t[13]);
-    float s2 = (t[2] + t[10]) + (t[6] + t[14]), s3 = (t[3] + t[11]) + (t[7] + t[15]);
-    return (s0 + s2) + (s1 + s3);
+    simde__m128 h = simde_mm_add_ps(v, simde_mm_movehl_ps(v, v));
+    return simde_mm_cvtss_f32(simde_mm_add_ss(h, simde_mm_shuffle_ps(h, h, 1)));
+}
 #endif
+
+/* VD_VW zero words then VD_VW all-ones words: loaded from vd_kern_tail_mask + t, a lane
+ * mask that keeps the last t lanes of a vector. */
+extern const uint32_t vd_kern_tail_mask[2 * VD_VW];
+
+/* The last dim % VD_VW floats of a and b, as vectors whose other lanes are zero. When dim >=
+ * VD_VW the load ends exactly at dim (it overlaps floats already summed, which the mask
+ * clears): no read past the end and no store-to-load stall. Shorter vectors go through a
+ * zeroed buffer. */
+static inline void vd_kern_tail(const float *a, const float *b, size_t dim, vd_vf *ta, vd_vf *tb)
+{
+    size_t t = dim % VD_VW;
+    if (dim >= VD_VW) {
+        const uint32_t *m = vd_kern_tail_mask + t;
+        *ta = vd_vf_mask(vd_vf_load(a + dim - VD_VW), m);
+        *tb = vd_vf_mask(vd_vf_load(b + dim - VD_VW), m);
+    } else {
+        float x[VD_VW] = {0}, y[VD_VW] = {0};
+        memcpy(x, a + dim - t, t * sizeof(float));
+        memcpy(y, b + dim - t, t * sizeof(float));
+        *ta = vd_vf_load(x);
+        *tb = vd_vf_load(y);
+    }
 }
 
 static inline float vd_kern_l2sq(const float *a, const float *b, size_t dim)
 {
-    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
-    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    vd_vf s0 = vd_vf_zero(), s1 = vd_vf_zero(), s2 = vd_vf_zero(), s3 = vd_vf_zero();
     size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
-                                            simde_mm512_loadu_ps(b + i));
-        simde__m512 d1 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 16),
-                                            simde_mm512_loadu_ps(b + i + 16));
-        simde__m512 d2 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 32),
-                                            simde_mm512_loadu_ps(b + i + 32));
-        simde__m512 d3 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i + 48),
-                                            simde_mm512_loadu_ps(b + i + 48));
-        s0 = simde_mm512_fmadd_ps(d0, d0, s0);
-        s1 = simde_mm512_fmadd_ps(d1, d1, s1);
-        s2 = simde_mm512_fmadd_ps(d2, d2, s2);
-        s3 = simde_mm512_fmadd_ps(d3, d3, s3);
+    for (; i + 4 * VD_VW <= dim; i += 4 * VD_VW) {
+        vd_vf d0 = vd_vf_sub(vd_vf_load(a + i), vd_vf_load(b + i));
+        vd_vf d1 = vd_vf_sub(vd_vf_load(a + i + VD_VW), vd_vf_load(b + i + VD_VW));
+        vd_vf d2 = vd_vf_sub(vd_vf_load(a + i + 2 * VD_VW), vd_vf_load(b + i + 2 * VD_VW));
+        vd_vf d3 = vd_vf_sub(vd_vf_load(a + i + 3 * VD_VW), vd_vf_load(b + i + 3 * VD_VW));
+        s0 = vd_vf_fmadd(d0, d0, s0);
+        s1 = vd_vf_fmadd(d1, d1, s1);
+        s2 = vd_vf_fmadd(d2, d2, s2);
+        s3 = vd_vf_fmadd(d3, d3, s3);
     }
-    for (; i + 16 <= dim; i += 16) {
-        simde__m512 d = simde_mm512_sub_ps(simde_mm512_loadu_ps(a + i),
-                                           simde_mm512_loadu_ps(b + i));
-        s0 = simde_mm512_fmadd_ps(d, d, s0);
+    for (; i + VD_VW <= dim; i += VD_VW) {
+        vd_vf d = vd_vf_sub(vd_vf_load(a + i), vd_vf_load(b + i));
+        s0 = vd_vf_fmadd(d, d, s0);
     }
     if (i < dim) {
-        simde__m512 d = simde_mm512_sub_ps(vd_kern_load_tail(a + i, dim - i),
-                                           vd_kern_load_tail(b + i, dim - i));
-        s1 = simde_mm512_fmadd_ps(d, d, s1);
+        vd_vf ta, tb;
+        vd_kern_tail(a, b, dim, &ta, &tb);
+        vd_vf d = vd_vf_sub(ta, tb);
+        s1 = vd_vf_fmadd(d, d, s1);
     }
-    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+    return vd_vf_hsum(vd_vf_add(vd_vf_add(s0, s1), vd_vf_add(s2, s3)));
 }
 
 static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
 {
-    simde__m512 s0 = simde_mm512_setzero_ps(), s1 = simde_mm512_setzero_ps();
-    simde__m512 s2 = simde_mm512_setzero_ps(), s3 = simde_mm512_setzero_ps();
+    vd_vf s0 = vd_vf_zero(), s1 = vd_vf_zero(), s2 = vd_vf_zero(), s3 = vd_vf_zero();
     size_t i = 0;
-    for (; i + 64 <= dim; i += 64) {
-        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
-        s1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 16),
-                                  simde_mm512_loadu_ps(b + i + 16), s1);
-        s2 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 32),
-                                  simde_mm512_loadu_ps(b + i + 32), s2);
-        s3 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i + 48),
-                                  simde_mm512_loadu_ps(b + i + 48), s3);
+    for (; i + 4 * VD_VW <= dim; i += 4 * VD_VW) {
+        s0 = vd_vf_fmadd(vd_vf_load(a + i), vd_vf_load(b + i), s0);
+        s1 = vd_vf_fmadd(vd_vf_load(a + i + VD_VW), vd_vf_load(b + i + VD_VW), s1);
+        s2 = vd_vf_fmadd(vd_vf_load(a + i + 2 * VD_VW), vd_vf_load(b + i + 2 * VD_VW), s2);
+        s3 = vd_vf_fmadd(vd_vf_load(a + i + 3 * VD_VW), vd_vf_load(b + i + 3 * VD_VW), s3);
     }
-    for (; i + 16 <= dim; i += 16)
-        s0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a + i), simde_mm512_loadu_ps(b + i), s0);
-    if (i < dim)
-        s1 = simde_mm512_fmadd_ps(vd_kern_load_tail(a + i, dim - i),
-                                  vd_kern_load_tail(b + i, dim - i), s1);
-    return vd_kern_hsum(simde_mm512_add_ps(simde_mm512_add_ps(s0, s1), simde_mm512_add_ps(s2, s3)));
+    for (; i + VD_VW <= dim; i += VD_VW)
+        s0 = vd_vf_fmadd(vd_vf_load(a + i), vd_vf_load(b + i), s0);
+    if (i < dim) {
+        vd_vf ta, tb;
+        vd_kern_tail(a, b, dim, &ta, &tb);
+        s1 = vd_vf_fmadd(ta, tb, s1);
+    }
+    return vd_vf_hsum(vd_vf_add(vd_vf_add(s0, s1), vd_vf_add(s2, s3)));
 }
-
-#pragma GCC diagnostic pop
 
 #endif
