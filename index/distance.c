@@ -3,8 +3,8 @@
  * One kernel body over a vector type chosen at compile time as the widest the target runs
  * natively (index_int.h): 512-bit with AVX-512, 256-bit with AVX/AVX2, else 128-bit, which
  * SIMDe maps to SSE2, NEON or portable code. Rejected: always the 512-bit SIMDe types and
- * letting SIMDe split them. On AVX2 GCC routes every split op through the stack and general
- * registers, up to 9x slower than native 256-bit code (81 vs 9 ns per 100-dim distance on AVX2 here).
+ * letting SIMDe split them: on AVX2 GCC routes every split op through the stack and general
+ * registers, up to 9x slower than native 256-bit code (81 vs 9 ns per 100-dim distance).
  * Four independent accumulators hide the FMA latency (4 vectors per iteration), then a
  * one-vector loop, then the tail.
  *
