@@ -199,10 +199,25 @@ test-e2e: $(B)/vectord $(PY_PB)
 	    $(PYTHON) -m pytest -q tests/e2e; \
 	else echo "no e2e tests yet"; fi
 
+# Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
+# build/bench-results.jsonl. About an hour on 2 cores; bench/README.md lists each command.
+BENCH_TMP ?= /tmp
+BENCH_OUT := build/bench-results.jsonl
 bench: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) bench-bins
-	@for d in $(dir $(DATA_SETS)); do ./build/bench-index --data $$d; done
-	./build/bench-index --synthetic 100000x128
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@: > $(BENCH_OUT)
+	@for d in $(dir $(DATA_SETS)); do \
+	  ./build/bench-index --data $$d --builds 3 --json >> $(BENCH_OUT) || exit 1; done
+	./build/bench-index --synthetic 100000x128 --builds 3 --json >> $(BENCH_OUT)
+	@for d in $(dir $(DATA_SETS)); do \
+	  ./build/bench-build --data $$d --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
+	./build/bench-build --synthetic 1000000x128 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
+	rm -rf $(BENCH_TMP)/vd-bench-storage
+	./build/bench-storage all $(BENCH_TMP)/vd-bench-storage 1000000 128 | tee -a $(BENCH_OUT).txt
+	./build/bench-net --json >> $(BENCH_OUT)
+	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
+	  >> $(BENCH_OUT)
+	@echo "make bench: results in $(BENCH_OUT)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

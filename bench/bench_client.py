@@ -7,9 +7,9 @@ Phases, each printed on its own:
   2. knn: the query set in one Client.knn call per pass, at each ef -> QPS (median of --runs
      passes) and recall@k against exact neighbours computed here with numpy;
   3. search: one query per call (Client.search, with payloads off) -> latency p50 / p99.
-Compare with the in-process numbers of build/bench-index on the same data and ef
-(`build/bench-index --data DIR --max-base N --ef LIST`): the design target is client knn
-QPS >= 70 % of in-process (all-thread) QPS.
+  4. in-process: after the daemon has stopped, build/bench-index on the same vectors, queries
+     and ef (vectord only, all threads) -> the ratio client knn QPS / in-process QPS at each
+     ef; the design target is >= 70 %. --no-inprocess skips it.
 
 Usage:
   PYTHONPATH=client/python /usr/bin/python3 bench/bench_client.py \
@@ -127,6 +127,9 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the collection; a later run with --address and the same "
                          "--collection reuses it (skips the upsert) when its count matches")
+    ap.add_argument("--bench-index", default=str(REPO / "build" / "bench-index"))
+    ap.add_argument("--no-inprocess", action="store_true",
+                    help="skip the in-process comparison (build/bench-index)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     table = sys.stderr if args.json else sys.stdout
@@ -186,6 +189,7 @@ def main():
                           points_per_s=round(n / dt)),
                      f"upsert    {n} points in {dt:.2f} s = {n / dt:,.0f} points/s (durable)")
 
+            client_qps = {}
             for ef in (int(x) for x in args.ef.split(",")):
                 db.knn(name, queries[:100], k=args.k, ef=ef)  # warm
                 times = []
@@ -195,6 +199,7 @@ def main():
                     times.append(time.perf_counter() - t0)
                 qps = len(queries) / statistics.median(times)
                 r = recall(ids, truth)
+                client_qps[ef] = qps
                 emit(dict(common, phase="knn", ef=ef, k=args.k, qps=round(qps), recall=r),
                      f"knn       ef {ef:4d}: {qps:9,.0f} QPS  recall@{args.k} {r:.4f}")
 
@@ -217,6 +222,46 @@ def main():
     finally:
         if daemon:
             daemon.stop()
+    if not args.no_inprocess:
+        inprocess(args, set_name, metric, base, queries, truth, client_qps, common, emit)
+
+
+def write_vecs(path, rows, dtype):
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    rec = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=dtype)
+    rec[:, 0] = np.array(rows.shape[1], dtype="<i4").view(dtype)
+    rec[:, 1:] = rows
+    rec.tofile(path)
+
+
+def inprocess(args, set_name, metric, base, queries, truth, client_qps, common, emit):
+    """The same vectors, queries and ef in process (bench-index, vectord only, all threads),
+    run while no daemon competes for the cores."""
+    tmp = Path(tempfile.mkdtemp(prefix="vectord-bench-client-")) / f"set-{metric}"
+    tmp.mkdir()
+    try:
+        write_vecs(tmp / "base.fvecs", base, "<f4")
+        write_vecs(tmp / "query.fvecs", queries, "<f4")
+        write_vecs(tmp / "gt.ivecs", truth.astype("<i4"), "<i4")
+        cmd = [args.bench_index, "--data", str(tmp), "--systems", "vectord", "--m",
+               str(args.m), "--ef-construction", str(args.ef_construction), "--ef", args.ef,
+               "--k", str(args.k), "--runs", str(args.runs), "--json"]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+    for line in out.splitlines():
+        row = json.loads(line)
+        ef = row["ef"]
+        if ef not in client_qps:
+            continue
+        ratio = client_qps[ef] / row["qps_all"]
+        emit(dict(common, phase="inprocess", ef=ef, k=args.k, qps_inprocess=round(row["qps_all"]),
+                  recall_inprocess=row["recall_at_10"], qps_client=round(client_qps[ef]),
+                  client_over_inprocess=round(ratio, 3)),
+             f"in-proc   ef {ef:4d}: {row['qps_all']:9,.0f} QPS  recall@10 "
+             f"{row['recall_at_10']:.4f}; client knn / in-process = {ratio:.0%}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-/* tests/perf/storage_perf.c: storage measurements for the issue-3 closing note (not part of
- * `make test`). Build after `make`:
- *   cc -O2 -I. -Ibuild/gen -D_GNU_SOURCE -pthread tests/perf/storage_perf.c \
- *      build/libvectord.a -llmdb -luv -lprotobuf-c -lm -o build/storage-perf
- * Modes:
- *   storage-perf build DIR N DIM [EFC]  build an N x DIM synthetic index (all cores, M 16,
- *                                   ef_construction EFC, default 200) and import it
- *   storage-perf open DIR           time vd_store_open, then the first search
- *   storage-perf write DIR          durable upsert throughput for batches of 1, 100, 10000
- *   storage-perf parts DIR          where open time goes: LMDB reads, index load, validation
- * Each prints one human line and one JSON line per measurement. */
+/* bench/bench_storage.c: build/bench-storage - what storage costs: reopen time against
+ * rebuild time, durable write throughput by batch size, disk bytes per point.
+ *
+ *   bench-storage build DIR N DIM [EFC]  build an N x DIM synthetic index in memory (all
+ *                                   cores, M 16, ef_construction EFC, default 200), then
+ *                                   import it into DIR (one transaction): the rebuild cost
+ *   bench-storage open DIR          vd_store_open (loads every graph), then the first search
+ *   bench-storage parts DIR         where open time goes: LMDB reads, index load, validation
+ *   bench-storage write DIR         durable upsert throughput for batches of 1, 100, 10000
+ *   bench-storage all DIR N DIM     build (unless DIR already holds the collection), open,
+ *                                   parts, then write into DIR-write (what `make bench` runs)
+ * Each measurement prints one human line and one JSON line. `open` right after `build` reads
+ * from the page cache; run it again after `echo 3 > /proc/sys/vm/drop_caches` for a cold
+ * start. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +46,7 @@ static void fill(float *v, size_t n, uint64_t seed)
 
 static void die(const char *what, const vd_err *e)
 {
-    fprintf(stderr, "storage-perf: %s: %s\n", what, e->msg);
+    fprintf(stderr, "bench-storage: %s: %s\n", what, e->msg);
     exit(1);
 }
 
@@ -213,7 +216,7 @@ static int mode_parts(const char *dir)
         mdb_env_set_mapsize(env, (size_t)1 << 36) || mdb_env_open(env, dir, MDB_RDONLY, 0644) ||
         mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) || mdb_dbi_open(txn, "vectors", 0, &dv) ||
         mdb_dbi_open(txn, "links", 0, &dl) || mdb_dbi_open(txn, "catalog", 0, &dc)) {
-        fprintf(stderr, "storage-perf: cannot open %s\n", dir);
+        fprintf(stderr, "bench-storage: cannot open %s\n", dir);
         return 1;
     }
     MDB_val kn = {5, "bench"}, vn;
@@ -271,7 +274,21 @@ int main(int argc, char **argv)
                           argc >= 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : 200);
     if (argc >= 3 && !strcmp(argv[1], "open")) return mode_open(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "write")) return mode_write(argv[2]);
-    fprintf(stderr, "usage: storage-perf build DIR N DIM [EFC] | open DIR | write DIR | "
-                    "parts DIR\n");
-    return 2;
+    if (argc >= 5 && !strcmp(argv[1], "all")) {
+        char wdir[4096], rm[4200];
+        snprintf(wdir, sizeof wdir, "%s-write", argv[2]);
+        snprintf(rm, sizeof rm, "rm -rf '%s'", wdir); /* writes start from an empty store */
+        if (system(rm) != 0) return 1;
+        struct stat sb;
+        if (stat(argv[2], &sb) != 0 &&
+            mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
+                       (uint32_t)strtoul(argv[4], NULL, 10), 200))
+            return 1;
+        return mode_open(argv[2]) || mode_parts(argv[2]) || mode_write(wdir);
+    }
+    int help = argc >= 2 && !strcmp(argv[1], "--help");
+    fprintf(help ? stdout : stderr,
+            "usage: bench-storage build DIR N DIM [EFC] | open DIR | parts DIR | write DIR | "
+            "all DIR N DIM\n(see the top of bench/bench_storage.c)\n");
+    return help ? 0 : 2;
 }
