@@ -63,6 +63,18 @@ static uint64_t file_bytes(const char *dir)
     return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
+/* A "Key:   123 kB" line of /proc/self/status, in kB (0 if absent). */
+static double status_kb(const char *key)
+{
+    char line[256];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, strlen(key)) == 0) kb = atof(line + strlen(key));
+    if (f) fclose(f);
+    return kb;
+}
+
 static int mode_build(const char *dir, size_t n, uint32_t dim, uint32_t efc)
 {
     vd_err e = {0};
@@ -117,6 +129,17 @@ static int mode_open(const char *dir)
     double t2 = now_s(), c2 = cpu_s();
     vd_collection_info info;
     vd_collection_info_get(c, &info);
+    /* Resident memory after the load against the DESIGN.md model (raw vectors + links,
+     * 2M level-0 links of 4 bytes each): anonymous (the index) and file-backed (LMDB pages
+     * still mapped from the load, reclaimable). */
+    double anon_mb = status_kb("RssAnon:") / 1024.0, file_mb = status_kb("RssFile:") / 1024.0;
+    double model_mb = (double)info.count * (dim * 4.0 + 2 * 16 * 4.0) / 1048576.0;
+    printf("memory after open: RssAnon %.0f MiB, RssFile %.0f MiB, index %.0f MiB; raw vectors "
+           "+ links %.0f MiB; anon / model %.2f\n", anon_mb, file_mb,
+           info.bytes_memory / 1048576.0, model_mb, anon_mb / model_mb);
+    printf("{\"measure\":\"memory\",\"rss_anon_mb\":%.1f,\"rss_file_mb\":%.1f,"
+           "\"index_mb\":%.1f,\"model_mb\":%.1f}\n", anon_mb, file_mb,
+           info.bytes_memory / 1048576.0, model_mb);
     printf("open %s: %" PRIu64 " points x %u: open+load %.2f s, first search %.4f s, total "
            "%.2f s wall, %.2f s CPU (%u hits)\n", dir, info.count, dim, t1 - t0, t2 - t1,
            t2 - t0, c2 - c0, nh);

@@ -44,11 +44,12 @@ def _python_blocks(markdown):
 
 
 def test_readme_snippets_run(server, capsys):
-    """The code in client/python/README.md (including the top-README quickstart) runs as
-    written against a daemon (only the address is changed)."""
-    text = (REPO / "client" / "python" / "README.md").read_text()
-    blocks = _python_blocks(text)
-    assert len(blocks) >= 2
+    """The Python code in README.md and client/python/README.md runs as written against a
+    daemon (only the address is changed)."""
+    top = _python_blocks((REPO / "README.md").read_text())
+    assert len(top) == 1
+    blocks = top + _python_blocks((REPO / "client" / "python" / "README.md").read_text())
+    assert len(blocks) >= 3
     with vectord.Client(server.address) as c:
         for block in blocks:
             if "docs" in [x.name for x in c.list_collections()]:
