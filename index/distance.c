@@ -26,6 +26,11 @@ const uint32_t vd_kern_tail_mask[2 * VD_VW] = {
 
 float vd_dist_l2sq(const float *a, const float *b, size_t dim) { return vd_kern_l2sq(a, b, dim); }
 
+float vd_dist_l2sq_below(const float *a, const float *b, size_t dim, float bound)
+{
+    return vd_kern_l2sq_below(a, b, dim, bound);
+}
+
 float vd_dist_dot(const float *a, const float *b, size_t dim) { return vd_kern_dot(a, b, dim); }
 
 float vd_dist_l2sq_ref(const float *a, const float *b, size_t dim)

@@ -93,13 +93,28 @@ vd_status vd_metric_parse(const char *s, vd_metric *out)
     return VD_INVALID;
 }
 
+/* Distance under metric `metric`; when it is l2, the computation may stop once it is known to
+ * exceed `bound`, returning some value > bound (vd_kern_l2sq_below). So `result < bound` is
+ * always the exact test, and a result <= bound is the exact distance. Dot products are not
+ * monotonic along the vector and are always computed whole. */
+static inline float vdist_below_m(int metric, uint32_t dim, const float *a, const float *b,
+                                  float bound)
+{
+    switch (metric) {
+    case VD_METRIC_L2: return vd_kern_l2sq_below(a, b, dim, bound);
+    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, dim);
+    default: return -vd_kern_dot(a, b, dim);
+    }
+}
+
+static inline float vdist_below(const vd_index *ix, const float *a, const float *b, float bound)
+{
+    return vdist_below_m(ix->metric, ix->dim, a, b, bound);
+}
+
 static inline float vdist(const vd_index *ix, const float *a, const float *b)
 {
-    switch (ix->metric) {
-    case VD_METRIC_L2: return vd_kern_l2sq(a, b, ix->dim);
-    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, ix->dim);
-    default: return -vd_kern_dot(a, b, ix->dim);
-    }
+    return vdist_below_m(ix->metric, ix->dim, a, b, INFINITY);
 }
 
 /* ---- arenas ------------------------------------------------------------------------------ */
@@ -582,7 +597,7 @@ static vd_cand greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned 
             if (n > ix->m) n = ix->m;
             for (uint32_t i = 0; i < n; i++) {
                 uint32_t x = LD_ACQ(&list[1 + i]);
-                float d = vdist(ix, q, vd_index__vec(ix, x));
+                float d = vdist_below(ix, q, vd_index__vec(ix, x), cur.d);
                 if (d < cur.d) {
                     cur.d = d;
                     cur.slot = x;
@@ -592,15 +607,6 @@ static vd_cand greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned 
         }
     }
     return cur;
-}
-
-static inline float vdist_m(int metric, uint32_t dim, const float *a, const float *b)
-{
-    switch (metric) {
-    case VD_METRIC_L2: return vd_kern_l2sq(a, b, dim);
-    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, dim);
-    default: return -vd_kern_dot(a, b, dim);
-    }
 }
 
 /* Beam search of one level from the entries; leaves up to ef accepted nodes as a max-heap in
@@ -671,7 +677,7 @@ search_layer_m(const vd_index *ix, scratch *sc, const float *q, const vd_cand *e
             if (i + PF_AHEAD < k) /* the rest of a later vector while this one is computed */
                 for (size_t l = 1; l <= vec_lines && l < 12; l++)
                     __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
-            float d = vdist_m(metric, dim, q, (const float *)(bp[i] + vec_off));
+            float d = vdist_below_m(metric, dim, q, (const float *)(bp[i] + vec_off), bound);
             if (nw < ef || d < bound) {
                 vd_cand e = {d, nb[i]};
                 minheap_push(sc->c, &nc, e);
@@ -717,7 +723,7 @@ static size_t select_neighbors(const vd_index *ix, const vd_cand *c, size_t n, s
         const float *v = vd_index__vec(ix, c[i].slot);
         int good = 1;
         for (size_t j = 0; j < k; j++)
-            if (vdist(ix, v, vd_index__vec(ix, out[j].slot)) < c[i].d) {
+            if (vdist_below(ix, v, vd_index__vec(ix, out[j].slot), c[i].d) < c[i].d) {
                 good = 0;
                 break;
             }

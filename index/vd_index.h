@@ -180,6 +180,8 @@ vd_status vd_index_load_finish(vd_index *ix, const vd_index_header *h, vd_err *e
 
 /* ---- Distance kernels (exposed for tests and benchmarks) -------------------------------- */
 float vd_dist_l2sq(const float *a, const float *b, size_t dim);
+/* Some value > bound once the distance is known to exceed bound; else the exact distance. */
+float vd_dist_l2sq_below(const float *a, const float *b, size_t dim, float bound);
 float vd_dist_dot(const float *a, const float *b, size_t dim);
 float vd_dist_l2sq_ref(const float *a, const float *b, size_t dim); /* scalar reference */
 float vd_dist_dot_ref(const float *a, const float *b, size_t dim);

@@ -26,6 +26,17 @@ static void check_dim(uint64_t *s, size_t dim)
     ck_assert_msg(fabs(dot - dotr) <= 1e-5 * scale + 1e-6, "dot dim %zu: %g vs %g", dim, dot,
                   dotr);
     ck_assert_float_eq(vd_dist_l2sq(a, a, dim), 0.0f);
+    /* The bounded kernel answers "below bound?" exactly, is exact when it does not give up,
+     * and gives up only with a partial sum in (bound, full distance]. */
+    static const float fractions[] = {0.0f, 0.05f, 0.3f, 0.9f, 1.0f, 1.1f, 3.0f};
+    for (size_t f = 0; f < sizeof fractions / sizeof *fractions; f++) {
+        float bound = l2 * fractions[f], r = vd_dist_l2sq_below(a, b, dim, bound);
+        ck_assert_msg((r < bound) == (l2 < bound), "dim %zu bound %g: %g vs %g", dim, bound, r,
+                      l2);
+        if (r <= bound) ck_assert_msg(r == l2, "dim %zu: %g, full %g", dim, r, l2);
+        else ck_assert_msg(r <= l2, "dim %zu: partial %g above full %g", dim, r, l2);
+    }
+    ck_assert_msg(vd_dist_l2sq_below(a, b, dim, INFINITY) == l2, "dim %zu", dim);
     free(a);
     free(b);
 }
