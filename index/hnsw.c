@@ -372,6 +372,20 @@ vd_status vd_idmap_reserve(vd_idmap *m, size_t n)
     return VD_OK;
 }
 
+int vd_idmap_add(vd_idmap *m, uint64_t id, uint32_t slot, uint32_t *existing)
+{
+    size_t mask = m->cap - 1, i = id_hash(id) & mask;
+    for (; m->vals[i]; i = (i + 1) & mask)
+        if (m->keys[i] == id) {
+            *existing = m->vals[i] - 1;
+            return 1;
+        }
+    m->keys[i] = id;
+    m->vals[i] = slot + 1;
+    m->n++;
+    return 0;
+}
+
 void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot)
 {
     if (!vd_idmap_get(m, id, NULL)) m->n++;
@@ -947,7 +961,9 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->rng = p->seed;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
     ix->rbuf = vd_malloc((4 * (size_t)ix->m0 + 2) * sizeof(vd_cand));
-    if (!ix->stripes || !ix->rbuf || vd_idmap_reserve(&ix->map, 16)) {
+    /* Sized for the hint at once: a load of n points then never rehashes. */
+    if (!ix->stripes || !ix->rbuf ||
+        vd_idmap_reserve(&ix->map, p->capacity_hint > 16 ? p->capacity_hint : 16)) {
         vd_err_set(err, VD_NOMEM, "out of memory for the index");
         goto fail;
     }
@@ -1371,6 +1387,7 @@ static size_t reach_bfs(const vd_index *ix, uint32_t from, uint8_t *seen, uint32
     seen[from] = 1;
     queue[tail++] = from;
     while (head < tail) {
+        if (head + 8 < tail) __builtin_prefetch(vd_index__list0(ix, queue[head + 8]));
         uint32_t s = queue[head++];
         marked++;
         const uint32_t *list = vd_index__list0(ix, s);
@@ -1472,29 +1489,41 @@ static void connect_orphan(vd_index *ix, scratch *sc, uint32_t u, const uint8_t 
 
 /* Reconnects every live node not reachable from the entry point. Best effort: skipped when
  * out of memory (the graph stays valid, only less reachable). */
-static void fix_reachability(vd_index *ix, scratch *sc)
+/* Reconnects live nodes not reachable from the entry point, in up to 4 rounds (a
+ * reconnection can evict a link and cut off another node). Returns how many live nodes are
+ * still unreachable after the last round (0 also when out of memory: nothing is known). */
+static size_t fix_reachability(vd_index *ix, scratch *sc)
 {
     uint32_t ns = ix->n_slots, ep = ix->entry;
+    size_t left = 0;
     ix->ops_since_check = ix->removes_since_check = 0;
-    if (ep == VD_SLOT_NONE || ns == 0) return;
+    if (ep == VD_SLOT_NONE || ns == 0) return 0;
     uint8_t *seen = vd_calloc(ns, 1);
     uint32_t *queue = vd_malloc((size_t)ns * sizeof(uint32_t));
-    if (seen && queue) {
-        for (int round = 0; round < 4; round++) {
-            memset(seen, 0, ns);
-            size_t reached = reach_bfs(ix, ep, seen, queue), fixed = 0;
-            if (reached == ix->n_live + LD_RLX(&ix->n_tomb)) break;
-            for (uint32_t s = 0; s < ns; s++) {
-                if (seen[s] || !node_alive(vd_index__node(ix, s))) continue;
-                connect_orphan(ix, sc, s, seen);
-                reach_bfs(ix, s, seen, queue);
-                fixed++;
-            }
-            if (!fixed) break;
+    for (int round = 0; seen && queue; round++) {
+        memset(seen, 0, ns);
+        size_t reached = reach_bfs(ix, ep, seen, queue);
+        left = 0;
+        if (reached == ix->n_live + LD_RLX(&ix->n_tomb)) break;
+        for (uint32_t s = 0; s < ns; s++) {
+            if (seen[s] || !node_alive(vd_index__node(ix, s))) continue;
+            left++;
+            if (round == 4) continue; /* only counting */
+            connect_orphan(ix, sc, s, seen);
+            reach_bfs(ix, s, seen, queue);
         }
+        if (!left || round == 4) break;
     }
     vd_free(seen);
     vd_free(queue);
+    return left;
+}
+
+size_t vd_index__restore_reachability(vd_index *ix)
+{
+    scratch *sc = scratch_get();
+    if (!sc || tags_reserve(sc, ix->n_slots)) return 0;
+    return fix_reachability(ix, sc);
 }
 
 /* Reconnects the live nodes whose level-0 in-degree dropped to zero. Reconnecting may

@@ -166,10 +166,15 @@ void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind);
 int vd_idmap_get(const vd_idmap *m, uint64_t id, uint32_t *slot);
 vd_status vd_idmap_reserve(vd_idmap *m, size_t n);
 void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot); /* capacity reserved */
+/* Inserts id -> slot unless id is mapped already: then returns 1 with its slot in *existing.
+ * One probe (a load's check for repeated ids and its insert). Capacity reserved. */
+int vd_idmap_add(vd_idmap *m, uint64_t id, uint32_t slot, uint32_t *existing);
 void vd_idmap_del(vd_idmap *m, uint64_t id);
 void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
-void vd_index__recount_indeg(vd_index *ix); /* after a load */
+void vd_index__recount_indeg(vd_index *ix); /* after a load; queues nodes without in-links */
+/* A reachability pass now (see fix_reachability): live nodes left unreachable. */
+size_t vd_index__restore_reachability(vd_index *ix);
 size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /* BFS level 0 */
 
 /* ---- distance kernels (see the essay in distance.c) ----------------------------------- */
@@ -246,6 +251,7 @@ static inline void vd_kern_tail(const float *a, const float *b, size_t dim, vd_v
 /* Floats summed between two checks of vd_kern_l2sq_below: a check is a horizontal sum and a
  * branch, a few percent of 128 floats' work. */
 #define VD_L2_CHECK_FLOATS 128
+_Static_assert(VD_L2_CHECK_FLOATS % (4 * VD_VW) == 0, "checks fall on loop iterations");
 
 /* Squared L2 distance that gives up once a partial sum exceeds `bound` and returns that
  * partial sum. Partial sums never decrease, so `result < bound` answers exactly as the full
