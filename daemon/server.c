@@ -790,10 +790,13 @@ static void log_collections(vd_server *srv)
     vd_free(list);
 }
 
+/* A progress line at most every 2 s (a million points load in about one), and the last. */
 static void on_load_progress(void *ctx, size_t done, size_t total)
 {
-    (void)ctx;
-    if (total > 0) vd_log(VD_LOG_INFO, "loading: %zu / %zu", done, total);
+    uint64_t *last_ns = ctx, now = vd_now_ns();
+    if (total == 0 || (done < total && now - *last_ns < 2000000000ull)) return;
+    *last_ns = now;
+    vd_log(VD_LOG_INFO, "loading: %zu / %zu points", done, total);
 }
 
 int vd_server_run(const vd_server_config *cfg)
@@ -815,9 +818,10 @@ int vd_server_run(const vd_server_config *cfg)
     vd_store_options opt = {0};
     opt.create = 1;
     opt.n_threads = cfg->threads;
-    opt.load_progress = on_load_progress;
     vd_err err;
-    uint64_t t0 = vd_now_ns();
+    uint64_t t0 = vd_now_ns(), last_progress_ns = t0;
+    opt.load_progress = on_load_progress;
+    opt.load_progress_ctx = &last_progress_ns;
     if (vd_store_open(cfg->data_dir, &opt, &srv->store, &err) != VD_OK) {
         vd_log(VD_LOG_ERROR, "cannot open data directory %s: %s", cfg->data_dir, err.msg);
         goto fail;

@@ -40,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -764,6 +766,33 @@ fail_mdb:
     return vd_storage__mdb_err(st, rc, err, "opening");
 }
 
+/* Loading reads every vector and links record through LMDB's read-only map, and those pages
+ * stay mapped into the process: resident memory would count the file on top of the index's
+ * own copy. MADV_DONTNEED on a read-only shared file mapping drops only this process's page
+ * table entries; the page cache keeps the data and later reads fault it back in. LMDB does
+ * not tell where its map is (me_mapaddr is for fixed maps only), so the mapping of the data
+ * file's inode is looked up in /proc/self/maps. Best effort: nothing fails without it.
+ * Called before any other thread uses the environment. */
+static void unmap_loaded_pages(vd_store *st)
+{
+    int fd;
+    struct stat sb;
+    if (mdb_env_get_fd(st->env, &fd) || fstat(fd, &sb)) return;
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino;
+        unsigned dev_major, dev_minor;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %x:%x %lu", &lo, &hi, perms, &dev_major, &dev_minor,
+                   &ino) == 6 &&
+            ino == (unsigned long)sb.st_ino && dev_major == major(sb.st_dev) &&
+            dev_minor == minor(sb.st_dev) && perms[1] == '-' && perms[3] == 's')
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    if (f) fclose(f);
+}
+
 static vd_status load_all(vd_store *st, const vd_store_options *opt, vd_err *err)
 {
     MDB_txn *txn = NULL;
@@ -814,6 +843,7 @@ static vd_status load_all(vd_store *st, const vd_store_options *opt, vd_err *err
     }
     if (opt && opt->load_progress) opt->load_progress(opt->load_progress_ctx, done, total);
     vd_storage__read_end(st, txn);
+    if (!(opt && opt->catalog_only)) unmap_loaded_pages(st);
     return VD_OK;
 fail_mdb:
     s = vd_storage__mdb_err(st, rc, err, "reading the catalog");
