@@ -305,6 +305,7 @@ static inline void indeg_dec(vd_index *ix, uint32_t x)
 
 void vd_index__recount_indeg(vd_index *ix)
 {
+    if (ix->n_slots == 0) return; /* indeg may still be NULL */
     memset(ix->indeg, 0, ix->n_slots * sizeof(uint32_t));
     for (uint32_t s = 0; s < ix->n_slots; s++) {
         const vd_node *nd = vd_index__node(ix, s);
