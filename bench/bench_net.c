@@ -39,6 +39,9 @@ static vd_bench_imat gt;
 static opts O;
 static vd_bench_env env;
 
+/* The human table: stdout, or stderr when stdout carries the JSON lines. */
+static FILE *table(void) { return O.json ? stderr : stdout; }
+
 static void die(const char *what)
 {
     fprintf(stderr, "bench-net: %s\n", what);
@@ -113,7 +116,7 @@ static void phase_upsert(void)
         vd_proto_response_free(r);
     }
     double s = vd_bench_seconds(t0, vd_now_ns());
-    printf("%-34s %12.0f points/s   (%zu points in %.2f s, batch %u, pipeline %u)\n",
+    fprintf(table(), "%-34s %12.0f points/s   (%zu points in %.2f s, batch %u, pipeline %u)\n",
            "upsert (durable, pipelined)", (double)O.n / s, O.n, s, O.batch, O.pipeline);
     emit("upsert", (double)O.n / s, "points_per_s", -1, -1, 1, -1);
     free(ids);
@@ -204,11 +207,11 @@ static void run_searchers(int n_conn, size_t max_queries, const char *label)
     double recall = total ? (double)hits / ((double)total * O.k) : 0;
     double qps = (double)total / secs;
     if (max_queries) {
-        printf("%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n", label, p50,
+        fprintf(table(), "%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n", label, p50,
                p99, total, O.k, recall);
         emit("latency", p50, "p50_round_trip_us", p50, p99, 1, recall);
     } else {
-        printf("%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n", label, qps,
+        fprintf(table(), "%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n", label, qps,
                p50, p99, O.k, recall);
         emit("search_qps", qps, "qps", p50, p99, n_conn, recall);
     }
@@ -267,7 +270,7 @@ static void phase_batches(uint32_t per_req, uint32_t pipeline)
     double qps = (double)done / secs, recall = (double)hits / ((double)done * O.k);
     char label[64];
     snprintf(label, sizeof label, "search QPS (%u/request, pipeline %u)", per_req, pipeline);
-    printf("%-34s %12.0f QPS        recall@%u %.4f\n", label, qps, O.k, recall);
+    fprintf(table(), "%-34s %12.0f QPS        recall@%u %.4f\n", label, qps, O.k, recall);
     emit("search_batch_qps", qps, "qps", -1, -1, 1, recall);
     vdt_close(&c);
 }
@@ -368,7 +371,7 @@ int main(int argc, char **argv)
         if (vdt_daemon_start(&d, args) != 0) die("could not start the daemon");
         O.port = d.port;
     }
-    printf("bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n", O.n, O.dim,
+    fprintf(table(), "bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n", O.n, O.dim,
            O.k, O.ef, O.threads, env.cpu);
     phase_upsert();
     run_searchers(1, 200, "warm-up");
