@@ -200,7 +200,7 @@ test-e2e: $(B)/vectord $(PY_PB)
 	else echo "no e2e tests yet"; fi
 
 # Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
-# build/bench-results.jsonl. About an hour on 2 cores; bench/README.md lists each command.
+# build/bench-results.jsonl. About 40 minutes on 2 cores; bench/README.md lists each command.
 BENCH_TMP ?= /tmp
 BENCH_OUT := build/bench-results.jsonl
 bench: deps
