@@ -207,12 +207,12 @@ static void run_searchers(int n_conn, size_t max_queries, const char *label)
     double recall = total ? (double)hits / ((double)total * O.k) : 0;
     double qps = (double)total / secs;
     if (max_queries) {
-        fprintf(table(), "%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n", label, p50,
-               p99, total, O.k, recall);
+        fprintf(table(), "%-34s p50 %8.1f us   p99 %8.1f us   (%zu queries, recall@%u %.4f)\n",
+                label, p50, p99, total, O.k, recall);
         emit("latency", p50, "p50_round_trip_us", p50, p99, 1, recall);
     } else {
-        fprintf(table(), "%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n", label, qps,
-               p50, p99, O.k, recall);
+        fprintf(table(), "%-34s %12.0f QPS        p50 %7.1f us  p99 %8.1f us  recall@%u %.4f\n",
+                label, qps, p50, p99, O.k, recall);
         emit("search_qps", qps, "qps", p50, p99, n_conn, recall);
     }
     free(all);
@@ -371,8 +371,8 @@ int main(int argc, char **argv)
         if (vdt_daemon_start(&d, args) != 0) die("could not start the daemon");
         O.port = d.port;
     }
-    fprintf(table(), "bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n", O.n, O.dim,
-           O.k, O.ef, O.threads, env.cpu);
+    fprintf(table(), "bench-net: %zu x %u synthetic (l2), k %u, ef %u, %u server threads, %s\n",
+            O.n, O.dim, O.k, O.ef, O.threads, env.cpu);
     phase_upsert();
     run_searchers(1, 200, "warm-up");
     run_searchers(1, 3000, "search round trip (1 conn)");

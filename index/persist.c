@@ -375,7 +375,8 @@ static vd_status validate(const vd_index *ix, unsigned what, vd_err *err)
             }
             for (uint32_t i = 0; i < c; i++) {
                 uint32_t x = LD_RLX(&list[1 + i]);
-                if (x >= ns) FAIL("slot %u links to slot %u at level %u, beyond %u slots", s, x, l, ns);
+                if (x >= ns)
+                    FAIL("slot %u links to slot %u at level %u, beyond %u slots", s, x, l, ns);
                 if (x == s) FAIL("slot %u links to itself at level %u", s, l);
                 if (!lvl[x]) FAIL("slot %u links to empty slot %u at level %u", s, x, l);
                 if (lvl[x] <= l)
