@@ -100,7 +100,8 @@ static int mode_build(const char *dir, size_t n, uint32_t dim, uint32_t efc)
     vd_store_close(st);
     uint64_t fb = file_bytes(dir);
     printf("\nbuild %zu x %u (M 16, ef_construction %u): index %.1f s, import (one txn, synced) "
-           "%.1f s, data.mdb %.1f MiB, %.0f bytes/point\n", n, dim, efc, t1 - t0, t2 - t1, fb / 1048576.0, (double)fb / n);
+           "%.1f s, data.mdb %.1f MiB, %.0f bytes/point\n",
+           n, dim, efc, t1 - t0, t2 - t1, fb / 1048576.0, (double)fb / n);
     printf("{\"measure\":\"build\",\"n\":%zu,\"dim\":%u,\"build_s\":%.2f,\"import_s\":%.2f,"
            "\"file_bytes\":%" PRIu64 ",\"bytes_per_point\":%.1f}\n", n, dim, t1 - t0, t2 - t1,
            fb, (double)fb / n);
