@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <lmdb.h>
 
 #include "storage/vd_storage.h"
@@ -304,10 +306,20 @@ int main(int argc, char **argv)
         snprintf(rm, sizeof rm, "rm -rf '%s'", wdir); /* writes start from an empty store */
         if (system(rm) != 0) return 1;
         struct stat sb;
-        if (stat(argv[2], &sb) != 0 &&
-            mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
-                       (uint32_t)strtoul(argv[4], NULL, 10), 200))
-            return 1;
+        if (stat(argv[2], &sb) != 0) {
+            /* Built in a child, so that open's memory figures are a fresh process's (LMDB and
+             * malloc keep the import transaction's page buffers until exit). */
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                int rc = mode_build(argv[2], (size_t)strtoull(argv[3], NULL, 10),
+                                    (uint32_t)strtoul(argv[4], NULL, 10), 200);
+                fflush(stdout);
+                _exit(rc);
+            }
+            int status = 1;
+            if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) return 1;
+        }
         return mode_open(argv[2]) || mode_parts(argv[2]) || mode_write(wdir);
     }
     int help = argc >= 2 && !strcmp(argv[1], "--help");
