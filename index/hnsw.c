@@ -1016,22 +1016,34 @@ size_t vd_index_count(const vd_index *ix) { return LD_ACQ(&ix->n_visible); }
 
 /* Checks a vector; for cosine stores its norm's inverse in *inv (1 otherwise). `what`
  * names the vector in messages ("id 7", "query"). */
-static vd_status check_vector(const vd_index *ix, const float *v, const char *what, double *inv,
-                              vd_err *err)
+double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad)
 {
     /* Fast path: one SIMD pass. A finite sum of squares proves every component finite (a NaN
      * or an infinity would propagate). Otherwise (or when float squares overflow or underflow)
      * the exact per-component pass in double. */
     double s = vd_kern_dot(v, v, ix->dim);
+    *bad = ix->dim;
     if (!isfinite(s) || !(s >= 1e-30)) { /* also tiny norms: float squares underflow */
         s = 0;
         for (uint32_t i = 0; i < ix->dim; i++) {
-            if (!isfinite(v[i]))
-                return vd_err_set(err, VD_INVALID, "%s: component %u is %s", what, i,
-                                  isnan(v[i]) ? "NaN" : "infinite");
+            if (!isfinite(v[i])) {
+                *bad = i;
+                return NAN;
+            }
             s += (double)v[i] * v[i];
         }
     }
+    return s;
+}
+
+static vd_status check_vector(const vd_index *ix, const float *v, const char *what, double *inv,
+                              vd_err *err)
+{
+    uint32_t bad;
+    double s = vd_index__norm2(ix, v, &bad);
+    if (bad < ix->dim)
+        return vd_err_set(err, VD_INVALID, "%s: component %u is %s", what, bad,
+                          isnan(v[bad]) ? "NaN" : "infinite");
     *inv = 1.0;
     if (ix->metric == VD_METRIC_COSINE) {
         if (s == 0)

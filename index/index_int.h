@@ -172,6 +172,9 @@ int vd_idmap_add(vd_idmap *m, uint64_t id, uint32_t slot, uint32_t *existing);
 void vd_idmap_del(vd_idmap *m, uint64_t id);
 void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
+/* Sum of the squares of v's components, in double; with a NaN or infinite component, NAN and
+ * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed. */
+double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad);
 void vd_index__recount_indeg(vd_index *ix); /* after a load; queues nodes without in-links */
 /* A reachability pass now (see fix_reachability): live nodes left unreachable. */
 size_t vd_index__restore_reachability(vd_index *ix);

@@ -187,18 +187,11 @@ vd_status vd_index_load_slot(vd_index *ix, uint32_t slot, uint64_t id, const flo
     int tomb = flags & LINKS_FLAG_TOMB;
     if (id == VD_ID_NONE)
         return vd_err_set(err, VD_CORRUPT, "slot %u: id 2^64-1 is reserved", slot);
-    /* One SIMD pass: a finite sum of squares proves every component finite. Only otherwise
-     * (or when tiny squares may have underflowed) the exact pass in double. */
-    double s = vd_kern_dot(vec, vec, ix->dim);
-    if (!isfinite(s) || !(s >= 1e-30)) {
-        s = 0;
-        for (uint32_t i = 0; i < ix->dim; i++) {
-            if (!isfinite(vec[i]))
-                return vd_err_set(err, VD_CORRUPT, "slot %u (id %" PRIu64 "): component %u is "
-                                  "not finite", slot, id, i);
-            s += (double)vec[i] * vec[i];
-        }
-    }
+    uint32_t bad;
+    double s = vd_index__norm2(ix, vec, &bad);
+    if (bad < ix->dim)
+        return vd_err_set(err, VD_CORRUPT, "slot %u (id %" PRIu64 "): component %u is not finite",
+                          slot, id, bad);
     if (ix->metric == VD_METRIC_COSINE && s == 0)
         return vd_err_set(err, VD_CORRUPT, "slot %u (id %" PRIu64 "): zero vector under cosine",
                           slot, id);
