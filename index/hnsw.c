@@ -66,32 +66,8 @@
 /* Search prefetches whole vectors this many neighbours ahead of the one being computed (one
  * ahead is too late to hide a miss at 100 dims; three ahead starts evicting). */
 #define PF_AHEAD 2
-#define DEFAULT_EF_SEARCH 100u
 
 enum { MODE_READ, MODE_BUILD };
-
-/* ---- metrics --------------------------------------------------------------------------- */
-
-const char *vd_metric_name(vd_metric m)
-{
-    switch (m) {
-    case VD_METRIC_L2: return "l2";
-    case VD_METRIC_COSINE: return "cosine";
-    case VD_METRIC_IP: return "ip";
-    }
-    return "unknown";
-}
-
-vd_status vd_metric_parse(const char *s, vd_metric *out)
-{
-    static const vd_metric all[] = {VD_METRIC_L2, VD_METRIC_COSINE, VD_METRIC_IP};
-    for (size_t i = 0; s && i < VD_ARRAY_LEN(all); i++)
-        if (strcmp(s, vd_metric_name(all[i])) == 0) {
-            *out = all[i];
-            return VD_OK;
-        }
-    return VD_INVALID;
-}
 
 /* Distance under metric `metric`; when it is l2, the computation may stop once it is known to
  * exceed `bound`, returning some value > bound (vd_kern_l2sq_below). So `result < bound` is
@@ -922,24 +898,16 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     vd_index *ix = NULL;
     if (!p || !out) return vd_err_set(err, VD_INVALID, "index params and out are required");
     *out = NULL;
-    if (p->dim < 1 || p->dim > VD_DIM_MAX)
-        return vd_err_set(err, VD_INVALID, "dimension %u is outside 1..%u", p->dim, VD_DIM_MAX);
-    if (p->metric != VD_METRIC_L2 && p->metric != VD_METRIC_COSINE && p->metric != VD_METRIC_IP)
-        return vd_err_set(err, VD_INVALID, "unknown metric %d", (int)p->metric);
-    uint32_t m = p->m ? p->m : 16;
-    if (m < 2 || m > VD_M_MAX)
-        return vd_err_set(err, VD_INVALID, "m %u is outside 2..%u", m, VD_M_MAX);
-    uint32_t efc = p->ef_construction ? p->ef_construction : 200;
-    if (efc > 100000)
-        return vd_err_set(err, VD_INVALID, "ef_construction %u is above 100000", efc);
+    vd_index_params q = *p;
+    vd_status s = vd_index_params_check(&q, err);
+    if (s != VD_OK) return s;
+    uint32_t m = q.m, efc = q.ef_construction;
 
     ix = vd_calloc(1, sizeof *ix);
     if (!ix) return vd_err_set(err, VD_NOMEM, "out of memory for the index");
     pthread_mutex_init(&ix->ep_lock, NULL);
     pthread_mutex_init(&ix->dirty_lock, NULL);
-    ix->p = *p;
-    ix->p.m = m;
-    ix->p.ef_construction = efc;
+    ix->p = q;
     ix->dim = p->dim;
     ix->metric = (int)p->metric;
     ix->m = m;
@@ -958,7 +926,7 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->entry = VD_SLOT_NONE;
     ix->visible_epoch = 0;
     ix->write_epoch = 1;
-    ix->ef_search = DEFAULT_EF_SEARCH;
+    ix->ef_search = vd_param_info_of(VD_PARAM_EF_SEARCH)->def;
     ix->rng = p->seed;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
     ix->rbuf = vd_malloc((4 * (size_t)ix->m0 + 2) * sizeof(vd_cand));
@@ -1007,7 +975,7 @@ const vd_index_params *vd_index_params_of(const vd_index *ix) { return &ix->p; }
 
 void vd_index_set_ef_search(vd_index *ix, uint32_t ef)
 {
-    ST_RLX(&ix->ef_search, ef ? ef : DEFAULT_EF_SEARCH);
+    ST_RLX(&ix->ef_search, ef ? ef : vd_param_info_of(VD_PARAM_EF_SEARCH)->def);
 }
 
 size_t vd_index_count(const vd_index *ix) { return LD_ACQ(&ix->n_visible); }

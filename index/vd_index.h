@@ -33,15 +33,54 @@ typedef enum vd_metric {
 const char *vd_metric_name(vd_metric m);                 /* "l2", "cosine", "ip" */
 vd_status vd_metric_parse(const char *s, vd_metric *out); /* VD_INVALID if unknown */
 
-#define VD_DIM_MAX 4096u
-#define VD_M_MAX 128u
 #define VD_ID_NONE UINT64_MAX /* padding id for rows with fewer than k hits */
 
+/* ---- Parameter limits and defaults: the one table ---------------------------------------
+ * Every collection parameter's range and default, checked by vd_param_resolve (and
+ * vd_index_params_check). Every entry point - CLI flags, `vectord build` before it reads
+ * its input, the request decoder, storage on create and on reading a catalog record - calls
+ * it first, and help texts print these numbers (vd_param_info_of), so they cannot disagree.
+ * Columns: id, name as users spell it, min, max, default (0: no default, the value is
+ * required). A value of 0 means "the default" wherever the parameter has one.
+ * VD_K_MAX bounds k everywhere; a server may announce a lower max_k (its --max-k). */
+#define VD_DIM_MAX 4096u
+#define VD_M_MAX 128u
+#define VD_EF_MAX 10000u
+#define VD_K_MAX 1000000u
+#define VD_PARAM_MAP(X)                                          \
+    X(DIM, "dim", 1, VD_DIM_MAX, 0)                              \
+    X(M, "m", 2, VD_M_MAX, 16)                                   \
+    X(EF_CONSTRUCTION, "ef_construction", 1, VD_EF_MAX, 200)     \
+    X(EF_SEARCH, "ef_search", 1, VD_EF_MAX, 100)                 \
+    X(EF, "ef", 1, VD_EF_MAX, 0) /* per query; 0 = the collection's ef_search */ \
+    X(K, "k", 1, VD_K_MAX, 0)
+
+typedef enum vd_param {
+#define X(id, name, lo, hi, def) VD_PARAM_##id,
+    VD_PARAM_MAP(X)
+#undef X
+    VD_PARAM_COUNT
+} vd_param;
+
+typedef struct vd_param_info {
+    const char *name; /* "ef_construction" */
+    uint32_t min, max;
+    uint32_t def;     /* 0: none (required, or for EF: the collection's ef_search) */
+} vd_param_info;
+
+const vd_param_info *vd_param_info_of(vd_param p); /* static storage; NULL if p is unknown */
+
+/* Checks `value` against the table: 0 becomes the default where there is one (*out = def;
+ * for EF it stays 0), otherwise value must be in min..max. VD_INVALID names the parameter
+ * and the range: "ef_construction 20000 is outside 1..10000". `out` may alias nothing or be
+ * NULL. */
+vd_status vd_param_resolve(vd_param p, uint32_t value, uint32_t *out, vd_err *err);
+
 typedef struct vd_index_params {
-    uint32_t dim;             /* 1..VD_DIM_MAX */
+    uint32_t dim;             /* VD_PARAM_DIM */
     vd_metric metric;
-    uint32_t m;               /* max links per node on upper levels (2*m on level 0); 0 -> 16 */
-    uint32_t ef_construction; /* 0 -> 200 */
+    uint32_t m;               /* max links per node on upper levels (2*m on level 0); 0 -> default */
+    uint32_t ef_construction; /* 0 -> default */
     uint64_t seed;            /* level generator seed; same seed + one thread = same graph */
     uint32_t capacity_hint;   /* expected number of points; arrays still grow past it */
     int deferred_publish;     /* see "Visibility" above */
@@ -51,6 +90,10 @@ typedef struct vd_hit {
     uint64_t id;
     float distance; /* smaller is closer for every metric */
 } vd_hit;
+
+/* Checks dim, metric, m and ef_construction against the table and fills defaults in place
+ * (the message names the first bad one). vd_index_open calls it too. */
+vd_status vd_index_params_check(vd_index_params *p, vd_err *err);
 
 /* On VD_OK, *out owns a new empty index; release it with vd_index_close(). Params are
  * copied. */
@@ -91,7 +134,7 @@ vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, ui
 vd_status vd_index_search_exact(const vd_index *ix, const float *query, uint32_t k,
                                 vd_hit *hits, uint32_t *n_out, vd_err *err);
 
-void vd_index_set_ef_search(vd_index *ix, uint32_t ef); /* default 100 */
+void vd_index_set_ef_search(vd_index *ix, uint32_t ef); /* 0: the table's default */
 
 /* Number of visible points (readers) - O(1). */
 size_t vd_index_count(const vd_index *ix);

@@ -14,6 +14,7 @@
  * Responses are packed into one allocation: 4-byte big-endian length, then the body, so the
  * loop thread writes a frame with one uv_write. */
 #include "proto/vd_proto.h"
+#include "index/vd_index.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -251,9 +252,16 @@ vd_status vd_proto_payloads(const Vectord__V1__UpsertRequest *u, size_t n_ids,
 vd_status vd_proto_check_create(const Vectord__V1__CreateCollectionRequest *c, uint32_t max_dim,
                                 vd_err *err)
 {
-    if (c->dim == 0 || c->dim > max_dim)
+    /* The ranges are the index's table; the server may announce a smaller max_dim. */
+    const struct { vd_param p; uint32_t v; } checks[] = {
+        {VD_PARAM_DIM, c->dim}, {VD_PARAM_M, c->m},
+        {VD_PARAM_EF_CONSTRUCTION, c->ef_construction}, {VD_PARAM_EF_SEARCH, c->ef_search}};
+    for (size_t i = 0; i < VD_ARRAY_LEN(checks); i++)
+        if (vd_param_resolve(checks[i].p, checks[i].v, NULL, err) != VD_OK)
+            return vd_err_prefix(err, "create_collection %s", c->name);
+    if (c->dim > max_dim)
         return vd_err_set(err, VD_INVALID,
-                          "create_collection %s: dim %" PRIu32 " is out of range 1..%" PRIu32,
+                          "create_collection %s: dim %" PRIu32 " is outside 1..%" PRIu32,
                           c->name, c->dim, max_dim);
     switch (c->metric) {
     case VECTORD__V1__METRIC__L2:

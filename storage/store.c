@@ -149,24 +149,13 @@ vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
 {
     vd_status s = vd_name_check(p->name, err);
     if (s != VD_OK) return s;
-    if (p->dim < 1 || p->dim > VD_DIM_MAX)
-        return vd_err_set(err, VD_INVALID, "collection %s: dimension %u is outside 1..%u",
-                          p->name, p->dim, VD_DIM_MAX);
-    if ((unsigned)p->metric > VD_METRIC_IP)
-        return vd_err_set(err, VD_INVALID, "collection %s: unknown metric %d", p->name,
-                          (int)p->metric);
-    if (p->m == 0) p->m = 16;
-    if (p->ef_construction == 0) p->ef_construction = 200;
-    if (p->ef_search == 0) p->ef_search = 100;
-    if (p->m < 2 || p->m > VD_M_MAX)
-        return vd_err_set(err, VD_INVALID, "collection %s: m %u is outside 2..%u", p->name,
-                          p->m, VD_M_MAX);
-    if (p->ef_construction > 10000)
-        return vd_err_set(err, VD_INVALID, "collection %s: ef_construction %u is above 10000",
-                          p->name, p->ef_construction);
-    if (p->ef_search > 10000)
-        return vd_err_set(err, VD_INVALID, "collection %s: ef_search %u is above 10000",
-                          p->name, p->ef_search);
+    vd_index_params ip = {.dim = p->dim, .metric = p->metric, .m = p->m,
+                          .ef_construction = p->ef_construction};
+    if ((s = vd_index_params_check(&ip, err)) != VD_OK ||
+        (s = vd_param_resolve(VD_PARAM_EF_SEARCH, p->ef_search, &p->ef_search, err)) != VD_OK)
+        return vd_err_prefix(err, "collection %s", p->name);
+    p->m = ip.m;
+    p->ef_construction = ip.ef_construction;
     return VD_OK;
 }
 

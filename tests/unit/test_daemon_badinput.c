@@ -258,9 +258,9 @@ START_TEST(bad_names_and_create_parameters)
     expect(vdt_create(&C, longname, 4, VECTORD__V1__METRIC__L2), CODE(INVALID_ARGUMENT), NULL,
            NULL);
     expect(vdt_create(&C, "ok", 0, VECTORD__V1__METRIC__L2), CODE(INVALID_ARGUMENT),
-           "dim 0 is out of range 1..4096", NULL);
+           "dim 0 is outside 1..4096", NULL);
     expect(vdt_create(&C, "ok", 5000, VECTORD__V1__METRIC__L2), CODE(INVALID_ARGUMENT),
-           "dim 5000 is out of range 1..4096", NULL);
+           "dim 5000 is outside 1..4096", NULL);
     expect(vdt_create(&C, "ok", 4, 0), CODE(INVALID_ARGUMENT), "metric 0 is not one of", NULL);
     expect(vdt_create(&C, "ok", 4, 9), CODE(INVALID_ARGUMENT), "metric 9", NULL);
     expect(vdt_create(&C, "docs", 4, VECTORD__V1__METRIC__L2), CODE(ALREADY_EXISTS), "docs", NULL);

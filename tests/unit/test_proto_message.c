@@ -188,7 +188,7 @@ START_TEST(create_checks_dim_and_metric)
     ck_assert_int_eq(vd_proto_check_create(&c, 4096, NULL), VD_OK);
     c.dim = 0;
     ck_assert_int_eq(vd_proto_check_create(&c, 4096, &e), VD_INVALID);
-    ck_assert_str_eq(e.msg, "create_collection docs: dim 0 is out of range 1..4096");
+    ck_assert_str_eq(e.msg, "create_collection docs: dim 0 is outside 1..4096");
     c.dim = 4097;
     ck_assert_int_eq(vd_proto_check_create(&c, 4096, &e), VD_INVALID);
     c.dim = 8;

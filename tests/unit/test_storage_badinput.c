@@ -90,9 +90,9 @@ END_TEST
 START_TEST(bad_collection_parameters)
 {
     vd_op op = create_op("new", 0);
-    expect_refused(&op, VD_INVALID, "collection new: dimension 0 is outside 1..4096");
+    expect_refused(&op, VD_INVALID, "collection new: dim 0 is outside 1..4096");
     op = create_op("new", 4097);
-    expect_refused(&op, VD_INVALID, "dimension 4097 is outside 1..4096");
+    expect_refused(&op, VD_INVALID, "dim 4097 is outside 1..4096");
     op = create_op("new", 8);
     op.params.metric = (vd_metric)7;
     expect_refused(&op, VD_INVALID, "unknown metric 7");
@@ -104,10 +104,10 @@ START_TEST(bad_collection_parameters)
     expect_refused(&op, VD_INVALID, "m 500 is outside");
     op = create_op("new", 8);
     op.params.ef_search = 20000;
-    expect_refused(&op, VD_INVALID, "ef_search 20000 is above 10000");
+    expect_refused(&op, VD_INVALID, "ef_search 20000 is outside 1..10000");
     op = create_op("new", 8);
     op.params.ef_construction = 20000;
-    expect_refused(&op, VD_INVALID, "ef_construction 20000 is above 10000");
+    expect_refused(&op, VD_INVALID, "ef_construction 20000 is outside 1..10000");
     op = create_op("docs", 8);
     expect_refused(&op, VD_EXISTS, "collection docs already exists");
 }
