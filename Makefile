@@ -70,7 +70,7 @@ LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(PROTO_SRC) $(D
            $(B)/obj/gen/vectord.pb-c.o
 LIB := $(B)/libvectord.a
 
-.PHONY: all deps run test test-unit test-asan test-tsan test-fuzz test-e2e bench fuzz clean \
+.PHONY: all deps run test test-unit test-layout test-asan test-tsan test-fuzz test-e2e bench fuzz clean \
         python-proto format
 .DEFAULT_GOAL := all
 
@@ -158,6 +158,7 @@ test: deps
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory -j$(JOBS) all && \
 	$(MAKE) --no-print-directory test-unit && \
+	$(MAKE) --no-print-directory test-layout && \
 	$(MAKE) --no-print-directory -j$(JOBS) SAN=asan build-asan/test-unit build-asan/vectord && \
 	$(MAKE) --no-print-directory SAN=asan test-unit && \
 	$(MAKE) --no-print-directory -j$(JOBS) SAN=tsan build-tsan/test-unit build-tsan/vectord && \
@@ -169,6 +170,12 @@ test: deps
 test-unit: $(B)/test-unit
 	@echo "== unit tests ($(B))"
 	VD_TEST_BUILD=$(B) ./$(B)/test-unit
+
+# The module layout docs/architecture.md promises: no cycles between the files of a module,
+# dependencies one way, generated protobuf types only in proto/ (read from the objects).
+test-layout: $(B)/vectord
+	@echo "== layout"
+	$(PYTHON) tests/layout/check_layout.py --build $(B)
 
 # Under TSan only the suites that race threads (files named test_*_concurrent*.c).
 TSAN_SUITES := $(shell sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/\1/p' $(wildcard tests/unit/test_*concurrent*.c) /dev/null)
