@@ -1,6 +1,12 @@
-/* index/index_int.h: internals shared by the files of index/ (hnsw.c, persist.c, distance.c).
- * Nothing here is visible outside index/. Layout, invariants and locking are explained in
- * the essay at the top of index/hnsw.c. */
+/* index/index_int.h: internals shared by the files of index/ (see the table in
+ * docs/architecture.md, "Index"). Nothing here is visible outside index/.
+ *
+ * What lives here: the data layout (node blocks, arenas, the index struct), the few
+ * cross-file functions as vd_index__name / vd_idmap_name, and every helper the hot loops
+ * need as `static inline`, so that splitting index/ into files by phase costs no inlining:
+ * node and link addressing, distances (the per-metric switch over the kernels below), the
+ * candidate heaps, visited tags, reader counters, stripe locks and in-degree updates. Each
+ * declaration says which file defines it; the design note of that file says why. */
 #ifndef VD_INDEX_INT_H
 #define VD_INDEX_INT_H
 
@@ -128,10 +134,10 @@ struct vd_index {
     size_t n_orphans;
 
     vd_cand *rbuf; /* writer scratch for repairs: 4 * m0 + 2 candidates */
+    size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
 
     /* Grace periods: readers count themselves into readers[phase] for the duration of a
      * search; vacuum flips the phase and waits for the old count to drain before freeing. */
-    size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
     unsigned phase;
     /* Padded off the fields searches only read: every search adds and subtracts here.
      * (Not _Alignas: the struct comes from vd_calloc, 16-byte aligned.) */
@@ -139,46 +145,6 @@ struct vd_index {
     unsigned long readers[2];
     char pad1[64];
 };
-
-/* hnsw.c internals used by persist.c */
-static inline vd_node *vd_index__node(const vd_index *ix, uint32_t slot)
-{
-    return (vd_node *)(vd_arena_at(&ix->nodes, slot) + ix->hdr_off);
-}
-static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
-{
-    return (uint32_t *)vd_arena_at(&ix->nodes, slot);
-}
-static inline float *vd_index__vec(const vd_index *ix, uint32_t slot)
-{
-    return (float *)(vd_arena_at(&ix->nodes, slot) + ix->vec_off);
-}
-/* The link list of `slot` at `level`: list[0] is the count, links follow. */
-uint32_t *vd_index__list(const vd_index *ix, uint32_t slot, unsigned level);
-static inline uint32_t vd_index__max_links(const vd_index *ix, unsigned level)
-{
-    return level == 0 ? ix->m0 : ix->m;
-}
-vd_status vd_index__reserve_slots(vd_index *ix, uint64_t want, vd_err *err);
-vd_status vd_index__reserve_upper(vd_index *ix, uint64_t n_blocks, vd_err *err);
-uint32_t vd_index__alloc_upper_chain(vd_index *ix, unsigned level);
-void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind);
-int vd_idmap_get(const vd_idmap *m, uint64_t id, uint32_t *slot);
-vd_status vd_idmap_reserve(vd_idmap *m, size_t n);
-void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot); /* capacity reserved */
-/* Inserts id -> slot unless id is mapped already: then returns 1 with its slot in *existing.
- * One probe (a load's check for repeated ids and its insert). Capacity reserved. */
-int vd_idmap_add(vd_idmap *m, uint64_t id, uint32_t slot, uint32_t *existing);
-void vd_idmap_del(vd_idmap *m, uint64_t id);
-void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
-void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
-/* Sum of the squares of v's components, in double; with a NaN or infinite component, NAN and
- * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed. */
-double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad);
-void vd_index__recount_indeg(vd_index *ix); /* after a load; queues nodes without in-links */
-/* A reachability pass now (see fix_reachability): live nodes left unreachable. */
-size_t vd_index__restore_reachability(vd_index *ix);
-size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen); /* BFS level 0 */
 
 /* ---- distance kernels (see the essay in distance.c) ----------------------------------- */
 
@@ -317,5 +283,305 @@ static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
     }
     return vd_vf_hsum(vd_vf_add(vd_vf_add(s0, s1), vd_vf_add(s2, s3)));
 }
+
+/* ---- atomics, addressing, small predicates ----------------------------------------------- */
+
+#define LD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ST_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+static inline vd_node *vd_index__node(const vd_index *ix, uint32_t slot)
+{
+    return (vd_node *)(vd_arena_at(&ix->nodes, slot) + ix->hdr_off);
+}
+static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
+{
+    return (uint32_t *)vd_arena_at(&ix->nodes, slot);
+}
+static inline float *vd_index__vec(const vd_index *ix, uint32_t slot)
+{
+    return (float *)(vd_arena_at(&ix->nodes, slot) + ix->vec_off);
+}
+
+/* An upper-level block is [count][m links][next]: `next` chains the node's next level. */
+#define VD_UPPER_NEXT(ix, blk) ((blk)[1 + (ix)->m])
+
+/* The link list of `slot` at `level`: list[0] is the count, links follow. Upper levels walk
+ * the node's chain of blocks (only greedy descent goes there, so the walk is off the hot
+ * path; inline all the same, the descent runs once per search). */
+static inline uint32_t *vd_index__list(const vd_index *ix, uint32_t slot, unsigned level)
+{
+    if (level == 0) return vd_index__list0(ix, slot);
+    uint32_t *blk = (uint32_t *)vd_arena_at(&ix->upper, vd_index__node(ix, slot)->upper);
+    for (unsigned l = 1; l < level; l++)
+        blk = (uint32_t *)vd_arena_at(&ix->upper, VD_UPPER_NEXT(ix, blk));
+    return blk;
+}
+
+static inline uint32_t vd_index__max_links(const vd_index *ix, unsigned level)
+{
+    return level == 0 ? ix->m0 : ix->m;
+}
+
+/* Filled and not removed (writer view). */
+static inline int vd_index__alive(const vd_node *nd)
+{
+    return (nd->flags & (NODE_USED | NODE_TOMB)) == NODE_USED;
+}
+
+/* Distance under metric `metric`; when it is l2, the computation may stop once it is known to
+ * exceed `bound`, returning some value > bound (vd_kern_l2sq_below). So `result < bound` is
+ * always the exact test, and a result <= bound is the exact distance. Dot products are not
+ * monotonic along the vector and are always computed whole. */
+static inline float vd_index__dist_below_m(int metric, uint32_t dim, const float *a,
+                                           const float *b, float bound)
+{
+    switch (metric) {
+    case VD_METRIC_L2: return vd_kern_l2sq_below(a, b, dim, bound);
+    case VD_METRIC_COSINE: return 1.0f - vd_kern_dot(a, b, dim);
+    default: return -vd_kern_dot(a, b, dim);
+    }
+}
+static inline float vd_index__dist_below(const vd_index *ix, const float *a, const float *b,
+                                         float bound)
+{
+    return vd_index__dist_below_m(ix->metric, ix->dim, a, b, bound);
+}
+static inline float vd_index__dist(const vd_index *ix, const float *a, const float *b)
+{
+    return vd_index__dist_below_m(ix->metric, ix->dim, a, b, INFINITY);
+}
+
+/* ---- candidate heaps ---------------------------------------------------------------------
+ * One binary heap over vd_cand serves both orders: `max` (a compile-time constant at every
+ * call, so each use compiles to the plain loop) puts the farthest on top, else the nearest.
+ * The search beam keeps candidates in a min-heap and results in a bounded max-heap. */
+
+/* a belongs strictly above b. */
+static inline int vd_heap_above(float a, float b, int max) { return max ? a > b : a < b; }
+/* a may stay above b (ties keep their place). */
+static inline int vd_heap_keeps(float a, float b, int max) { return max ? a >= b : a <= b; }
+
+static inline void vd_heap_push(vd_cand *h, size_t *n, vd_cand x, int max)
+{
+    size_t i = (*n)++;
+    while (i) {
+        size_t p = (i - 1) / 2;
+        if (vd_heap_keeps(h[p].d, x.d, max)) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+static inline void vd_heap_pop(vd_cand *h, size_t *n, int max)
+{
+    vd_cand x = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && vd_heap_above(h[c + 1].d, h[c].d, max)) c++;
+        if (vd_heap_keeps(x.d, h[c].d, max)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+static inline void vd_minheap_push(vd_cand *h, size_t *n, vd_cand x) { vd_heap_push(h, n, x, 0); }
+static inline void vd_minheap_pop(vd_cand *h, size_t *n) { vd_heap_pop(h, n, 0); }
+static inline void vd_maxheap_push(vd_cand *h, size_t *n, vd_cand x) { vd_heap_push(h, n, x, 1); }
+static inline void vd_maxheap_pop(vd_cand *h, size_t *n) { vd_heap_pop(h, n, 1); }
+
+/* ---- hnsw.c: the index object, arenas, slots, level generator, scratch, vectors ---------- */
+
+/* Per-thread search scratch: visited tags with a generation counter (a new search costs
+ * nothing to reset), the two candidate heaps, a sorted copy for construction, hits and the
+ * normalized query. One per thread, shared by every index the thread touches. */
+typedef struct vd_scratch {
+    uint16_t *tags; /* 16 bits, not 32: half the cache footprint; a wrap costs one memset */
+    size_t n_tags;
+    uint16_t gen;
+    vd_cand *c, *w, *s; /* candidates (min-heap), results (max-heap), sorted selection */
+    size_t cap_c, cap_w, cap_s;
+    vd_hit *h;
+    size_t cap_h;
+    float *q;
+    size_t cap_q;
+} vd_scratch;
+
+/* This thread's scratch (created on first use, freed by a pthread key destructor when the
+ * thread exits); NULL when out of memory. */
+vd_scratch *vd_scratch_get(void);
+vd_status vd_scratch_grow_tags(vd_scratch *sc, size_t n); /* n_tags >= n afterwards */
+vd_status vd_cands_grow(vd_cand **a, size_t *cap, size_t want); /* *cap >= want afterwards */
+
+/* Room for visited tags of slots [0, n). */
+static inline vd_status vd_scratch_tags(vd_scratch *sc, size_t n)
+{
+    return sc->n_tags >= n ? VD_OK : vd_scratch_grow_tags(sc, n);
+}
+/* Room for `want` candidates in *a (capacity *cap). */
+static inline vd_status vd_cands_reserve(vd_cand **a, size_t *cap, size_t want)
+{
+    return *cap >= want ? VD_OK : vd_cands_grow(a, cap, want);
+}
+/* Starts a traversal: every tag becomes unvisited. */
+static inline void vd_scratch_visit_begin(vd_scratch *sc)
+{
+    if (++sc->gen == 0) {
+        memset(sc->tags, 0, sc->n_tags * sizeof(uint16_t));
+        sc->gen = 1;
+    }
+}
+
+vd_status vd_index__grow_u32(uint32_t **a, size_t *cap, size_t want); /* VD_NOMEM or VD_OK */
+/* Makes room for slots [0, want) and the per-slot side tables of each. */
+vd_status vd_index__reserve_slots(vd_index *ix, uint64_t want, vd_err *err);
+/* Makes room for n_blocks more upper-level blocks (free ones count). */
+vd_status vd_index__reserve_upper(vd_index *ix, uint64_t n_blocks, vd_err *err);
+/* Allocates `level` chained upper blocks (reserved beforehand) and returns the first. */
+uint32_t vd_index__alloc_upper_chain(vd_index *ix, unsigned level);
+void vd_index__free_upper_chain(vd_index *ix, uint32_t first); /* back to the free list */
+/* The next slot to fill: the lowest freed one, else a new one (capacity reserved). */
+uint32_t vd_index__take_slot(vd_index *ix);
+unsigned vd_index__random_level(vd_index *ix); /* from the seeded generator: ix->rng */
+void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
+
+/* Sum of the squares of v's components, in double; with a NaN or infinite component, NAN and
+ * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed. */
+double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad);
+/* Checks a vector to insert or search for (VD_INVALID naming `what` and the component:
+ * "query: component 3 is NaN", or a zero vector under cosine); *inv is the inverse of its
+ * norm under cosine, 1 otherwise. */
+vd_status vd_index__check_vector(const vd_index *ix, const float *v, const char *what,
+                                 double *inv, vd_err *err);
+/* Copies dim floats, scaled by inv under cosine (vd_index__check_vector's *inv). */
+void vd_index__store_vector(const vd_index *ix, float *dst, const float *src, double inv);
+
+/* Queues x for reconnection at the next publish (once until the publish takes it). Callable
+ * from inserter threads: the mark is a CAS, the append is under dirty_lock. */
+void vd_index__queue_orphan(vd_index *ix, uint32_t x);
+
+/* Level-0 in-degrees (atomic: inserter threads update the lists of different nodes). A
+ * node whose count drops to zero is queued for reconnection. */
+static inline void vd_index__indeg_inc(vd_index *ix, uint32_t x)
+{
+    __atomic_fetch_add(&ix->indeg[x], 1u, __ATOMIC_RELAXED);
+}
+static inline void vd_index__indeg_dec(vd_index *ix, uint32_t x)
+{
+    if (__atomic_sub_fetch(&ix->indeg[x], 1u, __ATOMIC_RELAXED) == 0)
+        vd_index__queue_orphan(ix, x);
+}
+
+/* Link-list rewrites between inserter threads: the node's stripe (only while ix->mt). At most
+ * one stripe is held at a time, so stripes need no order among themselves. */
+static inline void vd_index__stripe_lock(vd_index *ix, uint32_t slot)
+{
+    if (ix->mt) pthread_mutex_lock(&ix->stripes[slot & (VD_N_STRIPES - 1)]);
+}
+static inline void vd_index__stripe_unlock(vd_index *ix, uint32_t slot)
+{
+    if (ix->mt) pthread_mutex_unlock(&ix->stripes[slot & (VD_N_STRIPES - 1)]);
+}
+
+/* Grace periods (see vacuum.c): a search counts itself into readers[phase] from before it
+ * reads the entry point until it has read its last node. One atomic add and one subtract. */
+static inline unsigned vd_index__reader_enter(const vd_index *cix)
+{
+    vd_index *ix = (vd_index *)cix; /* the reader counters are the one thing readers write */
+    for (;;) {
+        unsigned p = __atomic_load_n(&ix->phase, __ATOMIC_SEQ_CST) & 1u;
+        __atomic_fetch_add(&ix->readers[p], 1, __ATOMIC_SEQ_CST);
+        if ((__atomic_load_n(&ix->phase, __ATOMIC_SEQ_CST) & 1u) == p) return p;
+        __atomic_fetch_sub(&ix->readers[p], 1, __ATOMIC_SEQ_CST);
+    }
+}
+static inline void vd_index__reader_exit(const vd_index *cix, unsigned p)
+{
+    vd_index *ix = (vd_index *)cix;
+    __atomic_fetch_sub(&ix->readers[p], 1, __ATOMIC_RELEASE);
+}
+
+/* ---- idmap.c: id -> slot (writer only) --------------------------------------------------- */
+
+int vd_idmap_get(const vd_idmap *m, uint64_t id, uint32_t *slot); /* 1 and *slot if mapped */
+vd_status vd_idmap_reserve(vd_idmap *m, size_t n); /* room for n ids without a rehash */
+void vd_idmap_put(vd_idmap *m, uint64_t id, uint32_t slot); /* insert or replace; reserved */
+/* Inserts id -> slot unless id is mapped already: then returns 1 with its slot in *existing.
+ * One probe (a load's check for repeated ids and its insert). Capacity reserved. */
+int vd_idmap_add(vd_idmap *m, uint64_t id, uint32_t slot, uint32_t *existing);
+void vd_idmap_del(vd_idmap *m, uint64_t id); /* no-op when absent */
+void vd_idmap_free(vd_idmap *m);             /* leaves an empty map */
+
+/* ---- changes.c: change tracking ---------------------------------------------------------- */
+
+/* Records that `slot` changed. LINKS is callable from inserter threads; NEW and FREED only
+ * from the writer. */
+void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind);
+
+/* ---- search.c: layer search ---------------------------------------------------------------- */
+
+/* MODE_READ returns visible nodes (born <= v < died); MODE_BUILD, used by the writer and
+ * inserters, every node not removed in the writer's view. Both traverse every node. */
+enum { VD_MODE_READ, VD_MODE_BUILD };
+
+/* Greedy descent from `cur` through levels from .. to+1 (every node is traversable). */
+vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned from,
+                         unsigned to);
+/* Beam search of one level from the n_ent entries; leaves up to ef accepted nodes as a
+ * max-heap in sc->w (*n_w of them). `skip` is never visited (the node being connected;
+ * VD_SLOT_NONE for none). VD_NOMEM when the scratch cannot grow. */
+vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const float *q,
+                                 const vd_cand *ent, size_t n_ent, unsigned level, uint32_t ef,
+                                 int mode, uint64_t v, uint32_t skip, size_t *n_w);
+
+/* ---- neighbors.c: neighbour selection and link writes ------------------------------------ */
+
+void vd_index__cands_sort(vd_cand *a, size_t n); /* ascending distance, ties by slot */
+/* The paper's heuristic: up to mmax of the n candidates `c` (sorted ascending) into out. */
+size_t vd_index__select_neighbors(const vd_index *ix, const vd_cand *c, size_t n, size_t mmax,
+                                  vd_cand *out);
+/* Replaces a link list with c[0..n) (caller holds the node's stripe, or is the writer alone).
+ * At level 0 the in-degrees of the links that come and go are adjusted. */
+void vd_index__write_list(vd_index *ix, unsigned level, uint32_t *list, const vd_cand *c,
+                          size_t n);
+/* Adds the link n -> q at `level` (d = their distance), shrinking n's list with the
+ * heuristic when full. Takes n's stripe. Returns 1 if q is in n's list afterwards. */
+int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float d);
+/* Rebuilds n's list at `level` from its live links plus `extra` candidates, with the
+ * heuristic. Writer thread only (uses the writer's scratch tags and ix->rbuf). */
+void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
+                            const uint32_t *extra, size_t n_extra);
+
+/* ---- vacuum.c: removal, publish, repairs, vacuum ----------------------------------------- */
+
+/* Marks a node removed (writer view) with the current write epoch and queues its repair.
+ * Room in `pending` is reserved by the caller. */
+void vd_index__kill_node(vd_index *ix, uint32_t slot);
+void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever the mode */
+
+/* ---- reach.c: in-degrees, orphans, reachability ------------------------------------------ */
+
+void vd_index__recount_indeg(vd_index *ix); /* after a load; queues nodes without in-links */
+/* Reconnects the queued nodes whose level-0 in-degree dropped to zero. Writer only. */
+void vd_index__reconnect_orphans(vd_index *ix, vd_scratch *sc);
+/* A reachability pass (reach.c's fix_reachability): reconnects live nodes not reachable from
+ * the entry point; returns how many are left unreachable. The first form gets the scratch. */
+size_t vd_index__fix_reachability(vd_index *ix, vd_scratch *sc);
+size_t vd_index__restore_reachability(vd_index *ix);
+/* Marks seen[] for every node reachable at level 0 from `from`; returns how many were newly
+ * marked, SIZE_MAX when out of memory. */
+size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen);
+
+/* ---- validate.c -------------------------------------------------------------------------- */
+
+/* What vd_index__validate checks beyond the structure (see validate.c). */
+enum { VD_VALIDATE_MAP = 1, VD_VALIDATE_INDEG = 2, VD_VALIDATE_REACH = 4 };
+vd_status vd_index__validate(const vd_index *ix, unsigned what, vd_err *err);
+
 
 #endif

@@ -1,0 +1,152 @@
+/* index/neighbors.c: choosing a node's neighbours and writing its link lists; shared by
+ * insertion (insert.c), repairs and vacuum (vacuum.c) and reconnection (reach.c).
+ *
+ * Selection is the heuristic of the HNSW paper (Malkov & Yashunin, algorithm 4, without
+ * extending the candidates or keeping pruned ones): candidates nearest first, one is kept
+ * only if it is closer to the base than to every neighbour kept so far, which spreads links
+ * over directions instead of spending them all on one dense cluster. Candidates are sorted
+ * by (distance, slot), so equal distances give the same graph every time. Rejected: the
+ * paper's simple selection of the M nearest (its authors show it loses recall on clustered
+ * data).
+ *
+ * Writes. A list is rewritten entry by entry with release stores, then its count: a reader
+ * may see a mix of old and new links, every one of them a fully initialized node, which is
+ * harmless (see hnsw.c). Between inserter threads the node's stripe guards the rewrite.
+ * At level 0 every write adjusts the in-degrees of the links that come and go, so that a
+ * node losing its last in-link is queued for reconnection (reach.c).
+ *
+ * This file sits below vacuum.c and reach.c (both call it, it calls neither), which is why
+ * the list rebuild used by repairs, vacuum and reconnection lives here. */
+#include <stdlib.h>
+
+#include "index/index_int.h"
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const vd_cand *x = a, *y = b;
+    if (x->d < y->d) return -1;
+    if (x->d > y->d) return 1;
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+void vd_index__cands_sort(vd_cand *a, size_t n)
+{
+    if (n > 32) {
+        qsort(a, n, sizeof *a, cand_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        vd_cand x = a[i];
+        size_t j = i;
+        while (j && cand_cmp(&a[j - 1], &x) > 0) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+/* `c` sorted ascending; when it already fits, it is kept whole. */
+size_t vd_index__select_neighbors(const vd_index *ix, const vd_cand *c, size_t n, size_t mmax,
+                                  vd_cand *out)
+{
+    if (n <= mmax) {
+        memcpy(out, c, n * sizeof *c);
+        return n;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < mmax; i++) {
+        const float *v = vd_index__vec(ix, c[i].slot);
+        int good = 1;
+        for (size_t j = 0; j < k; j++)
+            if (vd_index__dist_below(ix, v, vd_index__vec(ix, out[j].slot), c[i].d) < c[i].d) {
+                good = 0;
+                break;
+            }
+        if (good) out[k++] = c[i];
+    }
+    return k;
+}
+
+void vd_index__write_list(vd_index *ix, unsigned level, uint32_t *list, const vd_cand *c,
+                          size_t n)
+{
+    if (level == 0) {
+        uint32_t old = LD_RLX(&list[0]);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t y = c[i].slot, j = 0;
+            while (j < old && LD_RLX(&list[1 + j]) != y) j++;
+            if (j == old) vd_index__indeg_inc(ix, y);
+        }
+        for (uint32_t j = 0; j < old; j++) {
+            uint32_t x = LD_RLX(&list[1 + j]);
+            size_t i = 0;
+            while (i < n && c[i].slot != x) i++;
+            if (i == n) vd_index__indeg_dec(ix, x);
+        }
+    }
+    for (size_t i = 0; i < n; i++) ST_REL(&list[1 + i], c[i].slot);
+    ST_REL(&list[0], (uint32_t)n);
+}
+
+int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float d)
+{
+    uint32_t maxl = vd_index__max_links(ix, level);
+    vd_cand buf[2 * VD_M_MAX + 1], sel[2 * VD_M_MAX + 1];
+    int kept = 0;
+    vd_index__stripe_lock(ix, n);
+    uint32_t *list = vd_index__list(ix, n, level);
+    uint32_t cnt = LD_RLX(&list[0]);
+    for (uint32_t i = 0; i < cnt; i++)
+        if (LD_RLX(&list[1 + i]) == q) {
+            vd_index__stripe_unlock(ix, n);
+            return 1;
+        }
+    if (cnt < maxl) {
+        ST_REL(&list[1 + cnt], q);
+        ST_REL(&list[0], cnt + 1);
+        if (level == 0) vd_index__indeg_inc(ix, q);
+        kept = 1;
+    } else {
+        const float *v = vd_index__vec(ix, n);
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t x = LD_RLX(&list[1 + i]);
+            buf[i].slot = x;
+            buf[i].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+        }
+        buf[cnt].slot = q;
+        buf[cnt].d = d;
+        vd_index__cands_sort(buf, cnt + 1);
+        size_t k = vd_index__select_neighbors(ix, buf, cnt + 1, maxl, sel);
+        for (size_t i = 0; i < k; i++) kept |= sel[i].slot == q;
+        vd_index__write_list(ix, level, list, sel, k);
+    }
+    vd_index__mark(ix, n, VD_CHANGE_LINKS);
+    vd_index__stripe_unlock(ix, n);
+    return kept;
+}
+
+void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
+                            const uint32_t *extra, size_t n_extra)
+{
+    uint32_t maxl = vd_index__max_links(ix, level);
+    size_t cap = 4 * (size_t)ix->m0 + 2, k = 0;
+    vd_cand *buf = ix->rbuf, out[2 * VD_M_MAX];
+    const float *v = vd_index__vec(ix, n);
+    uint32_t *list = vd_index__list(ix, n, level);
+    uint32_t cnt = LD_RLX(&list[0]);
+    vd_scratch_visit_begin(sc);
+    sc->tags[n] = sc->gen;
+    for (size_t i = 0; i < cnt + n_extra && k < cap; i++) {
+        uint32_t x = i < cnt ? LD_RLX(&list[1 + i]) : extra[i - cnt];
+        if (sc->tags[x] == sc->gen) continue;
+        sc->tags[x] = sc->gen;
+        const vd_node *xn = vd_index__node(ix, x);
+        if (!vd_index__alive(xn) || xn->level < level) continue;
+        buf[k].slot = x;
+        buf[k++].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+    }
+    vd_index__cands_sort(buf, k);
+    vd_index__write_list(ix, level, list, out, vd_index__select_neighbors(ix, buf, k, maxl, out));
+    vd_index__mark(ix, n, VD_CHANGE_LINKS);
+}

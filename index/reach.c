@@ -1,0 +1,213 @@
+/* index/reach.c: keeping every live node reachable from the entry point.
+ *
+ * Heuristic pruning can leave a node with no in-links: a neighbour that shrinks its list for
+ * a newcomer may drop the only link to it, and repairs and vacuum rebuild lists the same way.
+ * Such a node is still stored and still visible, but no search can find it. Two mechanisms:
+ *
+ * - In-degrees. The writer (and add_batch's inserters, atomically) keeps a level-0 in-degree
+ *   per slot, adjusted by every list write (neighbors.c). A node whose count drops to zero is
+ *   queued (the orphan queue, once per slot thanks to omark) and reconnected at the next
+ *   publish: searched for from the entry point and linked from reachable nodes with room, or,
+ *   when every list around is full, by replacing the farthest link of its nearest neighbour.
+ *   In-degrees are not stored: a load recounts them.
+ * - Reachability passes. In-degrees miss a group of nodes that only link to each other
+ *   (removals can cut the graph in two). A breadth-first pass from the entry point over level
+ *   0 finds every node it cannot reach and reconnects it, in rounds. Publish runs one every
+ *   n/8 mutations and after every removal while the index is small (vacuum.c), vacuum one
+ *   after freeing slots, a load one after its publish.
+ *
+ * Rejected: reconnecting by shrinking a full list (it can orphan another node in turn; only a
+ * last resort replaces one link, and the next round of the pass catches what it drops). */
+#include "index/index_int.h"
+
+void vd_index__recount_indeg(vd_index *ix)
+{
+    if (ix->n_slots == 0) return; /* indeg may still be NULL */
+    memset(ix->indeg, 0, ix->n_slots * sizeof(uint32_t));
+    for (uint32_t s = 0; s < ix->n_slots; s++) {
+        const vd_node *nd = vd_index__node(ix, s);
+        if (!(nd->flags & NODE_USED)) continue;
+        const uint32_t *l0 = vd_index__list0(ix, s);
+        for (uint32_t i = 0; i < l0[0]; i++) ix->indeg[l0[1 + i]]++;
+    }
+    for (uint32_t s = 0; s < ix->n_slots; s++)
+        if (ix->indeg[s] == 0 && (vd_index__node(ix, s)->flags & NODE_USED))
+            vd_index__queue_orphan(ix, s);
+}
+
+/* Breadth-first over level-0 links from `from`, marking seen[]; returns nodes newly marked.
+ * `queue` has room for n_slots entries. */
+static size_t reach_bfs(const vd_index *ix, uint32_t from, uint8_t *seen, uint32_t *queue)
+{
+    uint32_t ns = LD_RLX(&ix->n_slots);
+    size_t head = 0, tail = 0, marked = 0;
+    if (from >= ns || seen[from]) return 0;
+    seen[from] = 1;
+    queue[tail++] = from;
+    while (head < tail) {
+        if (head + 8 < tail) __builtin_prefetch(vd_index__list0(ix, queue[head + 8]));
+        uint32_t s = queue[head++];
+        marked++;
+        const uint32_t *list = vd_index__list0(ix, s);
+        uint32_t c = LD_RLX(&list[0]);
+        if (c > ix->m0) c = ix->m0;
+        for (uint32_t i = 0; i < c; i++) {
+            uint32_t x = LD_RLX(&list[1 + i]);
+            if (x < ns && !seen[x] && (vd_index__node(ix, x)->flags & NODE_USED)) {
+                seen[x] = 1;
+                queue[tail++] = x;
+            }
+        }
+    }
+    return marked;
+}
+
+size_t vd_index__reach_mark(const vd_index *ix, uint32_t from, uint8_t *seen)
+{
+    uint32_t *queue = vd_malloc(((size_t)LD_RLX(&ix->n_slots) + 1) * sizeof(uint32_t));
+    if (!queue) return SIZE_MAX;
+    size_t n = reach_bfs(ix, from, seen, queue);
+    vd_free(queue);
+    return n;
+}
+
+/* Searches level 0 for u's neighbours into sc->s (sorted, *n of them), keeping only nodes
+ * known to be reachable (seen[] when given). Returns 0 when none was found. */
+static int orphan_candidates(vd_index *ix, vd_scratch *sc, uint32_t u, const uint8_t *seen,
+                             vd_cand start, size_t *n)
+{
+    size_t nw = 0, k = 0;
+    const float *q = vd_index__vec(ix, u);
+    if (vd_index__search_layer(ix, sc, q, &start, 1, 0, ix->efc, VD_MODE_BUILD, 0, u, &nw) ||
+        nw == 0 || vd_cands_reserve(&sc->s, &sc->cap_s, nw))
+        return 0;
+    for (size_t i = 0; i < nw; i++)
+        if (!seen || seen[sc->w[i].slot]) sc->s[k++] = sc->w[i];
+    vd_index__cands_sort(sc->s, k);
+    *n = k;
+    return k > 0;
+}
+
+/* The last resort of connect_orphan: n's farthest level-0 link (or its empty first entry)
+ * becomes u. Whatever that drops is caught by the next round of the reachability pass. */
+static void replace_farthest_link(vd_index *ix, uint32_t n, uint32_t u)
+{
+    uint32_t *list = vd_index__list(ix, n, 0);
+    uint32_t c = LD_RLX(&list[0]), worst = 0;
+    float wd = -INFINITY;
+    const float *v = vd_index__vec(ix, n);
+    for (uint32_t i = 0; i < c; i++) {
+        float d = vd_index__dist(ix, v, vd_index__vec(ix, LD_RLX(&list[1 + i])));
+        if (d > wd) {
+            wd = d;
+            worst = i;
+        }
+    }
+    if (c == 0) {
+        ST_REL(&list[1], u);
+        ST_REL(&list[0], 1u);
+    } else {
+        vd_index__indeg_dec(ix, LD_RLX(&list[1 + worst]));
+        ST_REL(&list[1 + worst], u);
+    }
+    vd_index__indeg_inc(ix, u);
+    vd_index__mark(ix, n, VD_CHANGE_LINKS);
+}
+
+/* Links the unreachable live node u into the graph at level 0, making sure at least one
+ * node known to be reachable (seen[], or any node when seen is NULL) keeps a link to it. */
+static void connect_orphan(vd_index *ix, vd_scratch *sc, uint32_t u, const uint8_t *seen)
+{
+    uint32_t ep = LD_RLX(&ix->entry);
+    if (ep == VD_SLOT_NONE || ep == u) return;
+    const float *q = vd_index__vec(ix, u);
+    vd_cand at_ep = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep}, sel[2 * VD_M_MAX];
+    /* The descent finds better neighbours, but upper-level links may lead into the very
+     * component that is cut off at level 0: then the level-0 search from the entry point,
+     * which only sees reachable nodes. */
+    vd_cand cur = vd_index__greedy(ix, q, at_ep, vd_index__node(ix, ep)->level, 0);
+    size_t nw = 0;
+    if (cur.slot == u || !orphan_candidates(ix, sc, u, seen, cur, &nw))
+        if (!orphan_candidates(ix, sc, u, seen, at_ep, &nw)) return;
+    size_t k = vd_index__select_neighbors(ix, sc->s, nw, ix->m, sel);
+    uint32_t extra[2 * VD_M_MAX] = {0};
+    for (size_t i = 0; i < k; i++) extra[i] = sel[i].slot;
+    vd_index__rebuild_list(ix, sc, u, 0, extra, k);
+    /* Only lists with room take u: shrinking a full one could orphan another node. */
+    int kept = 0;
+    for (size_t i = 0; i < k; i++)
+        if (LD_RLX(&vd_index__list0(ix, sel[i].slot)[0]) < ix->m0)
+            kept |= vd_index__add_link(ix, sel[i].slot, 0, u, sel[i].d);
+    /* No selected neighbour had room: append to the nearest reachable node with room. */
+    for (size_t i = 0; i < nw && !kept; i++) {
+        const uint32_t *list = vd_index__list0(ix, sc->s[i].slot);
+        if (LD_RLX(&list[0]) < ix->m0)
+            kept = vd_index__add_link(ix, sc->s[i].slot, 0, u, sc->s[i].d);
+    }
+    if (!kept) replace_farthest_link(ix, sel[0].slot, u); /* every list around is full */
+}
+
+/* Reconnects the live nodes not reachable from the entry point: up to 4 rounds (a
+ * reconnection can evict a link and cut off another node), then one that only counts.
+ * Returns how many live nodes are still unreachable after the last round; 0 also when out of
+ * memory, when nothing is done or known (the graph stays valid, only less reachable). Resets
+ * the mutation counters that schedule the pass. */
+size_t vd_index__fix_reachability(vd_index *ix, vd_scratch *sc)
+{
+    uint32_t ns = ix->n_slots, ep = ix->entry;
+    size_t left = 0;
+    ix->ops_since_check = ix->removes_since_check = 0;
+    if (ep == VD_SLOT_NONE || ns == 0) return 0;
+    uint8_t *seen = vd_calloc(ns, 1);
+    uint32_t *queue = vd_malloc((size_t)ns * sizeof(uint32_t));
+    for (int round = 0; seen && queue; round++) {
+        memset(seen, 0, ns);
+        size_t reached = reach_bfs(ix, ep, seen, queue);
+        left = 0;
+        if (reached == ix->n_live + LD_RLX(&ix->n_tomb)) break;
+        for (uint32_t s = 0; s < ns; s++) {
+            if (seen[s] || !vd_index__alive(vd_index__node(ix, s))) continue;
+            left++;
+            if (round == 4) continue; /* only counting */
+            connect_orphan(ix, sc, s, seen);
+            reach_bfs(ix, s, seen, queue);
+        }
+        if (!left || round == 4) break;
+    }
+    vd_free(seen);
+    vd_free(queue);
+    return left;
+}
+
+size_t vd_index__restore_reachability(vd_index *ix)
+{
+    vd_scratch *sc = vd_scratch_get();
+    if (!sc || vd_scratch_tags(sc, ix->n_slots)) return 0;
+    return vd_index__fix_reachability(ix, sc);
+}
+
+void vd_index__reconnect_orphans(vd_index *ix, vd_scratch *sc)
+{
+    /* Reconnecting may evict a link (when every list around is full), queueing another
+     * node: bounded. */
+    size_t budget = 4 * ix->n_orphans + 64;
+    for (size_t i = 0; i < ix->n_orphans; i++) {
+        uint32_t x = ix->orphans[i];
+        ix->omark[x] = 0;
+        const vd_node *nd = vd_index__node(ix, x);
+        if (LD_RLX(&ix->indeg[x]) != 0 || x == ix->entry || !(nd->flags & NODE_USED)) continue;
+        if (nd->flags & NODE_TOMB) {
+            /* An unreachable tombstone no longer carries anyone: drop its links so that the
+             * nodes only it pointed to are queued in turn. Only at level 0 (upper-level links
+             * are not counted: a tombstone of higher level may still be a descent waypoint). */
+            if (nd->level) continue;
+            vd_index__write_list(ix, 0, vd_index__list0(ix, x), NULL, 0);
+            vd_index__mark(ix, x, VD_CHANGE_LINKS);
+            continue;
+        }
+        if (budget == 0) continue;
+        budget--;
+        connect_orphan(ix, sc, x, NULL);
+    }
+    ix->n_orphans = 0;
+}
