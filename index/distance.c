@@ -14,8 +14,9 @@
  * through a zeroed buffer. Rejected: a scalar tail loop (every 100-dim distance would end in
  * 4 scalar products) and masked loads (SIMDe 0.7.4 has no portable maskz_loadu).
  *
- * The kernel bodies live in index_int.h as static inline functions so that the search loop in
- * hnsw.c inlines them (a call per distance is measurable at 100 dims); this file exports them.
+ * The kernel bodies live in index_int.h as static inline functions so that the loops of
+ * search.c, neighbors.c and the rest inline them (a call per distance is measurable at 100
+ * dims); this file exports them.
  *
  * The scalar references sum in double: they are the oracle the tests compare against. */
 #include "index/index_int.h"

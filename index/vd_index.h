@@ -4,10 +4,10 @@
  * inside, each point lives in a dense uint32 "slot". The index never moves a node once
  * placed, so slots and links persist as-is (storage/ writes them, see vd_index_changes).
  *
- * Threads: any number of threads may call vd_index_search() / vd_index_count() /
- * vd_index_stats() concurrently with ONE writer thread calling everything else. The writer
- * may itself fan work out (vd_index_add_batch with n_threads > 1). No global lock on the
- * search path: see docs/architecture.md "Index concurrency".
+ * Threads: any number of threads may call vd_index_search() / vd_index_search_exact() /
+ * vd_index_count() / vd_index_stats_get() concurrently with ONE writer thread calling
+ * everything else. The writer may itself fan work out (vd_index_add_batch with n_threads > 1).
+ * No global lock on the search path: see docs/architecture.md, "Index", "Concurrency".
  *
  * Visibility: every mutation is stamped with the index's write epoch. With
  * params.deferred_publish == 0 (the default) each call publishes its own change before it
@@ -79,7 +79,7 @@ vd_status vd_param_resolve(vd_param p, uint32_t value, uint32_t *out, vd_err *er
 typedef struct vd_index_params {
     uint32_t dim;             /* VD_PARAM_DIM */
     vd_metric metric;
-    uint32_t m;               /* max links per node on upper levels (2*m on level 0); 0 -> default */
+    uint32_t m;               /* max links per node on upper levels, 2*m on level 0; 0 -> default */
     uint32_t ef_construction; /* 0 -> default */
     uint64_t seed;            /* level generator seed; same seed + one thread = same graph */
     uint32_t capacity_hint;   /* expected number of points; arrays still grow past it */
@@ -165,10 +165,10 @@ typedef struct vd_index_stats {
 } vd_index_stats;
 void vd_index_stats_get(const vd_index *ix, vd_index_stats *out);
 
-/* Checks every invariant of the graph (links in range and to used slots, no self links, no
- * duplicates, counts within limits, id map consistent, entry point at the top level,
- * every visible point reachable from the entry point). Writer thread only. VD_CORRUPT with
- * the first violation in the message. */
+/* Checks every invariant of the graph (links in range and to used slots of a high enough
+ * level, no self links, no duplicates, counts within limits, id map consistent, level-0
+ * in-degrees exact, entry point at the top level, every live point reachable from the entry
+ * point). Writer thread only. VD_CORRUPT with the first violation in the message. */
 vd_status vd_index_validate(const vd_index *ix, vd_err *err);
 
 /* ---- Persistence (used by storage/; writer thread only) ----------------------------------
@@ -196,7 +196,7 @@ typedef int (*vd_change_fn)(void *ctx, uint32_t slot, vd_change_kind kind);
 int vd_index_changes(const vd_index *ix, vd_change_fn fn, void *ctx);
 void vd_index_changes_clear(vd_index *ix);
 
-/* The graph header: entry point slot, max level, number of slots, write epoch. */
+/* The graph header: entry point slot, max level, number of slots. */
 typedef struct vd_index_header {
     uint32_t entry_slot; /* UINT32_MAX when empty */
     uint32_t max_level;
