@@ -4,7 +4,7 @@
  * What lives here: the data layout (node blocks, arenas, the index struct), the few
  * cross-file functions as vd_index__name / vd_idmap_name, and every helper the hot loops
  * need as `static inline`, so that splitting index/ into files by phase costs no inlining:
- * node and link addressing, distances (the per-metric switch over the kernels below), the
+ * node and link addressing, distances (the per-metric switch over the SIMD kernels), the
  * candidate heaps, visited tags, reader counters, stripe locks and in-degree updates. Each
  * declaration says which file defines it; the design note of that file says why. */
 #ifndef VD_INDEX_INT_H
@@ -93,7 +93,7 @@ struct vd_index {
     vd_arena upper; /* upper-level blocks: [count][links m][next] */
 
     uint32_t n_slots;   /* high-water mark of slots (atomic: readers bound scans by it) */
-    uint32_t *free_slots; /* stack of reclaimed slots, lowest on top */
+    uint32_t *free_slots; /* stack of reclaimed slots, each vacuum's lowest on top */
     size_t n_free, cap_free;
     uint32_t upper_free; /* free list of upper blocks, linked through `next` */
     uint32_t n_upper;    /* high-water mark of upper blocks */
@@ -445,7 +445,8 @@ vd_status vd_index__reserve_upper(vd_index *ix, uint64_t n_blocks, vd_err *err);
 /* Allocates `level` chained upper blocks (reserved beforehand) and returns the first. */
 uint32_t vd_index__alloc_upper_chain(vd_index *ix, unsigned level);
 void vd_index__free_upper_chain(vd_index *ix, uint32_t first); /* back to the free list */
-/* The next slot to fill: the lowest freed one, else a new one (capacity reserved). */
+/* The next slot to fill: the top of the free stack (vacuum and load push freed slots highest
+ * first, so the lowest is reused first), else a new one. Capacity reserved by the caller. */
 uint32_t vd_index__take_slot(vd_index *ix);
 unsigned vd_index__random_level(vd_index *ix); /* from the seeded generator: ix->rng */
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
@@ -569,8 +570,9 @@ void vd_index__publish(vd_index *ix); /* publish + repairs + vacuum, whatever th
 void vd_index__recount_indeg(vd_index *ix); /* after a load; queues nodes without in-links */
 /* Reconnects the queued nodes whose level-0 in-degree dropped to zero. Writer only. */
 void vd_index__reconnect_orphans(vd_index *ix, vd_scratch *sc);
-/* A reachability pass (reach.c's fix_reachability): reconnects live nodes not reachable from
- * the entry point; returns how many are left unreachable. The first form gets the scratch. */
+/* A reachability pass: reconnects live nodes not reachable from the entry point; returns how
+ * many are left unreachable (0 also when out of memory). Writer only; sc's tags must cover
+ * n_slots. vd_index__restore_reachability takes this thread's scratch itself (for a load). */
 size_t vd_index__fix_reachability(vd_index *ix, vd_scratch *sc);
 size_t vd_index__restore_reachability(vd_index *ix);
 /* Marks seen[] for every node reachable at level 0 from `from`; returns how many were newly
