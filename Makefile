@@ -55,6 +55,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 COMMON_SRC  := $(wildcard common/*.c)
 INDEX_SRC   := $(wildcard index/*.c)
 STORAGE_SRC := $(wildcard storage/*.c)
+INGEST_SRC  := $(wildcard ingest/*.c)
 PROTO_SRC   := $(filter-out proto/vectord.pb-c.c,$(wildcard proto/*.c))
 DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -66,7 +67,8 @@ GEN_PB_H := $(B)/gen/proto/vectord.pb-c.h
 PY_PB    := client/python/vectord/vectord_pb2.py
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
-LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(PROTO_SRC) $(DAEMON_SRC)) \
+LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(PROTO_SRC) \
+                     $(DAEMON_SRC)) \
            $(B)/obj/gen/vectord.pb-c.o
 LIB := $(B)/libvectord.a
 
@@ -149,8 +151,9 @@ $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/be
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 
 # ---- running ----------------------------------------------------------------------------
+# The Python wire module too, so `PYTHONPATH=client/python` imports the client right away.
 run: deps
-	@$(MAKE) --no-print-directory $(B)/vectord
+	@$(MAKE) --no-print-directory $(B)/vectord $(PY_PB)
 	./$(B)/vectord serve --data ./vectord-data
 
 # ---- tests ------------------------------------------------------------------------------

@@ -15,64 +15,39 @@
 
 typedef struct admin_args {
     const char *data;
-    const char *to;
+    const char *to; /* backup only */
 } admin_args;
 
-/* Parses --data DIR [--to DIR2] (also --data=DIR). Returns 0 ok, 1 help printed, 2 error. */
-static int parse(int argc, char **argv, const char *cmd, const char *usage, int want_to,
+/* Parses --data DIR, and --to DIR2 when want_to. Returns -1 to go on, else the exit status. */
+static int parse(int argc, char **argv, const char *cmd, const char *about, int want_to,
                  admin_args *a)
 {
     memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], **slot = NULL, *val = NULL;
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strncmp(arg, "--data", 6)) slot = &a->data;
-        else if (want_to && !strncmp(arg, "--to", 4)) slot = &a->to;
-        size_t nlen = slot == &a->data ? 6 : 4;
-        if (slot && arg[nlen] == '=') {
-            val = arg + nlen + 1;
-        } else if (slot && arg[nlen] == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vectord %s: %s needs a value (try --help)\n", cmd, arg);
-                return 2;
-            }
-            val = argv[++i];
-        } else {
-            fprintf(stderr, "vectord %s: unknown argument '%s' (try --help)\n", cmd, arg);
-            return 2;
-        }
-        if (!*val) {
-            fprintf(stderr, "vectord %s: empty value for %.*s\n", cmd, (int)nlen, arg);
-            return 2;
-        }
-        *slot = val;
-    }
-    if (!a->data) {
-        fprintf(stderr, "vectord %s: --data DIR is required (try --help)\n", cmd);
-        return 2;
-    }
-    if (want_to && !a->to) {
-        fprintf(stderr, "vectord %s: --to DIR2 is required (try --help)\n", cmd);
-        return 2;
-    }
-    return 0;
+    const vd_cli_flag flags[] = {
+        {.name = "--data", .meta = "DIR", .kind = VD_CLI_TEXT, .dst = &a->data,
+         .help = "data directory", .required = 1},
+        {.name = "--to", .meta = "DIR2", .kind = VD_CLI_TEXT, .dst = &a->to,
+         .help = "where the copy goes (created; must be empty or absent)", .required = 1},
+    };
+    const vd_cli c = {.cmd = cmd,
+                      .synopsis = want_to ? "--data DIR --to DIR2" : "--data DIR",
+                      .about = about,
+                      .flags = flags,
+                      .n_flags = want_to ? 2 : 1};
+    return vd_cli__parse(&c, argc, argv);
 }
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 int vd_cmd_info(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: vectord info --data DIR\n\n"
+    static const char about[] =
         "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
         "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
         "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n";
     admin_args a;
-    int pr = parse(argc, argv, "info", usage, 0, &a);
-    if (pr) return pr == 1 ? 0 : 2;
+    int rc = parse(argc, argv, "info", about, 0, &a);
+    if (rc >= 0) return rc;
     vd_store *st = NULL;
     /* The catalog holds every figure info prints: no graph is loaded, so info is instant
      * even on a large directory. */
@@ -116,14 +91,13 @@ static void print_line(void *ctx, const char *line)
 
 int vd_cmd_check(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: vectord check --data DIR\n\n"
+    static const char about[] =
         "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"
         "every link points at a live node, counts agree, the graph validates. Prints \"ok\" and\n"
         "exits 0, or prints one line per problem and exits 1. Opens DIR read-only.\n";
     admin_args a;
-    int pr = parse(argc, argv, "check", usage, 0, &a);
-    if (pr) return pr == 1 ? 0 : 2;
+    int rc = parse(argc, argv, "check", about, 0, &a);
+    if (rc >= 0) return rc;
     vd_store *st = NULL;
     vd_store_options opt = {.read_only = 1, .n_threads = 1};
     vd_err e = {0};
@@ -146,14 +120,13 @@ int vd_cmd_check(int argc, char **argv)
 
 int vd_cmd_backup(int argc, char **argv)
 {
-    static const char usage[] =
-        "usage: vectord backup --data DIR --to DIR2\n\n"
+    static const char about[] =
         "Writes a consistent, compacted copy of data directory DIR into DIR2 (created; must be\n"
         "empty or absent). Safe while a daemon serves and writes DIR: the copy is one LMDB\n"
         "snapshot. Serve the copy with `vectord serve --data DIR2`.\n";
     admin_args a;
-    int pr = parse(argc, argv, "backup", usage, 1, &a);
-    if (pr) return pr == 1 ? 0 : 2;
+    int rc = parse(argc, argv, "backup", about, 1, &a);
+    if (rc >= 0) return rc;
     vd_err e = {0};
     uint64_t t0 = vd_now_ns();
     if (vd_store_backup(a.data, a.to, &e) != VD_OK) {
