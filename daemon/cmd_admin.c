@@ -18,36 +18,10 @@ typedef struct admin_args {
     const char *to; /* backup only */
 } admin_args;
 
-/* Parses --data DIR, and --to DIR2 when want_to. Returns -1 to go on, else the exit status. */
-static int parse(int argc, char **argv, const char *cmd, const char *about, int want_to,
-                 admin_args *a)
-{
-    memset(a, 0, sizeof *a);
-    const vd_cli_flag flags[] = {
-        {.name = "--data", .meta = "DIR", .kind = VD_CLI_TEXT, .dst = &a->data,
-         .help = "data directory", .required = 1},
-        {.name = "--to", .meta = "DIR2", .kind = VD_CLI_TEXT, .dst = &a->to,
-         .help = "where the copy goes (created; must be empty or absent)", .required = 1},
-    };
-    const vd_cli c = {.cmd = cmd,
-                      .synopsis = want_to ? "--data DIR --to DIR2" : "--data DIR",
-                      .about = about,
-                      .flags = flags,
-                      .n_flags = want_to ? 2 : 1};
-    return vd_cli__parse(&c, argc, argv);
-}
-
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
-int vd_cmd_info(int argc, char **argv)
+static int run_info(const admin_args *a)
 {
-    static const char about[] =
-        "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
-        "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
-        "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n";
-    admin_args a;
-    int rc = parse(argc, argv, "info", about, 0, &a);
-    if (rc >= 0) return rc;
     vd_store *st = NULL;
     /* The catalog holds every figure info prints: no graph is loaded, so info is instant
      * even on a large directory. */
@@ -56,13 +30,13 @@ int vd_cmd_info(int argc, char **argv)
     vd_collection_info *cs = NULL;
     size_t n = 0;
     vd_store_info si;
-    if (vd_store_open(a.data, &opt, &st, &e) != VD_OK ||
+    if (vd_store_open(a->data, &opt, &st, &e) != VD_OK ||
         vd_store_info_get(st, &si, &e) != VD_OK || vd_store_list(st, &cs, &n, &e) != VD_OK) {
         fprintf(stderr, "vectord info: %s\n", e.msg);
         vd_store_close(st);
         return 1;
     }
-    printf("data directory  %s\n", a.data);
+    printf("data directory  %s\n", a->data);
     printf("format version  %u\n", si.format_version);
     printf("map size        %.1f MiB\n", mib(si.map_bytes));
     printf("file size       %.1f MiB\n", mib(si.file_bytes));
@@ -89,23 +63,16 @@ static void print_line(void *ctx, const char *line)
     printf("%s\n", line);
 }
 
-int vd_cmd_check(int argc, char **argv)
+static int run_check(const admin_args *a)
 {
-    static const char about[] =
-        "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"
-        "every link points at a live node, counts agree, the graph validates. Prints \"ok\" and\n"
-        "exits 0, or prints one line per problem and exits 1. Opens DIR read-only.\n";
-    admin_args a;
-    int rc = parse(argc, argv, "check", about, 0, &a);
-    if (rc >= 0) return rc;
     vd_store *st = NULL;
     vd_store_options opt = {.read_only = 1, .n_threads = 1};
     vd_err e = {0};
-    vd_status s = vd_store_open(a.data, &opt, &st, &e);
+    vd_status s = vd_store_open(a->data, &opt, &st, &e);
     if (s != VD_OK) {
         /* A directory that fails to load is a finding, not a usage problem. */
         printf("%s\n", e.msg);
-        fprintf(stderr, "vectord check: %s: FAILED (%s)\n", a.data, vd_status_name(s));
+        fprintf(stderr, "vectord check: %s: FAILED (%s)\n", a->data, vd_status_name(s));
         return 1;
     }
     s = vd_store_check(st, print_line, NULL, &e);
@@ -118,22 +85,64 @@ int vd_cmd_check(int argc, char **argv)
     return 1;
 }
 
-int vd_cmd_backup(int argc, char **argv)
+static int run_backup(const admin_args *a)
 {
-    static const char about[] =
-        "Writes a consistent, compacted copy of data directory DIR into DIR2 (created; must be\n"
-        "empty or absent). Safe while a daemon serves and writes DIR: the copy is one LMDB\n"
-        "snapshot. Serve the copy with `vectord serve --data DIR2`.\n";
-    admin_args a;
-    int rc = parse(argc, argv, "backup", about, 1, &a);
-    if (rc >= 0) return rc;
     vd_err e = {0};
     uint64_t t0 = vd_now_ns();
-    if (vd_store_backup(a.data, a.to, &e) != VD_OK) {
+    if (vd_store_backup(a->data, a->to, &e) != VD_OK) {
         fprintf(stderr, "vectord backup: %s\n", e.msg);
         return 1;
     }
-    printf("backup of %s written to %s in %.2f s\n", a.data, a.to,
+    printf("backup of %s written to %s in %.2f s\n", a->data, a->to,
            (double)(vd_now_ns() - t0) / 1e9);
     return 0;
 }
+
+/* ---- the commands: one parser, one table ------------------------------------------------- */
+typedef struct admin_cmd {
+    const char *name;
+    int want_to; /* takes --to DIR2 */
+    const char *about;
+    int (*run)(const admin_args *a);
+} admin_cmd;
+
+static const admin_cmd admin_cmds[] = {
+    {"info", 0,
+     "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
+     "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
+     "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n",
+     run_info},
+    {"check", 0,
+     "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"
+     "every link points at a live node, counts agree, the graph validates. Prints \"ok\" and\n"
+     "exits 0, or prints one line per problem and exits 1. Opens DIR read-only.\n",
+     run_check},
+    {"backup", 1,
+     "Writes a consistent, compacted copy of data directory DIR into DIR2 (created; must be\n"
+     "empty or absent). Safe while a daemon serves and writes DIR: the copy is one LMDB\n"
+     "snapshot. Serve the copy with `vectord serve --data DIR2`.\n",
+     run_backup},
+};
+
+/* Parses --data DIR (and --to DIR2 for backup), then runs the command. */
+static int admin_main(const admin_cmd *cmd, int argc, char **argv)
+{
+    admin_args a = {0};
+    const vd_cli_flag flags[] = {
+        {.name = "--data", .meta = "DIR", .kind = VD_CLI_TEXT, .dst = &a.data,
+         .help = "data directory", .required = 1},
+        {.name = "--to", .meta = "DIR2", .kind = VD_CLI_TEXT, .dst = &a.to,
+         .help = "where the copy goes (created; must be empty or absent)", .required = 1},
+    };
+    const vd_cli cli = {.cmd = cmd->name,
+                        .synopsis = cmd->want_to ? "--data DIR --to DIR2" : "--data DIR",
+                        .about = cmd->about,
+                        .flags = flags,
+                        .n_flags = cmd->want_to ? 2 : 1};
+    int rc = vd_cli__parse(&cli, argc, argv);
+    return rc >= 0 ? rc : cmd->run(&a);
+}
+
+int vd_cmd_info(int argc, char **argv) { return admin_main(&admin_cmds[0], argc, argv); }
+int vd_cmd_check(int argc, char **argv) { return admin_main(&admin_cmds[1], argc, argv); }
+int vd_cmd_backup(int argc, char **argv) { return admin_main(&admin_cmds[2], argc, argv); }

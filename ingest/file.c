@@ -57,10 +57,13 @@ fail:
     return s;
 }
 
-void vd_ingest__unmap(vd_ingest__mapped *m)
+void vd_ingest__release(vd_ingest__mapped *m, void *reader, void *a, void *b)
 {
     if (m->p) munmap((void *)m->p, m->n);
     m->p = NULL;
+    vd_free(a);
+    vd_free(b);
+    vd_free(reader);
 }
 
 /* madvise needs page-aligned starts; pages shared with neighbours are dropped too, which is

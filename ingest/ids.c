@@ -112,24 +112,18 @@ static vd_status read_file(vd_ids_file *f, const char *path, size_t expected_n, 
 
 vd_status vd_ids_open(const char *path, size_t expected_n, vd_ids_file **out, vd_err *err)
 {
-    *out = NULL;
     vd_ids_file *f = vd_calloc(1, sizeof *f);
-    if (!f) return vd_err_set(err, VD_NOMEM, "out of memory opening ids");
-    vd_status s = path ? read_file(f, path, expected_n, err) : own_ids(f, NULL, expected_n, err);
-    if (s != VD_OK) {
-        vd_ids_close(f);
-        return s;
-    }
-    *out = f;
-    return VD_OK;
+    vd_status s = !f    ? vd_err_set(err, VD_NOMEM, "out of memory opening ids")
+                  : path ? read_file(f, path, expected_n, err)
+                         : own_ids(f, NULL, expected_n, err);
+    if (s != VD_OK) vd_ids_close(f);
+    *out = s == VD_OK ? f : NULL;
+    return s;
 }
 
 void vd_ids_close(vd_ids_file *f)
 {
-    if (!f) return;
-    vd_ingest__unmap(&f->map);
-    vd_free(f->owned);
-    vd_free(f);
+    if (f) vd_ingest__release(&f->map, f, f->owned, NULL);
 }
 
 const uint64_t *vd_ids_get(const vd_ids_file *f) { return f->ids; }

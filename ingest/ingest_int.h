@@ -24,7 +24,9 @@ const char *vd_ingest__short_name(const char *path);
  * empty. On failure m holds nothing to release. */
 vd_status vd_ingest__map(const char *path, const char *what, vd_ingest__mapped *m,
                          vd_err *err);
-void vd_ingest__unmap(vd_ingest__mapped *m); /* idempotent; an all-zero m is a no-op */
+/* Releases a reader: unmaps m (an all-zero m is a no-op), then frees its arrays a and b
+ * (either may be NULL) and the reader itself. Every reader's close is this one call. */
+void vd_ingest__release(vd_ingest__mapped *m, void *reader, void *a, void *b);
 /* Drops the pages of bytes [off, off + len) from this process's resident set (they are read
  * again from the page cache if touched). */
 void vd_ingest__drop(const vd_ingest__mapped *m, size_t off, size_t len);

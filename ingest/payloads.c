@@ -63,25 +63,17 @@ static vd_status read_file(vd_payloads_file *f, const char *path, size_t expecte
 vd_status vd_payloads_open(const char *path, size_t expected_n, vd_json_check_fn check,
                            vd_payloads_file **out, vd_err *err)
 {
-    *out = NULL;
     vd_payloads_file *f = vd_calloc(1, sizeof *f);
-    if (!f) return vd_err_set(err, VD_NOMEM, "out of memory opening payloads");
-    vd_status s = read_file(f, path, expected_n, check, err);
-    if (s != VD_OK) {
-        vd_payloads_close(f);
-        return s;
-    }
-    *out = f;
-    return VD_OK;
+    vd_status s = f ? read_file(f, path, expected_n, check, err)
+                    : vd_err_set(err, VD_NOMEM, "out of memory opening payloads");
+    if (s != VD_OK) vd_payloads_close(f);
+    *out = s == VD_OK ? f : NULL;
+    return s;
 }
 
 void vd_payloads_close(vd_payloads_file *f)
 {
-    if (!f) return;
-    vd_ingest__unmap(&f->map);
-    vd_free(f->ptrs);
-    vd_free(f->lens);
-    vd_free(f);
+    if (f) vd_ingest__release(&f->map, f, f->ptrs, f->lens);
 }
 
 const uint8_t *const *vd_payloads_ptrs(const vd_payloads_file *f)

@@ -128,17 +128,11 @@ static vd_status open_vecs(vd_vectors_file *f, size_t value_bytes, vd_err *err)
     return VD_OK;
 }
 
-vd_status vd_vectors_open(const char *path, vd_vectors_file **out, vd_err *err)
+/* Maps `path` into f and reads its header, in the format its name (or magic) says. */
+static vd_status read_header(vd_vectors_file *f, const char *path, vd_err *err)
 {
-    vd_vectors_file *f = NULL;
-    vd_status s;
-    *out = NULL;
-    f = vd_calloc(1, sizeof *f);
-    if (!f)
-        return vd_err_set(err, VD_NOMEM, "out of memory opening %s",
-                          vd_ingest__short_name(path));
-    s = vd_ingest__map(path, "input", &f->map, err);
-    if (s != VD_OK) goto fail;
+    vd_status s = vd_ingest__map(path, "input", &f->map, err);
+    if (s != VD_OK) return s;
     if (ends_with(path, ".fvecs")) {
         f->format = VD_INPUT_FVECS;
         s = open_vecs(f, 4, err);
@@ -152,20 +146,24 @@ vd_status vd_vectors_open(const char *path, vd_vectors_file **out, vd_err *err)
                        "%s: unknown input format; name the file .npy, .fvecs or .bvecs",
                        f->map.name);
     }
-    if (s != VD_OK) goto fail;
-    madvise((void *)f->map.p, f->map.n, MADV_SEQUENTIAL);
-    *out = f;
-    return VD_OK;
-fail:
-    vd_vectors_close(f);
+    if (s == VD_OK) madvise((void *)f->map.p, f->map.n, MADV_SEQUENTIAL);
+    return s;
+}
+
+vd_status vd_vectors_open(const char *path, vd_vectors_file **out, vd_err *err)
+{
+    vd_vectors_file *f = vd_calloc(1, sizeof *f);
+    vd_status s = f ? read_header(f, path, err)
+                    : vd_err_set(err, VD_NOMEM, "out of memory opening %s",
+                                 vd_ingest__short_name(path));
+    if (s != VD_OK) vd_vectors_close(f);
+    *out = s == VD_OK ? f : NULL;
     return s;
 }
 
 void vd_vectors_close(vd_vectors_file *f)
 {
-    if (!f) return;
-    vd_ingest__unmap(&f->map);
-    vd_free(f);
+    if (f) vd_ingest__release(&f->map, f, NULL, NULL);
 }
 
 size_t vd_vectors_count(const vd_vectors_file *f) { return f->n; }
