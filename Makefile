@@ -4,7 +4,8 @@
 #
 #   make deps    install missing Debian packages (sudo when not root; nothing when present)
 #   make         build/vectord, the libraries, tests and benchmarks
-#   make run     build and start the daemon on ./vectord-data
+#   make run     build and start the daemon on ./vectord-data (SERVE_ARGS="--listen ..." adds
+#                flags; a later flag overrides an earlier one, --data included)
 #   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
 #   make bench   benchmarks over every set in ../shared/data
 #   make fuzz    longer fuzzing runs
@@ -152,9 +153,10 @@ $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 
 # ---- running ----------------------------------------------------------------------------
 # The Python wire module too, so `PYTHONPATH=client/python` imports the client right away.
+SERVE_ARGS ?=
 run: deps
 	@$(MAKE) --no-print-directory $(B)/vectord $(PY_PB)
-	./$(B)/vectord serve --data ./vectord-data
+	./$(B)/vectord serve --data ./vectord-data $(SERVE_ARGS)
 
 # ---- tests ------------------------------------------------------------------------------
 test: deps
