@@ -370,6 +370,13 @@ START_TEST(parameter_limits_come_from_the_table_before_the_input)
     }
     struct stat sb;
     ck_assert_int_ne(stat(data, &sb), 0);
+    /* serve's --max-k is bounded by the table's k. */
+    const vd_param_info *k = vd_param_info_of(VD_PARAM_K);
+    char want[64];
+    snprintf(want, sizeof want, "--max-k %u: expected %u..%u", k->max + 1, k->min, k->max);
+    ck_assert_int_eq(run("serve --data %s --max-k %u", data, k->max + 1), 2);
+    ck_assert_out_has(want);
+    ck_assert_int_ne(stat(data, &sb), 0);
     const vd_param_info *m = vd_param_info_of(VD_PARAM_M);
     const vd_param_info *efc = vd_param_info_of(VD_PARAM_EF_CONSTRUCTION);
     const vd_param_info *efs = vd_param_info_of(VD_PARAM_EF_SEARCH);
