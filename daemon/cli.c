@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/daemon_int.h"
 
@@ -33,6 +34,12 @@ int vd_cli__fail(const char *cmd, const char *flag, const char *value, const cha
     else
         fprintf(stderr, "vectord %s: %s: %s (try vectord %s --help)\n", cmd, flag, why, cmd);
     return 2;
+}
+
+uint32_t vd_cli__cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > (long)VD_CLI_MAX_THREADS ? VD_CLI_MAX_THREADS : (uint32_t)n;
 }
 
 /* ---- values ------------------------------------------------------------------------------ */

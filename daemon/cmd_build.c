@@ -51,7 +51,6 @@
 /* Rows per add_batch call: big enough that thread start/join at chunk edges is noise, small
  * enough that one chunk of converted input is small next to the index. */
 #define CHUNK_BYTES ((size_t)8 << 20)
-#define MAX_THREADS 1024u
 
 typedef struct build_args {
     const char *data, *input, *ids, *payloads;
@@ -77,10 +76,9 @@ static vd_status parse_metric(const char *s, void *dst, vd_err *err)
  * file is opened. Returns -1 to go on, or the exit status (0 after --help, 2 on bad ones). */
 static int parse_args(int argc, char **argv, build_args *a)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(a, 0, sizeof *a);
     a->cp.metric = VD_METRIC_L2;
-    a->threads = cores > 0 && cores <= MAX_THREADS ? (uint32_t)cores : 1;
+    a->threads = vd_cli__cores();
     vd_param_resolve(VD_PARAM_M, 0, &a->cp.m, NULL); /* 0: the table's defaults */
     vd_param_resolve(VD_PARAM_EF_CONSTRUCTION, 0, &a->cp.ef_construction, NULL);
     vd_param_resolve(VD_PARAM_EF_SEARCH, 0, &a->cp.ef_search, NULL);
@@ -109,7 +107,7 @@ static int parse_args(int argc, char **argv, build_args *a)
         {.name = "--ef-search", .meta = "EF", .kind = VD_CLI_PARAM, .dst = &a->cp.ef_search,
          .help = "the collection's default search ef", .param = VD_PARAM_EF_SEARCH},
         {.name = "--threads", .meta = "N", .kind = VD_CLI_UINT, .dst = &a->threads,
-         .help = "build threads", .def = "all cores", .lo = 1, .hi = MAX_THREADS},
+         .help = "build threads", .def = "all cores", .lo = 1, .hi = VD_CLI_MAX_THREADS},
         {.name = "--replace", .kind = VD_CLI_SWITCH, .dst = &a->replace,
          .help = "replace an existing collection of that name"},
     };

@@ -17,7 +17,6 @@
 #include "daemon/server_int.h"
 
 #define MIB (1024u * 1024u)
-#define MAX_THREADS 1024u
 
 static vd_status parse_listen(const char *s, void *dst, vd_err *err)
 {
@@ -85,8 +84,7 @@ static void defaults(vd_server_config *cfg)
     cfg->data_dir = "./vectord-data";
     snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
     cfg->port = 7711;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->threads = cores > 0 && cores <= MAX_THREADS ? (uint32_t)cores : 1;
+    cfg->threads = vd_cli__cores();
     cfg->limits.max_frame_bytes = 64 * MIB;
     cfg->limits.max_batch = 65536;
     cfg->limits.max_k = 10000;
@@ -113,7 +111,7 @@ int vd_cmd_serve(int argc, char **argv)
          .parse = parse_listen},
         {.name = "--threads", .meta = "N", .kind = VD_CLI_UINT, .dst = &cfg.threads,
          .help = "reader and index build threads", .def = "cores", .lo = 1,
-         .hi = MAX_THREADS},
+         .hi = VD_CLI_MAX_THREADS},
         {.name = "--token-file", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.token_file,
          .help = "require the token in FILE (first line) in every hello",
          .parse = parse_token_file},

@@ -71,6 +71,10 @@ typedef struct vd_cli {
  * stderr. Flags not given keep their destination's value. */
 int vd_cli__parse(const vd_cli *c, int argc, char **argv);
 void vd_cli__help(const vd_cli *c, FILE *out);
+/* --threads of serve and build: 1..VD_CLI_MAX_THREADS, by default the online cores (clamped
+ * to that range). */
+#define VD_CLI_MAX_THREADS 1024u
+uint32_t vd_cli__cores(void);
 /* Prints "vectord <cmd>: <flag> <value>: <why> (try vectord <cmd> --help)" (without the value
  * when it is NULL) to stderr; returns 2, the exit status of bad arguments. */
 int vd_cli__fail(const char *cmd, const char *flag, const char *value, const char *why);
