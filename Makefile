@@ -4,7 +4,8 @@
 #
 #   make deps    install missing Debian packages (sudo when not root; nothing when present)
 #   make         build/vectord, the libraries, tests and benchmarks
-#   make run     build and start the daemon on ./vectord-data
+#   make run     build and start the daemon on ./vectord-data (SERVE_ARGS="--listen ..." adds
+#                flags; a later flag overrides an earlier one, --data included)
 #   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
 #   make bench   benchmarks over every set in ../shared/data
 #   make fuzz    longer fuzzing runs
@@ -55,6 +56,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 COMMON_SRC  := $(wildcard common/*.c)
 INDEX_SRC   := $(wildcard index/*.c)
 STORAGE_SRC := $(wildcard storage/*.c)
+INGEST_SRC  := $(wildcard ingest/*.c)
 PROTO_SRC   := $(filter-out proto/vectord.pb-c.c,$(wildcard proto/*.c))
 DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -66,7 +68,8 @@ GEN_PB_H := $(B)/gen/proto/vectord.pb-c.h
 PY_PB    := client/python/vectord/vectord_pb2.py
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
-LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(PROTO_SRC) $(DAEMON_SRC)) \
+LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(PROTO_SRC) \
+                     $(DAEMON_SRC)) \
            $(B)/obj/gen/vectord.pb-c.o
 LIB := $(B)/libvectord.a
 
@@ -149,9 +152,11 @@ $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/be
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 
 # ---- running ----------------------------------------------------------------------------
+# The Python wire module too, so `PYTHONPATH=client/python` imports the client right away.
+SERVE_ARGS ?=
 run: deps
-	@$(MAKE) --no-print-directory $(B)/vectord
-	./$(B)/vectord serve --data ./vectord-data
+	@$(MAKE) --no-print-directory $(B)/vectord $(PY_PB)
+	./$(B)/vectord serve --data ./vectord-data $(SERVE_ARGS)
 
 # ---- tests ------------------------------------------------------------------------------
 test: deps

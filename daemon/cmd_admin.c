@@ -15,64 +15,13 @@
 
 typedef struct admin_args {
     const char *data;
-    const char *to;
+    const char *to; /* backup only */
 } admin_args;
-
-/* Parses --data DIR [--to DIR2] (also --data=DIR). Returns 0 ok, 1 help printed, 2 error. */
-static int parse(int argc, char **argv, const char *cmd, const char *usage, int want_to,
-                 admin_args *a)
-{
-    memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], **slot = NULL, *val = NULL;
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        }
-        if (!strncmp(arg, "--data", 6)) slot = &a->data;
-        else if (want_to && !strncmp(arg, "--to", 4)) slot = &a->to;
-        size_t nlen = slot == &a->data ? 6 : 4;
-        if (slot && arg[nlen] == '=') {
-            val = arg + nlen + 1;
-        } else if (slot && arg[nlen] == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "vectord %s: %s needs a value (try --help)\n", cmd, arg);
-                return 2;
-            }
-            val = argv[++i];
-        } else {
-            fprintf(stderr, "vectord %s: unknown argument '%s' (try --help)\n", cmd, arg);
-            return 2;
-        }
-        if (!*val) {
-            fprintf(stderr, "vectord %s: empty value for %.*s\n", cmd, (int)nlen, arg);
-            return 2;
-        }
-        *slot = val;
-    }
-    if (!a->data) {
-        fprintf(stderr, "vectord %s: --data DIR is required (try --help)\n", cmd);
-        return 2;
-    }
-    if (want_to && !a->to) {
-        fprintf(stderr, "vectord %s: --to DIR2 is required (try --help)\n", cmd);
-        return 2;
-    }
-    return 0;
-}
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
-int vd_cmd_info(int argc, char **argv)
+static int run_info(const admin_args *a)
 {
-    static const char usage[] =
-        "usage: vectord info --data DIR\n\n"
-        "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
-        "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
-        "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n";
-    admin_args a;
-    int pr = parse(argc, argv, "info", usage, 0, &a);
-    if (pr) return pr == 1 ? 0 : 2;
     vd_store *st = NULL;
     /* The catalog holds every figure info prints: no graph is loaded, so info is instant
      * even on a large directory. */
@@ -81,13 +30,13 @@ int vd_cmd_info(int argc, char **argv)
     vd_collection_info *cs = NULL;
     size_t n = 0;
     vd_store_info si;
-    if (vd_store_open(a.data, &opt, &st, &e) != VD_OK ||
+    if (vd_store_open(a->data, &opt, &st, &e) != VD_OK ||
         vd_store_info_get(st, &si, &e) != VD_OK || vd_store_list(st, &cs, &n, &e) != VD_OK) {
         fprintf(stderr, "vectord info: %s\n", e.msg);
         vd_store_close(st);
         return 1;
     }
-    printf("data directory  %s\n", a.data);
+    printf("data directory  %s\n", a->data);
     printf("format version  %u\n", si.format_version);
     printf("map size        %.1f MiB\n", mib(si.map_bytes));
     printf("file size       %.1f MiB\n", mib(si.file_bytes));
@@ -114,24 +63,16 @@ static void print_line(void *ctx, const char *line)
     printf("%s\n", line);
 }
 
-int vd_cmd_check(int argc, char **argv)
+static int run_check(const admin_args *a)
 {
-    static const char usage[] =
-        "usage: vectord check --data DIR\n\n"
-        "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"
-        "every link points at a live node, counts agree, the graph validates. Prints \"ok\" and\n"
-        "exits 0, or prints one line per problem and exits 1. Opens DIR read-only.\n";
-    admin_args a;
-    int pr = parse(argc, argv, "check", usage, 0, &a);
-    if (pr) return pr == 1 ? 0 : 2;
     vd_store *st = NULL;
     vd_store_options opt = {.read_only = 1, .n_threads = 1};
     vd_err e = {0};
-    vd_status s = vd_store_open(a.data, &opt, &st, &e);
+    vd_status s = vd_store_open(a->data, &opt, &st, &e);
     if (s != VD_OK) {
         /* A directory that fails to load is a finding, not a usage problem. */
         printf("%s\n", e.msg);
-        fprintf(stderr, "vectord check: %s: FAILED (%s)\n", a.data, vd_status_name(s));
+        fprintf(stderr, "vectord check: %s: FAILED (%s)\n", a->data, vd_status_name(s));
         return 1;
     }
     s = vd_store_check(st, print_line, NULL, &e);
@@ -144,23 +85,64 @@ int vd_cmd_check(int argc, char **argv)
     return 1;
 }
 
-int vd_cmd_backup(int argc, char **argv)
+static int run_backup(const admin_args *a)
 {
-    static const char usage[] =
-        "usage: vectord backup --data DIR --to DIR2\n\n"
-        "Writes a consistent, compacted copy of data directory DIR into DIR2 (created; must be\n"
-        "empty or absent). Safe while a daemon serves and writes DIR: the copy is one LMDB\n"
-        "snapshot. Serve the copy with `vectord serve --data DIR2`.\n";
-    admin_args a;
-    int pr = parse(argc, argv, "backup", usage, 1, &a);
-    if (pr) return pr == 1 ? 0 : 2;
     vd_err e = {0};
     uint64_t t0 = vd_now_ns();
-    if (vd_store_backup(a.data, a.to, &e) != VD_OK) {
+    if (vd_store_backup(a->data, a->to, &e) != VD_OK) {
         fprintf(stderr, "vectord backup: %s\n", e.msg);
         return 1;
     }
-    printf("backup of %s written to %s in %.2f s\n", a.data, a.to,
+    printf("backup of %s written to %s in %.2f s\n", a->data, a->to,
            (double)(vd_now_ns() - t0) / 1e9);
     return 0;
 }
+
+/* ---- the commands: one parser, one table ------------------------------------------------- */
+typedef struct admin_cmd {
+    const char *name;
+    int want_to; /* takes --to DIR2 */
+    const char *about;
+    int (*run)(const admin_args *a);
+} admin_cmd;
+
+static const admin_cmd admin_cmds[] = {
+    {"info", 0,
+     "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
+     "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
+     "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n",
+     run_info},
+    {"check", 0,
+     "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"
+     "every link points at a live node, counts agree, the graph validates. Prints \"ok\" and\n"
+     "exits 0, or prints one line per problem and exits 1. Opens DIR read-only.\n",
+     run_check},
+    {"backup", 1,
+     "Writes a consistent, compacted copy of data directory DIR into DIR2 (created; must be\n"
+     "empty or absent). Safe while a daemon serves and writes DIR: the copy is one LMDB\n"
+     "snapshot. Serve the copy with `vectord serve --data DIR2`.\n",
+     run_backup},
+};
+
+/* Parses --data DIR (and --to DIR2 for backup), then runs the command. */
+static int admin_main(const admin_cmd *cmd, int argc, char **argv)
+{
+    admin_args a = {0};
+    const vd_cli_flag flags[] = {
+        {.name = "--data", .meta = "DIR", .kind = VD_CLI_TEXT, .dst = &a.data,
+         .help = "data directory", .required = 1},
+        {.name = "--to", .meta = "DIR2", .kind = VD_CLI_TEXT, .dst = &a.to,
+         .help = "where the copy goes (created; must be empty or absent)", .required = 1},
+    };
+    const vd_cli cli = {.cmd = cmd->name,
+                        .synopsis = cmd->want_to ? "--data DIR --to DIR2" : "--data DIR",
+                        .about = cmd->about,
+                        .flags = flags,
+                        .n_flags = cmd->want_to ? 2 : 1};
+    int rc = vd_cli__parse(&cli, argc, argv);
+    return rc >= 0 ? rc : cmd->run(&a);
+}
+
+int vd_cmd_info(int argc, char **argv) { return admin_main(&admin_cmds[0], argc, argv); }
+int vd_cmd_check(int argc, char **argv) { return admin_main(&admin_cmds[1], argc, argv); }
+int vd_cmd_backup(int argc, char **argv) { return admin_main(&admin_cmds[2], argc, argv); }

@@ -3,10 +3,15 @@
  * opens at once.
  *
  * Phases, in this order, so that bad input costs seconds and never touches DIR:
- *   1. arguments (exit 2 with one line on anything wrong);
- *   2. input: the vectors are opened and read once in full (record dims, NaN/Inf, zero rows
- *      under cosine), the ids checked (count, sign, duplicates), each payload line checked as
- *      a JSON object, all before the data directory is opened or created;
+ *   1. arguments (daemon/cli.c; exit 2 with one line on anything wrong): m, ef_construction
+ *      and ef_search through the parameter table (index/vd_index.h), the name through
+ *      storage's rule, before any file is opened - a bad limit costs milliseconds, whatever
+ *      the input's size;
+ *   2. input (ingest/vd_ingest.h): the vectors' header is read (its dim checked against the
+ *      same table), the whole parameter set checked by vd_index_params_check, then every
+ *      value read once (record dims, NaN/Inf, zero rows under cosine), the ids checked
+ *      (count, sign, duplicates), each payload line checked as a JSON object, all before the
+ *      data directory is opened or created;
  *   3. the store is opened (created if missing) and an existing collection of that name is
  *      refused unless --replace, before the long build;
  *   4. the index is built in memory with vd_index_add_batch on --threads workers, fed chunk by
@@ -31,10 +36,7 @@
  * atomicity); one add_batch over the whole input (simpler, but with converted formats it needs
  * the whole converted copy next to the index, and with in-place .npy the whole mapping
  * becomes resident: two copies at the peak instead of one). */
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
-#include "daemon/input.h"
+#include "ingest/vd_ingest.h"
 #include "index/vd_index.h"
 #include "storage/vd_storage.h"
 
@@ -50,131 +52,77 @@
  * enough that one chunk of converted input is small next to the index. */
 #define CHUNK_BYTES ((size_t)8 << 20)
 
-static const char usage_text[] =
-    "usage: vectord build --data DIR --collection NAME --input FILE [options]\n"
-    "\n"
-    "Builds a collection offline from a file of vectors, on all cores, into the data\n"
-    "directory DIR (created if missing; other collections are left untouched). The\n"
-    "collection appears complete or not at all: an interrupted or failed build leaves none.\n"
-    "\n"
-    "  --data DIR               data directory (created if missing)\n"
-    "  --collection NAME        collection to create: [A-Za-z0-9_-]{1,64}\n"
-    "  --input FILE             vectors: .npy (float32/float64, 2-D, C order), .fvecs, .bvecs\n"
-    "  --ids FILE               ids: .npy of int64/uint64, one per vector (default 0..n-1)\n"
-    "  --payloads FILE          JSON Lines: one JSON object per vector, in order\n"
-    "  --metric l2|cosine|ip    distance (default l2)\n"
-    "  --m M                    HNSW links per node, 2..128 (default 16)\n"
-    "  --ef-construction EF     build-time candidate list, 1..100000 (default 200)\n"
-    "  --ef-search EF           collection's default search ef, 1..100000 (default 100)\n"
-    "  --threads N              build threads, 1..1024 (default: all cores)\n"
-    "  --replace                replace an existing collection of that name\n"
-    "  --help                   this text\n"
-    "\n"
-    "Exit status: 0 built, 1 failed (nothing written), 2 bad arguments, 130 interrupted.\n";
-
 typedef struct build_args {
-    const char *data, *collection, *input, *ids, *payloads;
-    vd_metric metric;
-    uint32_t m, ef_construction, ef_search, threads;
+    const char *data, *input, *ids, *payloads;
+    vd_collection_params cp; /* everything but dim, which comes from the input */
+    uint32_t threads;
     int replace;
 } build_args;
 
-static int bad_args(const char *fmt, const char *a, const char *b)
+static vd_status parse_name(const char *s, void *dst, vd_err *err)
 {
-    fprintf(stderr, "vectord build: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, " (try vectord build --help)\n");
-    return 2;
+    vd_status st = vd_name_check(s, err);
+    if (st == VD_OK) snprintf(((vd_collection_params *)dst)->name, VD_NAME_MAX + 1, "%s", s);
+    return st;
 }
 
-static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+static vd_status parse_metric(const char *s, void *dst, vd_err *err)
 {
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)s[0])) goto bad;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) goto bad;
-    *out = (uint32_t)v;
-    return 0;
-bad:
-    fprintf(stderr, "vectord build: %s wants an integer in %" PRIu32 "..%" PRIu32 ", got '%s'\n",
-            flag, lo, hi, s);
-    return 2;
+    if (vd_metric_parse(s, dst) == VD_OK) return VD_OK;
+    return vd_err_set(err, VD_INVALID, "expected l2, cosine or ip");
 }
 
-/* Returns -1 to go on, or the exit status (0 after --help, 2 on bad arguments). */
+/* Every flag is checked here, the parameters against the table (vd_cli__parse), before any
+ * file is opened. Returns -1 to go on, or the exit status (0 after --help, 2 on bad ones). */
 static int parse_args(int argc, char **argv, build_args *a)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(a, 0, sizeof *a);
-    a->metric = VD_METRIC_L2;
-    a->m = 16;
-    a->ef_construction = 200;
-    a->ef_search = 100;
-    a->threads = cores > 0 && cores < 1024 ? (uint32_t)cores : 1;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        if (!strcmp(arg, "--replace")) {
-            a->replace = 1;
-            continue;
-        }
-        if (strncmp(arg, "--", 2) != 0) return bad_args("unexpected argument '%s'%s", arg, "");
-        /* --flag value or --flag=value */
-        char flag[32];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (flen >= sizeof flag) return bad_args("unknown option '%s'%s", arg, "");
-        memcpy(flag, arg, flen);
-        flag[flen] = 0;
-        static const char *const known[] = {"--data", "--collection", "--input", "--ids",
-                                            "--payloads", "--metric", "--m",
-                                            "--ef-construction", "--ef-search", "--threads"};
-        int k = -1;
-        for (size_t j = 0; j < VD_ARRAY_LEN(known); j++)
-            if (!strcmp(flag, known[j])) k = (int)j;
-        if (k < 0) return bad_args("unknown option '%s'%s", flag, "");
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
-        else return bad_args("%s needs a value%s", flag, "");
-        if (!*val) return bad_args("%s needs a value%s", flag, "");
-        switch (k) {
-        case 0: a->data = val; break;
-        case 1: a->collection = val; break;
-        case 2: a->input = val; break;
-        case 3: a->ids = val; break;
-        case 4: a->payloads = val; break;
-        case 5:
-            if (vd_metric_parse(val, &a->metric) != VD_OK)
-                return bad_args("--metric wants l2, cosine or ip, got '%s'%s", val, "");
-            break;
-        case 6:
-            if (parse_u32("--m", val, 2, VD_M_MAX, &a->m)) return 2;
-            break;
-        case 7:
-            if (parse_u32("--ef-construction", val, 1, 100000, &a->ef_construction)) return 2;
-            break;
-        case 8:
-            if (parse_u32("--ef-search", val, 1, 100000, &a->ef_search)) return 2;
-            break;
-        case 9:
-            if (parse_u32("--threads", val, 1, 1024, &a->threads)) return 2;
-            break;
-        }
-    }
-    if (!a->data) return bad_args("--data DIR is required%s%s", "", "");
-    if (!a->collection) return bad_args("--collection NAME is required%s%s", "", "");
-    if (!a->input) return bad_args("--input FILE is required%s%s", "", "");
-    vd_err e;
-    if (vd_name_check(a->collection, &e) != VD_OK) {
-        fprintf(stderr, "vectord build: bad collection name '%s': %s\n", a->collection, e.msg);
-        return 2;
-    }
-    return -1;
+    a->cp.metric = VD_METRIC_L2;
+    a->threads = vd_cli__cores();
+    vd_param_resolve(VD_PARAM_M, 0, &a->cp.m, NULL); /* 0: the table's defaults */
+    vd_param_resolve(VD_PARAM_EF_CONSTRUCTION, 0, &a->cp.ef_construction, NULL);
+    vd_param_resolve(VD_PARAM_EF_SEARCH, 0, &a->cp.ef_search, NULL);
+    char name_help[64];
+    snprintf(name_help, sizeof name_help, "collection to create: [A-Za-z0-9_-]{1,%d}",
+             VD_NAME_MAX);
+    const vd_cli_flag flags[] = {
+        {.name = "--data", .meta = "DIR", .kind = VD_CLI_TEXT, .dst = &a->data,
+         .help = "data directory (created if missing)", .required = 1},
+        {.name = "--collection", .meta = "NAME", .kind = VD_CLI_FN, .dst = &a->cp,
+         .help = name_help, .parse = parse_name, .required = 1},
+        {.name = "--input", .meta = "FILE", .kind = VD_CLI_TEXT, .dst = &a->input,
+         .help = "vectors: .npy (float32/float64, 2-D, C order), .fvecs,\n.bvecs",
+         .required = 1},
+        {.name = "--ids", .meta = "FILE", .kind = VD_CLI_TEXT, .dst = &a->ids,
+         .help = "ids: .npy of int64/uint64, one per vector", .def = "0..n-1"},
+        {.name = "--payloads", .meta = "FILE", .kind = VD_CLI_TEXT, .dst = &a->payloads,
+         .help = "JSON Lines: one JSON object per vector, in order"},
+        {.name = "--metric", .meta = "l2|cosine|ip", .kind = VD_CLI_FN, .dst = &a->cp.metric,
+         .help = "distance", .def = "l2", .parse = parse_metric},
+        {.name = "--m", .meta = "M", .kind = VD_CLI_PARAM, .dst = &a->cp.m,
+         .help = "HNSW links per node", .param = VD_PARAM_M},
+        {.name = "--ef-construction", .meta = "EF", .kind = VD_CLI_PARAM,
+         .dst = &a->cp.ef_construction, .help = "build-time candidate list",
+         .param = VD_PARAM_EF_CONSTRUCTION},
+        {.name = "--ef-search", .meta = "EF", .kind = VD_CLI_PARAM, .dst = &a->cp.ef_search,
+         .help = "the collection's default search ef", .param = VD_PARAM_EF_SEARCH},
+        {.name = "--threads", .meta = "N", .kind = VD_CLI_UINT, .dst = &a->threads,
+         .help = "build threads", .def = "all cores", .lo = 1, .hi = VD_CLI_MAX_THREADS},
+        {.name = "--replace", .kind = VD_CLI_SWITCH, .dst = &a->replace,
+         .help = "replace an existing collection of that name"},
+    };
+    const vd_cli cli = {
+        .cmd = "build",
+        .synopsis = "--data DIR --collection NAME --input FILE [options]",
+        .about = "Builds a collection offline from a file of vectors, on all cores, into the data\n"
+                 "directory DIR (created if missing; other collections are left untouched). The\n"
+                 "collection appears complete or not at all: an interrupted or failed build\n"
+                 "leaves none.\n",
+        .footer = "Exit status: 0 built, 1 failed (nothing written), 2 bad arguments, 130 "
+                  "interrupted.\n",
+        .flags = flags,
+        .n_flags = VD_ARRAY_LEN(flags)};
+    return vd_cli__parse(&cli, argc, argv);
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -267,24 +215,159 @@ static int fail_line(const vd_err *e)
 }
 
 /* ---- the command ------------------------------------------------------------------------- */
-int vd_cmd_build(int argc, char **argv)
-{
+/* One build's resources: every pointer starts NULL and build_close releases what is held. */
+typedef struct build {
     build_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc >= 0) return rc;
+    vd_vectors_file *vf;
+    vd_ids_file *idf;
+    vd_payloads_file *pf;
+    vd_store *st;
+    vd_index *ix;     /* until vd_store_import adopts it */
+    float *chunk;     /* converted rows; NULL when the input is used in place */
+    size_t n, chunk_rows;
+    vd_index_params ip;
+    double build_s, write_s;
+} build;
 
-    vd_vectors_file *vf = NULL;
-    vd_ids_file *idf = NULL;
-    vd_payloads_file *pf = NULL;
-    vd_store *st = NULL;
-    vd_index *ix = NULL;
+static size_t rows_from(const build *b, size_t first)
+{
+    return b->n - first < b->chunk_rows ? b->n - first : b->chunk_rows;
+}
+
+/* 2. The input, in full, before DIR is touched: its header (the dim checked against the
+ * parameter table as it is read), every parameter once more through the index's own check,
+ * then every value, the ids and the payload lines. */
+static vd_status check_input(build *b, vd_err *e)
+{
+    vd_status s = vd_vectors_open(b->a.input, &b->vf, e);
+    if (s != VD_OK) return s;
+    b->n = vd_vectors_count(b->vf);
+    b->a.cp.dim = vd_vectors_dim(b->vf);
+    b->ip = (vd_index_params){.dim = b->a.cp.dim,
+                              .metric = b->a.cp.metric,
+                              .m = b->a.cp.m,
+                              .ef_construction = b->a.cp.ef_construction,
+                              .seed = 0x5eedb011dull, /* docs/architecture.md "Bulk build" */
+                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n};
+    if ((s = vd_index_params_check(&b->ip, e)) != VD_OK) return s;
+    b->chunk_rows = CHUNK_BYTES / ((size_t)b->ip.dim * sizeof(float));
+    if (b->chunk_rows == 0) b->chunk_rows = 1;
+    if (b->chunk_rows > b->n) b->chunk_rows = b->n;
+    if (!vd_vectors_in_place(b->vf)) {
+        b->chunk = vd_malloc(b->chunk_rows * b->ip.dim * sizeof(float));
+        if (!b->chunk)
+            return vd_err_set(e, VD_NOMEM, "out of memory for a %zu-row input chunk",
+                              b->chunk_rows);
+    }
+    const int refuse_zero = b->a.cp.metric == VD_METRIC_COSINE;
+    for (size_t first = 0; first < b->n; first += b->chunk_rows) {
+        const float *v;
+        size_t rows = rows_from(b, first);
+        if ((s = vd_vectors_rows(b->vf, first, rows, b->chunk, refuse_zero, &v, e)) != VD_OK)
+            return s;
+        vd_vectors_release(b->vf, first, rows);
+    }
+    if ((s = vd_ids_open(b->a.ids, b->n, &b->idf, e)) != VD_OK) return s;
+    if (b->a.payloads)
+        s = vd_payloads_open(b->a.payloads, b->n, vd_json_check_object, &b->pf, e);
+    return s;
+}
+
+/* 3. The store, and the name: an existing collection is refused (unless --replace) before
+ * the long build. */
+static vd_status open_store(build *b, vd_err *e)
+{
+    vd_store_options so = {.create = 1, .n_threads = b->a.threads};
+    vd_status s = vd_store_open(b->a.data, &so, &b->st, e);
+    if (s != VD_OK) return s;
     vd_collection *coll = NULL;
-    float *chunk = NULL;
-    vd_err e = {0};
-    rc = 1;
+    int exists = vd_store_acquire(b->st, b->a.cp.name, &coll, NULL) == VD_OK;
+    vd_collection_release(coll);
+    if (exists && !b->a.replace)
+        return vd_err_set(e, VD_EXISTS, "collection %s already exists in %s (--replace "
+                          "replaces it)", b->a.cp.name, b->a.data);
+    return VD_OK;
+}
 
-    memset(&prog, 0, sizeof prog);
-    prog.tty = isatty(STDERR_FILENO);
+/* 4. The index, chunk by chunk from the input mapping; the input is closed afterwards. */
+static vd_status build_index(build *b, vd_err *e)
+{
+    vd_status s = vd_index_open(&b->ip, &b->ix, e);
+    if (s != VD_OK) return s;
+    vd_index_set_ef_search(b->ix, b->a.cp.ef_search);
+    const uint64_t *ids = vd_ids_get(b->idf);
+    const int refuse_zero = b->a.cp.metric == VD_METRIC_COSINE;
+    uint64_t t0 = vd_now_ns();
+    progress_start(&prog, "building", "points", 1, b->n);
+    for (size_t first = 0; first < b->n; first += b->chunk_rows) {
+        const float *v;
+        size_t rows = rows_from(b, first);
+        if ((s = vd_vectors_rows(b->vf, first, rows, b->chunk, refuse_zero, &v, e)) != VD_OK)
+            return s;
+        /* Converted rows live in the chunk now; in-place rows are needed until added. */
+        if (v == b->chunk) vd_vectors_release(b->vf, first, rows);
+        prog.base = first;
+        s = vd_index_add_batch(b->ix, ids + first, v, rows, b->a.threads, on_progress, &prog, e);
+        if (s != VD_OK) return s;
+        vd_vectors_release(b->vf, first, rows);
+        progress_draw(&prog, first + rows, first + rows == b->n);
+    }
+    b->build_s = (double)(vd_now_ns() - t0) / 1e9;
+    /* The index holds its own copy now: drop the input before the write phase. */
+    vd_free(b->chunk);
+    b->chunk = NULL;
+    vd_vectors_close(b->vf);
+    b->vf = NULL;
+    return VD_OK;
+}
+
+/* 5. Points, payloads and graph in one transaction; the store adopts the index. */
+static vd_status write_collection(build *b, vd_err *e)
+{
+    uint64_t t0 = vd_now_ns();
+    progress_start(&prog, "writing", "records", 0, b->n);
+    vd_status s = vd_store_import(b->st, &b->a.cp, b->ix, b->n, vd_ids_get(b->idf),
+                                  b->pf ? vd_payloads_ptrs(b->pf) : NULL,
+                                  b->pf ? vd_payloads_lens(b->pf) : NULL, b->a.replace,
+                                  on_progress, &prog, e);
+    if (s != VD_OK) return s;
+    b->ix = NULL;
+    progress_draw(&prog, prog.total, 1);
+    progress_end(&prog);
+    b->write_s = (double)(vd_now_ns() - t0) / 1e9;
+    return VD_OK;
+}
+
+static void print_summary(const build *b)
+{
+    const vd_collection_params *cp = &b->a.cp;
+    double mb = 0;
+    vd_collection *coll = NULL;
+    if (vd_store_acquire(b->st, cp->name, &coll, NULL) == VD_OK) {
+        vd_collection_info ci;
+        vd_collection_info_get(coll, &ci);
+        mb = (double)ci.bytes_disk / 1e6;
+    }
+    vd_collection_release(coll);
+    printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
+           " in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
+           cp->name, b->n, cp->dim, vd_metric_name(cp->metric), cp->m, cp->ef_construction,
+           b->build_s, b->build_s > 0 ? (double)b->n / b->build_s : 0.0, mb, b->write_s);
+    fflush(stdout);
+}
+
+static void build_close(build *b)
+{
+    vd_index_close(b->ix);
+    vd_store_close(b->st);
+    vd_payloads_close(b->pf);
+    vd_ids_close(b->idf);
+    vd_free(b->chunk);
+    vd_vectors_close(b->vf);
+}
+
+static void catch_signals(void)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -292,116 +375,24 @@ int vd_cmd_build(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+}
 
-    /* 2. Input, checked in full before DIR is touched. */
-    if (vd_vectors_open(a.input, &vf, &e) != VD_OK) return fail_line(&e);
-    const size_t n = vd_vectors_count(vf);
-    const uint32_t dim = vd_vectors_dim(vf);
-    const int refuse_zero = a.metric == VD_METRIC_COSINE;
-    size_t chunk_rows = CHUNK_BYTES / ((size_t)dim * sizeof(float));
-    if (chunk_rows == 0) chunk_rows = 1;
-    if (chunk_rows > n) chunk_rows = n;
-    if (!vd_vectors_in_place(vf)) {
-        chunk = vd_malloc(chunk_rows * dim * sizeof(float));
-        if (!chunk) {
-            vd_err_set(&e, VD_NOMEM, "out of memory for a %zu-row input chunk", chunk_rows);
-            goto fail;
-        }
-    }
-    for (size_t first = 0; first < n; first += chunk_rows) {
-        size_t rows = n - first < chunk_rows ? n - first : chunk_rows;
-        const float *v;
-        if (vd_vectors_rows(vf, first, rows, chunk, refuse_zero, &v, &e) != VD_OK) goto fail;
-        vd_vectors_release(vf, first, rows);
-    }
-    if (vd_ids_open(a.ids, n, &idf, &e) != VD_OK) goto fail;
-    if (a.payloads &&
-        vd_payloads_open(a.payloads, n, vd_json_check_object, &pf, &e) != VD_OK)
-        goto fail;
-
-    /* 3. The store, and the name. */
-    vd_store_options so = {.create = 1, .n_threads = a.threads};
-    if (vd_store_open(a.data, &so, &st, &e) != VD_OK) goto fail;
-    if (vd_store_acquire(st, a.collection, &coll, NULL) == VD_OK && !a.replace) {
-        vd_err_set(&e, VD_EXISTS, "collection %s already exists in %s (--replace replaces it)",
-                   a.collection, a.data);
-        goto fail;
-    }
-    vd_collection_release(coll);
-    coll = NULL;
-
-    /* 4. The index, chunk by chunk. */
-    vd_index_params ip = {.dim = dim,
-                          .metric = a.metric,
-                          .m = a.m,
-                          .ef_construction = a.ef_construction,
-                          .seed = 0x5eedb011dull,
-                          .capacity_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n};
-    if (vd_index_open(&ip, &ix, &e) != VD_OK) goto fail;
-    vd_index_set_ef_search(ix, a.ef_search);
-    const uint64_t *ids = vd_ids_get(idf);
-    uint64_t t_build = vd_now_ns();
-    progress_start(&prog, "building", "points", 1, n);
-    for (size_t first = 0; first < n; first += chunk_rows) {
-        size_t rows = n - first < chunk_rows ? n - first : chunk_rows;
-        const float *v;
-        if (vd_vectors_rows(vf, first, rows, chunk, refuse_zero, &v, &e) != VD_OK) goto fail;
-        /* Converted rows live in `chunk` now; in-place rows are needed until added. */
-        if (v == chunk) vd_vectors_release(vf, first, rows);
-        prog.base = first;
-        if (vd_index_add_batch(ix, ids + first, v, rows, a.threads, on_progress, &prog, &e) !=
-            VD_OK)
-            goto fail;
-        vd_vectors_release(vf, first, rows);
-        progress_draw(&prog, first + rows, first + rows == n);
-    }
-    double build_s = (double)(vd_now_ns() - t_build) / 1e9;
-    /* The index holds its own copy now: drop the input before the write phase. */
-    vd_free(chunk);
-    chunk = NULL;
-    vd_vectors_close(vf);
-    vf = NULL;
-
-    /* 5. One transaction. */
-    vd_collection_params cp = {.dim = dim,
-                               .metric = a.metric,
-                               .m = a.m,
-                               .ef_construction = a.ef_construction,
-                               .ef_search = a.ef_search};
-    snprintf(cp.name, sizeof cp.name, "%s", a.collection);
-    uint64_t t_write = vd_now_ns();
-    progress_start(&prog, "writing", "records", 0, n);
-    vd_status s = vd_store_import(st, &cp, ix, n, ids, pf ? vd_payloads_ptrs(pf) : NULL,
-                                  pf ? vd_payloads_lens(pf) : NULL, a.replace, on_progress,
-                                  &prog, &e);
-    if (s != VD_OK) goto fail;
-    ix = NULL; /* the store owns it now */
-    progress_draw(&prog, prog.total, 1);
-    progress_end(&prog);
-    double write_s = (double)(vd_now_ns() - t_write) / 1e9;
-
-    double mb = 0;
-    if (vd_store_acquire(st, a.collection, &coll, NULL) == VD_OK) {
-        vd_collection_info ci;
-        vd_collection_info_get(coll, &ci);
-        mb = (double)ci.bytes_disk / 1e6;
-    }
-    printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
-           " in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
-           a.collection, n, dim, vd_metric_name(a.metric), a.m, a.ef_construction, build_s,
-           build_s > 0 ? (double)n / build_s : 0.0, mb, write_s);
-    fflush(stdout);
-    rc = 0;
-    goto done;
-fail:
-    rc = fail_line(&e);
-done:
-    vd_collection_release(coll);
-    vd_index_close(ix);
-    vd_store_close(st);
-    vd_payloads_close(pf);
-    vd_ids_close(idf);
-    vd_free(chunk);
-    vd_vectors_close(vf);
+int vd_cmd_build(int argc, char **argv)
+{
+    build b;
+    memset(&b, 0, sizeof b);
+    int rc = parse_args(argc, argv, &b.a);
+    if (rc >= 0) return rc;
+    memset(&prog, 0, sizeof prog);
+    prog.tty = isatty(STDERR_FILENO);
+    catch_signals();
+    vd_err e = {0};
+    vd_status s = check_input(&b, &e);
+    if (s == VD_OK) s = open_store(&b, &e);
+    if (s == VD_OK) s = build_index(&b, &e);
+    if (s == VD_OK) s = write_collection(&b, &e);
+    if (s == VD_OK) print_summary(&b);
+    rc = s == VD_OK ? 0 : fail_line(&e);
+    build_close(&b);
     return rc;
 }

@@ -1,6 +1,7 @@
-/* tests/unit/test_build_input.c: the bulk build's input readers (daemon/input.c). Every test
- * writes its small input files into a fresh mkdtemp directory: each format read back value by
- * value, and each bad input refused with a message naming what was wrong. */
+/* tests/unit/test_build_input.c: the ingest readers (ingest/vd_ingest.h) the bulk build reads
+ * its input with. Every test writes its small input files into a fresh mkdtemp directory: each
+ * format read back value by value, and each bad input refused with a message naming what was
+ * wrong. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/input.h"
+#include "ingest/vd_ingest.h"
 #include "index/vd_index.h"
 #include "storage/vd_storage.h"
 #include "tests/unit/build_test_files.h"
@@ -316,12 +317,27 @@ START_TEST(dims_out_of_range_or_inconsistent_are_refused)
     ck_assert_msg_has(e, "dim 4097 is outside 1..4096");
     vd_test_write_vecs(path_of("d4097.fvecs"), big, 1, 4097, 4);
     ck_assert_int_eq(open_err(path_of("d4097.fvecs"), &e), VD_INVALID);
-    ck_assert_msg_has(e, "first record has dim 4097, outside 1..4096");
+    ck_assert_msg_has(e, "first record: dim 4097 is outside 1..4096 (not a .fvecs file?)");
     free(big);
     int32_t zero_dim = 0;
     vd_test_write_bytes(path_of("d0.bvecs"), &zero_dim, 4);
     ck_assert_int_eq(open_err(path_of("d0.bvecs"), &e), VD_INVALID);
-    ck_assert_msg_has(e, "first record has dim 0");
+    ck_assert_msg_has(e, "first record: dim 0 is outside 1..4096");
+    int32_t neg_dim = -3; /* an int32 in the file: a negative dim is named as such */
+    vd_test_write_bytes(path_of("neg.fvecs"), &neg_dim, 4);
+    ck_assert_int_eq(open_err(path_of("neg.fvecs"), &e), VD_INVALID);
+    ck_assert_msg_has(e, "first record: dim -3 is outside 1..4096 (not a .fvecs file?)");
+    vd_test_write_npy(path_of("huge.npy"), "<f4", "(1, 5000000000)", &one, 4);
+    ck_assert_int_eq(open_err(path_of("huge.npy"), &e), VD_INVALID);
+    ck_assert_msg_has(e, "dim 5000000000 is outside 1..4096");
+    /* The limit is the parameter table's, not a copy of it. */
+    const vd_param_info *pi = vd_param_info_of(VD_PARAM_DIM);
+    char shape[32], want[64];
+    snprintf(shape, sizeof shape, "(1, %u)", pi->max + 1);
+    snprintf(want, sizeof want, "dim %u is outside %u..%u", pi->max + 1, pi->min, pi->max);
+    vd_test_write_npy(path_of("table.npy"), "<f4", shape, &one, 4); /* refused before its size */
+    ck_assert_int_eq(open_err(path_of("table.npy"), &e), VD_INVALID);
+    ck_assert_msg_has(e, want);
     /* fvecs records of dim 2, 2, 3-with-two-values: the size is still a multiple of 12. */
     int32_t rec[9] = {2, 0, 0, 2, 0, 0, 3, 0, 0};
     float x = 1.5f;

@@ -1,12 +1,20 @@
-/* daemon/input.h: readers for the bulk build's input files (`vectord build`): vectors from
- * .npy (float32/float64), .fvecs and .bvecs, ids from an .npy of int64/uint64, payloads from
- * JSON Lines. Every file is memory-mapped read-only; nothing here knows the index or the
- * storage (the payload JSON check is passed in), so the readers are testable on their own.
+/* ingest/vd_ingest.h: readers of the files vectors arrive in for offline ingest (the bulk
+ * build, `vectord build`, and anything else that reads them): vectors from .npy
+ * (float32/float64), .fvecs and .bvecs, ids from an .npy of int64/uint64, payloads from JSON
+ * Lines.
  *
- * Threads: a reader object is used by one thread at a time. Errors name the file and, for a
- * bad value, the row (0-based, as numpy counts) or line (1-based, as editors count). */
-#ifndef VD_DAEMON_INPUT_H
-#define VD_DAEMON_INPUT_H
+ * Every file is memory-mapped read-only once, at open, and every byte of it is treated as
+ * hostile input: structure at open, values as they are read. The readers know the parameter
+ * table (index/vd_index.h: an input's dim is checked with vd_param_resolve when its header is
+ * read) and nothing else of the index, nor the storage (the payload JSON rule is passed in),
+ * so they are testable on their own (tests/unit/test_build_input.c). Inside: file.c (mapping,
+ * .npy header), vectors.c, ids.c, payloads.c.
+ *
+ * Threads: a reader object is used by one thread at a time; different readers are
+ * independent. Errors name the file (its last 60 characters) and, for a bad value, the row
+ * (0-based, as numpy counts) or line (1-based, as editors count). */
+#ifndef VD_INGEST_H
+#define VD_INGEST_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -23,9 +31,10 @@ typedef enum vd_input_format {
 
 typedef struct vd_vectors_file vd_vectors_file; /* opaque */
 
-/* Maps `path` and checks its structure: magic, header, dtype, shape (2-D, C order), dim in
- * 1..VD_DIM_MAX, at least one row, and a size that matches the header or record size. The
- * format comes from the extension (.npy/.fvecs/.bvecs), or from the npy magic otherwise.
+/* Maps `path` and checks its structure: magic, header, dtype, shape (2-D, C order), dim inside
+ * the table's VD_PARAM_DIM range ("x.npy: dim 5000 is outside 1..4096"), at least one row,
+ * and a size that matches the header or record size. The format comes from the extension
+ * (.npy/.fvecs/.bvecs), or from the npy magic otherwise.
  * Values are not read here (see vd_vectors_rows). On VD_OK *out owns the reader; release it
  * with vd_vectors_close(). Errors: VD_IO (cannot open/map), VD_INVALID (bad content). */
 vd_status vd_vectors_open(const char *path, vd_vectors_file **out, vd_err *err);
