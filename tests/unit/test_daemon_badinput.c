@@ -130,7 +130,7 @@ static void expect_in(const char *test, vd_pb_response *r, int code, const char 
     const char *log = getenv("VD_BADINPUT_LOG");
     FILE *f = log ? fopen(log, "a") : NULL;
     if (f) {
-        fprintf(f, "%s: %s: %s\n", test, vd_proto_code_name((vd_pb_code)vdt_code(r)),
+        fprintf(f, "%s: %s: %s\n", test, vd_proto_code_name((vd_code)vdt_code(r)),
                 vdt_msg(r));
         fclose(f);
     }
