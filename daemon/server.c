@@ -352,8 +352,7 @@ static void refuse_before_hello(vd_conn *c, const vd_proto_request *q)
     int token = c->srv->token != NULL;
     snprintf(msg, sizeof msg, "%sthe first request on a connection must be hello, got %s",
              token ? "this server requires a token in hello; " : "", vd_request_name(q->op.kind));
-    conn_fail(c, q->request_id, token ? VD_CODE_UNAUTHENTICATED : VD_CODE_FAILED_PRECONDITION,
-              msg);
+    conn_fail(c, q->request_id, token ? VD_CODE_UNAUTHENTICATED : VD_CODE_FAILED_PRECONDITION, msg);
 }
 
 /* Hands a decoded operation (taking ownership of q) to the reader pool or the writer. */

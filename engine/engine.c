@@ -14,8 +14,7 @@
 
 #include <stdio.h>
 
-vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine **out,
-                        vd_err *err)
+vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine **out, vd_err *err)
 {
     *out = NULL;
     if (!st) return vd_err_set(err, VD_INVALID, "engine: no store");

@@ -105,7 +105,8 @@ done:
 static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err)
 {
     uint32_t max_k = e->limits.max_k;
-    if (r->k == 0) return vd_err_set(err, VD_INVALID, "search: k is 0; k must be 1..%" PRIu32, max_k);
+    if (r->k == 0)
+        return vd_err_set(err, VD_INVALID, "search: k is 0; k must be 1..%" PRIu32, max_k);
     if (r->k > max_k)
         return vd_err_set(err, VD_INVALID, "search: k %" PRIu32 " exceeds max_k %" PRIu32, r->k,
                           max_k);
@@ -163,8 +164,7 @@ static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_
 }
 
 /* Payloads of every hit, borrowed from a snapshot the result keeps. */
-static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result *out,
-                                vd_err *err)
+static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result *out, vd_err *err)
 {
     vd_search_result *r = &out->search;
     size_t n = (size_t)r->nq * r->k;

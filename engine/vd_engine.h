@@ -29,16 +29,16 @@
 typedef struct vd_engine vd_engine; /* opaque */
 
 /* ---- Request kinds: one table (id, name as the protocol spells it, is a write) ---------- */
-#define VD_REQUEST_MAP(X)                       \
-    X(CREATE, "create_collection", 1)           \
-    X(DROP, "drop_collection", 1)               \
-    X(LIST, "list_collections", 0)              \
-    X(INFO, "collection_info", 0)               \
-    X(UPSERT, "upsert", 1)                      \
-    X(DELETE, "delete", 1)                      \
-    X(GET, "get", 0)                            \
-    X(SEARCH, "search", 0)                      \
-    X(COUNT, "count", 0)                        \
+#define VD_REQUEST_MAP(X)                                                                          \
+    X(CREATE, "create_collection", 1)                                                              \
+    X(DROP, "drop_collection", 1)                                                                  \
+    X(LIST, "list_collections", 0)                                                                 \
+    X(INFO, "collection_info", 0)                                                                  \
+    X(UPSERT, "upsert", 1)                                                                         \
+    X(DELETE, "delete", 1)                                                                         \
+    X(GET, "get", 0)                                                                               \
+    X(SEARCH, "search", 0)                                                                         \
+    X(COUNT, "count", 0)                                                                           \
     X(STATS, "stats", 0)
 
 typedef enum vd_request_kind {
@@ -46,16 +46,15 @@ typedef enum vd_request_kind {
 #define X(id, name, write) VD_REQ_##id,
     VD_REQUEST_MAP(X)
 #undef X
-    VD_REQ_KINDS /* number of kinds, NONE included */
+        VD_REQ_KINDS /* number of kinds, NONE included */
 } vd_request_kind;
 
 /* "search"; "none" for VD_REQ_NONE and unknown values. */
 static inline const char *vd_request_name(vd_request_kind k)
 {
-    static const char *const names[VD_REQ_KINDS] = {
-        "none",
+    static const char *const names[VD_REQ_KINDS] = {"none",
 #define X(id, name, write) name,
-        VD_REQUEST_MAP(X)
+                                                    VD_REQUEST_MAP(X)
 #undef X
     };
     return (unsigned)k < VD_REQ_KINDS ? names[k] : "none";
@@ -64,10 +63,9 @@ static inline const char *vd_request_name(vd_request_kind k)
 /* 1 for create, drop, upsert and delete: they go through vd_engine_write*. */
 static inline int vd_request_is_write(vd_request_kind k)
 {
-    static const unsigned char writes[VD_REQ_KINDS] = {
-        0,
+    static const unsigned char writes[VD_REQ_KINDS] = {0,
 #define X(id, name, write) write,
-        VD_REQUEST_MAP(X)
+                                                       VD_REQUEST_MAP(X)
 #undef X
     };
     return (unsigned)k < VD_REQ_KINDS && writes[k];
@@ -95,8 +93,8 @@ typedef struct vd_upsert_req {
     size_t n_ids;
     const float *vectors; /* n_floats = n_ids x dim, row-major */
     size_t n_floats;
-    uint32_t dim;               /* dims per vector as the caller means them; 0 = not said */
-    const vd_bytes *payloads;   /* NULL, or n_payloads (== n_ids) JSON objects; len 0 = none */
+    uint32_t dim;             /* dims per vector as the caller means them; 0 = not said */
+    const vd_bytes *payloads; /* NULL, or n_payloads (== n_ids) JSON objects; len 0 = none */
     size_t n_payloads;
 } vd_upsert_req;
 
@@ -195,9 +193,8 @@ typedef struct vd_engine_limits {
 } vd_engine_limits;
 
 /* `st` is borrowed and must outlive the engine; the limits are copied. */
-vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine **out,
-                        vd_err *err);
-void vd_engine_free(vd_engine *e); /* NULL is a no-op */
+vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine **out, vd_err *err);
+void vd_engine_free(vd_engine *e);                               /* NULL is a no-op */
 const vd_engine_limits *vd_engine_limits_of(const vd_engine *e); /* defaults filled in */
 
 /* Executes a read (LIST, INFO, COUNT, STATS, GET, SEARCH) into *out, which the caller
@@ -220,8 +217,7 @@ typedef struct vd_write {
 
 /* On VD_OK *w holds the op (borrowing from req until vd_write_release). On error *w needs
  * no release and the request is answered by err alone. */
-vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w,
-                                  vd_err *err);
+vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w, vd_err *err);
 static inline int vd_write_ends_group(const vd_write *w)
 {
     return w->kind == VD_REQ_CREATE || w->kind == VD_REQ_DROP;

@@ -22,8 +22,7 @@
 
 /* The op's params hold the name in a fixed array, so a name too long to fit must be refused
  * before it is copied, not truncated into some other valid name: check it here. */
-static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_op *op,
-                                vd_err *err)
+static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_op *op, vd_err *err)
 {
     vd_status s = vd_name_check(c->name, err);
     if (s != VD_OK) return s;
@@ -69,8 +68,8 @@ static vd_status payload_arrays(const vd_upsert_req *u, vd_write *w, vd_err *err
         return vd_err_set(err, VD_NOMEM, "upsert: out of memory for %zu payloads", n);
     for (size_t i = 0; i < n; i++) {
         if (u->payloads[i].len > UINT32_MAX)
-            return vd_err_set(err, VD_INVALID, "upsert: payload %zu holds %zu bytes, over 4 GiB",
-                              i, u->payloads[i].len);
+            return vd_err_set(err, VD_INVALID, "upsert: payload %zu holds %zu bytes, over 4 GiB", i,
+                              u->payloads[i].len);
         w->payload_ptrs[i] = u->payloads[i].len ? u->payloads[i].data : NULL;
         w->payload_lens[i] = (uint32_t)u->payloads[i].len;
     }
@@ -107,8 +106,7 @@ static vd_status prepare_upsert(const vd_engine *e, const vd_upsert_req *u, vd_w
     return VD_OK;
 }
 
-vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w,
-                                  vd_err *err)
+vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w, vd_err *err)
 {
     vd_status s = VD_OK;
     memset(w, 0, sizeof *w);
@@ -132,8 +130,7 @@ vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write 
         w->op.n = req->del.n_ids;
         break;
     default:
-        s = vd_err_set(err, VD_INTERNAL, "%s is not a write operation",
-                       vd_request_name(req->kind));
+        s = vd_err_set(err, VD_INTERNAL, "%s is not a write operation", vd_request_name(req->kind));
         break;
     }
     if (s == VD_OK) return VD_OK;

@@ -22,8 +22,8 @@
 typedef struct decoded {
     vd_proto_request pub;
     Vectord__V1__Request *pb;
-    uint64_t *ids;   /* converted copy (not little-endian or unaligned), else NULL */
-    float *floats;   /* likewise */
+    uint64_t *ids; /* converted copy (not little-endian or unaligned), else NULL */
+    float *floats; /* likewise */
 } decoded;
 
 /* uint64 ids from a bytes field: in place, or a converted copy. */

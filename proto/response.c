@@ -262,9 +262,8 @@ vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_s
     return s;
 }
 
-vd_status vd_proto_encode_hello(uint64_t request_id, const vd_limits *l,
-                                const char *server_version, uint8_t **frame, size_t *len,
-                                vd_err *err)
+vd_status vd_proto_encode_hello(uint64_t request_id, const vd_limits *l, const char *server_version,
+                                uint8_t **frame, size_t *len, vd_err *err)
 {
     response_msg m;
     msg_init(&m, request_id);

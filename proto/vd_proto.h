@@ -26,11 +26,24 @@
  * The wire's Code enum (the gRPC canonical set), checked against vectord.proto at compile
  * time. One table (proto/wire.c) maps every vd_status to its code; the reverse direction
  * takes the first status listed for a code. */
-#define VD_CODE_MAP(X)                                                                    \
-    X(OK, 0) X(CANCELLED, 1) X(UNKNOWN, 2) X(INVALID_ARGUMENT, 3) X(DEADLINE_EXCEEDED, 4) \
-    X(NOT_FOUND, 5) X(ALREADY_EXISTS, 6) X(PERMISSION_DENIED, 7) X(RESOURCE_EXHAUSTED, 8) \
-    X(FAILED_PRECONDITION, 9) X(ABORTED, 10) X(OUT_OF_RANGE, 11) X(UNIMPLEMENTED, 12)     \
-    X(INTERNAL, 13) X(UNAVAILABLE, 14) X(DATA_LOSS, 15) X(UNAUTHENTICATED, 16)
+#define VD_CODE_MAP(X)        \
+    X(OK, 0)                  \
+    X(CANCELLED, 1)           \
+    X(UNKNOWN, 2)             \
+    X(INVALID_ARGUMENT, 3)    \
+    X(DEADLINE_EXCEEDED, 4)   \
+    X(NOT_FOUND, 5)           \
+    X(ALREADY_EXISTS, 6)      \
+    X(PERMISSION_DENIED, 7)   \
+    X(RESOURCE_EXHAUSTED, 8)  \
+    X(FAILED_PRECONDITION, 9) \
+    X(ABORTED, 10)            \
+    X(OUT_OF_RANGE, 11)       \
+    X(UNIMPLEMENTED, 12)      \
+    X(INTERNAL, 13)           \
+    X(UNAVAILABLE, 14)        \
+    X(DATA_LOSS, 15)          \
+    X(UNAUTHENTICATED, 16)
 
 typedef enum vd_code {
 #define X(name, value) VD_CODE_##name = value,
@@ -106,9 +119,9 @@ typedef struct vd_hello {
  * so on little-endian hosts always) and are converted copies otherwise. */
 typedef struct vd_proto_request {
     uint64_t request_id;
-    int is_hello;   /* a Hello: `hello` is set and op.kind is VD_REQ_NONE */
+    int is_hello; /* a Hello: `hello` is set and op.kind is VD_REQ_NONE */
     vd_hello hello;
-    vd_request op;  /* VD_REQ_NONE when the request names no operation known to this version */
+    vd_request op; /* VD_REQ_NONE when the request names no operation known to this version */
 } vd_proto_request;
 
 /* Decodes one frame body. Three outcomes:

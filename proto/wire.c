@@ -17,8 +17,8 @@ _Static_assert(sizeof(vd_bytes) == sizeof(ProtobufCBinaryData) &&
                    offsetof(vd_bytes, data) == offsetof(ProtobufCBinaryData, data),
                "vd_bytes must have ProtobufCBinaryData's layout");
 
-#define X(name, value)                                                                      \
-    _Static_assert((int)VD_CODE_##name == (int)VECTORD__V1__CODE__##name && value >= 0, \
+#define X(name, value)                                                                             \
+    _Static_assert((int)VD_CODE_##name == (int)VECTORD__V1__CODE__##name && value >= 0,            \
                    "vd_code " #name " differs from vectord.proto");
 VD_CODE_MAP(X)
 #undef X
@@ -61,8 +61,9 @@ vd_status vd_proto_status_of(vd_code code)
 const char *vd_proto_code_name(vd_code code)
 {
     switch (code) {
-#define X(name, value) \
-    case VD_CODE_##name: return #name;
+#define X(name, value)                                                                             \
+    case VD_CODE_##name:                                                                           \
+        return #name;
         VD_CODE_MAP(X)
 #undef X
     }

@@ -195,7 +195,8 @@ START_TEST(wire_format_errors_keep_the_request_id)
     ck_assert_ptr_nonnull(out);
     ck_assert_uint_eq(out->request_id, 42);
     ck_assert_int_eq(out->op.kind, VD_REQ_DELETE);
-    ck_assert_str_eq(e.msg, "delete: ids hold 20 bytes, not a multiple of 8 (little-endian uint64)");
+    ck_assert_str_eq(e.msg,
+                     "delete: ids hold 20 bytes, not a multiple of 8 (little-endian uint64)");
     vd_proto_request_free(out);
 
     Vectord__V1__SearchRequest s = VECTORD__V1__SEARCH_REQUEST__INIT;
@@ -323,8 +324,12 @@ END_TEST
 
 START_TEST(hello_and_error_frames)
 {
-    vd_limits l = {.max_frame_bytes = 1000, .max_batch = 2, .max_k = 3, .max_dim = 4,
-                   .max_connections = 5, .idle_timeout_ms = 6};
+    vd_limits l = {.max_frame_bytes = 1000,
+                   .max_batch = 2,
+                   .max_k = 3,
+                   .max_dim = 4,
+                   .max_connections = 5,
+                   .idle_timeout_ms = 6};
     uint8_t *f = NULL;
     size_t n = 0;
     ck_assert_int_eq(vd_proto_encode_hello(1, &l, "0.1.0", &f, &n, NULL), VD_OK);
