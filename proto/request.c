@@ -22,59 +22,59 @@
 typedef struct decoded {
     vd_proto_request pub;
     Vectord__V1__Request *pb;
-    uint64_t *ids; /* converted copy (not little-endian or unaligned), else NULL */
-    float *floats; /* likewise */
+    void *copies[2]; /* arrays converted because the host is not little-endian (or the bytes
+                      * are unaligned): at most ids and vectors */
+    int n_copies;
 } decoded;
 
-/* uint64 ids from a bytes field: in place, or a converted copy. */
-static vd_status ids_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
-                        const uint64_t **ids, size_t *n, vd_err *err)
+/* Little-endian uint64 (width 8) or float32 (width 4) values from a bytes field: the bytes
+ * themselves when they can be, else a converted copy the request owns. */
+static vd_status array_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
+                          const char *field, size_t width, const void **out, size_t *n, vd_err *err)
 {
-    if (b->len % 8 != 0)
-        return vd_err_set(err, VD_INVALID,
-                          "%s: ids hold %zu bytes, not a multiple of 8 (little-endian uint64)",
-                          vd_request_name(k), b->len);
-    *n = b->len / 8;
-    *ids = NULL;
-    if (*n == 0) return VD_OK; /* the engine names the empty batch */
-    if (vd_proto__host_is_le() && (uintptr_t)b->data % _Alignof(uint64_t) == 0) {
-        *ids = (const uint64_t *)(const void *)b->data;
+    *out = NULL;
+    *n = b->len / width;
+    if (b->len % width != 0)
+        return vd_err_set(
+            err, VD_INVALID, "%s: %s hold %zu bytes, not a multiple of %zu (little-endian %s)",
+            vd_request_name(k), field, b->len, width, width == 8 ? "uint64" : "float32");
+    if (*n == 0) return VD_OK; /* the engine names an empty batch */
+    if (vd_proto__host_is_le() && (uintptr_t)b->data % width == 0) {
+        *out = b->data;
         return VD_OK;
     }
-    d->ids = vd_malloc(*n * sizeof *d->ids);
-    if (!d->ids)
-        return vd_err_set(err, VD_NOMEM, "%s: out of memory for %zu ids", vd_request_name(k), *n);
-    for (size_t i = 0; i < *n; i++)
-        d->ids[i] = vd_get_u64le(b->data + 8 * i);
-    *ids = d->ids;
+    uint8_t *c = vd_malloc(b->len);
+    if (!c) return vd_err_set(err, VD_NOMEM, "%s: out of memory for %s", vd_request_name(k), field);
+    for (size_t i = 0; i < *n; i++) {
+        if (width == 8) {
+            uint64_t v = vd_get_u64le(b->data + 8 * i);
+            memcpy(c + 8 * i, &v, 8);
+        } else {
+            uint32_t v = vd_get_u32le(b->data + 4 * i);
+            memcpy(c + 4 * i, &v, 4);
+        }
+    }
+    d->copies[d->n_copies++] = c;
+    *out = c;
     return VD_OK;
 }
 
-/* float32 values from a bytes field: in place, or a converted copy. */
+static vd_status ids_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
+                        const uint64_t **ids, size_t *n, vd_err *err)
+{
+    const void *p = NULL;
+    vd_status s = array_of(d, b, k, "ids", 8, &p, n, err);
+    *ids = p;
+    return s;
+}
+
 static vd_status floats_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
                            const char *field, const float **v, size_t *n, vd_err *err)
 {
-    if (b->len % 4 != 0)
-        return vd_err_set(err, VD_INVALID,
-                          "%s: %s hold %zu bytes, not a multiple of 4 (little-endian float32)",
-                          vd_request_name(k), field, b->len);
-    *n = b->len / 4;
-    *v = NULL;
-    if (*n == 0) return VD_OK;
-    if (vd_proto__host_is_le() && (uintptr_t)b->data % _Alignof(float) == 0) {
-        *v = (const float *)(const void *)b->data;
-        return VD_OK;
-    }
-    d->floats = vd_malloc(*n * sizeof *d->floats);
-    if (!d->floats)
-        return vd_err_set(err, VD_NOMEM, "%s: out of memory for %zu floats", vd_request_name(k),
-                          *n);
-    for (size_t i = 0; i < *n; i++) {
-        uint32_t u = vd_get_u32le(b->data + 4 * i);
-        memcpy(&d->floats[i], &u, 4);
-    }
-    *v = d->floats;
-    return VD_OK;
+    const void *p = NULL;
+    vd_status s = array_of(d, b, k, field, 4, &p, n, err);
+    *v = p;
+    return s;
 }
 
 static vd_status create_of(const Vectord__V1__CreateCollectionRequest *c, vd_create_req *r,
@@ -191,7 +191,7 @@ void vd_proto_request_free(vd_proto_request *r)
     if (!r) return;
     decoded *d = (decoded *)r;
     vectord__v1__request__free_unpacked(d->pb, &vd_proto_allocator);
-    vd_free(d->ids);
-    vd_free(d->floats);
+    for (int i = 0; i < d->n_copies; i++)
+        vd_free(d->copies[i]);
     vd_free(d);
 }

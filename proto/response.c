@@ -37,6 +37,13 @@ typedef struct response_msg {
     void *scratch[2]; /* freed after packing */
 } response_msg;
 
+/* Points the response's oneof at its sub-message m->m.member (generated type `type`), after
+ * the generated init that packing relies on. */
+#define SET_RESULT(msg, CASE, field, member, type)                                                 \
+    (vectord__v1__##type##__init(&(msg)->m.member),                                                \
+     (msg)->r.result_case = VECTORD__V1__RESPONSE__RESULT_##CASE,                                  \
+     (msg)->r.field = &(msg)->m.member)
+
 static void msg_init(response_msg *m, uint64_t request_id)
 {
     memset(m, 0, sizeof *m);
@@ -108,7 +115,7 @@ static void fill_search(response_msg *m, vd_search_result *s)
 {
     Vectord__V1__SearchResponse *sr = &m->m.search;
     size_t n = (size_t)s->nq * s->k;
-    vectord__v1__search_response__init(sr);
+    SET_RESULT(m, SEARCH, search, search, search_response);
     sr->nq = s->nq;
     sr->k = s->k;
     sr->ids = le_u64s(s->ids, n);
@@ -117,14 +124,12 @@ static void fill_search(response_msg *m, vd_search_result *s)
         sr->payloads = (ProtobufCBinaryData *)s->payloads;
         sr->n_payloads = n;
     }
-    m->r.result_case = VECTORD__V1__RESPONSE__RESULT_SEARCH;
-    m->r.search = sr;
 }
 
 static vd_status fill_get(response_msg *m, vd_get_result *g, vd_err *err)
 {
     Vectord__V1__GetResponse *gr = &m->m.get;
-    vectord__v1__get_response__init(gr);
+    SET_RESULT(m, GET, get, get, get_response);
     protobuf_c_boolean *found = vd_malloc((g->n ? g->n : 1) * sizeof *found);
     if (!found) return vd_err_set(err, VD_NOMEM, "get: out of memory for %zu flags", g->n);
     for (size_t i = 0; i < g->n; i++)
@@ -137,8 +142,6 @@ static vd_status fill_get(response_msg *m, vd_get_result *g, vd_err *err)
         gr->payloads = (ProtobufCBinaryData *)g->payloads;
         gr->n_payloads = g->n;
     }
-    m->r.result_case = VECTORD__V1__RESPONSE__RESULT_GET;
-    m->r.get = gr;
     return VD_OK;
 }
 
@@ -154,18 +157,16 @@ static vd_status fill_list(response_msg *m, const vd_result *res, vd_err *err)
         info_to_wire(&res->list.items[i], &infos[i]);
         ptrs[i] = &infos[i];
     }
-    vectord__v1__list_collections_response__init(&m->m.list);
+    SET_RESULT(m, LIST_COLLECTIONS, list_collections, list, list_collections_response);
     m->m.list.n_collections = n;
     m->m.list.collections = ptrs;
-    m->r.result_case = VECTORD__V1__RESPONSE__RESULT_LIST_COLLECTIONS;
-    m->r.list_collections = &m->m.list;
     return VD_OK;
 }
 
 static void fill_stats(response_msg *m, const vd_engine_stats *e, const vd_server_stats *s)
 {
     Vectord__V1__StatsResponse *st = &m->m.stats;
-    vectord__v1__stats_response__init(st);
+    SET_RESULT(m, STATS, stats, stats, stats_response);
     if (s) {
         st->server_version = (char *)(s->server_version ? s->server_version : "");
         st->uptime_s = s->uptime_s;
@@ -180,8 +181,6 @@ static void fill_stats(response_msg *m, const vd_engine_stats *e, const vd_serve
     st->points = e->points;
     st->map_bytes = e->map_bytes;
     st->file_bytes = e->file_bytes;
-    m->r.result_case = VECTORD__V1__RESPONSE__RESULT_STATS;
-    m->r.stats = st;
 }
 
 /* The small results: a count, a collection info, nothing. */
@@ -189,46 +188,31 @@ static vd_status fill_plain(response_msg *m, const vd_result *res, vd_err *err)
 {
     switch (res->kind) {
     case VD_REQ_INFO:
-        info_to_wire(&res->info, &m->ci);
-        vectord__v1__collection_info_response__init(&m->m.info);
+        SET_RESULT(m, COLLECTION_INFO, collection_info, info, collection_info_response);
         m->m.info.info = &m->ci;
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_COLLECTION_INFO;
-        m->r.collection_info = &m->m.info;
-        return VD_OK;
+        break;
     case VD_REQ_CREATE:
-        info_to_wire(&res->info, &m->ci);
-        vectord__v1__create_collection_response__init(&m->m.create);
+        SET_RESULT(m, CREATE_COLLECTION, create_collection, create, create_collection_response);
         m->m.create.info = &m->ci;
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_CREATE_COLLECTION;
-        m->r.create_collection = &m->m.create;
-        return VD_OK;
+        break;
     case VD_REQ_DROP:
-        vectord__v1__drop_collection_response__init(&m->m.drop);
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_DROP_COLLECTION;
-        m->r.drop_collection = &m->m.drop;
+        SET_RESULT(m, DROP_COLLECTION, drop_collection, drop, drop_collection_response);
         return VD_OK;
     case VD_REQ_UPSERT:
-        vectord__v1__upsert_response__init(&m->m.upsert);
-        m->m.upsert.written = res->n;
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_UPSERT;
-        m->r.upsert = &m->m.upsert;
+        SET_RESULT(m, UPSERT, upsert, upsert, upsert_response)->written = res->n;
         return VD_OK;
     case VD_REQ_DELETE:
-        vectord__v1__delete_response__init(&m->m.del);
-        m->m.del.deleted = res->n;
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_DELETE;
-        m->r.delete_ = &m->m.del;
+        SET_RESULT(m, DELETE, delete_, del, delete_response)->deleted = res->n;
         return VD_OK;
     case VD_REQ_COUNT:
-        vectord__v1__count_response__init(&m->m.count);
-        m->m.count.count = res->n;
-        m->r.result_case = VECTORD__V1__RESPONSE__RESULT_COUNT;
-        m->r.count = &m->m.count;
+        SET_RESULT(m, COUNT, count, count, count_response)->count = res->n;
         return VD_OK;
     default:
         return vd_err_set(err, VD_INTERNAL, "no response encoding for %s",
                           vd_request_name(res->kind));
     }
+    info_to_wire(&res->info, &m->ci); /* INFO, CREATE */
+    return VD_OK;
 }
 
 vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_server_stats *srv,
@@ -274,12 +258,10 @@ vd_status vd_proto_encode_hello(uint64_t request_id, const vd_limits *l, const c
     m.limits.max_dim = l->max_dim;
     m.limits.max_connections = l->max_connections;
     m.limits.idle_timeout_ms = l->idle_timeout_ms;
-    vectord__v1__hello_response__init(&m.m.hello);
+    SET_RESULT(&m, HELLO, hello, hello, hello_response);
     m.m.hello.protocol_version = VD_PROTOCOL_VERSION;
     m.m.hello.server_version = (char *)(server_version ? server_version : "");
     m.m.hello.limits = &m.limits;
-    m.r.result_case = VECTORD__V1__RESPONSE__RESULT_HELLO;
-    m.r.hello = &m.m.hello;
     return pack(&m, VD_REQ_NONE, UINT32_MAX, frame, len, err);
 }
 
