@@ -29,16 +29,17 @@
 typedef struct vd_engine vd_engine; /* opaque */
 
 /* ---- Request kinds: one table (id, name as the protocol spells it, is a write) ---------- */
-#define VD_REQUEST_MAP(X)                                                                          \
-    X(CREATE, "create_collection", 1)                                                              \
-    X(DROP, "drop_collection", 1)                                                                  \
-    X(LIST, "list_collections", 0)                                                                 \
-    X(INFO, "collection_info", 0)                                                                  \
-    X(UPSERT, "upsert", 1)                                                                         \
-    X(DELETE, "delete", 1)                                                                         \
-    X(GET, "get", 0)                                                                               \
-    X(SEARCH, "search", 0)                                                                         \
-    X(COUNT, "count", 0)                                                                           \
+/* clang-format off */
+#define VD_REQUEST_MAP(X)                 \
+    X(CREATE, "create_collection", 1)     \
+    X(DROP, "drop_collection", 1)         \
+    X(LIST, "list_collections", 0)        \
+    X(INFO, "collection_info", 0)         \
+    X(UPSERT, "upsert", 1)                \
+    X(DELETE, "delete", 1)                \
+    X(GET, "get", 0)                      \
+    X(SEARCH, "search", 0)                \
+    X(COUNT, "count", 0)                  \
     X(STATS, "stats", 0)
 
 typedef enum vd_request_kind {
@@ -46,15 +47,16 @@ typedef enum vd_request_kind {
 #define X(id, name, write) VD_REQ_##id,
     VD_REQUEST_MAP(X)
 #undef X
-        VD_REQ_KINDS /* number of kinds, NONE included */
+    VD_REQ_KINDS /* number of kinds, NONE included */
 } vd_request_kind;
 
 /* "search"; "none" for VD_REQ_NONE and unknown values. */
 static inline const char *vd_request_name(vd_request_kind k)
 {
-    static const char *const names[VD_REQ_KINDS] = {"none",
+    static const char *const names[VD_REQ_KINDS] = {
+        "none",
 #define X(id, name, write) name,
-                                                    VD_REQUEST_MAP(X)
+        VD_REQUEST_MAP(X)
 #undef X
     };
     return (unsigned)k < VD_REQ_KINDS ? names[k] : "none";
@@ -63,13 +65,15 @@ static inline const char *vd_request_name(vd_request_kind k)
 /* 1 for create, drop, upsert and delete: they go through vd_engine_write*. */
 static inline int vd_request_is_write(vd_request_kind k)
 {
-    static const unsigned char writes[VD_REQ_KINDS] = {0,
+    static const unsigned char writes[VD_REQ_KINDS] = {
+        0,
 #define X(id, name, write) write,
-                                                       VD_REQUEST_MAP(X)
+        VD_REQUEST_MAP(X)
 #undef X
     };
     return (unsigned)k < VD_REQ_KINDS && writes[k];
 }
+/* clang-format on */
 
 /* A borrowed byte string. Same layout as protobuf-c's ProtobufCBinaryData (proto/ checks
  * it), so payload arrays cross the codec without being rebuilt. len 0 means "none". */
@@ -119,7 +123,8 @@ typedef struct vd_search_req {
      * of the collection's dim (protocol clients from before the field existed). */
     uint32_t dim;
     uint32_t k;  /* 1..max_k */
-    uint32_t ef; /* 0 -> the collection's ef_search; the effective ef is max(ef, k) */
+    uint32_t ef; /* 0 -> the collection's ef_search, else VD_PARAM_EF's range; the
+                  * effective ef is max(ef, k) */
     int with_payloads;
 } vd_search_req;
 
