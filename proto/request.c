@@ -33,11 +33,12 @@ static vd_status array_of(decoded *d, const ProtobufCBinaryData *b, vd_request_k
                           const char *field, size_t width, const void **out, size_t *n, vd_err *err)
 {
     *out = NULL;
-    *n = b->len / width;
+    *n = 0;
     if (b->len % width != 0)
         return vd_err_set(
             err, VD_INVALID, "%s: %s hold %zu bytes, not a multiple of %zu (little-endian %s)",
             vd_request_name(k), field, b->len, width, width == 8 ? "uint64" : "float32");
+    *n = b->len / width;
     if (*n == 0) return VD_OK; /* the engine names an empty batch */
     if (vd_proto__host_is_le() && (uintptr_t)b->data % width == 0) {
         *out = b->data;

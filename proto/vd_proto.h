@@ -130,7 +130,8 @@ typedef struct vd_proto_request {
  *     not a valid vectord.v1.Request") - nothing to answer but the connection;
  *   an error with *out != NULL: a Request whose operation's fields are malformed in wire
  *     terms ("delete: ids hold 12 bytes, not a multiple of 8 (little-endian uint64)", an
- *     unknown metric) - answer (*out)->request_id with err; the caller frees *out.
+ *     unknown metric) - answer (*out)->request_id with err; the caller frees *out. Only
+ *     request_id and op.kind are meaningful then.
  * Everything that needs the limits or the collection is the engine's to check. */
 vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_request **out,
                                   vd_err *err);

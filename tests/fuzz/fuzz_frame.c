@@ -87,10 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (len == 0 || len > max_frame) abort();
             vd_proto_request *r = NULL;
             uint64_t rid = 0;
-            vd_proto_request_decode(f, len, &r, &e);
+            vd_status s = vd_proto_request_decode(f, len, &r, &e);
             if (r) {
                 rid = r->request_id;
-                touch_request(r);
+                if (s == VD_OK) touch_request(r);
                 vd_proto_request_free(r);
             }
             size_t flen = 0;
