@@ -42,13 +42,13 @@ static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_o
         return vd_err_set(err, VD_INVALID,
                           "create_collection %s: dim %" PRIu32 " is outside 1..%" PRIu32, c->name,
                           c->dim, e->limits.max_dim);
-    op->kind = VD_OP_CREATE;
+    *op = (vd_op){.kind = VD_OP_CREATE,
+                  .params = {.dim = c->dim,
+                             .metric = c->metric,
+                             .m = c->m,
+                             .ef_construction = c->ef_construction,
+                             .ef_search = c->ef_search}};
     snprintf(op->params.name, sizeof op->params.name, "%s", c->name);
-    op->params.dim = c->dim;
-    op->params.metric = c->metric;
-    op->params.m = c->m;
-    op->params.ef_construction = c->ef_construction;
-    op->params.ef_search = c->ef_search;
     return VD_OK;
 }
 
@@ -96,13 +96,13 @@ static vd_status prepare_upsert(const vd_engine *e, const vd_upsert_req *u, vd_w
                           " dims x 4 bytes = %" PRIu64 " expected (collection %s)",
                           u->n_floats * 4, u->n_ids, dim, expect * 4, u->collection);
     if ((s = payload_arrays(u, w, err)) != VD_OK) return s;
-    w->op.kind = VD_OP_UPSERT;
-    w->op.collection = u->collection;
-    w->op.ids = u->ids;
-    w->op.n = u->n_ids;
-    w->op.vectors = u->vectors;
-    w->op.payloads = w->payload_ptrs;
-    w->op.payload_lens = w->payload_lens;
+    w->op = (vd_op){.kind = VD_OP_UPSERT,
+                    .collection = u->collection,
+                    .ids = u->ids,
+                    .n = u->n_ids,
+                    .vectors = u->vectors,
+                    .payloads = w->payload_ptrs,
+                    .payload_lens = w->payload_lens};
     return VD_OK;
 }
 
@@ -116,18 +116,17 @@ vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write 
         s = prepare_create(e, &req->create, &w->op, err);
         break;
     case VD_REQ_DROP:
-        w->op.kind = VD_OP_DROP;
-        w->op.collection = req->name;
+        w->op = (vd_op){.kind = VD_OP_DROP, .collection = req->name};
         break;
     case VD_REQ_UPSERT:
         s = prepare_upsert(e, &req->upsert, w, err);
         break;
     case VD_REQ_DELETE:
         s = vd_engine__check_batch(e, VD_REQ_DELETE, req->del.n_ids, err);
-        w->op.kind = VD_OP_DELETE;
-        w->op.collection = req->del.collection;
-        w->op.ids = req->del.ids;
-        w->op.n = req->del.n_ids;
+        w->op = (vd_op){.kind = VD_OP_DELETE,
+                        .collection = req->del.collection,
+                        .ids = req->del.ids,
+                        .n = req->del.n_ids};
         break;
     default:
         s = vd_err_set(err, VD_INTERNAL, "%s is not a write operation", vd_request_name(req->kind));
