@@ -57,6 +57,7 @@ COMMON_SRC  := $(wildcard common/*.c)
 INDEX_SRC   := $(wildcard index/*.c)
 STORAGE_SRC := $(wildcard storage/*.c)
 INGEST_SRC  := $(wildcard ingest/*.c)
+ENGINE_SRC  := $(wildcard engine/*.c)
 PROTO_SRC   := $(filter-out proto/vectord.pb-c.c,$(wildcard proto/*.c))
 DAEMON_SRC  := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -68,8 +69,8 @@ GEN_PB_H := $(B)/gen/proto/vectord.pb-c.h
 PY_PB    := client/python/vectord/vectord_pb2.py
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
-LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(PROTO_SRC) \
-                     $(DAEMON_SRC)) \
+LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(ENGINE_SRC) \
+                     $(PROTO_SRC) $(DAEMON_SRC)) \
            $(B)/obj/gen/vectord.pb-c.o
 LIB := $(B)/libvectord.a
 

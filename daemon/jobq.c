@@ -1,8 +1,10 @@
-/* daemon/jobq.c: the FIFO between the loop thread and the worker threads.
+/* daemon/jobq.c: the FIFOs between the loop thread and the worker threads, both ways.
  *
  * A mutex, a condition variable and an intrusive singly linked list (jobs carry `next`), so
  * pushing never allocates and cannot fail. FIFO order matters for the writer: the writes of
- * one connection reach it, and so are committed, in the order they were sent.
+ * one connection reach it, and so are committed, in the order they were sent. The way back
+ * is a queue too (srv->doneq), drained by the loop thread without waiting when
+ * uv_async_send wakes it; the loop never blocks on a condition variable.
  * Rejected: a lock-free MPMC ring - at most a few hundred thousand jobs per second cross it,
  * where a mutex costs far less than the work each job does, and a ring needs a size bound
  * that backpressure already provides per connection. */
@@ -63,6 +65,24 @@ vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max)
 vd_job *vd_jobq_pop(vd_jobq *q)
 {
     return vd_jobq_pop_all(q, 1);
+}
+
+vd_job *vd_jobq_take_all(vd_jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    vd_job *list = q->head;
+    q->head = q->tail = NULL;
+    q->n = 0;
+    pthread_mutex_unlock(&q->mu);
+    return list;
+}
+
+void vd_job_done(vd_server *srv, vd_job *j)
+{
+    vd_proto_request_free(j->req);
+    j->req = NULL;
+    vd_jobq_push(&srv->doneq, j);
+    uv_async_send(&srv->done_async);
 }
 
 void vd_jobq_close(vd_jobq *q)

@@ -3,9 +3,10 @@
  *
  * Every libuv handle lives and dies on this thread. A request's life: bytes land directly in
  * the connection's frame decoder (alloc_cb hands out the decoder's tail), complete frames are
- * unpacked into a Request, Hello is answered here, reads go to srv->readq (reader pool) and
- * writes to srv->writeq (the writer). Workers pack the response and hand the job back
- * through the done list + uv_async_send; on_done writes the frame with one uv_write.
+ * decoded (proto/) into a domain request, Hello is answered here, reads go to srv->readq
+ * (reader pool) and writes to srv->writeq (the writer), both of which execute them through
+ * the engine. Workers encode the response and hand the job back through srv->doneq +
+ * uv_async_send; on_done writes the frame with one uv_write.
  *
  * Connection lifetime: a vd_conn is freed only when its handle is closed AND no job of it is
  * still with a worker (conn->inflight == 0), so a worker finishing late finds a live struct
@@ -19,10 +20,14 @@
  * without reading thus stalls only itself, and one whose answers stop draining for the idle
  * timeout is cut.
  *
- * Broken framing (length 0 or > max_frame) or an undecodable frame: an error response with
- * request_id 0, then the connection is shut down (pending writes flushed) and closed. The
- * protocol state before Hello is strict: anything else first is FAILED_PRECONDITION, a bad
- * token UNAUTHENTICATED, both followed by a close.
+ * Errors and request ids: an error that answers a decoded request carries its request_id;
+ * request_id 0 is for what answers no request (broken framing - length 0 or > max_frame -,
+ * an undecodable frame, idle timeout, too many connections, shutting down), and those are
+ * always followed by a close: the connection is shut down (pending writes flushed) and
+ * closed. The protocol state before Hello is strict: anything else first is
+ * FAILED_PRECONDITION (UNAUTHENTICATED on a server with a token), an unsupported version
+ * FAILED_PRECONDITION, a bad token UNAUTHENTICATED, each followed by a close. A request the
+ * codec refuses (ids not whole uint64s...) gets its error here and the connection goes on.
  *
  * Shutdown on SIGINT/SIGTERM: stop accepting and reading, let every job with the workers
  * finish (the writer commits what it was given and acknowledges it), flush responses with
@@ -30,7 +35,8 @@
  * handles so uv_run returns; the caller then joins the threads and closes the store.
  * Rejected: a thread per connection (hundreds of idle clients would cost hundreds of
  * stacks); decoding protobuf on the workers (Hello ordering and dispatch need the op on the
- * loop thread anyway, and unpacking is a memcpy-speed pass). */
+ * loop thread anyway, and decoding is one memcpy-speed unpack: the arrays are then read in
+ * place). */
 #include "daemon/server_int.h"
 
 #include <errno.h>
@@ -226,7 +232,7 @@ static void conn_send(vd_conn *c, uint8_t *data, size_t len)
     }
 }
 
-static void conn_send_error(vd_conn *c, uint64_t rid, vd_pb_code code, const char *msg)
+static void conn_send_error(vd_conn *c, uint64_t rid, vd_code code, const char *msg)
 {
     size_t len = 0;
     uint8_t *f = vd_proto_error_frame(rid, code, msg, &len);
@@ -234,8 +240,9 @@ static void conn_send_error(vd_conn *c, uint64_t rid, vd_pb_code code, const cha
     conn_send(c, f, len);
 }
 
-/* Connection-level failure: error response (request_id as known, else 0), then close. */
-static void conn_fail(vd_conn *c, uint64_t rid, vd_pb_code code, const char *msg)
+/* Connection-level failure: error response (the request's id, or 0 when it answers none),
+ * then close. */
+static void conn_fail(vd_conn *c, uint64_t rid, vd_code code, const char *msg)
 {
     client_log(c->srv, VD_LOG_WARN, "connection %" PRIu64 " from %s: %s: %s; closing", c->id,
                c->peer, vd_proto_code_name(code), msg);
@@ -299,19 +306,6 @@ static void conn_finish_if_eof(vd_conn *c)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-static vd_job *job_new(vd_conn *c, vd_pb_request *req, size_t bytes)
-{
-    vd_job *j = vd_calloc(1, sizeof *j);
-    if (!j) return NULL;
-    j->srv = c->srv;
-    j->conn = c;
-    j->req = req;
-    j->request_id = req->request_id;
-    j->req_bytes = bytes;
-    j->t_start_ns = vd_now_ns();
-    return j;
-}
-
 static int token_matches(const vd_server *srv, const char *tok)
 {
     /* Constant time in the token's content: every byte of the longer string is looked at. */
@@ -324,105 +318,93 @@ static int token_matches(const vd_server *srv, const char *tok)
     return diff == 0;
 }
 
-static void answer_hello(vd_conn *c, const vd_pb_request *q)
+static void answer_hello(vd_conn *c, const vd_proto_request *q)
 {
     vd_server *srv = c->srv;
-    const Vectord__V1__HelloRequest *h = q->hello;
+    const vd_hello *h = &q->hello;
     char msg[256];
     if (h->protocol_version != VD_PROTOCOL_VERSION) {
         snprintf(msg, sizeof msg,
                  "protocol_version %" PRIu32 " is not supported; this server speaks %u",
                  h->protocol_version, VD_PROTOCOL_VERSION);
-        conn_fail(c, q->request_id, VECTORD__V1__CODE__FAILED_PRECONDITION, msg);
+        conn_fail(c, q->request_id, VD_CODE_FAILED_PRECONDITION, msg);
         return;
     }
-    if (srv->token && !token_matches(srv, h->token ? h->token : "")) {
-        conn_fail(c, q->request_id, VECTORD__V1__CODE__UNAUTHENTICATED,
-                  h->token && h->token[0] ? "invalid token"
-                                          : "this server requires a token in hello");
+    if (srv->token && !token_matches(srv, h->token)) {
+        conn_fail(c, q->request_id, VD_CODE_UNAUTHENTICATED,
+                  h->token[0] ? "invalid token" : "this server requires a token in hello");
         return;
     }
     if (!c->hello_ok)
         vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s: hello from %s", c->id, c->peer,
-               h->client_name && h->client_name[0] ? h->client_name : "unnamed client");
+               h->client_name[0] ? h->client_name : "unnamed client");
     c->hello_ok = 1;
-    const vd_limits *l = &srv->cfg.limits;
-    Vectord__V1__Limits lim = VECTORD__V1__LIMITS__INIT;
-    lim.max_frame_bytes = l->max_frame_bytes;
-    lim.max_batch = l->max_batch;
-    lim.max_k = l->max_k;
-    lim.max_dim = l->max_dim;
-    lim.max_connections = l->max_connections;
-    lim.idle_timeout_ms = l->idle_timeout_ms;
-    Vectord__V1__HelloResponse hr = VECTORD__V1__HELLO_RESPONSE__INIT;
-    hr.protocol_version = VD_PROTOCOL_VERSION;
-    hr.server_version = VD_VERSION_STRING;
-    hr.limits = &lim;
-    Vectord__V1__Status st = VECTORD__V1__STATUS__INIT;
-    Vectord__V1__Response r = VECTORD__V1__RESPONSE__INIT;
-    r.request_id = q->request_id;
-    r.status = &st;
-    r.result_case = VECTORD__V1__RESPONSE__RESULT_HELLO;
-    r.hello = &hr;
     uint8_t *f = NULL;
     size_t len = 0;
-    vd_proto_response_frame(&r, UINT32_MAX, &f, &len, NULL);
+    vd_proto_encode_hello(q->request_id, &srv->cfg.limits, VD_VERSION_STRING, &f, &len, NULL);
     conn_send(c, f, len);
 }
 
-static int is_write_op(int op)
+/* Anything but Hello first. On a server with a token the code says what is missing. */
+static void refuse_before_hello(vd_conn *c, const vd_proto_request *q)
 {
-    return op == VECTORD__V1__REQUEST__OP_CREATE_COLLECTION ||
-           op == VECTORD__V1__REQUEST__OP_DROP_COLLECTION ||
-           op == VECTORD__V1__REQUEST__OP_UPSERT || op == VECTORD__V1__REQUEST__OP_DELETE;
+    char msg[256];
+    int token = c->srv->token != NULL;
+    snprintf(msg, sizeof msg, "%sthe first request on a connection must be hello, got %s",
+             token ? "this server requires a token in hello; " : "", vd_request_name(q->op.kind));
+    conn_fail(c, q->request_id, token ? VD_CODE_UNAUTHENTICATED : VD_CODE_FAILED_PRECONDITION, msg);
+}
+
+/* Hands a decoded operation (taking ownership of q) to the reader pool or the writer. */
+static void dispatch(vd_conn *c, vd_proto_request *q, size_t bytes)
+{
+    vd_server *srv = c->srv;
+    vd_job *j = vd_calloc(1, sizeof *j);
+    if (!j) {
+        conn_send_error(c, q->request_id, VD_CODE_RESOURCE_EXHAUSTED, "server out of memory");
+        vd_proto_request_free(q);
+        return;
+    }
+    j->conn = c;
+    j->req = q;
+    j->request_id = q->request_id;
+    j->kind = q->op.kind;
+    j->req_bytes = bytes;
+    c->inflight++;
+    c->inflight_bytes += bytes;
+    srv->inflight_total++;
+    srv->inflight_bytes_total += bytes;
+    vd_jobq_push(vd_request_is_write(j->kind) ? &srv->writeq : &srv->readq, j);
 }
 
 static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
 {
     vd_server *srv = c->srv;
-    vd_pb_request *q = NULL;
+    vd_proto_request *q = NULL;
     vd_err err;
-    atomic_fetch_add(&srv->requests_total, 1);
-    if (vd_proto_request_decode(body, len, &q, &err) != VD_OK) {
-        conn_fail(c, 0, VECTORD__V1__CODE__INVALID_ARGUMENT, err.msg);
-        return;
-    }
     char msg[256];
-    if (q->op_case == VECTORD__V1__REQUEST__OP_HELLO) {
+    atomic_fetch_add(&srv->requests_total, 1);
+    vd_status s = vd_proto_request_decode(body, len, &q, &err);
+    if (!q) {
+        conn_fail(c, 0, vd_proto_code_of(s), err.msg);
+        return;
+    }
+    if (q->is_hello) {
         answer_hello(c, q);
-        vd_proto_request_free(q);
-        return;
-    }
-    if (!c->hello_ok) {
-        snprintf(msg, sizeof msg, "the first request on a connection must be hello, got %s",
-                 vd_proto_op_name(q->op_case));
-        conn_fail(c, q->request_id,
-                  srv->token ? VECTORD__V1__CODE__UNAUTHENTICATED
-                             : VECTORD__V1__CODE__FAILED_PRECONDITION,
-                  msg);
-        vd_proto_request_free(q);
-        return;
-    }
-    if (q->op_case == VECTORD__V1__REQUEST__OP__NOT_SET) {
+    } else if (!c->hello_ok) {
+        refuse_before_hello(c, q);
+    } else if (s != VD_OK) {
+        conn_send_error(c, q->request_id, vd_proto_code_of(s), err.msg);
+    } else if (q->op.kind == VD_REQ_NONE) {
         snprintf(msg, sizeof msg,
                  "request %" PRIu64 " names no operation (unknown to protocol version %u)",
                  q->request_id, VD_PROTOCOL_VERSION);
-        conn_send_error(c, q->request_id, VECTORD__V1__CODE__UNIMPLEMENTED, msg);
-        vd_proto_request_free(q);
+        conn_send_error(c, q->request_id, VD_CODE_UNIMPLEMENTED, msg);
+    } else {
+        dispatch(c, q, len);
         return;
     }
-    vd_job *j = job_new(c, q, len);
-    if (!j) {
-        conn_send_error(c, q->request_id, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
-                        "server out of memory");
-        vd_proto_request_free(q);
-        return;
-    }
-    c->inflight++;
-    c->inflight_bytes += len;
-    srv->inflight_total++;
-    srv->inflight_bytes_total += len;
-    vd_jobq_push(is_write_op(q->op_case) ? &srv->writeq : &srv->readq, j);
+    vd_proto_request_free(q);
 }
 
 /* Dispatches buffered frames until none is complete, the connection closes, or a limit
@@ -471,7 +453,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == UV_ENOBUFS) {
-        conn_fail(c, 0, VECTORD__V1__CODE__RESOURCE_EXHAUSTED,
+        conn_fail(c, 0, VD_CODE_RESOURCE_EXHAUSTED,
                   "server out of memory for this connection's frame");
         return;
     }
@@ -538,14 +520,14 @@ static void on_connection(uv_stream_t *listener, int status)
     peer_name(c);
     uv_tcp_nodelay(&c->tcp, 1);
     if (srv->stopping) {
-        conn_fail(c, 0, VECTORD__V1__CODE__UNAVAILABLE, "server is shutting down");
+        conn_fail(c, 0, VD_CODE_UNAVAILABLE, "server is shutting down");
         return;
     }
     if (srv->n_conns >= srv->cfg.limits.max_connections) {
         char msg[128];
         snprintf(msg, sizeof msg, "too many connections (max_connections %" PRIu32 ")",
                  srv->cfg.limits.max_connections);
-        conn_fail(c, 0, VECTORD__V1__CODE__RESOURCE_EXHAUSTED, msg);
+        conn_fail(c, 0, VD_CODE_RESOURCE_EXHAUSTED, msg);
         return;
     }
     c->counted = 1;
@@ -561,26 +543,10 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- completions from workers ------------------------------------------------------------- */
 
-void vd_server__complete(vd_server *srv, vd_job *j)
-{
-    pthread_mutex_lock(&srv->done_mu);
-    j->next = NULL;
-    if (srv->done_tail)
-        srv->done_tail->next = j;
-    else
-        srv->done_head = j;
-    srv->done_tail = j;
-    pthread_mutex_unlock(&srv->done_mu);
-    uv_async_send(&srv->done_async);
-}
-
 static void on_done(uv_async_t *a)
 {
     vd_server *srv = a->data;
-    pthread_mutex_lock(&srv->done_mu);
-    vd_job *list = srv->done_head;
-    srv->done_head = srv->done_tail = NULL;
-    pthread_mutex_unlock(&srv->done_mu);
+    vd_job *list = vd_jobq_take_all(&srv->doneq);
     while (list) {
         vd_job *j = list;
         list = j->next;
@@ -635,7 +601,7 @@ static void on_sweep(uv_timer_t *t)
             client_log(srv, VD_LOG_INFO,
                        "connection %" PRIu64 " from %s idle for %" PRIu32 " ms; closing", c->id,
                        c->peer, srv->cfg.limits.idle_timeout_ms);
-            conn_send_error(c, 0, VECTORD__V1__CODE__UNAVAILABLE, msg);
+            conn_send_error(c, 0, VD_CODE_UNAVAILABLE, msg);
             conn_close_graceful(c);
         }
     }
@@ -799,22 +765,10 @@ static void on_load_progress(void *ctx, size_t done, size_t total)
     vd_log(VD_LOG_INFO, "loading: %zu / %zu points", done, total);
 }
 
-int vd_server_run(const vd_server_config *cfg)
+/* Opens the data directory (logging the load) and the engine over it. */
+static int open_data(vd_server *srv)
 {
-    vd_server *srv = vd_calloc(1, sizeof *srv);
-    int status = 1, loop_ok = 0, done_mu_ok = 0, rq_ok = 0, wq_ok = 0;
-    if (!srv) {
-        vd_log(VD_LOG_ERROR, "out of memory");
-        return 1;
-    }
-    srv->cfg = *cfg;
-    srv->start_ns = vd_now_ns();
-    vd_log_set_level(cfg->log_level);
-    signal(SIGPIPE, SIG_IGN);
-    vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads",
-           VD_VERSION_STRING, cfg->data_dir, cfg->threads);
-
-    if (cfg->token_file && read_token(srv, cfg->token_file) != 0) goto fail;
+    const vd_server_config *cfg = &srv->cfg;
     vd_store_options opt = {0};
     opt.create = 1;
     opt.n_threads = cfg->threads;
@@ -824,20 +778,26 @@ int vd_server_run(const vd_server_config *cfg)
     opt.load_progress_ctx = &last_progress_ns;
     if (vd_store_open(cfg->data_dir, &opt, &srv->store, &err) != VD_OK) {
         vd_log(VD_LOG_ERROR, "cannot open data directory %s: %s", cfg->data_dir, err.msg);
-        goto fail;
+        return -1;
     }
     vd_log(VD_LOG_INFO, "opened %s in %.2f s", cfg->data_dir, (double)(vd_now_ns() - t0) / 1e9);
     log_collections(srv);
+    /* The engine enforces the limits the Hello reply announces. */
+    vd_engine_limits lim = {.max_batch = cfg->limits.max_batch,
+                            .max_k = cfg->limits.max_k,
+                            .max_dim = cfg->limits.max_dim,
+                            .max_response_bytes = cfg->limits.max_frame_bytes};
+    if (vd_engine_new(srv->store, &lim, &srv->engine, &err) != VD_OK) {
+        vd_log(VD_LOG_ERROR, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
 
-    if (uv_loop_init(&srv->loop) != 0) goto fail;
-    loop_ok = 1;
-    if (pthread_mutex_init(&srv->done_mu, NULL) != 0) goto fail;
-    done_mu_ok = 1;
-    if (vd_jobq_init(&srv->readq) != 0) goto fail;
-    rq_ok = 1;
-    if (vd_jobq_init(&srv->writeq) != 0) goto fail;
-    wq_ok = 1;
-
+/* The loop's own handles: the done wake-up, the idle sweep, the shutdown timer, signals. */
+static void init_loop_handles(vd_server *srv)
+{
+    uint32_t idle_ms = srv->cfg.limits.idle_timeout_ms;
     uv_async_init(&srv->loop, &srv->done_async, on_done);
     srv->done_async.data = srv;
     uv_timer_init(&srv->loop, &srv->sweep_timer);
@@ -850,39 +810,70 @@ int vd_server_run(const vd_server_config *cfg)
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
     uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
     uint64_t sweep_ms = 1000;
-    if (cfg->limits.idle_timeout_ms && cfg->limits.idle_timeout_ms / 4 < sweep_ms)
-        sweep_ms = cfg->limits.idle_timeout_ms / 4 ? cfg->limits.idle_timeout_ms / 4 : 1;
+    if (idle_ms && idle_ms / 4 < sweep_ms) sweep_ms = idle_ms / 4 ? idle_ms / 4 : 1;
     uv_timer_start(&srv->sweep_timer, on_sweep, sweep_ms, sweep_ms);
+}
 
-    srv->readers = vd_calloc(cfg->threads, sizeof *srv->readers);
-    if (!srv->readers) goto fail_loop;
-    for (uint32_t i = 0; i < cfg->threads; i++) {
+/* cfg.threads readers (at least one must start) and the writer. */
+static int start_workers(vd_server *srv)
+{
+    srv->readers = vd_calloc(srv->cfg.threads, sizeof *srv->readers);
+    if (!srv->readers) return -1;
+    for (uint32_t i = 0; i < srv->cfg.threads; i++) {
         if (pthread_create(&srv->readers[i], NULL, vd_reader__main, srv) != 0) break;
         srv->n_readers++;
     }
     if (srv->n_readers == 0 || pthread_create(&srv->writer, NULL, vd_writer__main, srv) != 0) {
         vd_log(VD_LOG_ERROR, "cannot start worker threads");
-        goto fail_loop;
+        return -1;
     }
     srv->writer_started = 1;
+    return 0;
+}
 
-    if (start_listening(srv) != 0) goto fail_loop;
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-    status = 0;
-    goto stop_threads;
-
-fail_loop:
-    /* Nothing was accepted: close what was opened and let the loop finish closing it. */
-    if (srv->listener.loop && !uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    close_loop_handles(srv);
-    uv_run(&srv->loop, UV_RUN_DEFAULT);
-stop_threads:
+static void stop_workers(vd_server *srv)
+{
     vd_jobq_close(&srv->readq);
     vd_jobq_close(&srv->writeq);
     for (uint32_t i = 0; i < srv->n_readers; i++)
         pthread_join(srv->readers[i], NULL);
     if (srv->writer_started) pthread_join(srv->writer, NULL);
+}
+
+int vd_server_run(const vd_server_config *cfg)
+{
+    vd_server *srv = vd_calloc(1, sizeof *srv);
+    int status = 1, loop_ok = 0, n_queues = 0;
+    if (!srv) {
+        vd_log(VD_LOG_ERROR, "out of memory");
+        return 1;
+    }
+    vd_jobq *queues[] = {&srv->readq, &srv->writeq, &srv->doneq};
+    srv->cfg = *cfg;
+    srv->start_ns = vd_now_ns();
+    vd_log_set_level(cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads",
+           VD_VERSION_STRING, cfg->data_dir, cfg->threads);
+
+    if (cfg->token_file && read_token(srv, cfg->token_file) != 0) goto fail;
+    if (open_data(srv) != 0) goto fail;
+    if (uv_loop_init(&srv->loop) != 0) goto fail;
+    loop_ok = 1;
+    for (; n_queues < (int)VD_ARRAY_LEN(queues); n_queues++)
+        if (vd_jobq_init(queues[n_queues]) != 0) goto fail;
+    init_loop_handles(srv);
+    if (start_workers(srv) == 0 && start_listening(srv) == 0) {
+        uv_run(&srv->loop, UV_RUN_DEFAULT);
+        status = 0;
+    } else {
+        /* Nothing was accepted: close what was opened and let the loop finish closing it. */
+        if (srv->listener.loop && !uv_is_closing((uv_handle_t *)&srv->listener))
+            uv_close((uv_handle_t *)&srv->listener, NULL);
+        close_loop_handles(srv);
+        uv_run(&srv->loop, UV_RUN_DEFAULT);
+    }
+    stop_workers(srv);
     if (status == 0)
         vd_log(VD_LOG_INFO,
                "stopped: %" PRIu64 " requests served, %" PRIu64 " writes committed in %" PRIu64
@@ -891,12 +882,12 @@ stop_threads:
                (uint64_t)atomic_load(&srv->ops_committed),
                (uint64_t)atomic_load(&srv->writes_committed));
 fail:
+    vd_engine_free(srv->engine);
     if (srv->store) vd_store_close(srv->store);
     if (loop_ok && uv_loop_close(&srv->loop) != 0)
         vd_log(VD_LOG_WARN, "event loop closed with handles still open");
-    if (wq_ok) vd_jobq_destroy(&srv->writeq);
-    if (rq_ok) vd_jobq_destroy(&srv->readq);
-    if (done_mu_ok) pthread_mutex_destroy(&srv->done_mu);
+    while (n_queues > 0)
+        vd_jobq_destroy(queues[--n_queues]);
     vd_free(srv->readers);
     vd_free(srv->token);
     vd_free(srv);

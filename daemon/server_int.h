@@ -1,17 +1,21 @@
 /* daemon/server_int.h: the server's internals shared by its files.
  *
- *   server.c       the libuv loop thread: listener, connections, framing, Hello, dispatch,
- *                  response writes, backpressure, idle timeout, signals and shutdown
- *   jobq.c         the locked job queues between the loop and the worker threads
- *   reader_pool.c  reader threads: search, get, list, info, count, stats
- *   writer.c       the writer thread: group commit of create/drop/upsert/delete
- *   reply.c        building response frames (any thread)
+ *   server.c       the libuv loop thread: listener, connections, framing, decoding (proto/),
+ *                  Hello, routing, response writes, backpressure, idle timeout, shutdown
+ *   jobq.c         the locked job queues between the loop and the worker threads, and the
+ *                  hand-back of a finished job (calls no other daemon file)
+ *   reader_pool.c  reader threads: run a read through the engine, answer it
+ *   writer.c       the writer thread: prepare, group commit and answer writes (engine/)
+ *   reply.c        a job's response frame from an engine result or an error (proto/)
+ *
+ * The daemon deals in domain values only: proto/ decodes frames into vd_request values and
+ * encodes vd_result values into frames; engine/ executes them against the store.
  *
  * Threads and ownership: a vd_job is created on the loop thread, owned by exactly one queue
- * or thread at a time (loop -> reader or writer queue -> worker -> done list -> loop), and
+ * or thread at a time (loop -> reader or writer queue -> worker -> done queue -> loop), and
  * freed on the loop thread. Workers never touch a vd_conn or any libuv handle: they only
- * fill job->frame and call vd_server__complete(), which appends to the done list under
- * done_mu and wakes the loop with uv_async_send. Counters read by stats are atomics. */
+ * fill job->frame and call vd_job_done(), which frees the request, queues the job on the
+ * done queue and wakes the loop with uv_async_send. Counters read by stats are atomics. */
 #ifndef VD_SERVER_INT_H
 #define VD_SERVER_INT_H
 
@@ -21,6 +25,7 @@
 #include <uv.h>
 
 #include "common/vd_common.h"
+#include "engine/vd_engine.h"
 #include "proto/vd_proto.h"
 #include "storage/vd_storage.h"
 
@@ -44,26 +49,19 @@ typedef struct vd_server vd_server;
 
 typedef struct vd_job {
     struct vd_job *next;
-    vd_server *srv;
-    vd_conn *conn;      /* loop thread only */
-    vd_pb_request *req; /* owned; freed by the worker once answered */
+    vd_conn *conn;         /* loop thread only */
+    vd_proto_request *req; /* owned; freed by vd_job_done once answered */
     uint64_t request_id;
+    vd_request_kind kind;
     size_t req_bytes; /* frame size, for per-connection accounting */
-    uint64_t t_start_ns;
     /* result: a complete response frame (header + body), owned */
     uint8_t *frame;
     size_t frame_len;
-    int failed; /* the response carries a non-OK status */
-    /* writer scratch (writer.c) */
-    vd_op op;
-    uint64_t *ids;
-    vd_floats vecs;
-    const uint8_t **payloads;
-    uint32_t *payload_lens;
+    vd_write write; /* the writer's prepared op */
 } vd_job;
 
-/* A blocking FIFO of jobs (jobq.c). Closing wakes every waiter; pop then drains what is left
- * and returns NULL only when the queue is closed and empty. */
+/* A FIFO of jobs (jobq.c). Closing wakes every waiter; pop then drains what is left and
+ * returns NULL only when the queue is closed and empty. */
 typedef struct vd_jobq {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -77,11 +75,13 @@ void vd_jobq_destroy(vd_jobq *q);
 void vd_jobq_push(vd_jobq *q, vd_job *j);
 vd_job *vd_jobq_pop(vd_jobq *q);                 /* blocks */
 vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max); /* blocks; up to max jobs as a list */
+vd_job *vd_jobq_take_all(vd_jobq *q);            /* never blocks; every job, or NULL */
 void vd_jobq_close(vd_jobq *q);
 
 struct vd_server {
     vd_server_config cfg;
     vd_store *store;
+    vd_engine *engine;
     uint8_t *token; /* NULL without --token-file */
     size_t token_len;
     uint64_t start_ns;
@@ -108,9 +108,7 @@ struct vd_server {
     uint8_t discard[16384]; /* input of connections being closed lands here */
 
     /* between threads */
-    pthread_mutex_t done_mu;
-    vd_job *done_head, *done_tail;
-    vd_jobq readq, writeq;
+    vd_jobq readq, writeq, doneq;
     pthread_t *readers;
     uint32_t n_readers;
     pthread_t writer;
@@ -124,21 +122,17 @@ struct vd_server {
 /* ---- worker side ---- */
 void *vd_reader__main(void *srv);
 void *vd_writer__main(void *srv);
-void vd_reader__execute(vd_server *srv, vd_job *j);
-/* Hands a finished job back to the loop thread (any thread). */
-void vd_server__complete(vd_server *srv, vd_job *j);
+/* A worker's last step with a job (any thread): frees its request, queues it on the done
+ * queue and wakes the loop thread, which sends j->frame. */
+void vd_job_done(vd_server *srv, vd_job *j);
 
 /* ---- replies (reply.c, any thread) ----
- * Each sets j->frame to a complete frame; a response too large for max_frame is replaced by
- * a RESOURCE_EXHAUSTED error. On allocation failure j->frame stays NULL and the loop closes
- * the connection (the client sees EOF, never a wrong answer). */
-void vd_reply(vd_server *srv, vd_job *j, Vectord__V1__Response *r);
-void vd_reply_error(vd_server *srv, vd_job *j, vd_pb_code code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-void vd_reply_status(vd_server *srv, vd_job *j, const vd_err *err); /* code from err->code */
-/* Wire <-> store metric. */
-Vectord__V1__Metric vd_metric_to_wire(vd_metric m);
-int vd_metric_from_wire(Vectord__V1__Metric w, vd_metric *out); /* 0 if unknown */
-void vd_info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionInfo *out);
+ * Each sets j->frame to a complete frame. On allocation failure j->frame stays NULL and the
+ * loop closes the connection (the client sees EOF, never a wrong answer). */
+/* The OK response for `res`, which is released. A result too large for max_frame becomes
+ * the RESOURCE_EXHAUSTED error instead. STATS results get the server's counters added. */
+void vd_reply_result(vd_server *srv, vd_job *j, vd_result *res);
+/* An error response: status s, its message err->msg. */
+void vd_reply_status(vd_server *srv, vd_job *j, vd_status s, const vd_err *err);
 
 #endif

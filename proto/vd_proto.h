@@ -1,12 +1,15 @@
-/* proto/vd_proto.h: the wire format around proto/vectord.proto - framing, request decoding
- * into checked views, response encoding, and the one table mapping vd_status to wire codes.
+/* proto/vd_proto.h: the wire format around proto/vectord.proto, both directions - framing,
+ * request frames decoded into the engine's domain values (engine/vd_engine.h), results
+ * encoded into response frames, and the one table mapping vd_status to wire codes. No
+ * other module sees a generated protobuf type (clients and tests that build raw messages
+ * include proto/vd_proto_pb.h).
  *
  * Framing: each message is a 4-byte big-endian unsigned length N (1..max_frame), then N bytes
  * of one protobuf message. See docs/protocol.md.
  *
  * Threads: a frame decoder belongs to one thread at a time (the connection's loop thread);
  * everything else here is pure and may be called from any thread.
- * Depends on protobuf-c and common/ only. */
+ * Depends on protobuf-c, common/, and the engine's types (no engine function is called). */
 #ifndef VD_PROTO_H
 #define VD_PROTO_H
 
@@ -14,14 +17,43 @@
 #include <stdint.h>
 
 #include "common/vd_common.h"
-#include "proto/vectord.pb-c.h"
+#include "engine/vd_engine.h"
 
 #define VD_PROTOCOL_VERSION 1u
 #define VD_FRAME_HEADER_BYTES 4u
 
-typedef Vectord__V1__Request vd_pb_request;
-typedef Vectord__V1__Response vd_pb_response;
-typedef Vectord__V1__Code vd_pb_code;
+/* ---- Status codes ------------------------------------------------------------------------
+ * The wire's Code enum (the gRPC canonical set), checked against vectord.proto at compile
+ * time. One table (proto/wire.c) maps every vd_status to its code; the reverse direction
+ * takes the first status listed for a code. */
+#define VD_CODE_MAP(X)        \
+    X(OK, 0)                  \
+    X(CANCELLED, 1)           \
+    X(UNKNOWN, 2)             \
+    X(INVALID_ARGUMENT, 3)    \
+    X(DEADLINE_EXCEEDED, 4)   \
+    X(NOT_FOUND, 5)           \
+    X(ALREADY_EXISTS, 6)      \
+    X(PERMISSION_DENIED, 7)   \
+    X(RESOURCE_EXHAUSTED, 8)  \
+    X(FAILED_PRECONDITION, 9) \
+    X(ABORTED, 10)            \
+    X(OUT_OF_RANGE, 11)       \
+    X(UNIMPLEMENTED, 12)      \
+    X(INTERNAL, 13)           \
+    X(UNAVAILABLE, 14)        \
+    X(DATA_LOSS, 15)          \
+    X(UNAUTHENTICATED, 16)
+
+typedef enum vd_code {
+#define X(name, value) VD_CODE_##name = value,
+    VD_CODE_MAP(X)
+#undef X
+} vd_code;
+
+vd_code vd_proto_code_of(vd_status s);
+vd_status vd_proto_status_of(vd_code code);
+const char *vd_proto_code_name(vd_code code); /* "INVALID_ARGUMENT"; "UNKNOWN_CODE" if unknown */
 
 /* Limits a server enforces and announces in its Hello reply. */
 typedef struct vd_limits {
@@ -33,13 +65,6 @@ typedef struct vd_limits {
     uint32_t idle_timeout_ms; /* 0 = never */
 } vd_limits;
 
-/* ---- Status codes ------------------------------------------------------------------------
- * One table (proto/message.c) maps every vd_status to its wire code; the reverse direction
- * takes the first status listed for a code. */
-vd_pb_code vd_proto_code_of(vd_status s);
-vd_status vd_proto_status_of(vd_pb_code code);
-const char *vd_proto_code_name(vd_pb_code code); /* "INVALID_ARGUMENT"; "CODE_<n>" if unknown */
-
 /* ---- Frame decoder -----------------------------------------------------------------------
  * Incremental: bytes arrive in any split (one byte at a time, many frames per read) and
  * complete frames come out. Input either goes straight into the decoder's buffer
@@ -47,7 +72,8 @@ const char *vd_proto_code_name(vd_pb_code code); /* "INVALID_ARGUMENT"; "CODE_<n
  * (vd_frame_push). The buffer holds at most one partial frame plus whatever one read
  * brought, so memory is bounded by max_frame + the read size.
  * Broken framing (length 0 or > max_frame) is sticky: every later vd_frame_next fails the
- * same way and the connection must be closed. */
+ * same way and the connection must be closed. A length over max_frame is refused as soon as
+ * its 4 bytes are in, before any of its body is read. */
 typedef struct vd_frame_decoder vd_frame_decoder; /* opaque */
 
 /* max_frame: largest accepted frame body in bytes (>= 1). On VD_OK *out owns a decoder. */
@@ -66,7 +92,8 @@ vd_status vd_frame_push(vd_frame_decoder *d, const uint8_t *data, size_t n, vd_e
  * *frame == NULL when no complete frame is buffered yet. The body stays valid until the next
  * vd_frame_reserve/vd_frame_push/vd_frame_decoder_free. Broken framing: VD_FULL for a length
  * over max_frame ("frame of 70000000 bytes exceeds max_frame_bytes 67108864"), VD_INVALID
- * for a zero length. */
+ * for a zero length ("zero-length frame (a frame holds 1..67108864 bytes after its 4-byte
+ * length)"). */
 vd_status vd_frame_next(vd_frame_decoder *d, const uint8_t **frame, uint32_t *len, vd_err *err);
 /* Bytes of a frame begun but not complete (0 at a frame boundary): a peer closing with
  * pending bytes sent a truncated frame. */
@@ -78,74 +105,65 @@ static inline void vd_frame_header_put(uint8_t *p, uint32_t len)
     vd_put_u32be(p, len);
 }
 
-/* ---- Requests ----------------------------------------------------------------------------- */
+/* ---- Requests ------------------------------------------------------------------------------ */
 
-/* Unpacks one frame body into a Request (allocated through vd_malloc). VD_INVALID when the
- * bytes are not a Request ("frame of 17 bytes is not a valid vectord.v1.Request"). */
-vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_pb_request **out,
+typedef struct vd_hello {
+    uint32_t protocol_version;
+    const char *token;       /* "" when not sent */
+    const char *client_name; /* "" when not sent */
+} vd_hello;
+
+/* A decoded request frame. Everything it points to (names, ids, vectors, payloads) lives in
+ * one allocation released by vd_proto_request_free; the arrays borrow the unpacked message's
+ * bytes where they are aligned little-endian data (protobuf-c allocates each bytes field,
+ * so on little-endian hosts always) and are converted copies otherwise. */
+typedef struct vd_proto_request {
+    uint64_t request_id;
+    int is_hello; /* a Hello: `hello` is set and op.kind is VD_REQ_NONE */
+    vd_hello hello;
+    vd_request op; /* VD_REQ_NONE when the request names no operation known to this version */
+} vd_proto_request;
+
+/* Decodes one frame body. Three outcomes:
+ *   VD_OK: *out owns the request;
+ *   an error with *out == NULL: the bytes are not a Request (VD_INVALID "frame of 17 bytes is
+ *     not a valid vectord.v1.Request") - nothing to answer but the connection;
+ *   an error with *out != NULL: a Request whose operation's fields are malformed in wire
+ *     terms ("delete: ids hold 12 bytes, not a multiple of 8 (little-endian uint64)", an
+ *     unknown metric) - answer (*out)->request_id with err; the caller frees *out. Only
+ *     request_id and op.kind are meaningful then.
+ * Everything that needs the limits or the collection is the engine's to check. */
+vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_request **out,
                                   vd_err *err);
-void vd_proto_request_free(vd_pb_request *r); /* NULL is a no-op */
-const char *vd_proto_op_name(int op_case);    /* "upsert"; "none" for NOT_SET */
+void vd_proto_request_free(vd_proto_request *r); /* NULL is a no-op */
 
-/* Little-endian uint64 ids from a `bytes` field: checks the length is a multiple of 8 and
- * 1 <= n <= max_batch ("what" names the operation in messages: "upsert"). On VD_OK *ids_out
- * is a new array (vd_free) of *n_out ids, decoded from little-endian. */
-vd_status vd_proto_ids(const ProtobufCBinaryData *b, const char *what, uint32_t max_batch,
-                       uint64_t **ids_out, size_t *n_out, vd_err *err);
+/* ---- Responses -----------------------------------------------------------------------------
+ * Each encoder allocates (vd_malloc) one whole frame, 4-byte header included, into *frame and
+ * *len, so the loop thread writes it with one uv_write. A response whose body would exceed
+ * max_frame is VD_FULL with the engine's one message for it (vd_engine_err_too_big), and
+ * nothing is allocated. */
 
-/* Float32 rows from a `bytes` field, row-major, dim floats each. The view borrows the
- * request's bytes when they are aligned (protobuf-c allocates them) and owns a copy
- * otherwise; it lives no longer than the request it came from. */
-typedef struct vd_floats {
-    const float *v;
-    size_t n_rows;
-    float *owned; /* NULL when borrowing */
-} vd_floats;
-void vd_floats_free(vd_floats *f); /* releases `owned`, zeroes the view */
+/* What a server adds to the engine's stats in a StatsResponse. */
+typedef struct vd_server_stats {
+    const char *server_version;
+    uint64_t uptime_s;
+    uint32_t connections;
+    uint64_t requests_total, errors_total;
+    uint64_t writes_committed; /* LMDB transactions */
+    uint64_t ops_committed;    /* write requests acknowledged */
+    uint32_t reader_threads;
+} vd_server_stats;
 
-/* Upsert vectors: exactly n_ids * dim * 4 bytes, else VD_INVALID "vectors hold 1532 bytes,
- * 4 ids x 96 dims x 4 bytes = 1536 expected (collection docs)". */
-vd_status vd_proto_vectors(const ProtobufCBinaryData *b, size_t n_ids, uint32_t dim,
-                           const char *collection, vd_floats *out, vd_err *err);
-/* Search queries: a whole number nq >= 1 of dim-float rows, nq <= max_batch. */
-vd_status vd_proto_queries(const ProtobufCBinaryData *b, uint32_t dim, const char *collection,
-                           uint32_t max_batch, vd_floats *out, vd_err *err);
-/* k in 1..max_k. */
-vd_status vd_proto_check_k(uint32_t k, uint32_t max_k, vd_err *err);
-
-/* Upsert payloads: none, or exactly n entries; an empty entry means "no payload". On VD_OK
- * *ptrs and *lens are new arrays of n entries (NULL pointer = none), or both NULL when the
- * request carries no payloads. The pointers borrow from the request. JSON validity is the
- * store's to check. */
-vd_status vd_proto_payloads(const Vectord__V1__UpsertRequest *u, size_t n_ids,
-                            const uint8_t ***ptrs, uint32_t **lens, vd_err *err);
-
-/* CreateCollection: dim in 1..max_dim, metric specified. Name, m and ef bounds are the
- * store's to check. */
-vd_status vd_proto_check_create(const Vectord__V1__CreateCollectionRequest *c, uint32_t max_dim,
+/* The OK response carrying `res` (any kind but NONE; `srv` is read for STATS only and may be
+ * NULL otherwise). The result's arrays are converted to little-endian in place (nothing to
+ * do on little-endian hosts) and copied into the frame; release res afterwards as usual. */
+vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_server_stats *srv,
+                                 uint32_t max_frame, uint8_t **frame, size_t *len, vd_err *err);
+/* The Hello reply: protocol version, server version, limits. */
+vd_status vd_proto_encode_hello(uint64_t request_id, const vd_limits *limits,
+                                const char *server_version, uint8_t **frame, size_t *len,
                                 vd_err *err);
-
-/* ---- Responses ---------------------------------------------------------------------------- */
-
-/* Frame size (header + body) of a response. */
-size_t vd_proto_response_frame_size(const vd_pb_response *r);
-/* Packs header + body into dst (room for vd_proto_response_frame_size bytes); returns the
- * number of bytes written. */
-size_t vd_proto_response_pack(const vd_pb_response *r, uint8_t *dst);
-/* Allocates (vd_malloc) and packs a whole frame. VD_FULL when the body would exceed
- * max_frame ("response of N bytes exceeds max_frame_bytes M"), nothing allocated then. */
-vd_status vd_proto_response_frame(const vd_pb_response *r, uint32_t max_frame, uint8_t **out,
-                                  size_t *len_out, vd_err *err);
-/* A response carrying only a status, as an allocated frame. NULL on allocation failure. */
-uint8_t *vd_proto_error_frame(uint64_t request_id, vd_pb_code code, const char *msg,
-                              size_t *len_out);
-
-/* Unpacks a response body (clients and tests). */
-vd_status vd_proto_response_decode(const uint8_t *body, size_t len, vd_pb_response **out,
-                                   vd_err *err);
-void vd_proto_response_free(vd_pb_response *r); /* NULL is a no-op */
-
-/* The protobuf-c allocator routing through vd_malloc/vd_free. */
-extern ProtobufCAllocator vd_proto_allocator;
+/* A response carrying only a status. NULL on allocation failure. */
+uint8_t *vd_proto_error_frame(uint64_t request_id, vd_code code, const char *msg, size_t *len);
 
 #endif

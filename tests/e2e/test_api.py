@@ -283,6 +283,24 @@ def test_server_message_names_the_problem(client, name):
     assert ei.value.code == vectord.Code.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("dims", [32, 8, 20])  # a multiple, a fraction, a non-multiple of 16
+def test_query_of_another_dim_is_refused_naming_both_dims(client, name, dims):
+    """Issue 16: a 32-float query on a 16-dim collection used to come back as two rows."""
+    client.create_collection(name, dim=16, metric="l2")
+    client.upsert(name, [1, 2], np.ones((2, 16)))
+    want = f"search: query has {dims} dims, collection {name} expects 16"
+    calls = [lambda: client.knn(name, np.ones((1, dims), np.float32), k=3),
+             lambda: client.knn(name, np.ones((3, dims)), k=1),
+             lambda: client.search(name, np.ones(dims), k=3),
+             lambda: client.search(name, [[1.0] * dims], k=3, with_payload=False)]
+    for call in calls:
+        with pytest.raises(vectord.InvalidArgument) as ei:
+            call()
+        assert ei.value.message == want
+    ids, _ = client.knn(name, np.ones((2, 16)), k=1)  # the right dim still works
+    assert ids.shape == (2, 1)
+
+
 def test_stats(client, name):
     client.create_collection(name, dim=2, metric="l2")
     client.upsert(name, [1], [[1, 2]])

@@ -82,6 +82,51 @@ def test_bad_requests_get_invalid_argument_and_change_nothing(server, client, co
     assert coll + "_x" not in [c.name for c in client.list_collections()]
 
 
+def search_req(name, n_floats, dim=None, k=1):
+    req = pb.Request()
+    req.search.collection = name
+    req.search.queries = np.ones(n_floats, dtype="<f4").tobytes()
+    req.search.k = k
+    if dim is not None:
+        req.search.dim = dim
+    return req
+
+
+@pytest.mark.parametrize("n_floats", [4, 1, 3])  # a multiple, a fraction, a non-multiple of 2
+def test_search_that_says_its_dim_must_match_the_collection(server, client, coll, n_floats):
+    conn = raw_connection(server.address)
+    try:
+        with pytest.raises(vectord.InvalidArgument) as ei:
+            send(conn, search_req(coll, n_floats, dim=n_floats))
+        assert ei.value.message == f"search: query has {n_floats} dims, collection {coll} expects 2"
+        # the collection's own dim, but not whole rows of it
+        if n_floats % 2:
+            with pytest.raises(vectord.InvalidArgument) as ei:
+                send(conn, search_req(coll, n_floats, dim=2))
+            assert "not a multiple of 8 (2 dims x 4 bytes" in ei.value.message
+        else:
+            assert send(conn, search_req(coll, n_floats, dim=2)).search.nq == n_floats // 2
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("n_floats", [4, 1, 3])
+def test_search_from_a_client_without_dim_is_served_as_before(server, client, coll, n_floats):
+    """A client older than SearchRequest.dim: rows of the collection's dim, as always."""
+    conn = raw_connection(server.address)
+    try:
+        if n_floats % 2 == 0:
+            r = send(conn, search_req(coll, n_floats)).search
+            assert (r.nq, r.k, len(r.ids)) == (n_floats // 2, 1, n_floats // 2 * 8)
+        else:
+            with pytest.raises(vectord.InvalidArgument) as ei:
+                send(conn, search_req(coll, n_floats))
+            assert ei.value.message == (f"search: queries hold {4 * n_floats} bytes, not a "
+                                        f"multiple of 8 (2 dims x 4 bytes, collection {coll})")
+    finally:
+        conn.close()
+
+
 def test_request_before_hello_is_refused(server):
     host, port = server.address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:

@@ -130,7 +130,7 @@ static void expect_in(const char *test, vd_pb_response *r, int code, const char 
     const char *log = getenv("VD_BADINPUT_LOG");
     FILE *f = log ? fopen(log, "a") : NULL;
     if (f) {
-        fprintf(f, "%s: %s: %s\n", test, vd_proto_code_name((vd_pb_code)vdt_code(r)),
+        fprintf(f, "%s: %s: %s\n", test, vd_proto_code_name((vd_code)vdt_code(r)),
                 vdt_msg(r));
         fclose(f);
     }
@@ -164,9 +164,35 @@ END_TEST
 
 START_TEST(wrong_dimension_search)
 {
-    float q[5] = {0};
-    expect(vdt_search(&C, "docs", q, sizeof q, 3, 0, 0), CODE(INVALID_ARGUMENT),
+    float q[8] = {6.9f, 0, 0, 0, 2.1f, 0, 0, 0};
+    /* A request that says its dim (SearchRequest.dim): twice the row, half of it, and a
+     * length that is no multiple are all the same error, naming both dims. */
+    expect(vdt_search_dim(&C, "docs", q, 8 * 4, 8, 3, 0, 0), CODE(INVALID_ARGUMENT),
+           "search: query has 8 dims, collection docs expects 4", NULL);
+    expect(vdt_search_dim(&C, "docs", q, 2 * 4, 2, 3, 0, 0), CODE(INVALID_ARGUMENT),
+           "search: query has 2 dims, collection docs expects 4", NULL);
+    expect(vdt_search_dim(&C, "docs", q, 5 * 4, 5, 3, 0, 0), CODE(INVALID_ARGUMENT),
+           "search: query has 5 dims, collection docs expects 4", NULL);
+    /* the right dim, but not whole rows of it */
+    expect(vdt_search_dim(&C, "docs", q, 6 * 4, 4, 3, 0, 0), CODE(INVALID_ARGUMENT),
+           "search: queries hold 24 bytes, not a multiple of 16", "collection docs");
+    /* An old client (no dim): a fraction or a non-multiple of the row is refused; a multiple
+     * is read as that many queries, as before the field existed. */
+    expect(vdt_search(&C, "docs", q, 5 * 4, 3, 0, 0), CODE(INVALID_ARGUMENT),
            "queries hold 20 bytes, not a multiple of 16", "collection docs");
+    expect(vdt_search(&C, "docs", q, 2 * 4, 3, 0, 0), CODE(INVALID_ARGUMENT),
+           "queries hold 8 bytes, not a multiple of 16", "collection docs");
+    vd_pb_response *r = vdt_search(&C, "docs", q, 8 * 4, 1, 0, 0);
+    ck_assert_int_eq(vdt_code(r), 0);
+    ck_assert_uint_eq(r->search->nq, 2);
+    ck_assert_uint_eq(vdt_hit_id(r, 0), 7);
+    ck_assert_uint_eq(vdt_hit_id(r, 1), 2);
+    vd_proto_response_free(r);
+    /* and with the dim said, the same two queries */
+    r = vdt_search_dim(&C, "docs", q, 8 * 4, 4, 1, 0, 0);
+    ck_assert_int_eq(vdt_code(r), 0);
+    ck_assert_uint_eq(r->search->nq, 2);
+    vd_proto_response_free(r);
     assert_healthy_and_unchanged(NULL);
 }
 END_TEST

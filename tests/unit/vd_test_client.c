@@ -296,18 +296,25 @@ vd_pb_response *vdt_get(vdt_client *c, const char *name, const uint64_t *ids, si
     return resp;
 }
 
-vd_pb_response *vdt_search(vdt_client *c, const char *name, const float *q, size_t q_bytes,
-                           uint32_t k, uint32_t ef, int with_payloads)
+vd_pb_response *vdt_search_dim(vdt_client *c, const char *name, const float *q, size_t q_bytes,
+                               uint32_t dim, uint32_t k, uint32_t ef, int with_payloads)
 {
     Vectord__V1__SearchRequest m = VECTORD__V1__SEARCH_REQUEST__INIT;
     m.collection = (char *)name;
     m.queries.data = (uint8_t *)q;
     m.queries.len = q_bytes;
+    m.dim = dim;
     m.k = k;
     m.ef = ef;
     m.with_payloads = with_payloads;
     REQ(search, SEARCH);
     return vdt_call(c, &r);
+}
+
+vd_pb_response *vdt_search(vdt_client *c, const char *name, const float *q, size_t q_bytes,
+                           uint32_t k, uint32_t ef, int with_payloads)
+{
+    return vdt_search_dim(c, name, q, q_bytes, 0, k, ef, with_payloads);
 }
 
 int vdt_code(const vd_pb_response *r)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "proto/vd_proto.h"
+#include "proto/vd_proto_pb.h"
 
 typedef struct vdt_client {
     int fd;
@@ -50,8 +50,12 @@ vd_pb_response *vdt_upsert(vdt_client *c, const char *name, const uint64_t *ids,
 vd_pb_response *vdt_delete(vdt_client *c, const char *name, const uint64_t *ids, size_t n);
 vd_pb_response *vdt_get(vdt_client *c, const char *name, const uint64_t *ids, size_t n,
                         int with_vectors, int with_payloads);
+/* Sends no dim, as clients from before SearchRequest.dim do (rows are the collection's). */
 vd_pb_response *vdt_search(vdt_client *c, const char *name, const float *q, size_t q_bytes,
                            uint32_t k, uint32_t ef, int with_payloads);
+/* The same with SearchRequest.dim = dim. */
+vd_pb_response *vdt_search_dim(vdt_client *c, const char *name, const float *q, size_t q_bytes,
+                               uint32_t dim, uint32_t k, uint32_t ef, int with_payloads);
 /* Builds a request without sending it (for pipelining): the caller packs with vdt_send. */
 void vdt_upsert_request(Vectord__V1__Request *r, Vectord__V1__UpsertRequest *u, const char *name,
                         const uint64_t *ids, size_t n, const float *vecs, size_t vec_bytes);

@@ -419,6 +419,7 @@ class Client:
             s = req.search
             s.collection = collection
             s.queries = q[lo:hi].tobytes()
+            s.dim = dim  # the server refuses a query of another dim instead of re-cutting it
             s.k = k
             s.ef = ef_v
             s.with_payloads = with_payload
