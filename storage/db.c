@@ -22,6 +22,38 @@
 
 static MDB_dbi dbi(const vd_txn *t, vd_db db) { return t->st->dbi[db]; }
 
+/* ---- raw access: one database, one key ---------------------------------------------------- */
+/* The value of `key` in db into *v; *found = 0 when absent (then VD_OK). */
+static vd_status get(vd_txn *t, vd_db db, const void *key, size_t klen, MDB_val *v, int *found,
+                     vd_err *err, const char *what)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_get(t->txn, dbi(t, db), &k, v);
+    *found = rc == 0;
+    if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(t, rc, err, what);
+    if (rc) *v = (MDB_val){0, NULL};
+    return VD_OK;
+}
+
+/* Puts v->mv_size bytes at `key`: from v->mv_data, or with MDB_RESERVE into the space LMDB
+ * returns in v->mv_data, for the caller to encode into. */
+static vd_status put(vd_txn *t, vd_db db, const void *key, size_t klen, MDB_val *v,
+                     unsigned flags, vd_err *err, const char *what)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_put(t->txn, dbi(t, db), &k, v, flags);
+    return rc ? vd_storage__txn_fail(t, rc, err, what) : VD_OK;
+}
+
+static vd_status del(vd_txn *t, vd_db db, const void *key, size_t klen, int absent_ok,
+                     vd_err *err, const char *what)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(t->txn, dbi(t, db), &k, NULL);
+    if (rc == MDB_NOTFOUND && absent_ok) rc = 0;
+    return rc ? vd_storage__txn_fail(t, rc, err, what) : VD_OK;
+}
+
 /* ---- identification and opening ---------------------------------------------------------- */
 static int meta_put_u32(MDB_txn *txn, MDB_dbi d, const char *key, uint32_t val)
 {
@@ -61,14 +93,16 @@ fail:
 static vd_status identify_meta(vd_txn *t, vd_err *err)
 {
     const char *dir = t->st->dir;
-    MDB_val k = {strlen(VD_META_MAGIC), VD_META_MAGIC}, v;
-    int rc = mdb_get(t->txn, dbi(t, VD_DB_META), &k, &v);
-    if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(t, rc, err, "opening");
-    if (rc || vd_storage__magic_decode(v.mv_data, v.mv_size, NULL) != VD_OK)
+    MDB_val v;
+    int found;
+    vd_status s = get(t, VD_DB_META, VD_META_MAGIC, strlen(VD_META_MAGIC), &v, &found, err,
+                      "opening");
+    if (s != VD_OK) return s;
+    if (vd_storage__magic_decode(v.mv_data, v.mv_size, NULL) != VD_OK)
         return vd_err_set(err, VD_CORRUPT, "%s/data.mdb is an LMDB file but not a vectord "
                           "data directory (no vectord magic); refusing to touch it", dir);
     uint32_t ver;
-    vd_status s = vd_storage__format_get(t, &ver, err);
+    s = vd_storage__format_get(t, &ver, err);
     if (s != VD_OK && !t->mdb_rc) vd_err_prefix(err, "%s", dir);
     return s;
 }
@@ -133,32 +167,22 @@ vd_status vd_storage__db_open(vd_store *st, int create, vd_err *err)
 }
 
 /* ---- meta -------------------------------------------------------------------------------- */
-/* *found = 0 when absent; otherwise the value's bytes. */
-static vd_status meta_get(vd_txn *t, const char *key, MDB_val *v, int *found, vd_err *err)
-{
-    MDB_val k = {strlen(key), (void *)key};
-    int rc = mdb_get(t->txn, dbi(t, VD_DB_META), &k, v);
-    *found = rc == 0;
-    if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(t, rc, err, "reading meta");
-    return VD_OK;
-}
-
 vd_status vd_storage__format_get(vd_txn *t, uint32_t *ver, vd_err *err)
 {
-    MDB_val v = {0, NULL};
+    MDB_val v;
     int found;
-    vd_status s = meta_get(t, VD_META_FORMAT, &v, &found, err);
-    if (s != VD_OK) return s;
-    return vd_storage__format_decode(v.mv_data, found ? v.mv_size : 0, ver, err);
+    vd_status s = get(t, VD_DB_META, VD_META_FORMAT, strlen(VD_META_FORMAT), &v, &found, err,
+                      "reading meta");
+    return s != VD_OK ? s : vd_storage__format_decode(v.mv_data, v.mv_size, ver, err);
 }
 
 vd_status vd_storage__next_cid_get(vd_txn *t, uint32_t *cid, vd_err *err)
 {
-    MDB_val v = {0, NULL};
+    MDB_val v;
     int found;
-    vd_status s = meta_get(t, VD_META_NEXT_CID, &v, &found, err);
-    if (s != VD_OK) return s;
-    return vd_storage__next_cid_decode(v.mv_data, found ? v.mv_size : 0, cid, err);
+    vd_status s = get(t, VD_DB_META, VD_META_NEXT_CID, strlen(VD_META_NEXT_CID), &v, &found,
+                      err, "reading meta");
+    return s != VD_OK ? s : vd_storage__next_cid_decode(v.mv_data, v.mv_size, cid, err);
 }
 
 vd_status vd_storage__cid_take(vd_txn *t, uint32_t *cid, vd_err *err)
@@ -178,12 +202,11 @@ vd_status vd_storage__cid_take(vd_txn *t, uint32_t *cid, vd_err *err)
 vd_status vd_storage__catalog_get(vd_txn *t, const char *name, vd_catalog_rec *r, int *found,
                                   vd_err *err)
 {
-    MDB_val k = {strlen(name), (void *)name}, v;
-    int rc = mdb_get(t->txn, dbi(t, VD_DB_CATALOG), &k, &v);
-    *found = rc == 0;
-    if (rc == MDB_NOTFOUND) return VD_OK;
-    if (rc) return vd_storage__txn_fail(t, rc, err, "reading the catalog");
-    return vd_storage__catalog_decode(name, k.mv_size, v.mv_data, v.mv_size, r, err);
+    MDB_val v;
+    size_t n = strlen(name);
+    vd_status s = get(t, VD_DB_CATALOG, name, n, &v, found, err, "reading the catalog");
+    if (s != VD_OK || !*found) return s;
+    return vd_storage__catalog_decode(name, n, v.mv_data, v.mv_size, r, err);
 }
 
 vd_status vd_storage__catalog_store(vd_txn *t, const vd_collection *c, uint64_t count,
@@ -194,16 +217,14 @@ vd_status vd_storage__catalog_store(vd_txn *t, const vd_collection *c, uint64_t 
     vd_index_header_get(c->ix, &r.hdr);
     uint8_t b[VD_CATALOG_REC_BYTES];
     vd_storage__catalog_encode(&r, b);
-    MDB_val k = {strlen(c->params.name), (void *)c->params.name}, v = {sizeof b, b};
-    int rc = mdb_put(t->txn, dbi(t, VD_DB_CATALOG), &k, &v, 0);
-    return rc ? vd_storage__txn_fail(t, rc, err, "writing the catalog") : VD_OK;
+    MDB_val v = {sizeof b, b};
+    return put(t, VD_DB_CATALOG, c->params.name, strlen(c->params.name), &v, 0, err,
+               "writing the catalog");
 }
 
 vd_status vd_storage__catalog_del(vd_txn *t, const char *name, vd_err *err)
 {
-    MDB_val k = {strlen(name), (void *)name};
-    int rc = mdb_del(t->txn, dbi(t, VD_DB_CATALOG), &k, NULL);
-    return rc ? vd_storage__txn_fail(t, rc, err, "dropping a collection") : VD_OK;
+    return del(t, VD_DB_CATALOG, name, strlen(name), 0, err, "dropping a collection");
 }
 
 /* ---- points ------------------------------------------------------------------------------ */
@@ -211,40 +232,32 @@ vd_status vd_storage__point_get(vd_txn *t, uint32_t cid, const vd_collection_par
                                 uint64_t id, vd_point_rec *r, int *found, vd_err *err)
 {
     uint8_t kb[VD_KEY_POINT_BYTES];
+    MDB_val v;
     vd_storage__key_point(kb, cid, id);
-    MDB_val k = {sizeof kb, kb}, v;
-    int rc = mdb_get(t->txn, dbi(t, VD_DB_POINTS), &k, &v);
-    *found = rc == 0;
-    if (rc == MDB_NOTFOUND) return VD_OK;
-    if (rc) return vd_storage__txn_fail(t, rc, err, "reading a point");
-    vd_status s = vd_storage__point_decode(v.mv_data, v.mv_size, r, err);
-    if (s != VD_OK) vd_err_prefix(err, "collection %s: point %" PRIu64, p->name, id);
+    vd_status s = get(t, VD_DB_POINTS, kb, sizeof kb, &v, found, err, "reading a point");
+    if (s != VD_OK || !*found) return s;
+    if ((s = vd_storage__point_decode(v.mv_data, v.mv_size, r, err)) != VD_OK)
+        vd_err_prefix(err, "collection %s: point %" PRIu64, p->name, id);
     return s;
 }
 
-vd_status vd_storage__point_put(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint64_t id, uint32_t slot, const uint8_t *payload, size_t len,
-                                unsigned flags, vd_err *err)
+vd_status vd_storage__point_put(vd_txn *t, uint32_t cid, uint64_t id, uint32_t slot,
+                                const uint8_t *payload, size_t len, unsigned flags, vd_err *err)
 {
-    (void)p;
     uint8_t kb[VD_KEY_POINT_BYTES];
+    MDB_val v = {vd_storage__point_size(len), NULL};
     vd_storage__key_point(kb, cid, id);
-    MDB_val k = {sizeof kb, kb}, v = {vd_storage__point_size(len), NULL};
-    int rc = mdb_put(t->txn, dbi(t, VD_DB_POINTS), &k, &v, flags | MDB_RESERVE);
-    if (rc) return vd_storage__txn_fail(t, rc, err, "writing a point");
-    vd_storage__point_encode(v.mv_data, slot, payload, len);
-    return VD_OK;
+    vd_status s = put(t, VD_DB_POINTS, kb, sizeof kb, &v, flags | MDB_RESERVE, err,
+                      "writing a point");
+    if (s == VD_OK) vd_storage__point_encode(v.mv_data, slot, payload, len);
+    return s;
 }
 
-vd_status vd_storage__point_del(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint64_t id, vd_err *err)
+vd_status vd_storage__point_del(vd_txn *t, uint32_t cid, uint64_t id, vd_err *err)
 {
-    (void)p;
     uint8_t kb[VD_KEY_POINT_BYTES];
     vd_storage__key_point(kb, cid, id);
-    MDB_val k = {sizeof kb, kb};
-    int rc = mdb_del(t->txn, dbi(t, VD_DB_POINTS), &k, NULL);
-    return rc ? vd_storage__txn_fail(t, rc, err, "deleting a point") : VD_OK;
+    return del(t, VD_DB_POINTS, kb, sizeof kb, 0, err, "deleting a point");
 }
 
 /* ---- vectors and links ------------------------------------------------------------------- */
@@ -252,14 +265,12 @@ vd_status vd_storage__vector_get(vd_txn *t, uint32_t cid, const vd_collection_pa
                                  uint32_t slot, vd_vector_rec *r, int *found, vd_err *err)
 {
     uint8_t kb[VD_KEY_SLOT_BYTES];
+    MDB_val v;
     vd_storage__key_slot(kb, cid, slot);
-    MDB_val k = {sizeof kb, kb}, v;
-    int rc = mdb_get(t->txn, dbi(t, VD_DB_VECTORS), &k, &v);
-    *found = rc == 0;
-    if (rc == MDB_NOTFOUND) return VD_OK;
-    if (rc) return vd_storage__txn_fail(t, rc, err, "reading a vector");
-    vd_status s = vd_storage__vector_decode(v.mv_data, v.mv_size, p->dim, r, err);
-    if (s != VD_OK) vd_err_prefix(err, "collection %s: slot %u", p->name, slot);
+    vd_status s = get(t, VD_DB_VECTORS, kb, sizeof kb, &v, found, err, "reading a vector");
+    if (s != VD_OK || !*found) return s;
+    if ((s = vd_storage__vector_decode(v.mv_data, v.mv_size, p->dim, r, err)) != VD_OK)
+        vd_err_prefix(err, "collection %s: slot %u", p->name, slot);
     return s;
 }
 
@@ -268,37 +279,29 @@ vd_status vd_storage__vector_put(vd_txn *t, uint32_t cid, const vd_collection_pa
                                  vd_err *err)
 {
     uint8_t kb[VD_KEY_SLOT_BYTES];
+    MDB_val v = {vd_storage__vector_size(p->dim), NULL};
     vd_storage__key_slot(kb, cid, slot);
-    MDB_val k = {sizeof kb, kb}, v = {vd_storage__vector_size(p->dim), NULL};
-    int rc = mdb_put(t->txn, dbi(t, VD_DB_VECTORS), &k, &v, flags | MDB_RESERVE);
-    if (rc) return vd_storage__txn_fail(t, rc, err, "writing a vector");
-    vd_storage__vector_encode(v.mv_data, id, vec, p->dim);
-    return VD_OK;
+    vd_status s = put(t, VD_DB_VECTORS, kb, sizeof kb, &v, flags | MDB_RESERVE, err,
+                      "writing a vector");
+    if (s == VD_OK) vd_storage__vector_encode(v.mv_data, id, vec, p->dim);
+    return s;
 }
 
-vd_status vd_storage__links_put(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint32_t slot, const uint8_t *rec, size_t len, unsigned flags,
-                                vd_err *err)
+vd_status vd_storage__links_put(vd_txn *t, uint32_t cid, uint32_t slot, const uint8_t *rec,
+                                size_t len, unsigned flags, vd_err *err)
 {
-    (void)p;
     uint8_t kb[VD_KEY_SLOT_BYTES];
+    MDB_val v = {len, (void *)rec};
     vd_storage__key_slot(kb, cid, slot);
-    MDB_val k = {sizeof kb, kb}, v = {len, (void *)rec};
-    int rc = mdb_put(t->txn, dbi(t, VD_DB_LINKS), &k, &v, flags);
-    return rc ? vd_storage__txn_fail(t, rc, err, "writing the graph") : VD_OK;
+    return put(t, VD_DB_LINKS, kb, sizeof kb, &v, flags, err, "writing the graph");
 }
 
-vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                               uint32_t slot, vd_err *err)
+vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, uint32_t slot, vd_err *err)
 {
-    (void)p;
     uint8_t kb[VD_KEY_SLOT_BYTES];
     vd_storage__key_slot(kb, cid, slot);
-    MDB_val k = {sizeof kb, kb};
-    int rc = mdb_del(t->txn, dbi(t, VD_DB_VECTORS), &k, NULL);
-    if (!rc || rc == MDB_NOTFOUND) rc = mdb_del(t->txn, dbi(t, VD_DB_LINKS), &k, NULL);
-    if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(t, rc, err, "writing the graph");
-    return VD_OK;
+    vd_status s = del(t, VD_DB_VECTORS, kb, sizeof kb, 1, err, "writing the graph");
+    return s != VD_OK ? s : del(t, VD_DB_LINKS, kb, sizeof kb, 1, err, "writing the graph");
 }
 
 /* ---- a whole collection ------------------------------------------------------------------ */

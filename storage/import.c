@@ -128,7 +128,7 @@ static vd_status write_slots(import_job *j, vd_txn *t, vd_err *err)
                                              err);
         if (s == VD_OK) s = vd_storage__links_encode(c->ix, slot, &t->st->buf, &len, err);
         if (s == VD_OK)
-            s = vd_storage__links_put(t, c->cid, &c->params, slot, t->st->buf.p, len,
+            s = vd_storage__links_put(t, c->cid, slot, t->st->buf.p, len,
                                       MDB_APPEND, err);
         if (s != VD_OK) return s;
     }
@@ -141,7 +141,7 @@ static vd_status write_points(import_job *j, vd_txn *t, vd_err *err)
     uint64_t payload_bytes = 0;
     for (size_t i = 0; i < j->n; i++, tick(j)) {
         size_t plen = j->payloads && j->payloads[i] ? j->payload_lens[i] : 0;
-        vd_status s = vd_storage__point_put(t, c->cid, &c->params, j->ids[i], j->slots[i],
+        vd_status s = vd_storage__point_put(t, c->cid, j->ids[i], j->slots[i],
                                             plen ? j->payloads[i] : NULL, plen, 0, err);
         if (s != VD_OK) return s;
         payload_bytes += plen;

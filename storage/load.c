@@ -218,7 +218,8 @@ static vd_status catalog_pass(vd_txn *t, const vd_store_options *opt, int load,
             vd_collection_release(c);
     }
     mdb_cursor_close(cur);
-    if (s == VD_OK && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(t, rc, err, "reading the catalog");
+    if (s == VD_OK && rc != MDB_NOTFOUND)
+        s = vd_storage__txn_fail(t, rc, err, "reading the catalog");
     return s;
 }
 

@@ -130,7 +130,7 @@ static vd_status write_slot(pctx *x, uint32_t slot, vd_change_kind kind)
     vd_status s;
     if (kind == VD_CHANGE_FREED || vd_index_slot_vector(c->ix, slot, &id, &vec, NULL) != VD_OK) {
         if ((s = note_old_occupant(x, slot, UINT64_MAX)) != VD_OK) return s;
-        return vd_storage__slot_del(t, c->cid, &c->params, slot, x->err);
+        return vd_storage__slot_del(t, c->cid, slot, x->err);
     }
     if (kind == VD_CHANGE_NEW) {
         if ((s = note_old_occupant(x, slot, id)) != VD_OK ||
@@ -145,7 +145,7 @@ static vd_status write_slot(pctx *x, uint32_t slot, vd_change_kind kind)
         vd_err_prefix(x->err, "collection %s: serializing slot %u", c->params.name, slot);
         return s;
     }
-    return vd_storage__links_put(t, c->cid, &c->params, slot, t->st->buf.p, len, 0, x->err);
+    return vd_storage__links_put(t, c->cid, slot, t->st->buf.p, len, 0, x->err);
 }
 
 static int on_change(void *ctx, uint32_t slot, vd_change_kind kind)
@@ -168,7 +168,7 @@ static vd_status reslot_point(pctx *x, uint64_t id, uint32_t slot)
     uint8_t *buf = vd_storage__buf_reserve(&x->t->st->buf, r.payload_len);
     if (!buf) return nomem(x);
     if (r.payload_len) memcpy(buf, r.payload, r.payload_len);
-    return vd_storage__point_put(x->t, c->cid, &c->params, id, slot, buf, r.payload_len, 0,
+    return vd_storage__point_put(x->t, c->cid, id, slot, buf, r.payload_len, 0,
                                  x->err);
 }
 

@@ -127,7 +127,8 @@ vd_status vd_storage__write_txn(vd_store *st, size_t need_bytes, vd_txn_fill_fn 
  * record that fails its length rule is VD_CORRUPT naming the collection and key); each put
  * encodes. Results borrow LMDB's memory: valid until the transaction ends or writes again.
  * `found` may not be NULL; absent is VD_OK with *found = 0. `flags` are mdb_put flags
- * (MDB_APPEND for ascending keys). Collections are named by (cid, params). */
+ * (MDB_APPEND for ascending keys). A collection is its cid; getters also take its params,
+ * for the decoder (dim) and the message (name). */
 /* Identifies the environment (magic, format) and opens every database of the table; an
  * empty environment is initialized when `create` (else VD_CORRUPT). */
 vd_status vd_storage__db_open(vd_store *st, int create, vd_err *err);
@@ -147,23 +148,19 @@ vd_status vd_storage__catalog_del(vd_txn *t, const char *name, vd_err *err);
 vd_status vd_storage__point_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
                                 uint64_t id, vd_point_rec *r, int *found, vd_err *err);
 /* `payload` must not point into the database (the put may move pages under it). */
-vd_status vd_storage__point_put(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint64_t id, uint32_t slot, const uint8_t *payload, size_t len,
-                                unsigned flags, vd_err *err);
-vd_status vd_storage__point_del(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint64_t id, vd_err *err);
+vd_status vd_storage__point_put(vd_txn *t, uint32_t cid, uint64_t id, uint32_t slot,
+                                const uint8_t *payload, size_t len, unsigned flags, vd_err *err);
+vd_status vd_storage__point_del(vd_txn *t, uint32_t cid, uint64_t id, vd_err *err);
 
 vd_status vd_storage__vector_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
                                  uint32_t slot, vd_vector_rec *r, int *found, vd_err *err);
 vd_status vd_storage__vector_put(vd_txn *t, uint32_t cid, const vd_collection_params *p,
                                  uint32_t slot, uint64_t id, const float *vec, unsigned flags,
                                  vd_err *err);
-vd_status vd_storage__links_put(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                                uint32_t slot, const uint8_t *rec, size_t len, unsigned flags,
-                                vd_err *err);
+vd_status vd_storage__links_put(vd_txn *t, uint32_t cid, uint32_t slot, const uint8_t *rec,
+                                size_t len, unsigned flags, vd_err *err);
 /* Deletes the vector and links records of a slot (absent ones are fine). */
-vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, const vd_collection_params *p,
-                               uint32_t slot, vd_err *err);
+vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, uint32_t slot, vd_err *err);
 /* Deletes every record of collection cid from every collection-keyed database. */
 vd_status vd_storage__collection_del(vd_txn *t, uint32_t cid, vd_err *err);
 

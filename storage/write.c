@@ -232,7 +232,7 @@ static vd_status upsert_points(group *g, vd_wcoll *w, const vd_op *op, vd_err *e
         if (found) w->payload_bytes -= r.payload_len;
         else w->count++;
         size_t plen = op->payloads && op->payloads[i] ? op->payload_lens[i] : 0;
-        s = vd_storage__point_put(g->t, c->cid, &c->params, op->ids[i],
+        s = vd_storage__point_put(g->t, c->cid, op->ids[i],
                                   found ? r.slot : VD_SLOT_UNRESOLVED,
                                   plen ? op->payloads[i] : NULL, plen, 0, err);
         if (s != VD_OK) return s;
@@ -294,7 +294,7 @@ static vd_status op_delete(group *g, vd_op *op, vd_err *err)
             return vd_err_set(err, VD_CORRUPT, "delete from %s: id %" PRIu64 " is stored but "
                               "not in the index", op->collection, op->ids[i]);
         if (s != VD_OK ||
-            (s = vd_storage__point_del(g->t, c->cid, &c->params, op->ids[i], err)) != VD_OK)
+            (s = vd_storage__point_del(g->t, c->cid, op->ids[i], err)) != VD_OK)
             return s;
         w->count--;
         w->payload_bytes -= r.payload_len;
