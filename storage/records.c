@@ -136,7 +136,9 @@ void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_
 
 static vd_status catalog_name(const void *name, size_t name_len, vd_catalog_rec *r, vd_err *err)
 {
-    if (name_len == 0 || name_len > VD_NAME_MAX)
+    /* A NUL inside would cut the name short of its key: the store would write it back under
+     * another key. */
+    if (name_len == 0 || name_len > VD_NAME_MAX || memchr(name, 0, name_len))
         return vd_err_set(err, VD_CORRUPT, "catalog key of %zu bytes is not a collection name",
                           name_len);
     memcpy(r->params.name, name, name_len);
