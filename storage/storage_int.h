@@ -2,16 +2,19 @@
  * transaction handle, and the internals of each file, grouped by the file that defines them.
  * The byte layout of records is records.h's alone. Nothing here is public.
  *
- * Files, from the bottom up (each calls only files above it in this list, never back):
- *   records.c names.c json.c  the codec and the rules on names and parameters (pure)
+ * Files, from the bottom up; each calls only files listed before it, never back (no two call
+ * each other: tests/layout/check_layout.py):
+ *   names.c    the name rule and the one check of collection parameters  } pure: no LMDB,
+ *   json.c     the JSON payload validator                                } the fuzz target
+ *   records.c  the record codec (records.h)                              } links them
  *   env.c      the LMDB environment: errors, precheck, open, reader gate, map growth, retry
- *   db.c       the databases: handles, identification, and get/put/del of each record kind
+ *   db.c       the databases: handles, identification, get/put/del of each record kind
  *   catalog.c  the in-memory collections: reference counts, the sorted list, info
  *   load.c     a collection from LMDB into a fresh index; every collection at open
  *   persist.c  an index's changes into records, which slot holds an id, the flush at close
- *   write.c    the group commit (vd_store_write)       import.c   vd_store_import
- *   snapshot.c read views (vd_snapshot_*)              check.c    vd_store_check
- *   backup.c   vd_store_backup                         store.c    vd_store_open/close/info */
+ *   write.c    the group commit (vd_store_write)    import.c    vd_store_import
+ *   snapshot.c read views (vd_snapshot_*)           check.c     vd_store_check
+ *   backup.c   vd_store_backup                      store.c     vd_store_open/close/info */
 #ifndef VD_STORAGE_INT_H
 #define VD_STORAGE_INT_H
 
