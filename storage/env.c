@@ -84,7 +84,6 @@ static int refine_io(const vd_store *st, int rc)
 
 vd_status vd_storage__mdb_err(vd_store *st, int rc, vd_err *err, const char *what)
 {
-    rc = refine_io(st, rc);
     vd_status s = vd_storage__mdb_status(rc);
     const char *dir = st ? st->dir : "?";
     if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT)
@@ -98,6 +97,7 @@ vd_status vd_storage__mdb_err(vd_store *st, int rc, vd_err *err, const char *wha
 
 vd_status vd_storage__txn_fail(vd_txn *t, int rc, vd_err *err, const char *what)
 {
+    if (t->write) rc = refine_io(t->st, rc);
     t->mdb_rc = rc;
     return vd_storage__mdb_err(t->st, rc, err, what);
 }
@@ -341,7 +341,7 @@ vd_status vd_storage__write_txn(vd_store *st, size_t need_bytes, vd_txn_fill_fn 
             vd_status gs = vd_storage__grow(st, need_bytes, err);
             if (gs != VD_OK) return gs;
         }
-        vd_txn t = {.st = st};
+        vd_txn t = {.st = st, .write = 1};
         vd_status s = write_attempt(st, &t, fill, ctx, err);
         if (end) end(ctx, s);
         if (s == VD_OK) return VD_OK;

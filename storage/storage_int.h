@@ -72,6 +72,7 @@ struct vd_store {
 typedef struct vd_txn {
     vd_store *st;
     MDB_txn *txn;
+    int write;  /* a write transaction (vd_storage__write_txn) */
     int mdb_rc; /* LMDB code behind the last failure, 0 if none (MDB_MAP_FULL: grow, retry) */
 } vd_txn;
 
@@ -86,10 +87,10 @@ extern _Atomic long vd_storage__n_retries;
 
 /* LMDB / errno code -> status. */
 vd_status vd_storage__mdb_status(int rc);
-/* The status of rc with a message saying what was being done and where (st may be NULL); an
- * EIO of a nearly full disk or of the file size limit is reported as the full disk it is. */
+/* The status of rc with a message saying what was being done and where (st may be NULL). */
 vd_status vd_storage__mdb_err(vd_store *st, int rc, vd_err *err, const char *what);
-/* The same for a failure inside t: also remembers rc in t->mdb_rc. */
+/* The same for a failure inside t, remembering rc in t->mdb_rc; in a write transaction an
+ * EIO of a nearly full disk or of the file size limit is reported as the full disk it is. */
 vd_status vd_storage__txn_fail(vd_txn *t, int rc, vd_err *err, const char *what);
 
 /* Checks the two LMDB meta pages of `path` before LMDB maps it: magic, version, page size,

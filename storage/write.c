@@ -114,6 +114,7 @@ static vd_status pending_add(vd_wcoll *w, const uint64_t *ids, size_t n, vd_err 
 /* ---- operations --------------------------------------------------------------------------
  * Each returns VD_OK when the op was applied or rejected (op->status tells), or a group
  * failure (NOMEM, LMDB, damage) with err set. */
+/* Sets the op's own status; the group goes on (VD_OK). */
 static vd_status reject(vd_op *op, vd_status s)
 {
     op->status = s;
@@ -203,14 +204,14 @@ static vd_status check_distinct(const uint64_t *ids, size_t n, vd_err *err)
     return st;
 }
 
-/* The checks an upsert or delete makes before touching anything: VD_OK with op->status set
- * when the op is rejected, a group failure otherwise. */
-static vd_status check_batch(vd_op *op, const char *what, vd_err *err)
+/* The checks an upsert (with_payloads) or delete makes before touching anything: VD_OK with
+ * op->status set when the op is rejected, a group failure otherwise. */
+static vd_status check_batch(vd_op *op, const char *what, int with_payloads, vd_err *err)
 {
     vd_status s = check_distinct(op->ids, op->n, &op->err);
     if (s == VD_NOMEM) return vd_err_set(err, VD_NOMEM, "%s", op->err.msg);
     if (s != VD_OK) return reject(op, vd_err_prefix(&op->err, "%s %s", what, op->collection));
-    if (!op->payloads) return VD_OK;
+    if (!with_payloads || !op->payloads) return VD_OK;
     for (size_t i = 0; i < op->n; i++)
         if (op->payloads[i] &&
             vd_json_check_object(op->payloads[i], op->payload_lens[i], &op->err) != VD_OK)
@@ -252,7 +253,7 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
     if (!op->ids || !op->vectors || (op->payloads && !op->payload_lens))
         return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: ids, vectors or "
                                      "payload lengths missing", op->collection));
-    if ((s = check_batch(op, "upsert into", err)) != VD_OK || op->status != VD_OK) return s;
+    if ((s = check_batch(op, "upsert into", 1, err)) != VD_OK || op->status != VD_OK) return s;
     s = vd_index_add_batch(w->c->ix, op->ids, op->vectors, op->n, g->st->n_threads, NULL, NULL,
                            &op->err);
     /* VD_INVALID is raised before anything changes; anything else may have changed it. */
@@ -280,7 +281,7 @@ static vd_status op_delete(group *g, vd_op *op, vd_err *err)
     if (op->n == 0 || !op->ids)
         return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: empty batch",
                                      op->collection));
-    if ((s = check_batch(op, "delete from", err)) != VD_OK || op->status != VD_OK) return s;
+    if ((s = check_batch(op, "delete from", 0, err)) != VD_OK || op->status != VD_OK) return s;
     vd_collection *c = w->c;
     for (size_t i = 0; i < op->n; i++) {
         vd_point_rec r;
