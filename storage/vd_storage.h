@@ -2,9 +2,15 @@
  * catalog, every point (id, vector, JSON payload) and each collection's HNSW graph, so that
  * LMDB is the source of truth and reopening loads the graph without re-inserting anything.
  *
- * Threads: vd_store_write() from ONE writer thread at a time (it may fan index work out to
- * n_threads). Everything else - acquiring collections, searching their indexes, read
- * snapshots - from any number of threads concurrently with the writer.
+ * Threads (each function repeats its rule where it is declared):
+ *  - writer-only: vd_store_write(), vd_store_import() and vd_store_check(), from ONE thread
+ *    at a time (the daemon's writer thread; `vectord build` and `vectord check` have no
+ *    other), and every vd_index call but searches; write may fan index work out to
+ *    n_threads;
+ *  - any thread, concurrently with the writer and each other: vd_store_acquire(),
+ *    vd_collection_*(), vd_store_list(), vd_snapshot_*(), vd_store_info_get(), searches on
+ *    a collection's index, vd_name_check(), vd_json_check_object(), vd_store_backup();
+ *  - vd_store_open() and vd_store_close(): with no other call on the store running.
  *
  * Write contract: vd_store_write() applies a group of operations in one LMDB transaction and
  * commits once (group commit). When it returns VD_OK the commit is durable (synced) and every
@@ -40,16 +46,18 @@ typedef struct vd_store_options {
 /* Opens (and with opt->create, creates) the data directory `dir` and loads every collection
  * into memory. Refuses, touching nothing, a directory written by a newer format
  * (VD_VERSION) or holding files that are not ours (VD_CORRUPT), with the path in the message.
- * On VD_OK *out owns the store; release with vd_store_close(). */
+ * On VD_OK *out owns the store; release with vd_store_close(). Any thread. */
 vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store **out,
                         vd_err *err);
-/* No other call on `st` may be running; collections still acquired are released first. */
+/* Flushes what publishing changed since the last write (so the stored graph is the one in
+ * memory), releases the catalog's references and closes. No other call on `st` may be
+ * running; a collection still acquired stays valid until its vd_collection_release(). */
 void vd_store_close(vd_store *st);
 
-/* Validates a collection name: [A-Za-z0-9_-]{1,64}. */
+/* Validates a collection name: [A-Za-z0-9_-]{1,64}. Any thread (pure). */
 vd_status vd_name_check(const char *name, vd_err *err);
 /* Validates that bytes [p, p+n) hold exactly one JSON object (RFC 8259, UTF-8, nesting
- * depth <= 64). The message names the byte offset of the first problem. */
+ * depth <= 64). The message names the byte offset of the first problem. Any thread (pure). */
 vd_status vd_json_check_object(const uint8_t *p, size_t n, vd_err *err);
 
 /* ---- Collections ------------------------------------------------------------------------ */
@@ -72,17 +80,19 @@ typedef struct vd_collection_info {
 
 /* Finds a live collection and takes a reference: the collection, its index and its params
  * stay valid until vd_collection_release(), even if it is dropped meanwhile (a dropped
- * collection keeps answering the searches already holding it). VD_NOTFOUND otherwise. */
+ * collection keeps answering the searches already holding it). VD_NOTFOUND otherwise.
+ * Any thread; the catalog's lock is held for the lookup only. */
 vd_status vd_store_acquire(vd_store *st, const char *name, vd_collection **out, vd_err *err);
 void vd_collection_release(vd_collection *c); /* NULL is a no-op */
 
-/* Borrowed until release. Searches go straight to the index (vd_index_search). */
+/* Borrowed until release; any thread. Searches go straight to the index (vd_index_search,
+ * any thread); every other vd_index call on it belongs to the store's writer. */
 vd_index *vd_collection_index(const vd_collection *c);
 const vd_collection_params *vd_collection_params_of(const vd_collection *c);
 void vd_collection_info_get(const vd_collection *c, vd_collection_info *out);
 
 /* All live collections, sorted by name, into a new array *out of *n_out entries; free it
- * with vd_free(). */
+ * with vd_free(). Any thread. */
 vd_status vd_store_list(vd_store *st, vd_collection_info **out, size_t *n_out, vd_err *err);
 
 /* ---- Reads from LMDB ---------------------------------------------------------------------
@@ -123,21 +133,23 @@ typedef struct vd_op {
     uint64_t n_done; /* UPSERT: points written; DELETE: points that existed and were deleted */
 } vd_op;
 
-/* Applies ops[0..n_ops) in order, in one LMDB transaction, and commits once; see the write
- * contract at the top. Each op is validated on its own (name, dims, NaN/Inf, duplicate ids,
- * empty batch, payload JSON, existence) and an invalid op is skipped with its status set.
- * Later ops see earlier ones (create then upsert in one group works). Returns VD_FULL for a
- * full disk, VD_IO for other commit failures; nothing is changed then. The calling thread must
- * not hold a snapshot: growing the map waits until every snapshot has ended. */
+/* Writer thread only. Applies ops[0..n_ops) in order, in one LMDB transaction, and commits
+ * once; see the write contract at the top. Each op is validated on its own (name, dims,
+ * NaN/Inf, duplicate ids, empty batch, payload JSON, existence) and an invalid op is skipped
+ * with its status set. Later ops see earlier ones (create then upsert in one group works).
+ * Returns VD_FULL for a full disk, VD_IO for other commit failures; nothing is changed then.
+ * The calling thread must not hold a snapshot: growing the map waits until every snapshot
+ * has ended. */
 vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err);
 
-/* Adopts a fully built index (vd_index_add_batch, params.deferred_publish == 0) as the new
- * collection `p->name`, writing its points, payloads and graph in ONE transaction: after a
- * crash or failure the collection is either complete or absent. payloads is NULL or holds
- * one entry per id of ids[0..n) (the ids the index was built from; NULL entry = none),
- * validated as JSON objects. With replace == 0 an existing collection of that name is
- * VD_EXISTS; with replace != 0 it is dropped in the same transaction. On VD_OK the store takes
- * ownership of `ix`; otherwise the caller keeps it. Writer thread only. */
+/* Writer thread only. Adopts a fully built index (vd_index_add_batch, with
+ * params.deferred_publish == 0) as the new collection `p->name`, writing its points,
+ * payloads and graph in ONE transaction: after a crash or failure the collection is either
+ * complete or absent. payloads is NULL or holds one entry per id of ids[0..n) (the ids the
+ * index was built from; NULL entry = none), validated as JSON objects. With replace == 0 an
+ * existing collection of that name is VD_EXISTS; with replace != 0 it is dropped in the same
+ * transaction. On VD_OK the store takes ownership of `ix`; otherwise the caller keeps it. As
+ * for vd_store_write, the calling thread must not hold a snapshot. */
 vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index *ix, size_t n,
                           const uint64_t *ids, const uint8_t *const *payloads,
                           const uint32_t *payload_lens, int replace, vd_progress_fn progress,
@@ -150,17 +162,20 @@ typedef struct vd_store_info {
     uint64_t file_bytes; /* data file size */
     uint64_t used_bytes; /* pages in use */
 } vd_store_info;
-vd_status vd_store_info_get(vd_store *st, vd_store_info *out, vd_err *err);
+vd_status vd_store_info_get(vd_store *st, vd_store_info *out, vd_err *err); /* any thread */
 
 /* Integrity check of everything stored: every point has a vector and a graph node and vice
  * versa, every link points at a live node, counts agree, the graph validates. Writes a
- * report line per problem to `report` (may be NULL). VD_CORRUPT if anything is wrong. */
+ * report line per problem to `report` (may be NULL), on the calling thread. VD_CORRUPT if
+ * anything is wrong. Writer thread only (it reads the indexes' writer-side state), or with
+ * no writer running; not on a catalog-only store (VD_INVALID). */
 typedef void (*vd_report_fn)(void *ctx, const char *line);
 vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *err);
 
 /* Consistent compacted copy of the data directory into `to_dir` (created; must be empty or
  * absent), safe while another process serves and writes `dir`. Needs no vd_store: it opens
- * the environment read-only on its own. */
+ * the environment read-only on its own, so it must not run in a process that has `dir` open
+ * as a vd_store (LMDB forbids one environment opened twice in a process). Any thread. */
 vd_status vd_store_backup(const char *dir, const char *to_dir, vd_err *err);
 
 #endif

@@ -1,0 +1,291 @@
+/* storage/records.c: the record codec (records.h has the layout).
+ *
+ * Why one codec: a record's offsets written in several files drift apart, and the copies
+ * disagree on what they accept (a points record read with a size check in one place and
+ * without in another; a vector record exact in one, ">= 8 bytes" in another). Here every kind
+ * has one encoder, one decoder and one length rule, and every reader of stored bytes - open
+ * and reload, the write group, snapshots, check, import, backup - goes through them. Stored
+ * bytes are hostile input: a decoder checks the length before it reads a byte, and a decoded
+ * view never points past the record.
+ *
+ * Choices:
+ *  - Keys are big-endian with the collection id first (records.h), so that LMDB's byte order
+ *    is numeric order and a collection is one contiguous range; values are little-endian
+ *    like the hosts we run on, so a vector record's floats are used in place.
+ *  - Payloads live in the points record, not a table of their own: `get` costs one lookup for
+ *    the payload and one for the vector, and a payload-less point costs 4 bytes.
+ *  - Vectors are stored once, in `vectors`, written when a slot is filled; `points` names
+ *    the slot. Rejected: the vector in the points record as well (dim * 4 bytes more per
+ *    point, to save the id -> slot bookkeeping of persist.c).
+ *  - The links record is the index's bytes verbatim: the index owns its format and decodes
+ *    it (vd_index_load_slot), so this file frames nothing and knows no offset inside it.
+ *  - Rejected: structs written with memcpy (padding and endianness become the format);
+ *    a serialization library for fixed records of a few integers (a dependency and a
+ *    per-record header for nothing).
+ *
+ * Adding a record kind (payload postings, a string-id map, int8 codes): one line in
+ * VD_STORAGE_DB_MAP, a key encoder/decoder and an encode/decode pair with its length rule
+ * here, and db.c accessors on top. Opening, dropping a collection and the orphan check of
+ * vd_store_check pick the table up from the map. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "storage/records.h"
+
+static const vd_db_info db_table[VD_DB_COUNT] = {
+#define X(id, name, key_bytes) [VD_DB_##id] = {name, key_bytes},
+    VD_STORAGE_DB_MAP(X)
+#undef X
+};
+
+const vd_db_info *vd_storage__db_info(vd_db db)
+{
+    return (unsigned)db < VD_DB_COUNT ? &db_table[db] : NULL;
+}
+
+/* ---- keys -------------------------------------------------------------------------------- */
+void vd_storage__key_cid(uint8_t k[VD_KEY_CID_BYTES], uint32_t cid) { vd_put_u32be(k, cid); }
+
+void vd_storage__key_point(uint8_t k[VD_KEY_POINT_BYTES], uint32_t cid, uint64_t id)
+{
+    vd_put_u32be(k, cid);
+    vd_put_u64be(k + 4, id);
+}
+
+void vd_storage__key_slot(uint8_t k[VD_KEY_SLOT_BYTES], uint32_t cid, uint32_t slot)
+{
+    vd_put_u32be(k, cid);
+    vd_put_u32be(k + 4, slot);
+}
+
+int vd_storage__key_point_decode(const void *k, size_t n, uint32_t cid, uint64_t *id)
+{
+    if (n != VD_KEY_POINT_BYTES || vd_get_u32be(k) != cid) return 0;
+    *id = vd_get_u64be((const uint8_t *)k + 4);
+    return 1;
+}
+
+int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t *slot)
+{
+    if (n != VD_KEY_SLOT_BYTES || vd_get_u32be(k) != cid) return 0;
+    *slot = vd_get_u32be((const uint8_t *)k + 4);
+    return 1;
+}
+
+int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid)
+{
+    const vd_db_info *d = vd_storage__db_info(db);
+    if (!d || !d->cid_key_bytes || n != d->cid_key_bytes) return 0;
+    *cid = vd_get_u32be(k);
+    return 1;
+}
+
+/* ---- meta values ------------------------------------------------------------------------- */
+void vd_storage__meta_u32_encode(uint8_t out[VD_META_U32_BYTES], uint32_t v)
+{
+    vd_put_u32le(out, v);
+}
+
+vd_status vd_storage__magic_decode(const void *p, size_t n, vd_err *err)
+{
+    if (n != sizeof VD_STORE_MAGIC || memcmp(p, VD_STORE_MAGIC, n) != 0)
+        return vd_err_set(err, VD_CORRUPT, "no vectord magic");
+    return VD_OK;
+}
+
+vd_status vd_storage__format_decode(const void *p, size_t n, uint32_t *ver, vd_err *err)
+{
+    *ver = 0;
+    if (n != VD_META_U32_BYTES || (*ver = vd_get_u32le(p)) == 0)
+        return vd_err_set(err, VD_CORRUPT, "the format version record is missing or malformed");
+    if (*ver > VD_STORAGE_FORMAT_VERSION)
+        return vd_err_set(err, VD_VERSION, "was written in storage format %u; this vectord "
+                          "reads format %u at most: upgrade vectord", *ver,
+                          VD_STORAGE_FORMAT_VERSION);
+    return VD_OK;
+}
+
+vd_status vd_storage__next_cid_decode(const void *p, size_t n, uint32_t *cid, vd_err *err)
+{
+    *cid = 0;
+    if (n != VD_META_U32_BYTES || (*cid = vd_get_u32le(p)) == 0)
+        return vd_err_set(err, VD_CORRUPT, "the next collection id is malformed (%zu bytes)", n);
+    return VD_OK;
+}
+
+/* ---- catalog record ----------------------------------------------------------------------
+ * u32 version | cid | dim | metric | m | ef_construction | ef_search | entry_slot |
+ * max_level | n_slots (u32 each) | created_unix_s | count | payload_bytes | seed (u64 each) */
+void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_REC_BYTES])
+{
+    vd_put_u32le(out + 0, VD_CATALOG_REC_VERSION);
+    vd_put_u32le(out + 4, r->cid);
+    vd_put_u32le(out + 8, r->params.dim);
+    vd_put_u32le(out + 12, (uint32_t)r->params.metric);
+    vd_put_u32le(out + 16, r->params.m);
+    vd_put_u32le(out + 20, r->params.ef_construction);
+    vd_put_u32le(out + 24, r->params.ef_search);
+    vd_put_u32le(out + 28, r->hdr.entry_slot);
+    vd_put_u32le(out + 32, r->hdr.max_level);
+    vd_put_u32le(out + 36, r->hdr.n_slots);
+    vd_put_u64le(out + 40, r->created_unix_s);
+    vd_put_u64le(out + 48, r->count);
+    vd_put_u64le(out + 56, r->payload_bytes);
+    vd_put_u64le(out + 64, r->seed);
+}
+
+static vd_status catalog_name(const void *name, size_t name_len, vd_catalog_rec *r, vd_err *err)
+{
+    /* A NUL inside would cut the name short of its key: the store would write it back under
+     * another key. */
+    if (name_len == 0 || name_len > VD_NAME_MAX || memchr(name, 0, name_len))
+        return vd_err_set(err, VD_CORRUPT, "catalog key of %zu bytes is not a collection name",
+                          name_len);
+    memcpy(r->params.name, name, name_len);
+    r->params.name[name_len] = 0;
+    if (vd_name_check(r->params.name, NULL) != VD_OK)
+        return vd_err_set(err, VD_CORRUPT, "catalog key is not a valid collection name");
+    return VD_OK;
+}
+
+vd_status vd_storage__catalog_decode(const void *name, size_t name_len, const void *p, size_t n,
+                                     vd_catalog_rec *r, vd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    vd_status s = catalog_name(name, name_len, r, err);
+    if (s != VD_OK) return s;
+    const uint8_t *b = p;
+    uint32_t version = n >= 4 ? vd_get_u32le(b) : 0;
+    if (version > VD_CATALOG_REC_VERSION)
+        return vd_err_set(err, VD_VERSION, "catalog record of collection %s has version %u; "
+                          "this vectord reads %u", r->params.name, version,
+                          VD_CATALOG_REC_VERSION);
+    if (n != VD_CATALOG_REC_BYTES || version != VD_CATALOG_REC_VERSION)
+        return vd_err_set(err, VD_CORRUPT, "catalog record of collection %s is malformed "
+                          "(%zu bytes)", r->params.name, n);
+    r->cid = vd_get_u32le(b + 4);
+    r->params.dim = vd_get_u32le(b + 8);
+    r->params.metric = (vd_metric)vd_get_u32le(b + 12);
+    r->params.m = vd_get_u32le(b + 16);
+    r->params.ef_construction = vd_get_u32le(b + 20);
+    r->params.ef_search = vd_get_u32le(b + 24);
+    r->hdr.entry_slot = vd_get_u32le(b + 28);
+    r->hdr.max_level = vd_get_u32le(b + 32);
+    r->hdr.n_slots = vd_get_u32le(b + 36);
+    r->created_unix_s = vd_get_u64le(b + 40);
+    r->count = vd_get_u64le(b + 48);
+    r->payload_bytes = vd_get_u64le(b + 56);
+    r->seed = vd_get_u64le(b + 64);
+    /* Stored parameters were checked with defaults filled in: a 0 that would now default
+     * (or any value the table refuses) is damage. */
+    vd_collection_params q = r->params;
+    if (vd_storage__params_check(&q, NULL) != VD_OK || q.m != r->params.m ||
+        q.ef_construction != r->params.ef_construction || q.ef_search != r->params.ef_search)
+        return vd_err_set(err, VD_CORRUPT, "catalog record of collection %s has invalid "
+                          "parameters", r->params.name);
+    if (r->count > r->hdr.n_slots)
+        return vd_err_set(err, VD_CORRUPT, "catalog record of collection %s counts %" PRIu64
+                          " points in %u slots", r->params.name, r->count, r->hdr.n_slots);
+    return VD_OK;
+}
+
+/* ---- points record: slot u32 | payload bytes --------------------------------------------- */
+size_t vd_storage__point_size(size_t payload_len) { return VD_POINT_REC_MIN + payload_len; }
+
+void vd_storage__point_encode(uint8_t *out, uint32_t slot, const uint8_t *payload, size_t len)
+{
+    vd_put_u32le(out, slot);
+    if (len) memcpy(out + VD_POINT_REC_MIN, payload, len);
+}
+
+vd_status vd_storage__point_decode(const void *p, size_t n, vd_point_rec *r, vd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (n < VD_POINT_REC_MIN)
+        return vd_err_set(err, VD_CORRUPT, "points record of %zu bytes is malformed (at least "
+                          "%d)", n, VD_POINT_REC_MIN);
+    r->slot = vd_get_u32le(p);
+    r->payload_len = n - VD_POINT_REC_MIN;
+    if (r->payload_len) r->payload = (const uint8_t *)p + VD_POINT_REC_MIN;
+    return VD_OK;
+}
+
+/* ---- vector record: id u64 | float32[dim] ------------------------------------------------ */
+size_t vd_storage__vector_size(uint32_t dim) { return 8 + (size_t)dim * sizeof(float); }
+
+void vd_storage__vector_encode(uint8_t *out, uint64_t id, const float *vec, uint32_t dim)
+{
+    vd_put_u64le(out, id);
+    memcpy(out + 8, vec, (size_t)dim * sizeof(float));
+}
+
+vd_status vd_storage__vector_decode(const void *p, size_t n, uint32_t dim, vd_vector_rec *r,
+                                    vd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (n != vd_storage__vector_size(dim))
+        return vd_err_set(err, VD_CORRUPT, "vector record has %zu bytes, expected %zu", n,
+                          vd_storage__vector_size(dim));
+    r->id = vd_get_u64le(p);
+    r->vec = (const uint8_t *)p + 8;
+    return VD_OK;
+}
+
+const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, float *scratch)
+{
+    if (((uintptr_t)r->vec & (sizeof(float) - 1)) == 0) return (const float *)r->vec;
+    memcpy(scratch, r->vec, (size_t)dim * sizeof(float));
+    return scratch;
+}
+
+/* ---- links record ------------------------------------------------------------------------ */
+uint8_t *vd_storage__buf_reserve(vd_buf *b, size_t n)
+{
+    if (n <= b->cap) return b->p;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < n) cap *= 2;
+    uint8_t *p = vd_realloc(b->p, cap);
+    if (!p) return NULL;
+    b->p = p;
+    b->cap = cap;
+    return p;
+}
+
+void vd_storage__buf_free(vd_buf *b)
+{
+    vd_free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+vd_status vd_storage__links_encode(const vd_index *ix, uint32_t slot, vd_buf *b, size_t *len,
+                                   vd_err *err)
+{
+    /* One try at the buffer's size; VD_FULL tells the size needed (rare: a slot whose lists
+     * outgrew every earlier one). */
+    *len = 0;
+    if (!vd_storage__buf_reserve(b, 1024)) goto nomem;
+    vd_status s = vd_index_slot_links(ix, slot, b->p, b->cap, len, err);
+    if (s != VD_FULL) return s;
+    if (!vd_storage__buf_reserve(b, *len)) goto nomem;
+    return vd_index_slot_links(ix, slot, b->p, b->cap, len, err);
+nomem:
+    return vd_err_set(err, VD_NOMEM, "out of memory serializing the links of slot %u", slot);
+}
+
+vd_status vd_storage__slot_load(vd_index *ix, uint32_t slot, const void *v, size_t vn,
+                                const void *l, size_t ln, float *scratch, vd_err *err)
+{
+    uint32_t dim = vd_index_params_of(ix)->dim;
+    vd_vector_rec vr;
+    vd_status s = vd_storage__vector_decode(v, vn, dim, &vr, err);
+    if (s != VD_OK) return s;
+    s = vd_index_load_slot(ix, slot, vr.id, vd_storage__vector_floats(&vr, dim, scratch), l, ln,
+                           err);
+    /* The index says VD_INVALID for what it was handed; from disk, that is damage. */
+    if (s != VD_OK && s != VD_NOMEM && s != VD_VERSION) {
+        s = VD_CORRUPT;
+        if (err) err->code = s;
+    }
+    return s;
+}

@@ -1,0 +1,166 @@
+/* storage/records.h: the record codec, the one place that knows how storage's bytes are laid
+ * out: the table of LMDB databases, every key, the catalog, points, vector and links records,
+ * the meta values, and the length rule of each. Pure functions over bytes (no LMDB, no I/O),
+ * so tests/fuzz/fuzz_storage_records.c feeds them hostile bytes directly. Nothing here is
+ * public; see storage/records.c for the design note.
+ *
+ * On-disk layout, format 1 (all integers little-endian except keys):
+ *   meta     "magic" -> VD_STORE_MAGIC with its NUL | "format" -> u32 | "next_collection" -> u32
+ *   catalog  name bytes             -> catalog record (VD_CATALOG_REC_BYTES, below)
+ *   points   cid u32 BE | id u64 BE -> slot u32 | payload JSON bytes as given (none: empty)
+ *   vectors  cid u32 BE | slot u32 BE -> id u64 | float32[dim] (host order = LE)
+ *   links    cid u32 BE | slot u32 BE -> the index's links record, verbatim
+ * Big-endian keys sort by collection, then numerically: a collection is one key range of each
+ * database, and its vectors and links read in slot order with two parallel cursors.
+ *
+ * Decoders: each takes the bytes and their length, checks the length rule of its kind first
+ * and refuses anything else with VD_CORRUPT (VD_VERSION for a version newer than this build
+ * reads), naming the kind and the sizes. On success a decoded view borrows the bytes. */
+#ifndef VD_STORAGE_RECORDS_H
+#define VD_STORAGE_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/vd_storage.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "stored float32 vectors are written in host order, which must be little-endian"
+#endif
+
+/* ---- The databases ---------------------------------------------------------------------
+ * Columns: id, LMDB name, key bytes of a table keyed by collection (cid u32 BE first), or 0
+ * for a table that is not. Everything keyed by collection is deleted with the collection
+ * (vd_storage__collection_del) and checked for orphans (vd_store_check) through this table.
+ * A new table is one line here plus its key encoder and record pair below. */
+#define VD_KEY_CID_BYTES 4
+#define VD_KEY_POINT_BYTES 12
+#define VD_KEY_SLOT_BYTES 8
+#define VD_STORAGE_DB_MAP(X)                                                                   \
+    X(META, "meta", 0)                                                                         \
+    X(CATALOG, "catalog", 0)                                                                   \
+    X(POINTS, "points", VD_KEY_POINT_BYTES)                                                    \
+    X(VECTORS, "vectors", VD_KEY_SLOT_BYTES)                                                   \
+    X(LINKS, "links", VD_KEY_SLOT_BYTES)
+
+typedef enum vd_db {
+#define X(id, name, key_bytes) VD_DB_##id,
+    VD_STORAGE_DB_MAP(X)
+#undef X
+    VD_DB_COUNT
+} vd_db;
+
+typedef struct vd_db_info {
+    const char *name;
+    size_t cid_key_bytes; /* 0: not keyed by collection */
+} vd_db_info;
+const vd_db_info *vd_storage__db_info(vd_db db); /* static storage */
+
+/* ---- Keys ------------------------------------------------------------------------------- */
+void vd_storage__key_cid(uint8_t k[VD_KEY_CID_BYTES], uint32_t cid); /* a collection's range */
+void vd_storage__key_point(uint8_t k[VD_KEY_POINT_BYTES], uint32_t cid, uint64_t id);
+void vd_storage__key_slot(uint8_t k[VD_KEY_SLOT_BYTES], uint32_t cid, uint32_t slot);
+/* 1 (and the id or slot) if k[0..n) is a points / vectors-or-links key of collection cid. */
+int vd_storage__key_point_decode(const void *k, size_t n, uint32_t cid, uint64_t *id);
+int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t *slot);
+/* 1 (and the collection id) if k[0..n) has the key length of collection-keyed table db. */
+int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid);
+
+/* ---- Meta values ------------------------------------------------------------------------ */
+#define VD_STORE_MAGIC "vectord-data"
+#define VD_META_MAGIC "magic"
+#define VD_META_FORMAT "format"
+#define VD_META_NEXT_CID "next_collection"
+#define VD_META_U32_BYTES 4
+
+void vd_storage__meta_u32_encode(uint8_t out[VD_META_U32_BYTES], uint32_t v);
+/* VD_CORRUPT unless the bytes are exactly VD_STORE_MAGIC (with its NUL). */
+vd_status vd_storage__magic_decode(const void *p, size_t n, vd_err *err);
+/* The storage format: VD_CORRUPT unless 4 bytes holding 1 or more, VD_VERSION above
+ * VD_STORAGE_FORMAT_VERSION (*ver is set then too). */
+vd_status vd_storage__format_decode(const void *p, size_t n, uint32_t *ver, vd_err *err);
+/* The next collection id: VD_CORRUPT unless 4 bytes holding 1 or more. UINT32_MAX decodes
+ * (it means the ids are exhausted; creating a collection then is VD_FULL). */
+vd_status vd_storage__next_cid_decode(const void *p, size_t n, uint32_t *cid, vd_err *err);
+
+/* ---- Catalog record --------------------------------------------------------------------- */
+#define VD_CATALOG_REC_VERSION 1
+#define VD_CATALOG_REC_BYTES 72
+
+typedef struct vd_catalog_rec {
+    uint32_t cid;
+    vd_collection_params params; /* name from the key */
+    vd_index_header hdr;
+    uint64_t created_unix_s;
+    uint64_t count;         /* points records */
+    uint64_t payload_bytes; /* sum of stored payload lengths */
+    uint64_t seed;          /* index level-generator seed */
+} vd_catalog_rec;
+
+void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_REC_BYTES]);
+/* Key name[0..name_len) and record p[0..n): the name must pass vd_name_check, the record be
+ * version 1 (newer: VD_VERSION) of exactly VD_CATALOG_REC_BYTES, its parameters pass
+ * vd_storage__params_check with nothing left to default, and count <= n_slots. */
+vd_status vd_storage__catalog_decode(const void *name, size_t name_len, const void *p, size_t n,
+                                     vd_catalog_rec *r, vd_err *err);
+
+/* ---- Points record ---------------------------------------------------------------------- */
+#define VD_POINT_REC_MIN 4
+#define VD_SLOT_UNRESOLVED UINT32_MAX /* inside a write group only, never committed */
+
+typedef struct vd_point_rec {
+    uint32_t slot;
+    const uint8_t *payload; /* NULL when the point has none */
+    size_t payload_len;
+} vd_point_rec;
+
+size_t vd_storage__point_size(size_t payload_len);
+/* Writes vd_storage__point_size(len) bytes at out. */
+void vd_storage__point_encode(uint8_t *out, uint32_t slot, const uint8_t *payload, size_t len);
+vd_status vd_storage__point_decode(const void *p, size_t n, vd_point_rec *r, vd_err *err);
+
+/* ---- Vector record ---------------------------------------------------------------------- */
+typedef struct vd_vector_rec {
+    uint64_t id;
+    const uint8_t *vec; /* dim float32; LMDB aligns values to 2 bytes only: see _floats */
+} vd_vector_rec;
+
+size_t vd_storage__vector_size(uint32_t dim);
+void vd_storage__vector_encode(uint8_t *out, uint64_t id, const float *vec, uint32_t dim);
+/* Exactly vd_storage__vector_size(dim) bytes. */
+vd_status vd_storage__vector_decode(const void *p, size_t n, uint32_t dim, vd_vector_rec *r,
+                                    vd_err *err);
+/* The record's floats as a 4-aligned pointer: in place when they are aligned, else copied
+ * into caller-owned `scratch` of dim floats. */
+const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, float *scratch);
+
+/* ---- Links record -----------------------------------------------------------------------
+ * The value is the index's links record verbatim: the index owns that format
+ * (VD_INDEX_LINKS_FORMAT), serializes it (vd_index_slot_links) and decodes it, hostile input
+ * included (vd_index_load_slot). Storage adds no framing, so it knows none of its offsets. */
+typedef struct vd_buf { /* a growable byte buffer, for records built before a put */
+    uint8_t *p;
+    size_t cap;
+} vd_buf;
+uint8_t *vd_storage__buf_reserve(vd_buf *b, size_t n); /* >= n bytes, or NULL (NOMEM) */
+void vd_storage__buf_free(vd_buf *b);
+
+/* The links record of filled slot `slot` into b (grown as needed); its length into *len.
+ * Valid until the next use of b. VD_NOMEM, or the index's status. */
+vd_status vd_storage__links_encode(const vd_index *ix, uint32_t slot, vd_buf *b, size_t *len,
+                                   vd_err *err);
+
+/* Loads one slot of an index being loaded (vd_index_load_slot) from its vector record
+ * v[0..vn) and links record l[0..ln), decoding the vector record for the index's dim.
+ * `scratch` holds dim floats. VD_CORRUPT (VD_VERSION for a newer links format, VD_NOMEM)
+ * with the problem in the message; the caller names the collection and the slot. */
+vd_status vd_storage__slot_load(vd_index *ix, uint32_t slot, const void *v, size_t vn,
+                                const void *l, size_t ln, float *scratch, vd_err *err);
+
+/* ---- Collection parameters (names.c) ----------------------------------------------------- */
+/* The one check of collection parameters in storage: the name rule (vd_name_check), then the
+ * index's table (vd_index_params_check, vd_param_resolve for ef_search); fills defaults in
+ * place. Used on create, on import and by vd_storage__catalog_decode. */
+vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err);
+
+#endif
