@@ -372,41 +372,16 @@ vd_status vd_index_get(const vd_index *ix, uint64_t id, float *out, vd_err *err)
 
 /* ---- vector checks ----------------------------------------------------------------------- */
 
-double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad)
-{
-    /* Fast path: one SIMD pass. A finite sum of squares proves every component finite (a NaN
-     * or an infinity would propagate). Otherwise (or when float squares overflow or underflow)
-     * the exact per-component pass in double. */
-    double s = vd_kern_dot(v, v, ix->dim);
-    *bad = ix->dim;
-    if (!isfinite(s) || !(s >= 1e-30)) { /* also tiny norms: float squares underflow */
-        s = 0;
-        for (uint32_t i = 0; i < ix->dim; i++) {
-            if (!isfinite(v[i])) {
-                *bad = i;
-                return NAN;
-            }
-            s += (double)v[i] * v[i];
-        }
-    }
-    return s;
-}
-
 vd_status vd_index__check_vector(const vd_index *ix, const float *v, const char *what,
                                  double *inv, vd_err *err)
 {
     uint32_t bad;
-    double s = vd_index__norm2(ix, v, &bad);
-    if (bad < ix->dim)
-        return vd_err_set(err, VD_INVALID, "%s: component %u is %s", what, bad,
-                          isnan(v[bad]) ? "NaN" : "infinite");
-    *inv = 1.0;
-    if (ix->metric == VD_METRIC_COSINE) {
-        if (s == 0)
-            return vd_err_set(err, VD_INVALID, "%s: zero vector has no direction for cosine",
-                              what);
-        *inv = 1.0 / sqrt(s);
+    double s = vd_index__norm2(v, ix->dim, &bad);
+    if (bad < ix->dim || (ix->metric == VD_METRIC_COSINE && s == 0)) {
+        vd_vector_check((vd_metric)ix->metric, v, ix->dim, err); /* the message, off the hot path */
+        return vd_err_prefix(err, "%s", what);
     }
+    *inv = ix->metric == VD_METRIC_COSINE ? 1.0 / sqrt(s) : 1.0;
     return VD_OK;
 }
 

@@ -452,8 +452,9 @@ unsigned vd_index__random_level(vd_index *ix); /* from the seeded generator: ix-
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
 
 /* Sum of the squares of v's components, in double; with a NaN or infinite component, NAN and
- * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed. */
-double vd_index__norm2(const vd_index *ix, const float *v, uint32_t *bad);
+ * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed
+ * (params.c, beside vd_vector_check, whose rule it implements). */
+double vd_index__norm2(const float *v, uint32_t dim, uint32_t *bad);
 /* Checks a vector to insert or search for (VD_INVALID naming `what` and the component:
  * "query: component 3 is NaN", or a zero vector under cosine); *inv is the inverse of its
  * norm under cosine, 1 otherwise. */

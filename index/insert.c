@@ -150,7 +150,6 @@ typedef struct batch {
     double *inv;     /* per vector: vd_index__check_vector's inverse norm */
     uint8_t *levels; /* per vector: drawn in input order */
     uint32_t *slots; /* per vector: where it went */
-    vd_idmap seen;   /* id -> row, for ids repeated in the batch */
 } batch;
 
 static void batch_free(batch *b)
@@ -158,29 +157,21 @@ static void batch_free(batch *b)
     vd_free(b->inv);
     vd_free(b->levels);
     vd_free(b->slots);
-    vd_idmap_free(&b->seen);
 }
 
 /* Phase 1: every id and vector, before anything changes. */
 static vd_status batch_check(const vd_index *ix, batch *b, const uint64_t *ids,
                              const float *vecs, size_t n, vd_err *err)
 {
+    vd_status st = vd_ids_check_distinct(ids, n, err);
+    if (st) return st;
     b->inv = vd_malloc(n * sizeof(double));
-    if (!b->inv || vd_idmap_reserve(&b->seen, n))
-        return vd_err_set(err, VD_NOMEM, "out of memory validating a batch of %zu", n);
+    if (!b->inv) return vd_err_set(err, VD_NOMEM, "out of memory validating a batch of %zu", n);
     for (size_t i = 0; i < n; i++) {
         char what[48];
-        if (ids[i] == VD_ID_NONE)
-            return vd_err_set(err, VD_INVALID, "vector %zu: id 18446744073709551615 is reserved",
-                              i);
-        uint32_t prev;
-        if (vd_idmap_get(&b->seen, ids[i], &prev))
-            return vd_err_set(err, VD_INVALID, "id %" PRIu64 " appears twice in the batch "
-                              "(vectors %u and %zu)", ids[i], prev, i);
-        vd_idmap_put(&b->seen, ids[i], (uint32_t)i);
         snprintf(what, sizeof what, "vector %zu (id %" PRIu64 ")", i, ids[i]);
-        vd_status st = vd_index__check_vector(ix, vecs + i * ix->dim, what, &b->inv[i], err);
-        if (st) return st;
+        if ((st = vd_index__check_vector(ix, vecs + i * ix->dim, what, &b->inv[i], err)))
+            return st;
     }
     return VD_OK;
 }

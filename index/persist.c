@@ -132,7 +132,7 @@ static vd_status check_stored_vector(const vd_index *ix, uint32_t slot, uint64_t
     if (id == VD_ID_NONE)
         return vd_err_set(err, VD_CORRUPT, "slot %u: id 2^64-1 is reserved", slot);
     uint32_t bad;
-    double s = vd_index__norm2(ix, vec, &bad);
+    double s = vd_index__norm2(vec, ix->dim, &bad);
     if (bad < ix->dim)
         return vd_err_set(err, VD_CORRUPT, "slot %u (id %" PRIu64 "): component %u is not finite",
                           slot, id, bad);

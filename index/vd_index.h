@@ -76,6 +76,21 @@ const vd_param_info *vd_param_info_of(vd_param p); /* static storage; NULL if p 
  * NULL. */
 vd_status vd_param_resolve(vd_param p, uint32_t value, uint32_t *out, vd_err *err);
 
+/* ---- Point rules: the one check of ids and vectors ---------------------------------------
+ * Every entry point that takes points - the index itself, storage's deletes, the bulk
+ * build's file readers - checks them here, so the rules and their messages have one owner. */
+
+/* VD_OK when ids[0..n) are distinct and none is VD_ID_NONE; else VD_INVALID naming the
+ * smallest repeated id and two rows holding it ("id 7 appears more than once (rows 2 and
+ * 5)") or the reserved one ("row 3: id 18446744073709551615 is reserved for padding").
+ * Ascending ids cost one scan; otherwise a sorted copy of 16 bytes per id. */
+vd_status vd_ids_check_distinct(const uint64_t *ids, size_t n, vd_err *err);
+
+/* VD_OK when every component of v[0..dim) is finite and, under cosine, v is not zero; else
+ * VD_INVALID "component 2 is NaN" (or "is infinite"), "zero vector has no direction for
+ * cosine". One SIMD pass unless a component is bad or the norm is extreme. */
+vd_status vd_vector_check(vd_metric metric, const float *v, uint32_t dim, vd_err *err);
+
 typedef struct vd_index_params {
     uint32_t dim;             /* VD_PARAM_DIM */
     vd_metric metric;

@@ -21,40 +21,6 @@ struct vd_ids_file {
     uint64_t *owned;
 };
 
-typedef struct id_row {
-    uint64_t id;
-    uint64_t row;
-} id_row;
-
-static int cmp_id_row(const void *a, const void *b)
-{
-    const id_row *x = a, *y = b;
-    if (x->id != y->id) return x->id < y->id ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-vd_status vd_ids_check_distinct(const uint64_t *ids, size_t n, vd_err *err)
-{
-    /* Sorted order is cheap for the common case (ids already ascending): one scan, no copy. */
-    size_t i = 1;
-    while (i < n && ids[i - 1] < ids[i]) i++;
-    if (i >= n) return VD_OK;
-    id_row *t = vd_malloc(n * sizeof *t);
-    if (!t) return vd_err_set(err, VD_NOMEM, "out of memory checking %zu ids", n);
-    for (size_t k = 0; k < n; k++) t[k] = (id_row){ids[k], k};
-    qsort(t, n, sizeof *t, cmp_id_row);
-    vd_status s = VD_OK;
-    for (size_t k = 1; k < n; k++) {
-        if (t[k].id == t[k - 1].id) {
-            s = vd_err_set(err, VD_INVALID, "duplicate id %" PRIu64 " at rows %" PRIu64
-                           " and %" PRIu64, t[k].id, t[k - 1].row, t[k].row);
-            break;
-        }
-    }
-    vd_free(t);
-    return s;
-}
-
 /* f->owned = n ids, copied from `src` or 0..n-1 when src is NULL. */
 static vd_status own_ids(vd_ids_file *f, const uint8_t *src, size_t n, vd_err *err)
 {
@@ -74,14 +40,10 @@ static vd_status check_values(const vd_ids_file *f, size_t n, int is_signed, vd_
         if (is_signed && (int64_t)f->ids[i] < 0)
             return vd_err_set(err, VD_INVALID, "%s: id at row %zu is negative (%" PRId64 ")",
                               name, i, (int64_t)f->ids[i]);
-        if (f->ids[i] == VD_ID_NONE)
-            return vd_err_set(err, VD_INVALID,
-                              "%s: id at row %zu is %" PRIu64 ", reserved for \"no hit\"", name,
-                              i, f->ids[i]);
     }
-    vd_err e = {0};
-    if (vd_ids_check_distinct(f->ids, n, &e) != VD_OK)
-        return vd_err_set(err, e.code, "%s: %s", name, e.msg);
+    /* The index's rule (also reserved ids), over the whole file: the build adds in chunks,
+     * and an id repeated across two chunks would be an upsert. */
+    if (vd_ids_check_distinct(f->ids, n, err) != VD_OK) return vd_err_prefix(err, "%s", name);
     return VD_OK;
 }
 

@@ -66,17 +66,13 @@ void vd_vectors_release(vd_vectors_file *f, size_t first, size_t n);
  * (n, 1), or 0..n-1 when no file is given. */
 typedef struct vd_ids_file vd_ids_file; /* opaque */
 
-/* Maps and checks an ids file: dtype, shape, count == expected_n, no negative int64, no
- * UINT64_MAX (reserved as the "no hit" id), and no id repeated ("duplicate id 7 at rows 2
- * and 5"). path == NULL gives the ids 0..expected_n-1. On VD_OK *out owns the reader. */
+/* Maps and checks an ids file: dtype, shape, count == expected_n, no negative int64, and
+ * the index's id rule over the whole file (vd_ids_check_distinct: no UINT64_MAX, no id
+ * repeated). path == NULL gives the ids 0..expected_n-1. On VD_OK *out owns the reader. */
 vd_status vd_ids_open(const char *path, size_t expected_n, vd_ids_file **out, vd_err *err);
 void vd_ids_close(vd_ids_file *f); /* NULL is a no-op */
 /* expected_n ids, borrowed until vd_ids_close(). */
 const uint64_t *vd_ids_get(const vd_ids_file *f);
-
-/* Checks that ids[0..n) are distinct; VD_INVALID naming the first repeated id (the smallest
- * one) and two rows holding it. Uses a temporary copy of 16 bytes per id. */
-vd_status vd_ids_check_distinct(const uint64_t *ids, size_t n, vd_err *err);
 
 /* ---- Payloads ----------------------------------------------------------------------------
  * JSON Lines: line i (1-based) is the payload of row i-1, one JSON object per line; a final

@@ -182,34 +182,12 @@ const char *vd_vectors_format_name(const vd_vectors_file *f)
     return "unknown";
 }
 
-/* Finds the first non-finite component of a row known to hold one and names it. */
-static vd_status bad_value(const vd_vectors_file *f, size_t row, const float *v, vd_err *err)
-{
-    for (uint32_t j = 0; j < f->dim; j++)
-        if (!isfinite(v[j]))
-            return vd_err_set(err, VD_INVALID, "%s: row %zu component %u is %s", f->map.name,
-                              row, j, isnan(v[j]) ? "NaN" : "Inf");
-    return vd_err_set(err, VD_INTERNAL, "%s: row %zu: non-finite value vanished", f->map.name,
-                      row);
-}
-
-/* Checks one float32 row: all finite (bit test, so the loop vectorizes), and non-zero when
- * asked. */
+/* One row against the index's rule (vd_vector_check), named by file and row. */
 static vd_status check_row(const vd_vectors_file *f, size_t row, const float *v,
                            int refuse_zero, vd_err *err)
 {
-    uint32_t inf_or_nan = 0, any = 0;
-    for (uint32_t j = 0; j < f->dim; j++) {
-        uint32_t b;
-        memcpy(&b, &v[j], 4);
-        inf_or_nan |= (b & 0x7f800000u) == 0x7f800000u;
-        any |= b & 0x7fffffffu; /* -0.0 counts as zero */
-    }
-    if (inf_or_nan) return bad_value(f, row, v, err);
-    if (refuse_zero && !any)
-        return vd_err_set(err, VD_INVALID,
-                          "%s: row %zu is a zero vector (cosine needs a non-zero vector)",
-                          f->map.name, row);
+    if (vd_vector_check(refuse_zero ? VD_METRIC_COSINE : VD_METRIC_L2, v, f->dim, err) != VD_OK)
+        return vd_err_prefix(err, "%s: row %zu", f->map.name, row);
     return VD_OK;
 }
 

@@ -364,12 +364,12 @@ START_TEST(nan_inf_and_zero_rows_are_named)
     v[4 * 3 + 2] = NAN;
     vd_test_write_npy(path_of("nan.npy"), "<f4", "(6, 3)", v, sizeof v);
     ck_assert_int_eq(read_all(path_of("nan.npy"), 0, &e), VD_INVALID);
-    ck_assert_msg_has(e, "row 4 component 2 is NaN");
+    ck_assert_msg_has(e, "row 4: component 2 is NaN");
     memcpy(v, sample, sizeof v);
     v[1 * 3 + 0] = -INFINITY;
     vd_test_write_vecs(path_of("inf.fvecs"), v, 6, 3, 4);
     ck_assert_int_eq(read_all(path_of("inf.fvecs"), 0, &e), VD_INVALID);
-    ck_assert_msg_has(e, "row 1 component 0 is Inf");
+    ck_assert_msg_has(e, "row 1: component 0 is infinite");
     double d[18];
     for (int i = 0; i < 18; i++) d[i] = sample[i];
     d[5 * 3 + 1] = 1e300;
@@ -379,18 +379,18 @@ START_TEST(nan_inf_and_zero_rows_are_named)
     d[5 * 3 + 1] = NAN;
     vd_test_write_npy(path_of("nan64.npy"), "<f8", "(6, 3)", d, sizeof d);
     ck_assert_int_eq(read_all(path_of("nan64.npy"), 0, &e), VD_INVALID);
-    ck_assert_msg_has(e, "row 5 component 1 is NaN");
+    ck_assert_msg_has(e, "row 5: component 1 is NaN");
     memcpy(v, sample, sizeof v);
     v[9] = v[10] = 0;
     v[11] = -0.0f;
     vd_test_write_npy(path_of("zero.npy"), "<f4", "(6, 3)", v, sizeof v);
     ck_assert_int_eq(read_all(path_of("zero.npy"), 0, &e), VD_OK); /* fine for l2 / ip */
     ck_assert_int_eq(read_all(path_of("zero.npy"), 1, &e), VD_INVALID);
-    ck_assert_msg_has(e, "row 3 is a zero vector");
+    ck_assert_msg_has(e, "row 3: zero vector has no direction for cosine");
     uint8_t brec[2 * 6] = {2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 0, 0};
     vd_test_write_bytes(path_of("zero.bvecs"), brec, sizeof brec);
     ck_assert_int_eq(read_all(path_of("zero.bvecs"), 1, &e), VD_INVALID);
-    ck_assert_msg_has(e, "row 1 is a zero vector");
+    ck_assert_msg_has(e, "row 1: zero vector has no direction for cosine");
 }
 END_TEST
 
@@ -431,7 +431,7 @@ START_TEST(bad_ids_are_refused)
     int64_t dup[5] = {9, 7, 8, 7, 9};
     vd_test_write_npy(path_of("dup.npy"), "<i8", "(5,)", dup, sizeof dup);
     ck_assert_int_eq(vd_ids_open(path_of("dup.npy"), 5, &f, &e), VD_INVALID);
-    ck_assert_msg_has(e, "duplicate id 7 at rows 1 and 3");
+    ck_assert_msg_has(e, "id 7 appears more than once (rows 1 and 3)");
     uint64_t res[2] = {1, UINT64_MAX};
     vd_test_write_npy(path_of("res.npy"), "<u8", "(2,)", res, sizeof res);
     ck_assert_int_eq(vd_ids_open(path_of("res.npy"), 2, &f, &e), VD_INVALID);
@@ -460,7 +460,7 @@ START_TEST(distinct_check_on_large_unsorted_ids)
     ck_assert_int_eq(vd_ids_check_distinct(ids, n, &e), VD_OK);
     ids[77777] = ids[12345];
     ck_assert_int_eq(vd_ids_check_distinct(ids, n, &e), VD_INVALID);
-    ck_assert_msg_has(e, "at rows 12345 and 77777");
+    ck_assert_msg_has(e, "appears more than once (rows 12345 and 77777)");
     free(ids);
 }
 END_TEST

@@ -164,9 +164,9 @@ START_TEST(empty_batches_missing_arrays_and_duplicate_ids)
     vd_op del = {.kind = VD_OP_DELETE, .collection = "docs", .ids = ids, .n = 0};
     expect_refused(&del, VD_INVALID, "delete from docs: empty batch");
     up.n = 3;
-    expect_refused(&up, VD_INVALID, "upsert into docs: id 5 appears more than once in the batch");
+    expect_refused(&up, VD_INVALID, "upsert into docs: id 5 appears more than once (rows 0 and 2)");
     del.n = 3;
-    expect_refused(&del, VD_INVALID, "delete from docs: id 5 appears more than once");
+    expect_refused(&del, VD_INVALID, "delete from docs: id 5 appears more than once (rows 0 and 2)");
     up.vectors = NULL;
     ids[2] = 7;
     expect_refused(&up, VD_INVALID, "ids, vectors or payload lengths missing");
