@@ -122,6 +122,26 @@ vd_status vd_ids_check_distinct(const uint64_t *ids, size_t n, vd_err *err)
 
 /* ---- metrics ------------------------------------------------------------------------------ */
 
+const char *vd_quantization_name(vd_quantization q)
+{
+    switch (q) {
+    case VD_QUANT_NONE: return "none";
+    case VD_QUANT_INT8: return "int8";
+    }
+    return "unknown";
+}
+
+vd_status vd_quantization_parse(const char *s, vd_quantization *out)
+{
+    static const vd_quantization all[] = {VD_QUANT_NONE, VD_QUANT_INT8};
+    for (size_t i = 0; s && i < VD_ARRAY_LEN(all); i++)
+        if (strcmp(s, vd_quantization_name(all[i])) == 0) {
+            *out = all[i];
+            return VD_OK;
+        }
+    return VD_INVALID;
+}
+
 const char *vd_metric_name(vd_metric m)
 {
     switch (m) {

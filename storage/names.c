@@ -28,10 +28,36 @@ vd_status vd_name_check(const char *name, vd_err *err)
     return VD_OK;
 }
 
+const char *vd_id_type_name(vd_id_type t)
+{
+    switch (t) {
+    case VD_ID_INT: return "int";
+    case VD_ID_STR: return "str";
+    }
+    return "unknown";
+}
+
+vd_status vd_id_type_parse(const char *s, vd_id_type *out)
+{
+    static const vd_id_type all[] = {VD_ID_INT, VD_ID_STR};
+    for (size_t i = 0; s && i < VD_ARRAY_LEN(all); i++)
+        if (strcmp(s, vd_id_type_name(all[i])) == 0) {
+            *out = all[i];
+            return VD_OK;
+        }
+    return VD_INVALID;
+}
+
 vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
 {
     vd_status s = vd_name_check(p->name, err);
     if (s != VD_OK) return s;
+    if (p->id_type != VD_ID_INT && p->id_type != VD_ID_STR)
+        return vd_err_set(err, VD_INVALID, "collection %s: unknown id type %d", p->name,
+                          (int)p->id_type);
+    if (p->quantization != VD_QUANT_NONE && p->quantization != VD_QUANT_INT8)
+        return vd_err_set(err, VD_INVALID, "collection %s: unknown quantization %d", p->name,
+                          (int)p->quantization);
     vd_index_params ip = {.dim = p->dim, .metric = p->metric, .m = p->m,
                           .ef_construction = p->ef_construction};
     if ((s = vd_index_params_check(&ip, err)) != VD_OK ||
