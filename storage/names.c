@@ -28,24 +28,19 @@ vd_status vd_name_check(const char *name, vd_err *err)
     return VD_OK;
 }
 
+static const char *const id_type_names[] = {[VD_ID_INT] = "int", [VD_ID_STR] = "str"};
+
 const char *vd_id_type_name(vd_id_type t)
 {
-    switch (t) {
-    case VD_ID_INT: return "int";
-    case VD_ID_STR: return "str";
-    }
-    return "unknown";
+    return vd_enum_name(id_type_names, VD_ARRAY_LEN(id_type_names), (int)t);
 }
 
 vd_status vd_id_type_parse(const char *s, vd_id_type *out)
 {
-    static const vd_id_type all[] = {VD_ID_INT, VD_ID_STR};
-    for (size_t i = 0; s && i < VD_ARRAY_LEN(all); i++)
-        if (strcmp(s, vd_id_type_name(all[i])) == 0) {
-            *out = all[i];
-            return VD_OK;
-        }
-    return VD_INVALID;
+    int v = vd_enum_parse(id_type_names, VD_ARRAY_LEN(id_type_names), s);
+    if (v < 0) return VD_INVALID;
+    *out = (vd_id_type)v;
+    return VD_OK;
 }
 
 vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
