@@ -23,6 +23,15 @@
  *    a serialization library for fixed records of a few integers (a dependency and a
  *    per-record header for nothing).
  *
+ * String ids: sids maps an id to its internal key (the key a collection's points, vectors
+ * and index use), skeys maps back; both are written with the point, in the same transaction
+ * (storage/strids.c). The sequence record hands out keys in order and never twice, so a key
+ * names one id for the life of the collection. Rejected: a hash of the id as the key
+ * (collisions would need probing, and then the key is not a function of the id anyway); the
+ * id inside the points record (readers map a search hit's key to its id, which needs a
+ * table keyed by key either way; payload code would have to skip it); an in-memory map
+ * (memory per point, a load at open, and its own reader/writer synchronization).
+ *
  * Adding a record kind (payload postings, a string-id map, int8 codes): one line in
  * VD_STORAGE_DB_MAP, a key encoder/decoder and an encode/decode pair with its length rule
  * here, and db.c accessors on top. Opening, dropping a collection and the orphan check of
@@ -75,8 +84,27 @@ int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t 
 int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid)
 {
     const vd_db_info *d = vd_storage__db_info(db);
-    if (!d || !d->cid_key_bytes || n != d->cid_key_bytes) return 0;
+    if (!d || !d->cid_key_bytes) return 0;
+    if (d->cid_key_bytes == VD_KEY_VARIABLE ? n < VD_KEY_CID_BYTES : n != d->cid_key_bytes)
+        return 0;
     *cid = vd_get_u32be(k);
+    return 1;
+}
+
+size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
+                           size_t len)
+{
+    vd_put_u32be(k, cid);
+    memcpy(k + VD_KEY_CID_BYTES, id, len);
+    return VD_KEY_CID_BYTES + len;
+}
+
+int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
+                               size_t *len)
+{
+    if (n <= VD_KEY_CID_BYTES || n > VD_KEY_SID_MAX || vd_get_u32be(k) != cid) return 0;
+    *id = (const uint8_t *)k + VD_KEY_CID_BYTES;
+    *len = n - VD_KEY_CID_BYTES;
     return 1;
 }
 
@@ -246,6 +274,51 @@ const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, flo
     if (((uintptr_t)r->vec & (sizeof(float) - 1)) == 0) return (const float *)r->vec;
     memcpy(scratch, r->vec, (size_t)dim * sizeof(float));
     return scratch;
+}
+
+/* ---- string ids: sids value, skeys value, the sequence record ---------------------------- */
+void vd_storage__sid_encode(uint8_t out[VD_SID_REC_BYTES], uint64_t key)
+{
+    vd_put_u64le(out, key);
+}
+
+vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err *err)
+{
+    *key = 0;
+    if (n != VD_SID_REC_BYTES)
+        return vd_err_set(err, VD_CORRUPT, "string id record has %zu bytes, expected %d", n,
+                          VD_SID_REC_BYTES);
+    *key = vd_get_u64le(p);
+    if (*key == VD_ID_NONE)
+        return vd_err_set(err, VD_CORRUPT, "string id record names the reserved key");
+    return VD_OK;
+}
+
+vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err)
+{
+    vd_err e;
+    if (vd_str_id_check(p, n, &e) != VD_OK)
+        return vd_err_set(err, VD_CORRUPT, "key record holds no valid string id: %s", e.msg);
+    return VD_OK;
+}
+
+void vd_storage__sidseq_encode(uint8_t out[VD_SIDSEQ_REC_BYTES], const vd_sidseq *q)
+{
+    vd_put_u64le(out, q->next_key);
+    vd_put_u64le(out + 8, q->id_bytes);
+}
+
+vd_status vd_storage__sidseq_decode(const void *p, size_t n, vd_sidseq *q, vd_err *err)
+{
+    memset(q, 0, sizeof *q);
+    if (n != VD_SIDSEQ_REC_BYTES)
+        return vd_err_set(err, VD_CORRUPT, "string id sequence record has %zu bytes, expected "
+                          "%d", n, VD_SIDSEQ_REC_BYTES);
+    q->next_key = vd_get_u64le(p);
+    q->id_bytes = vd_get_u64le((const uint8_t *)p + 8);
+    if (q->next_key == VD_ID_NONE)
+        return vd_err_set(err, VD_CORRUPT, "string id sequence record is exhausted");
+    return VD_OK;
 }
 
 /* ---- links record ------------------------------------------------------------------------ */

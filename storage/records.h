@@ -10,8 +10,14 @@
  *   points   cid u32 BE | id u64 BE -> slot u32 | payload JSON bytes as given (none: empty)
  *   vectors  cid u32 BE | slot u32 BE -> id u64 | float32[dim] (host order = LE)
  *   links    cid u32 BE | slot u32 BE -> the index's links record, verbatim
+ *   sids     cid u32 BE | string id bytes -> key u64       (collections of string ids only;
+ *            cid u32 BE alone -> the sequence record: next key u64 | id bytes u64)
+ *   skeys    cid u32 BE | key u64 BE -> string id bytes
  * Big-endian keys sort by collection, then numerically: a collection is one key range of each
- * database, and its vectors and links read in slot order with two parallel cursors.
+ * database, and its vectors and links read in slot order with two parallel cursors. A
+ * collection of string ids keys its points, vectors and index by an internal u64 key (dense,
+ * assigned in order, never reused); sids and skeys map the user's ids to keys and back, and
+ * sids' order is the bytewise order of the ids (scroll walks it).
  *
  * Decoders: each takes the bytes and their length, checks the length rule of its kind first
  * and refuses anything else with VD_CORRUPT (VD_VERSION for a version newer than this build
@@ -36,12 +42,20 @@
 #define VD_KEY_CID_BYTES 4
 #define VD_KEY_POINT_BYTES 12
 #define VD_KEY_SLOT_BYTES 8
+#define VD_KEY_VARIABLE ((size_t)-1) /* cid u32 BE, then any number of bytes */
+#define VD_KEY_SID_MAX (VD_KEY_CID_BYTES + VD_STR_ID_MAX)
 #define VD_STORAGE_DB_MAP(X)                                                                   \
     X(META, "meta", 0)                                                                         \
     X(CATALOG, "catalog", 0)                                                                   \
     X(POINTS, "points", VD_KEY_POINT_BYTES)                                                    \
     X(VECTORS, "vectors", VD_KEY_SLOT_BYTES)                                                   \
-    X(LINKS, "links", VD_KEY_SLOT_BYTES)
+    X(LINKS, "links", VD_KEY_SLOT_BYTES)                                                       \
+    X(SIDS, "sids", VD_KEY_VARIABLE)                                                           \
+    X(SKEYS, "skeys", VD_KEY_POINT_BYTES)
+/* Every table up to LINKS exists in every data directory ever written (missing: damage); a
+ * later one may be absent from a directory an older vectord wrote: it reads as empty, and a
+ * read-write open creates it (db.c). */
+#define VD_DB_LAST_ORIGINAL VD_DB_LINKS
 
 typedef enum vd_db {
 #define X(id, name, key_bytes) VD_DB_##id,
@@ -52,7 +66,7 @@ typedef enum vd_db {
 
 typedef struct vd_db_info {
     const char *name;
-    size_t cid_key_bytes; /* 0: not keyed by collection */
+    size_t cid_key_bytes; /* 0: not keyed by collection; VD_KEY_VARIABLE: cid, then any bytes */
 } vd_db_info;
 const vd_db_info *vd_storage__db_info(vd_db db); /* static storage */
 
@@ -65,6 +79,14 @@ int vd_storage__key_point_decode(const void *k, size_t n, uint32_t cid, uint64_t
 int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t *slot);
 /* 1 (and the collection id) if k[0..n) has the key length of collection-keyed table db. */
 int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid);
+/* sids keys: cid | id[0..len) (len 1..VD_STR_ID_MAX, not checked here); returns the key's
+ * length. The sequence record's key is the cid alone (vd_storage__key_cid). */
+size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
+                           size_t len);
+/* 1 (and the id, borrowing k) if k[0..n) is an id key of collection cid: 1..VD_STR_ID_MAX
+ * bytes after the cid (the sequence key has none). The id's own rule is the record's. */
+int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
+                               size_t *len);
 
 /* ---- Meta values ------------------------------------------------------------------------ */
 #define VD_STORE_MAGIC "vectord-data"
@@ -136,6 +158,26 @@ vd_status vd_storage__vector_decode(const void *p, size_t n, uint32_t dim, vd_ve
  * into caller-owned `scratch` of dim floats. */
 const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, float *scratch);
 
+/* ---- String ids: sids, skeys and the sequence record ------------------------------------
+ * sids value: the key, u64 LE, exactly 8 bytes. skeys value: the id's bytes, which must pass
+ * vd_str_id_check (1..VD_STR_ID_MAX bytes of UTF-8). The sequence record (sids, key = cid
+ * alone): next_key u64 LE | id_bytes u64 LE, exactly 16 bytes; absent means {0, 0}. Keys
+ * are taken from next_key and never reused, so a key read by a search names one id forever
+ * (engine/read.c relies on it). */
+#define VD_SID_REC_BYTES 8
+#define VD_SIDSEQ_REC_BYTES 16
+
+typedef struct vd_sidseq {
+    uint64_t next_key; /* the key the next new id gets */
+    uint64_t id_bytes; /* sum of the lengths of the live ids */
+} vd_sidseq;
+
+void vd_storage__sid_encode(uint8_t out[VD_SID_REC_BYTES], uint64_t key);
+vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err *err);
+vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err);
+void vd_storage__sidseq_encode(uint8_t out[VD_SIDSEQ_REC_BYTES], const vd_sidseq *q);
+vd_status vd_storage__sidseq_decode(const void *p, size_t n, vd_sidseq *q, vd_err *err);
+
 /* ---- Links record -----------------------------------------------------------------------
  * The value is the index's links record verbatim: the index owns that format
  * (VD_INDEX_LINKS_FORMAT), serializes it (vd_index_slot_links) and decodes it, hostile input
@@ -164,5 +206,13 @@ vd_status vd_storage__slot_load(vd_index *ix, uint32_t slot, const void *v, size
  * index's table (vd_index_params_check, vd_param_resolve for ef_search); fills defaults in
  * place. Used on create, on import and by vd_storage__catalog_decode. */
 vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err);
+/* jsonmerge.c: object upd[0..un) merged into object base[0..bn) by top-level key (base's
+ * members that upd does not name, then upd's), both valid (vd_json_check_object), into out
+ * (room for bn + un + 1 bytes); *out_len gets its length. VD_NOMEM only. */
+vd_status vd_storage__json_merge(const uint8_t *base, size_t bn, const uint8_t *upd, size_t un,
+                                 uint8_t *out, size_t *out_len, vd_err *err);
+/* The length of the UTF-8 sequence at s[0..left) (1 for ASCII), or 0 with *why set
+ * ("invalid UTF-8 continuation byte"...): the one UTF-8 rule, for string ids and JSON. */
+int vd_storage__utf8_seq(const uint8_t *s, size_t left, const char **why);
 
 #endif
