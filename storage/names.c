@@ -212,18 +212,23 @@ static vd_status check_distinct(const vd_str_ids *s, vd_err *err)
 
 vd_status vd_str_ids_check(const vd_str_ids *s, int distinct, vd_err *err)
 {
-    if (s->n && (!s->ends || !s->bytes))
+    if (s->n && (!s->ends || (!s->bytes && s->n_bytes)))
         return vd_err_set(err, VD_INVALID, "string ids: %zu ends but no bytes", s->n);
     if (s->n > UINT32_MAX)
         return vd_err_set(err, VD_INVALID, "%zu string ids: too many", s->n);
     for (size_t i = 0; i < s->n; i++) {
         size_t a = vd_str_ids_start(s, i);
-        if (s->ends[i] < a)
-            return vd_err_set(err, VD_INVALID, "row %zu: string id ends at byte %u, before its "
-                              "start %zu (ends must ascend)", i, s->ends[i], a);
-        if (vd_str_id_check(s->bytes + a, s->ends[i] - a, err) != VD_OK)
+        if (s->ends[i] < a || s->ends[i] > s->n_bytes)
+            return vd_err_set(err, VD_INVALID, "row %zu: string id ends at byte %u, outside "
+                              "%zu..%zu (ends must ascend within the %zu bytes of ids)", i,
+                              s->ends[i], a, s->n_bytes, s->n_bytes);
+        if (vd_str_id_check(s->n_bytes ? s->bytes + a : (const uint8_t *)"", s->ends[i] - a,
+                            err) != VD_OK)
             return vd_err_prefix(err, "row %zu", i);
     }
+    if (s->n && s->ends[s->n - 1] != s->n_bytes)
+        return vd_err_set(err, VD_INVALID, "string ids: %zu bytes after the last id (it ends "
+                          "at byte %u)", s->n_bytes - s->ends[s->n - 1], s->ends[s->n - 1]);
     return distinct ? check_distinct(s, err) : VD_OK;
 }
 

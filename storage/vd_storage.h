@@ -89,6 +89,7 @@ typedef struct vd_str_ids {
     const uint8_t *bytes;
     const uint32_t *ends; /* n end offsets; NULL (with n 0) when the request has none */
     size_t n;
+    size_t n_bytes;       /* bytes of `bytes`: the last end */
 } vd_str_ids;
 
 static inline size_t vd_str_ids_start(const vd_str_ids *s, size_t i)
@@ -100,7 +101,7 @@ static inline size_t vd_str_ids_start(const vd_str_ids *s, size_t i)
  * included). VD_INVALID "string id is empty", "string id of 513 bytes is longer than 512",
  * "string id is not valid UTF-8 (byte 3: invalid continuation byte)". Any thread (pure). */
 vd_status vd_str_id_check(const uint8_t *p, size_t n, vd_err *err);
-/* Every id of s: the packing (ends ascending, ending inside bytes), each id by vd_str_id_check
+/* Every id of s: the packing (ends ascending, the last one at n_bytes), each id by vd_str_id_check
  * ("row 3: string id is empty"), and with `distinct` none twice ("string id \"a\" appears
  * more than once (rows 2 and 5)"). A sorted copy of 8 bytes per id when distinct. Any
  * thread (pure). */
