@@ -24,7 +24,7 @@ typedef struct page {
     vd_status s;
     vd_err *err;
     uint64_t last_id; /* the last point taken, for the cursor */
-    const uint8_t *last_str;
+    uint8_t last_str[VD_STR_ID_MAX]; /* a copy: the walk's ids live only during the call */
     size_t last_len;
 } page;
 
@@ -51,8 +51,8 @@ static int take(void *ctx, const vd_scroll_point *pt)
     if (r->vectors) memcpy(r->vectors + r->n * r->dim, pt->vec, (size_t)r->dim * sizeof(float));
     if (r->payloads && pt->payload) r->payloads[r->n] = (vd_bytes){pt->payload_len, pt->payload};
     pg->last_id = pt->id;
-    pg->last_str = pt->str_id;
-    pg->last_len = pt->str_len;
+    pg->last_len = pt->str_id ? pt->str_len : 0;
+    if (pg->last_len) memcpy(pg->last_str, pt->str_id, pg->last_len);
     r->n++;
     return 0;
 }

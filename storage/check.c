@@ -125,6 +125,64 @@ static vd_status check_key_maps(checker *k, ccheck *x, uint64_t key)
     return read_failed(k, s, &e);
 }
 
+/* One id -> key mapping (the key decoded, or pk_err set when it could not be). */
+static vd_status check_sid(checker *k, ccheck *x, const vd_sidseq *seq, const uint8_t *id,
+                           size_t len, uint64_t pk, const vd_err *pk_err)
+{
+    const char *name = x->r->params.name;
+    vd_point_rec pr;
+    int found = 0;
+    char label[64];
+    vd_err e;
+    vd_status s = VD_OK;
+    vd_str_id_label(id, len, label, sizeof label);
+    if (pk_err || vd_str_id_check(id, len, &e) != VD_OK)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s: %s", name, label,
+               pk_err ? pk_err->msg : e.msg);
+    else if (pk >= seq->next_key)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", not "
+               "below the sequence's %" PRIu64, name, label, pk, seq->next_key);
+    else if ((s = vd_storage__point_get(&k->t, x->r->cid, &x->r->params, pk, &pr, &found, &e)),
+             s == VD_OK && !found)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", which "
+               "has no point", name, label, pk);
+    return read_failed(k, s, &e);
+}
+
+/* One sids record: a plain id, or each id of a bucket. */
+static vd_status check_sid_record(checker *k, ccheck *x, const vd_sidseq *seq,
+                                  const MDB_val *key, const MDB_val *val, uint64_t *n,
+                                  uint64_t *bytes)
+{
+    const uint8_t *id, *rest;
+    size_t len, off = 0, rl;
+    int bucket;
+    uint64_t pk = 0;
+    vd_err e;
+    vd_storage__key_sid_decode(key->mv_data, key->mv_size, x->r->cid, &id, &len, &bucket);
+    if (!bucket) {
+        (*n)++;
+        *bytes += len;
+        vd_status ds = vd_storage__sid_decode(val->mv_data, val->mv_size, &pk, &e);
+        return check_sid(k, x, seq, id, len, pk, ds == VD_OK ? NULL : &e);
+    }
+    if (vd_storage__sid_bucket_decode(val->mv_data, val->mv_size, &e) != VD_OK) {
+        CAPPED(k, &x->bad_sid, "collection %s: %s", x->r->params.name, e.msg);
+        return VD_OK;
+    }
+    uint8_t full[VD_STR_ID_MAX];
+    memcpy(full, id, VD_SID_SPLIT);
+    vd_status s = VD_OK;
+    while (s == VD_OK && vd_storage__sid_bucket_next(val->mv_data, val->mv_size, &off, &rest,
+                                                     &rl, &pk)) {
+        if (rl) memcpy(full + VD_SID_SPLIT, rest, rl);
+        (*n)++;
+        *bytes += VD_SID_SPLIT + rl;
+        s = check_sid(k, x, seq, full, VD_SID_SPLIT + rl, pk, NULL);
+    }
+    return s;
+}
+
 static vd_status check_sids(checker *k, ccheck *x, vd_sidseq *seq)
 {
     const char *name = x->r->params.name;
@@ -136,6 +194,7 @@ static vd_status check_sids(checker *k, ccheck *x, vd_sidseq *seq)
     uint64_t n = 0, bytes = 0;
     const uint8_t *id;
     size_t len;
+    int bucket;
     vd_err e;
     vd_status s = vd_storage__sidseq_get(&k->t, cid, &x->r->params, seq, &e);
     if (s != VD_OK) {
@@ -147,27 +206,10 @@ static vd_status check_sids(checker *k, ccheck *x, vd_sidseq *seq)
     rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     if (rc == 0 && key.mv_size == VD_KEY_CID_BYTES && vd_get_u32be(key.mv_data) == cid)
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-    while (rc == 0 && vd_storage__key_sid_decode(key.mv_data, key.mv_size, cid, &id, &len)) {
-        uint64_t pk;
-        vd_point_rec pr;
-        int found = 0;
-        char label[64];
-        vd_str_id_label(id, len, label, sizeof label);
-        n++;
-        bytes += len;
-        if (vd_str_id_check(id, len, &e) != VD_OK ||
-            vd_storage__sid_decode(val.mv_data, val.mv_size, &pk, &e) != VD_OK)
-            CAPPED(k, &x->bad_sid, "collection %s: string id %s: %s", name, label, e.msg);
-        else if (pk >= seq->next_key)
-            CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", not "
-                   "below the sequence's %" PRIu64, name, label, pk, seq->next_key);
-        else if ((s = vd_storage__point_get(&k->t, cid, &x->r->params, pk, &pr, &found, &e)),
-                 s == VD_OK && !found)
-            CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", which "
-                   "has no point", name, label, pk);
-        if ((s = read_failed(k, s, &e)) != VD_OK) break;
-        s = VD_OK;
-        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    while (s == VD_OK && rc == 0 &&
+           vd_storage__key_sid_decode(key.mv_data, key.mv_size, cid, &id, &len, &bucket)) {
+        s = check_sid_record(k, x, seq, &key, &val, &n, &bytes);
+        if (s == VD_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     if (s == VD_OK && rc && rc != MDB_NOTFOUND)

@@ -347,14 +347,43 @@ vd_status vd_storage__sid_get(vd_txn *t, uint32_t cid, const vd_collection_param
     size_t kn = vd_storage__key_sid(kb, cid, id, len);
     vd_status s = get(t, VD_DB_SIDS, kb, kn, &v, found, err, "reading a string id");
     if (s != VD_OK || !*found) return s;
-    if ((s = vd_storage__sid_decode(v.mv_data, v.mv_size, key, err)) != VD_OK)
-        vd_err_prefix(err, "collection %s", p->name);
+    if (len < VD_SID_SPLIT) {
+        s = vd_storage__sid_decode(v.mv_data, v.mv_size, key, err);
+    } else if ((s = vd_storage__sid_bucket_decode(v.mv_data, v.mv_size, err)) == VD_OK) {
+        *found = vd_storage__sid_bucket_find(v.mv_data, v.mv_size, id + VD_SID_SPLIT,
+                                             len - VD_SID_SPLIT, key);
+    }
+    if (s != VD_OK) vd_err_prefix(err, "collection %s", p->name);
+    return s;
+}
+
+/* A long id's entry set (key) or removed (VD_ID_NONE) in its bucket record. */
+static vd_status bucket_edit(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                             uint64_t key, vd_err *err)
+{
+    uint8_t kb[VD_KEY_SID_MAX];
+    size_t kn = vd_storage__key_sid(kb, cid, id, len);
+    MDB_val v;
+    int found;
+    vd_status s = get(t, VD_DB_SIDS, kb, kn, &v, &found, err, "reading a string id");
+    if (s == VD_OK && found && (s = vd_storage__sid_bucket_decode(v.mv_data, v.mv_size, err)))
+        vd_err_prefix(err, "collection id %u", cid);
+    if (s != VD_OK) return s;
+    uint8_t *out = vd_malloc(v.mv_size + VD_SID_ENTRY_MAX);
+    if (!out) return vd_err_set(err, VD_NOMEM, "out of memory writing a string id");
+    MDB_val nv = {vd_storage__sid_bucket_edit(v.mv_data, v.mv_size, id + VD_SID_SPLIT,
+                                              len - VD_SID_SPLIT, key, out),
+                  out};
+    if (nv.mv_size) s = put(t, VD_DB_SIDS, kb, kn, &nv, 0, err, "writing a string id");
+    else if (found) s = del(t, VD_DB_SIDS, kb, kn, 0, err, "deleting a string id");
+    vd_free(out);
     return s;
 }
 
 vd_status vd_storage__sid_put(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
                               uint64_t key, vd_err *err)
 {
+    if (len >= VD_SID_SPLIT) return bucket_edit(t, cid, id, len, key, err);
     uint8_t kb[VD_KEY_SID_MAX], vb[VD_SID_REC_BYTES];
     size_t kn = vd_storage__key_sid(kb, cid, id, len);
     vd_storage__sid_encode(vb, key);
@@ -365,6 +394,7 @@ vd_status vd_storage__sid_put(vd_txn *t, uint32_t cid, const uint8_t *id, size_t
 vd_status vd_storage__sid_del(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
                               vd_err *err)
 {
+    if (len >= VD_SID_SPLIT) return bucket_edit(t, cid, id, len, VD_ID_NONE, err);
     uint8_t kb[VD_KEY_SID_MAX];
     size_t kn = vd_storage__key_sid(kb, cid, id, len);
     return del(t, VD_DB_SIDS, kb, kn, 0, err, "deleting a string id");

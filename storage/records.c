@@ -94,17 +94,19 @@ int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid)
 size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
                            size_t len)
 {
+    if (len > VD_SID_SPLIT) len = VD_SID_SPLIT;
     vd_put_u32be(k, cid);
-    memcpy(k + VD_KEY_CID_BYTES, id, len);
+    if (len) memcpy(k + VD_KEY_CID_BYTES, id, len);
     return VD_KEY_CID_BYTES + len;
 }
 
 int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
-                               size_t *len)
+                               size_t *len, int *bucket)
 {
     if (n <= VD_KEY_CID_BYTES || n > VD_KEY_SID_MAX || vd_get_u32be(k) != cid) return 0;
     *id = (const uint8_t *)k + VD_KEY_CID_BYTES;
     *len = n - VD_KEY_CID_BYTES;
+    *bucket = *len == VD_SID_SPLIT;
     return 1;
 }
 
@@ -292,6 +294,91 @@ vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err 
     if (*key == VD_ID_NONE)
         return vd_err_set(err, VD_CORRUPT, "string id record names the reserved key");
     return VD_OK;
+}
+
+/* Buckets: see records.h. Rests are at most 5 bytes, so a bucket stays small unless a
+ * client makes many ids that differ only in their last bytes past the 507th. */
+static int cmp_rest(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    return c ? c : (na > nb) - (na < nb);
+}
+
+vd_status vd_storage__sid_bucket_decode(const void *p, size_t n, vd_err *err)
+{
+    const uint8_t *b = p, *prev = NULL;
+    size_t off = 0, prev_len = 0;
+    while (off < n) {
+        size_t rl = b[off];
+        if (rl > VD_SID_REST_MAX || n - off < 1 + rl + 8)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket of %zu bytes is malformed at "
+                              "byte %zu", n, off);
+        const uint8_t *rest = b + off + 1;
+        if (prev && cmp_rest(prev, prev_len, rest, rl) >= 0)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket: entries out of order at byte "
+                              "%zu", off);
+        if (vd_get_u64le(rest + rl) == VD_ID_NONE)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket names the reserved key");
+        prev = rest;
+        prev_len = rl;
+        off += 1 + rl + 8;
+    }
+    if (!prev) return vd_err_set(err, VD_CORRUPT, "string id bucket is empty");
+    return VD_OK;
+}
+
+int vd_storage__sid_bucket_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **rest,
+                                size_t *rest_len, uint64_t *key)
+{
+    if (*off >= n) return 0;
+    *rest_len = p[*off];
+    *rest = p + *off + 1;
+    *key = vd_get_u64le(*rest + *rest_len);
+    *off += 1 + *rest_len + 8;
+    return 1;
+}
+
+int vd_storage__sid_bucket_find(const uint8_t *p, size_t n, const uint8_t *rest,
+                                size_t rest_len, uint64_t *key)
+{
+    size_t off = 0, rl;
+    const uint8_t *r;
+    uint64_t k;
+    while (vd_storage__sid_bucket_next(p, n, &off, &r, &rl, &k)) {
+        int c = cmp_rest(r, rl, rest, rest_len);
+        if (c == 0) return *key = k, 1;
+        if (c > 0) break;
+    }
+    return 0;
+}
+
+size_t vd_storage__sid_bucket_edit(const uint8_t *p, size_t n, const uint8_t *rest,
+                                   size_t rest_len, uint64_t key, uint8_t *out)
+{
+    size_t off = 0, o = 0, rl, at;
+    const uint8_t *r;
+    uint64_t k;
+    int placed = key == VD_ID_NONE;
+    for (at = off; vd_storage__sid_bucket_next(p, n, &off, &r, &rl, &k); at = off) {
+        int c = cmp_rest(r, rl, rest, rest_len);
+        if (c >= 0 && !placed) {
+            out[o++] = (uint8_t)rest_len;
+            if (rest_len) memcpy(out + o, rest, rest_len);
+            vd_put_u64le(out + o + rest_len, key);
+            o += rest_len + 8;
+            placed = 1;
+        }
+        if (c == 0) continue; /* replaced or removed */
+        memcpy(out + o, p + at, off - at);
+        o += off - at;
+    }
+    if (!placed) {
+        out[o++] = (uint8_t)rest_len;
+        if (rest_len) memcpy(out + o, rest, rest_len);
+        vd_put_u64le(out + o + rest_len, key);
+        o += rest_len + 8;
+    }
+    return o;
 }
 
 vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err)

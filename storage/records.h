@@ -11,7 +11,9 @@
  *   vectors  cid u32 BE | slot u32 BE -> id u64 | float32[dim] (host order = LE)
  *   links    cid u32 BE | slot u32 BE -> the index's links record, verbatim
  *   sids     cid u32 BE | string id bytes -> key u64       (collections of string ids only;
- *            cid u32 BE alone -> the sequence record: next key u64 | id bytes u64)
+ *            ids of VD_SID_SPLIT bytes or more: cid | their first VD_SID_SPLIT bytes ->
+ *            a bucket of (rest, key) entries; cid u32 BE alone -> the sequence record:
+ *            next key u64 | id bytes u64)
  *   skeys    cid u32 BE | key u64 BE -> string id bytes
  * Big-endian keys sort by collection, then numerically: a collection is one key range of each
  * database, and its vectors and links read in slot order with two parallel cursors. A
@@ -43,7 +45,12 @@
 #define VD_KEY_POINT_BYTES 12
 #define VD_KEY_SLOT_BYTES 8
 #define VD_KEY_VARIABLE ((size_t)-1) /* cid u32 BE, then any number of bytes */
-#define VD_KEY_SID_MAX (VD_KEY_CID_BYTES + VD_STR_ID_MAX)
+/* LMDB's keys hold at most 511 bytes (MDB_MAXKEYSIZE as Debian builds it; checked at open),
+ * so ids from VD_SID_SPLIT bytes on share a bucket record under their first VD_SID_SPLIT
+ * bytes (see the string id records below). Part of the format: never derived at run time. */
+#define VD_KEY_MAX 511
+#define VD_SID_SPLIT (VD_KEY_MAX - VD_KEY_CID_BYTES)
+#define VD_KEY_SID_MAX VD_KEY_MAX
 #define VD_STORAGE_DB_MAP(X)                                                                   \
     X(META, "meta", 0)                                                                         \
     X(CATALOG, "catalog", 0)                                                                   \
@@ -79,14 +86,16 @@ int vd_storage__key_point_decode(const void *k, size_t n, uint32_t cid, uint64_t
 int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t *slot);
 /* 1 (and the collection id) if k[0..n) has the key length of collection-keyed table db. */
 int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid);
-/* sids keys: cid | id[0..len) (len 1..VD_STR_ID_MAX, not checked here); returns the key's
- * length. The sequence record's key is the cid alone (vd_storage__key_cid). */
+/* sids keys: cid | id[0..min(len, VD_SID_SPLIT)) - the id itself, or for a long id its
+ * bucket's prefix; returns the key's length. The sequence record's key is the cid alone
+ * (vd_storage__key_cid). */
 size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
                            size_t len);
-/* 1 (and the id, borrowing k) if k[0..n) is an id key of collection cid: 1..VD_STR_ID_MAX
- * bytes after the cid (the sequence key has none). The id's own rule is the record's. */
+/* 1 (and the id or bucket prefix, borrowing k) if k[0..n) is an id key of collection cid:
+ * 1..VD_SID_SPLIT bytes after the cid (the sequence key has none); *bucket = 1 when the
+ * record is a bucket (exactly VD_SID_SPLIT bytes). The id's own rule is the record's. */
 int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
-                               size_t *len);
+                               size_t *len, int *bucket);
 
 /* ---- Meta values ------------------------------------------------------------------------ */
 #define VD_STORE_MAGIC "vectord-data"
@@ -174,6 +183,22 @@ typedef struct vd_sidseq {
 
 void vd_storage__sid_encode(uint8_t out[VD_SID_REC_BYTES], uint64_t key);
 vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err *err);
+/* A bucket (the sids value of a VD_SID_SPLIT-byte key): the ids that start with the key's
+ * bytes, as entries u8 rest_len (0..VD_SID_REST_MAX) | rest bytes | key u64 LE, in strictly
+ * ascending bytewise order of the rests, at least one. decode checks exactly that. */
+#define VD_SID_REST_MAX (VD_STR_ID_MAX - VD_SID_SPLIT)
+#define VD_SID_ENTRY_MAX (1 + VD_SID_REST_MAX + 8)
+vd_status vd_storage__sid_bucket_decode(const void *p, size_t n, vd_err *err);
+/* Entry at *off of a decoded bucket (advancing *off); 0 past the last. */
+int vd_storage__sid_bucket_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **rest,
+                                size_t *rest_len, uint64_t *key);
+/* The key of `rest` in a decoded bucket; 0 if absent. */
+int vd_storage__sid_bucket_find(const uint8_t *p, size_t n, const uint8_t *rest,
+                                size_t rest_len, uint64_t *key);
+/* Bucket p[0..n) (n 0: none yet) with `rest` set to `key`, or removed when key is
+ * VD_ID_NONE, into out (room for n + VD_SID_ENTRY_MAX); returns the new length (0: empty). */
+size_t vd_storage__sid_bucket_edit(const uint8_t *p, size_t n, const uint8_t *rest,
+                                   size_t rest_len, uint64_t key, uint8_t *out);
 vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err);
 void vd_storage__sidseq_encode(uint8_t out[VD_SIDSEQ_REC_BYTES], const vd_sidseq *q);
 vd_status vd_storage__sidseq_decode(const void *p, size_t n, vd_sidseq *q, vd_err *err);

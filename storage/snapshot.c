@@ -156,6 +156,23 @@ static vd_status scroll_one(scroll_walk *w, vd_scroll_point *pt, const MDB_val *
     return VD_OK;
 }
 
+/* A string id's point, by its key. */
+static vd_status scroll_key(scroll_walk *w, uint64_t key, const uint8_t *id, size_t len,
+                            int *stop, vd_err *err)
+{
+    const vd_collection *c = w->c;
+    uint8_t pk[VD_KEY_POINT_BYTES];
+    vd_storage__key_point(pk, c->cid, key);
+    MDB_val k = {sizeof pk, pk}, v;
+    int rc = mdb_get(w->s->t.txn, w->s->t.st->dbi[VD_DB_POINTS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return vd_err_set(err, VD_CORRUPT, "collection %s: string id maps to key %" PRIu64
+                          ", which has no point", c->params.name, key);
+    if (rc) return vd_storage__txn_fail(&w->s->t, rc, err, "scrolling");
+    vd_scroll_point pt = {.id = key, .str_id = id, .str_len = len};
+    return scroll_one(w, &pt, &v, stop, err);
+}
+
 static vd_status scroll_int(scroll_walk *w, const vd_scroll_from *from, MDB_cursor *cur,
                             int *at_end, vd_err *err)
 {
@@ -180,6 +197,41 @@ static vd_status scroll_int(scroll_walk *w, const vd_scroll_from *from, MDB_curs
     return VD_OK;
 }
 
+/* One sids record at the cursor: a plain id, or every entry of a bucket after `after`
+ * (rest bytes of the position when it lies in this bucket, else NULL). */
+static vd_status scroll_sid(scroll_walk *w, const MDB_val *k, const MDB_val *v,
+                            const uint8_t *after, size_t after_len, int *stop, vd_err *err)
+{
+    const vd_collection *c = w->c;
+    const uint8_t *id;
+    size_t len;
+    int bucket;
+    vd_status st;
+    vd_storage__key_sid_decode(k->mv_data, k->mv_size, c->cid, &id, &len, &bucket);
+    if (!bucket) {
+        uint64_t key;
+        if ((st = vd_storage__sid_decode(v->mv_data, v->mv_size, &key, err)) != VD_OK)
+            return vd_err_prefix(err, "collection %s", c->params.name);
+        return scroll_key(w, key, id, len, stop, err);
+    }
+    if ((st = vd_storage__sid_bucket_decode(v->mv_data, v->mv_size, err)) != VD_OK)
+        return vd_err_prefix(err, "collection %s", c->params.name);
+    uint8_t full[VD_STR_ID_MAX];
+    const uint8_t *rest;
+    size_t off = 0, rl;
+    uint64_t key;
+    memcpy(full, id, VD_SID_SPLIT);
+    while (!*stop && vd_storage__sid_bucket_next(v->mv_data, v->mv_size, &off, &rest, &rl, &key)) {
+        if (after) { /* resume inside this bucket: only rests past the position's */
+            int cmp = memcmp(rest, after, rl < after_len ? rl : after_len);
+            if (cmp < 0 || (cmp == 0 && rl <= after_len)) continue;
+        }
+        if (rl) memcpy(full + VD_SID_SPLIT, rest, rl);
+        if ((st = scroll_key(w, key, full, VD_SID_SPLIT + rl, stop, err)) != VD_OK) return st;
+    }
+    return VD_OK;
+}
+
 static vd_status scroll_str(scroll_walk *w, const vd_scroll_from *from, MDB_cursor *cur,
                             int *at_end, vd_err *err)
 {
@@ -191,36 +243,25 @@ static vd_status scroll_str(scroll_walk *w, const vd_scroll_from *from, MDB_curs
     MDB_val k = {kn, kb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), stop = 0;
     vd_status st = VD_OK;
-    vd_scroll_point pt = {0};
-    /* SET_RANGE lands on the position itself when that id exists, or on the sequence record
-     * (key = cid alone) at the start: both are skipped. */
-    if (rc == 0 && !from->start && k.mv_size == kn && memcmp(k.mv_data, kb, kn) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    const uint8_t *id;
+    size_t len;
+    int bucket;
+    /* SET_RANGE lands on the sequence record (key = cid alone) at the start, and on the
+     * position's own record when it still exists: a plain id is skipped, a bucket resumes
+     * after the position's rest. */
     if (rc == 0 && k.mv_size == VD_KEY_CID_BYTES && vd_get_u32be(k.mv_data) == c->cid)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    int at_pos = rc == 0 && !from->start && k.mv_size == kn && memcmp(k.mv_data, kb, kn) == 0;
+    if (at_pos && after < VD_SID_SPLIT) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        at_pos = 0;
+    }
     while (rc == 0 && !stop && st == VD_OK &&
-           vd_storage__key_sid_decode(k.mv_data, k.mv_size, c->cid, &pt.str_id, &pt.str_len)) {
-        MDB_val pv;
-        int found;
-        pt = (vd_scroll_point){.str_id = pt.str_id, .str_len = pt.str_len};
-        uint8_t pk[VD_KEY_POINT_BYTES];
-        if ((st = vd_storage__sid_decode(v.mv_data, v.mv_size, &pt.id, err)) != VD_OK) {
-            vd_err_prefix(err, "collection %s", c->params.name);
-            break;
-        }
-        vd_storage__key_point(pk, c->cid, pt.id);
-        MDB_val key = {sizeof pk, pk};
-        rc = mdb_get(w->s->t.txn, w->s->t.st->dbi[VD_DB_POINTS], &key, &pv);
-        found = rc == 0;
-        if (rc && rc != MDB_NOTFOUND) break;
-        rc = 0;
-        if (!found) {
-            st = vd_err_set(err, VD_CORRUPT, "collection %s: string id maps to key %" PRIu64
-                            ", which has no point", c->params.name, pt.id);
-            break;
-        }
-        if ((st = scroll_one(w, &pt, &pv, &stop, err)) == VD_OK && !stop)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+           vd_storage__key_sid_decode(k.mv_data, k.mv_size, c->cid, &id, &len, &bucket)) {
+        st = scroll_sid(w, &k, &v, at_pos ? from->str + VD_SID_SPLIT : NULL,
+                        at_pos ? after - VD_SID_SPLIT : 0, &stop, err);
+        at_pos = 0;
+        if (st == VD_OK && !stop) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (st != VD_OK) return st;
     if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(&w->s->t, rc, err, "scrolling");

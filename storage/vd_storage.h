@@ -176,8 +176,9 @@ vd_status vd_snapshot_key_str(vd_snapshot *s, const vd_collection *c, uint64_t k
                               vd_err *err);
 
 /* Scrolling: the points of c in id order (numeric for int ids, bytewise for string ids),
- * starting after a position. Each is handed to fn, borrowed until vd_snapshot_end; fn
- * returns nonzero to stop. vec is NULL unless with_vectors. */
+ * starting after a position. Each is handed to fn: vec and payload borrowed until
+ * vd_snapshot_end, str_id only until fn returns; fn returns nonzero to stop. vec is NULL
+ * unless with_vectors. */
 typedef struct vd_scroll_point {
     uint64_t id;             /* int ids: the id; string ids: the internal key */
     const uint8_t *str_id;   /* string ids: the id, else NULL */
