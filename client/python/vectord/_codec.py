@@ -119,6 +119,9 @@ class StrIds:
 def _bad_str_row(items: Sequence[Any], what: str) -> InvalidArgument:
     """The error for the first item of a string-id batch that cannot be one."""
     for i, v in enumerate(items):
+        if isinstance(v, (bytes, bytearray)):
+            return InvalidArgument(f"{what}[{i}] is {v!r}: bytes; string ids are str (UTF-8 "
+                                   "text)")
         if not isinstance(v, str):
             return InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all str (a "
                                    "collection of string ids) or all int")
@@ -233,7 +236,10 @@ def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
     if kind in "US" and not isinstance(ids, np.ndarray):
         # A list mixing ints and strings: numpy made it all strings.
         for i, v in enumerate(ids):
-            if isinstance(v, (str, bytes)):
+            if isinstance(v, (bytes, bytearray)):
+                raise InvalidArgument(f"{what}[{i}] is {v!r}: bytes; string ids are str "
+                                      "(UTF-8 text)")
+            if isinstance(v, str):
                 raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all int or "
                                       "all str (a collection of string ids)")
     if kind == "O":
