@@ -235,6 +235,8 @@ bench: deps
 	./build/bench-net --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
 	  >> $(BENCH_OUT)
+	PYTHONPATH=client/python $(PYTHON) bench/bench_ids.py --synthetic 100000x128 \
+	  --scroll-n 1000000 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	@echo "make bench: results in $(BENCH_OUT)"
 
 format:
