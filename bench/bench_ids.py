@@ -7,9 +7,10 @@ the table then going to stderr):
   1. ids: the same vectors into two collections of one daemon, one of integer ids and one
      of string ids ("corpus/doc-<i>.md#chunk-<j>", 28 bytes), every measurement alternating
      between the two so that noise falls on both alike: durable upsert points/s (10k-point
-     calls, alternating), knn QPS at each ef after a restart (median of --runs alternating
-     passes, recall@k against exact neighbours), and the ratios str / int (targets: search
-     >= 0.9, upsert >= 0.8). Then what string ids add per point: on disk, the sids and skeys
+     calls, alternating); then knn QPS at each ef on two collections `vectord build` made
+     with one thread and its fixed seed - the same graph, so only naming the hits differs -
+     (median of --runs alternating passes, recall@k against exact neighbours); and the
+     ratios str / int (targets: search >= 0.9, upsert >= 0.8). Then what string ids add per point: on disk, the sids and skeys
      tables of a compacted `vectord backup` (`mdb_stat -a`); in memory, no heap (nothing is
      loaded), and the LMDB pages naming hits maps (RSS after the str passes minus after the
      int ones).
@@ -127,7 +128,22 @@ def phase_ids(args, base, queries, truth, metric, common, emit, tmp):
     for kind in kinds:
         emit(dict(common, phase="ids_upsert", id_type=kind, points_per_s=round(n / up[kind])),
              f"upsert    {kind:3s} ids: {n / up[kind]:9,.0f} points/s (durable)")
-    srv = Served(args.vectord, data, args.threads)  # the indexes as a restart loads them
+    # Searches compare one graph: `vectord build` with one fixed seed and one thread builds
+    # the same graph for both (string ids: under the row numbers, as the int ids here), so
+    # only naming the hits differs. Upserted collections have seeds of their own, and their
+    # graphs differ by a few % in search cost either way.
+    built = Path(tmp) / "data-built"
+    np.save(Path(tmp) / "base.npy", base)
+    np.save(Path(tmp) / "rows.npy", kinds["int"])
+    with open(Path(tmp) / "rows.txt", "w") as f:
+        f.writelines(x + "\n" for x in kinds["str"])
+    for kind, ids_file in (("int", "rows.npy"), ("str", "rows.txt")):
+        subprocess.run([args.vectord, "build", "--data", str(built), "--collection", kind,
+                        "--input", str(Path(tmp) / "base.npy"), "--ids",
+                        str(Path(tmp) / ids_file), "--metric", metric, "--m", str(args.m),
+                        "--ef-construction", str(args.ef_construction), "--threads",
+                        str(args.build_threads)], check=True, capture_output=True)
+    srv = Served(args.vectord, built, args.threads)
     try:
         with vectord.Client(srv.address, timeout=300) as db:
             rss = {"start": srv.rss_bytes()}
@@ -234,6 +250,9 @@ def main():
     ap.add_argument("--scroll-n", type=int, default=1_000_000)
     ap.add_argument("--scroll-batch", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=0, help="daemon --threads (default cores)")
+    ap.add_argument("--build-threads", type=int, default=1,
+                    help="vectord build --threads for the search comparison (1: the two "
+                         "graphs are identical)")
     ap.add_argument("--vectord", default=os.environ.get("VECTORD_BIN",
                                                         str(REPO / "build" / "vectord")))
     ap.add_argument("--tmp", default=None, help="where the data directories go")

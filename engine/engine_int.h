@@ -68,6 +68,10 @@ vd_status vd_engine__str_keys(vd_snapshot *snap, const vd_collection *c, const v
 vd_status vd_engine__name_hits(vd_engine *e, const vd_collection *c, vd_search_result *r,
                                vd_snapshot **snap, vd_err *err);
 
+/* Test hook (tests/unit only): called by a search of string ids between the snapshot that
+ * names its hits and the search itself, so a test can commit a write in between. */
+extern void (*vd_engine__test_after_snapshot)(void);
+
 /* ---- scroll.c ----------------------------------------------------------------------------- */
 vd_status vd_engine__read_scroll(vd_engine *e, const vd_scroll_req *q, vd_result *out,
                                  vd_err *err);

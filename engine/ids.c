@@ -70,31 +70,33 @@ vd_status vd_engine__str_keys(vd_snapshot *snap, const vd_collection *c, const v
     return VD_OK;
 }
 
-/* A hit's name while the hits are being named: bytes in `names`, or none yet. */
+/* A hit's name while the hits are being named: bytes in one of two packs, or none yet. */
 typedef struct hit_name {
     uint32_t off, len;
-    int named;
+    uint8_t named, late; /* late: found by the second snapshot, in the second pack */
 } hit_name;
 
-/* Names the still unnamed hits of r through snap, copying the names into *names. */
+/* Names the still unnamed hits of r through snap into pk. The first pass (every hit
+ * unnamed) adds one entry per hit, in hit order, empty for padding and for hits it cannot
+ * name, so that usually pk is already the result; a later pass adds only what it finds. */
 static vd_status name_pass(vd_snapshot *snap, const vd_collection *c, const vd_search_result *r,
-                           hit_name *hn, vd_engine__pack *names, size_t *n_unnamed, vd_err *err)
+                           hit_name *hn, vd_engine__pack *pk, int late, size_t *n_unnamed,
+                           vd_err *err)
 {
     size_t n = (size_t)r->nq * r->k;
     *n_unnamed = 0;
     for (size_t i = 0; i < n; i++) {
-        if (hn[i].named || r->ids[i] == VD_ID_NONE) continue;
-        const uint8_t *id;
-        size_t len;
-        int found;
-        vd_status s = vd_snapshot_key_str(snap, c, r->ids[i], &id, &len, &found, err);
+        if (hn[i].named) continue;
+        const uint8_t *id = NULL;
+        size_t len = 0;
+        int found = 0;
+        vd_status s = r->ids[i] == VD_ID_NONE
+                          ? VD_OK
+                          : vd_snapshot_key_str(snap, c, r->ids[i], &id, &len, &found, err);
         if (s != VD_OK) return s;
-        if (!found) {
-            (*n_unnamed)++;
-            continue;
-        }
-        hn[i] = (hit_name){(uint32_t)names->len, (uint32_t)len, 1};
-        if ((s = vd_engine__pack_add(names, id, len, err)) != VD_OK) return s;
+        if (r->ids[i] != VD_ID_NONE && !found) (*n_unnamed)++;
+        if (found) hn[i] = (hit_name){(uint32_t)pk->len, (uint32_t)len, 1, (uint8_t)late};
+        if ((found || !late) && (s = vd_engine__pack_add(pk, id, len, err)) != VD_OK) return s;
     }
     return VD_OK;
 }
@@ -115,34 +117,51 @@ static void drop_unnamed(vd_search_result *r, hit_name *hn)
         for (; w < r->k; w++) {
             r->ids[base + w] = VD_ID_NONE;
             r->distances[base + w] = INFINITY;
-            hn[base + w] = (hit_name){0, 0, 0};
+            hn[base + w] = (hit_name){0, 0, 0, 0};
         }
     }
+}
+
+/* The rare path: some hits were named by the second snapshot or dropped; the result is
+ * rebuilt from both packs in hit order. */
+static vd_status repack(vd_search_result *r, const hit_name *hn, const vd_engine__pack *first,
+                        const vd_engine__pack *late, vd_engine__pack *out, vd_err *err)
+{
+    size_t n = (size_t)r->nq * r->k;
+    vd_status s = vd_engine__pack_init(out, n, err);
+    for (size_t i = 0; i < n && s == VD_OK; i++) {
+        const vd_engine__pack *src = hn[i].late ? late : first;
+        s = hn[i].named ? vd_engine__pack_add(out, src->bytes + hn[i].off, hn[i].len, err)
+                        : vd_engine__pack_add(out, NULL, 0, err);
+    }
+    return s;
 }
 
 vd_status vd_engine__name_hits(vd_engine *e, const vd_collection *c, vd_search_result *r,
                                vd_snapshot **snap, vd_err *err)
 {
     size_t n = (size_t)r->nq * r->k, n_unnamed = 0;
-    vd_engine__pack names, out;
+    vd_engine__pack names, late, out;
     hit_name *hn = vd_calloc(n ? n : 1, sizeof *hn);
+    memset(&late, 0, sizeof late);
     memset(&out, 0, sizeof out);
     vd_status s = vd_engine__pack_init(&names, n, err);
     if (s == VD_OK && !hn) s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu hits", n);
-    if (s == VD_OK) s = name_pass(*snap, c, r, hn, &names, &n_unnamed, err);
-    if (s == VD_OK && n_unnamed) { /* committed after the first snapshot began: see the top */
+    if (s == VD_OK) s = name_pass(*snap, c, r, hn, &names, 0, &n_unnamed, err);
+    if (s == VD_OK && !n_unnamed) {
+        vd_engine__pack_take(&names, &r->str_ids, &r->str_id_ends);
+    } else if (s == VD_OK) { /* committed after the first snapshot began: see the top */
         vd_snapshot_end(*snap);
         *snap = NULL;
-        if ((s = vd_snapshot_begin(e->store, snap, err)) == VD_OK)
-            s = name_pass(*snap, c, r, hn, &names, &n_unnamed, err);
+        if ((s = vd_snapshot_begin(e->store, snap, err)) == VD_OK &&
+            (s = vd_engine__pack_init(&late, n, err)) == VD_OK)
+            s = name_pass(*snap, c, r, hn, &late, 1, &n_unnamed, err);
         if (s == VD_OK && n_unnamed) drop_unnamed(r, hn);
+        if (s == VD_OK && (s = repack(r, hn, &names, &late, &out, err)) == VD_OK)
+            vd_engine__pack_take(&out, &r->str_ids, &r->str_id_ends);
     }
-    if (s == VD_OK) s = vd_engine__pack_init(&out, n, err);
-    for (size_t i = 0; i < n && s == VD_OK; i++)
-        s = hn[i].named ? vd_engine__pack_add(&out, names.bytes + hn[i].off, hn[i].len, err)
-                        : vd_engine__pack_add(&out, NULL, 0, err);
-    if (s == VD_OK) vd_engine__pack_take(&out, &r->str_ids, &r->str_id_ends);
     vd_engine__pack_free(&out);
+    vd_engine__pack_free(&late);
     vd_engine__pack_free(&names);
     vd_free(hn);
     return s;

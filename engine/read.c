@@ -127,6 +127,8 @@ done:
 
 /* ---- search ---------------------------------------------------------------------------- */
 
+void (*vd_engine__test_after_snapshot)(void);
+
 /* k, ef: the request alone. */
 static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err)
 {
@@ -233,6 +235,7 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
     /* String ids are named through a snapshot begun before the search (engine/ids.c). */
     int str = vd_collection_params_of(c)->id_type == VD_ID_STR;
     if (str && (s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK) goto done;
+    if (str && vd_engine__test_after_snapshot) vd_engine__test_after_snapshot();
     s = run_queries(c, q, hits, r, err);
     if (s == VD_OK && str) s = vd_engine__name_hits(e, c, r, &out->snapshot, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);

@@ -17,7 +17,9 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <ftw.h>
 
-#include "engine/vd_engine.h"
+#include <pthread.h>
+
+#include "engine/engine_int.h"
 #include "tests/unit/storage_testlib.h"
 
 #define DIM 8
@@ -609,6 +611,122 @@ START_TEST(set_payload_merges_or_replaces_and_counts_what_it_updated)
 }
 END_TEST
 
+/* A point committed (by another thread, the writer's) after a search of string ids began
+ * its naming snapshot but before it searched: the search finds it, the first snapshot
+ * cannot name it, the second does. */
+static void *upsert_newcomer(void *arg)
+{
+    (void)arg;
+    const char *ids[] = {"newcomer"};
+    sids s;
+    pack(&s, ids, NULL, 1);
+    vd_err e;
+    ck_assert_msg(upsert_str("late", &s.v, 777, &e) == VD_OK, "%s", e.msg);
+    return NULL;
+}
+
+static void commit_in_between(void)
+{
+    pthread_t t;
+    vd_engine__test_after_snapshot = NULL; /* once */
+    pthread_create(&t, NULL, upsert_newcomer, NULL);
+    pthread_join(t, NULL);
+}
+
+START_TEST(a_hit_committed_after_the_naming_snapshot_is_named_by_a_second_one)
+{
+    const char *ids[] = {"a", "b", "c"};
+    sids s;
+    pack(&s, ids, NULL, 3);
+    create("late", VD_ID_STR);
+    vd_err e;
+    ck_assert(upsert_str("late", &s.v, 1, &e) == VD_OK);
+    float q[DIM];
+    st_vector_of(777, DIM, q); /* the newcomer's own vector */
+    vd_request r0 = {.kind = VD_REQ_SEARCH};
+    r0.search = (vd_search_req){.collection = "late", .queries = q, .n_floats = DIM, .dim = DIM,
+                                .k = 4, .with_payloads = 1};
+    vd_engine__test_after_snapshot = commit_in_between;
+    vd_result r;
+    ck_assert_msg(run(&r0, &r, &e) == VD_OK, "%s", e.msg);
+    ck_assert_ptr_null(vd_engine__test_after_snapshot); /* the hook ran */
+    ck_assert_uint_eq(r.search.str_id_ends[0], 8);
+    ck_assert(memcmp(r.search.str_ids, "newcomer", 8) == 0);
+    ck_assert_uint_eq(r.search.payloads[0].len, 7); /* from the second snapshot */
+    for (int h = 1; h < 4; h++) /* and the other three, each one byte */
+        ck_assert_uint_eq(r.search.str_id_ends[h], 8 + (uint32_t)h);
+    vd_result_free(&r);
+}
+END_TEST
+
+/* Runs q with the Nth allocation failing, for N = 0, 1, ... until it succeeds: each failure
+ * is VD_NOMEM with the operation's name, never a crash; returns the successful result. */
+static void until_it_succeeds(const vd_request *q, vd_result *out)
+{
+    const char *op = vd_request_name(q->kind);
+    for (long fail = 0; fail < 400; fail++) {
+        vd_err e;
+        vd_alloc_fail_after(fail);
+        vd_status s = run(q, out, &e);
+        vd_alloc_fail_after(-1);
+        if (s == VD_OK) return;
+        ck_assert_msg(s == VD_NOMEM, "%s, failing allocation %ld: status %d: %s", op, fail, s,
+                      e.msg);
+        ck_assert_msg(strncmp(e.msg, op, strlen(op)) == 0, "%s", e.msg);
+        vd_result_free(out);
+    }
+    ck_abort_msg("%s never succeeded", op);
+}
+
+START_TEST(every_allocation_failure_on_the_string_id_paths_is_reported)
+{
+    make_long_ids();
+    sids s;
+    pack(&s, awkward, awkward_lens, N_AWKWARD);
+    create("oom", VD_ID_STR);
+    vd_result r;
+    vd_err e;
+    /* the write group: an upsert of new ids, a merge of payloads */
+    float v[N_AWKWARD * DIM];
+    for (size_t i = 0; i < N_AWKWARD; i++) st_vector_of(100 + i, DIM, v + i * DIM);
+    vd_request u = {.kind = VD_REQ_UPSERT};
+    u.upsert = (vd_upsert_req){.collection = "oom", .vectors = v, .n_floats = N_AWKWARD * DIM,
+                               .dim = DIM, .str_ids = s.v};
+    until_it_succeeds(&u, &r);
+    ck_assert_uint_eq(r.n, N_AWKWARD);
+    vd_result_free(&r);
+    vd_bytes pl[N_AWKWARD];
+    for (size_t i = 0; i < N_AWKWARD; i++) pl[i] = (vd_bytes){7, (const uint8_t *)"{\"m\":1}"};
+    vd_request sp = {.kind = VD_REQ_SET_PAYLOAD};
+    sp.set_payload = (vd_set_payload_req){.collection = "oom", .str_ids = s.v, .payloads = pl,
+                                          .n_payloads = N_AWKWARD, .merge = 1};
+    until_it_succeeds(&sp, &r);
+    vd_result_free(&r);
+    ck_assert_uint_eq(count_of("oom"), N_AWKWARD);
+    /* the reads: search naming hits with payloads, get, a scroll page */
+    vd_request q = {.kind = VD_REQ_SEARCH};
+    q.search = (vd_search_req){.collection = "oom", .queries = v, .n_floats = 2 * DIM,
+                               .dim = DIM, .k = 4, .with_payloads = 1};
+    until_it_succeeds(&q, &r);
+    ck_assert_uint_eq(r.search.str_id_ends[0], 6); /* "a.md#0" */
+    ck_assert_uint_eq(r.search.payloads[0].len, 7);
+    vd_result_free(&r);
+    vd_request g = {.kind = VD_REQ_GET};
+    g.get = (vd_get_req){.collection = "oom", .with_vectors = 1, .with_payloads = 1,
+                         .str_ids = s.v};
+    until_it_succeeds(&g, &r);
+    for (size_t i = 0; i < N_AWKWARD; i++) ck_assert(r.get.found[i]);
+    vd_result_free(&r);
+    vd_request sc = {.kind = VD_REQ_SCROLL};
+    sc.scroll = (vd_scroll_req){.collection = "oom", .limit = 5, .with_payloads = 1};
+    until_it_succeeds(&sc, &r);
+    ck_assert_uint_eq(r.scroll.n, 5);
+    ck_assert_ptr_nonnull(r.scroll.next_cursor);
+    vd_result_free(&r);
+    ck_assert_msg(vd_store_check(st, NULL, NULL, &e) == VD_OK, "%s", e.msg);
+}
+END_TEST
+
 Suite *engine_strids_suite(void)
 {
     Suite *s = suite_create("engine_strids");
@@ -623,6 +741,8 @@ Suite *engine_strids_suite(void)
     tcase_add_test(tc, scroll_cursors_refuse_damage_other_and_recreated_collections);
     tcase_add_test(tc, scroll_pages_are_cut_short_rather_than_outgrow_the_response_limit);
     tcase_add_test(tc, set_payload_merges_or_replaces_and_counts_what_it_updated);
+    tcase_add_test(tc, every_allocation_failure_on_the_string_id_paths_is_reported);
+    tcase_add_test(tc, a_hit_committed_after_the_naming_snapshot_is_named_by_a_second_one);
     suite_add_tcase(s, tc);
     return s;
 }
