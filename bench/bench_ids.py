@@ -10,8 +10,8 @@ the table then going to stderr):
      calls, alternating); then knn QPS at each ef on two collections `vectord build` made
      with one thread and its fixed seed - the same graph, so only naming the hits differs -
      (median of --runs alternating passes, recall@k against exact neighbours); and the
-     ratios str / int (targets: search >= 0.9, upsert >= 0.8). Then what string ids add per point: on disk, the sids and skeys
-     tables of a compacted `vectord backup` (`mdb_stat -a`); in memory, no heap (nothing is
+     ratios str / int (targets: search >= 0.9, upsert >= 0.8). Then what string ids add
+     per point: on disk, the sids and skeys tables of a compacted `vectord backup` (`mdb_stat -a`); in memory, no heap (nothing is
      loaded), and the LMDB pages naming hits maps (RSS after the str passes minus after the
      int ones).
   2. scroll: --scroll-n points (small vectors: the walk does not read them) built offline
@@ -28,8 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,34 +40,16 @@ import numpy as np
 import vectord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_client import exact_top, read_fvecs, recall  # noqa: E402  (same folder)
+from bench_client import Daemon, exact_top, read_fvecs, recall  # noqa: E402  (same folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Served:
-    """`vectord serve` on a given data directory and a free port."""
+class Served(Daemon):
+    """`vectord serve` on a given data directory, and its resident memory."""
 
     def __init__(self, binary, data, threads=0):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.address = f"127.0.0.1:{s.getsockname()[1]}"
-        args = [binary, "serve", "--data", str(data), "--listen", self.address]
-        if threads:
-            args += ["--threads", str(threads)]
-        self.log = open(Path(data).parent / (Path(data).name + ".log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            if self.proc.poll() is not None:
-                sys.exit(f"bench_ids: vectord serve exited with {self.proc.returncode}")
-            try:
-                vectord.Client(self.address, timeout=5).close()
-                return
-            except vectord.Unavailable:
-                if time.monotonic() > deadline:
-                    sys.exit("bench_ids: vectord serve did not come up")
-                time.sleep(0.05)
+        super().__init__(binary, threads, data)
 
     def rss_bytes(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -77,11 +57,6 @@ class Served:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
-        self.log.close()
 
 
 def str_ids(n):
@@ -266,8 +241,8 @@ def main():
             print(json.dumps(obj), flush=True)
 
     tmp = tempfile.mkdtemp(prefix="vectord-bench-ids-", dir=args.tmp)
-    common = {"bench": "ids", "server": subprocess.run([args.vectord, "--version"],
-                                                        capture_output=True, text=True).stdout.strip()}
+    version = subprocess.run([args.vectord, "--version"], capture_output=True, text=True)
+    common = {"bench": "ids", "server": version.stdout.strip()}
     try:
         phases = args.phases.split(",")
         if "ids" in phases:

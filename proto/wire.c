@@ -1,6 +1,6 @@
 /* proto/wire.c: what both directions of the codec share - the status-code table, the
- * metric and id type enums, the allocator protobuf-c unpacks with, and the layout facts the zero-copy
- * paths rely on.
+ * metric and id type enums, the allocator protobuf-c unpacks with, and the layout facts the
+ * zero-copy paths rely on.
  *
  * Our own enums mirror the generated ones so no other module needs the generated header;
  * the static assertions below fail the build the day vectord.proto and this file disagree.

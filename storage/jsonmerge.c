@@ -102,7 +102,11 @@ static vd_status members(const uint8_t *p, size_t n, span **out, size_t *n_out, 
 static size_t put_utf8(uint8_t *o, uint32_t cp)
 {
     if (cp < 0x80) return o[0] = (uint8_t)cp, 1;
-    if (cp < 0x800) return o[0] = (uint8_t)(0xC0 | cp >> 6), o[1] = (uint8_t)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x800) {
+        o[0] = (uint8_t)(0xC0 | cp >> 6);
+        o[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
     if (cp < 0x10000) {
         o[0] = (uint8_t)(0xE0 | cp >> 12);
         o[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));

@@ -33,12 +33,6 @@
 #include "storage/storage_int.h"
 
 /* ---- slot resolution --------------------------------------------------------------------- */
-int vd_storage__cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int cmp_pair(const void *a, const void *b)
 {
     const vd_id_slot *x = a, *y = b;

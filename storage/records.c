@@ -52,6 +52,12 @@ const vd_db_info *vd_storage__db_info(vd_db db)
     return (unsigned)db < VD_DB_COUNT ? &db_table[db] : NULL;
 }
 
+int vd_storage__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* ---- keys -------------------------------------------------------------------------------- */
 void vd_storage__key_cid(uint8_t k[VD_KEY_CID_BYTES], uint32_t cid) { vd_put_u32be(k, cid); }
 

@@ -76,6 +76,7 @@ typedef struct vd_db_info {
     size_t cid_key_bytes; /* 0: not keyed by collection; VD_KEY_VARIABLE: cid, then any bytes */
 } vd_db_info;
 const vd_db_info *vd_storage__db_info(vd_db db); /* static storage */
+int vd_storage__cmp_u64(const void *a, const void *b); /* qsort/bsearch order of uint64_t */
 
 /* ---- Keys ------------------------------------------------------------------------------- */
 void vd_storage__key_cid(uint8_t k[VD_KEY_CID_BYTES], uint32_t cid); /* a collection's range */

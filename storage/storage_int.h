@@ -262,7 +262,6 @@ void vd_storage__sort_pairs(vd_id_slot *p, size_t n);
  * floats. */
 vd_status vd_storage__resolve_slot(const vd_index *ix, const vd_id_slot *pairs, size_t n_pairs,
                                    uint64_t id, uint32_t *slot_out, float *scratch, vd_err *err);
-int vd_storage__cmp_u64(const void *a, const void *b); /* qsort/bsearch order of uint64_t */
 
 /* ---- points.c: the one path of payload changes ---------------------------------------------
  * A point's record written with a new payload (old: its record before, NULL for a new point;

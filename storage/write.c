@@ -193,9 +193,11 @@ static vd_status op_drop(group *g, vd_op *op, vd_err *err)
     return VD_OK;
 }
 
-/* What check_batch checks besides the ids. */
+/* What points_op and check_batch check besides the ids. */
 #define CHECK_PAYLOADS 1 /* each non-NULL payload is a JSON object */
 #define CHECK_DISTINCT 2 /* integer ids distinct here (upserts leave it to the index) */
+#define NEED_VECTORS 4   /* upsert: vectors (and payload lengths with payloads) given */
+#define NEED_PAYLOADS 8  /* set_payload: one payload per id given */
 
 /* A printable id of row i for messages: the integer, or the quoted string id. */
 static const char *id_label(const vd_op *op, size_t i, char *buf, size_t len)
@@ -229,6 +231,31 @@ static vd_status check_batch(const vd_wcoll *w, vd_op *op, const char *what, int
             return reject(op, vd_err_prefix(&op->err, "%s %s: point %zu (id %s)", what,
                                             op->collection, i,
                                             id_label(op, i, label, sizeof label)));
+    return VD_OK;
+}
+
+/* The target and the checks of every op naming points, before anything is touched: *out
+ * NULL (and VD_OK) when the op was rejected (op->status says why), a group failure
+ * otherwise. */
+static vd_status points_op(group *g, vd_op *op, const char *what, int checks, vd_wcoll **out,
+                           vd_err *err)
+{
+    vd_wcoll *w;
+    *out = NULL;
+    vd_status s = op_target(g, op, &w, err);
+    if (s != VD_OK || !w) return s;
+    int no_ids = !op->ids && !op->str_ids.ends;
+    if (op->n == 0 || (no_ids && !(checks & NEED_VECTORS)))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: empty batch", what,
+                                     op->collection));
+    if ((checks & NEED_VECTORS) && (no_ids || !op->vectors || (op->payloads && !op->payload_lens)))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: ids, vectors or payload "
+                                     "lengths missing", what, op->collection));
+    if ((checks & NEED_PAYLOADS) && (!op->payloads || !op->payload_lens))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: payloads missing (one per "
+                                     "id)", what, op->collection));
+    if ((s = check_batch(w, op, what, checks, err)) != VD_OK || op->status != VD_OK) return s;
+    *out = w;
     return VD_OK;
 }
 
@@ -306,17 +333,8 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
     vd_wcoll *w;
     uint64_t *owned = NULL;
     uint8_t *fresh = NULL;
-    vd_status s = op_target(g, op, &w, err);
+    vd_status s = points_op(g, op, "upsert into", NEED_VECTORS | CHECK_PAYLOADS, &w, err);
     if (s != VD_OK || !w) return s;
-    if (op->n == 0)
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: empty batch",
-                                     op->collection));
-    if ((!op->ids && !op->str_ids.ends) || !op->vectors || (op->payloads && !op->payload_lens))
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: ids, vectors or "
-                                     "payload lengths missing", op->collection));
-    if ((s = check_batch(w, op, "upsert into", CHECK_PAYLOADS, err)) != VD_OK ||
-        op->status != VD_OK)
-        return s;
     if (!op->ids && ((s = check_vectors(w, op)) != VD_OK || op->status != VD_OK)) return s;
     if ((s = op_keys(g, w, op, 1, &owned, &fresh, err)) != VD_OK) goto out;
     const uint64_t *keys = owned ? owned : op->ids;
@@ -368,14 +386,8 @@ static vd_status op_delete(group *g, vd_op *op, vd_err *err)
     vd_wcoll *w;
     uint64_t *keys = NULL;
     uint8_t *fresh = NULL;
-    vd_status s = op_target(g, op, &w, err);
+    vd_status s = points_op(g, op, "delete from", CHECK_DISTINCT, &w, err);
     if (s != VD_OK || !w) return s;
-    if (op->n == 0 || (!op->ids && !op->str_ids.ends))
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: empty batch",
-                                     op->collection));
-    if ((s = check_batch(w, op, "delete from", CHECK_DISTINCT, err)) != VD_OK ||
-        op->status != VD_OK)
-        return s;
     if ((s = op_keys(g, w, op, 0, &keys, &fresh, err)) != VD_OK) goto out;
     for (size_t i = 0; i < op->n && s == VD_OK; i++)
         s = delete_point(g, w, op, i, keys ? keys[i] : op->ids[i], err);
@@ -414,17 +426,9 @@ static vd_status op_set_payload(group *g, vd_op *op, vd_err *err)
     vd_wcoll *w;
     uint64_t *keys = NULL;
     uint8_t *fresh = NULL;
-    vd_status s = op_target(g, op, &w, err);
+    vd_status s = points_op(g, op, "set_payload", NEED_PAYLOADS | CHECK_PAYLOADS | CHECK_DISTINCT,
+                            &w, err);
     if (s != VD_OK || !w) return s;
-    if (op->n == 0 || (!op->ids && !op->str_ids.ends))
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "set_payload %s: empty batch",
-                                     op->collection));
-    if (!op->payloads || !op->payload_lens)
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "set_payload %s: payloads missing "
-                                     "(one per id)", op->collection));
-    if ((s = check_batch(w, op, "set_payload", CHECK_PAYLOADS | CHECK_DISTINCT, err)) != VD_OK ||
-        op->status != VD_OK)
-        return s;
     if ((s = op_keys(g, w, op, 0, &keys, &fresh, err)) != VD_OK) goto out;
     for (size_t i = 0; i < op->n && s == VD_OK; i++) {
         int updated;

@@ -75,7 +75,7 @@ def test_ids_of_the_wrong_kind_or_shape_are_refused_naming_the_row(client, name)
         (name + "_i", ["a", "b"],
          "collection %s_i has integer ids; row 0 is a string id (\"a\")" % name),
         (name, ["a", 1], "ids[1] is 1; ids in one call are all str"),
-        (name, [1, "a"], "ids[1] is 'a'; ids in one call are all int or all str"),
+        (name, [1, "a"], "ids[1] is 'a'; ids in one call are all integers or all str"),
         (name, ["ok", ""], "ids[1] is an empty string"),
         (name, ["ok", "y" * 513], "ids[1] is 513 bytes of UTF-8"),
         (name, ["ok", "\ud800"], "ids[1] is not valid UTF-8"),

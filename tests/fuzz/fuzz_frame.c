@@ -43,7 +43,8 @@ static void cursor_round_trip(const vd_scroll_req *q)
     vd_scroll_from from;
     uint32_t cid = n >= 6 ? vd_get_u32le(p + 2) : 1;
     vd_id_type t = n >= 2 && p[1] ? VD_ID_STR : VD_ID_INT;
-    if (vd_engine__cursor_decode(p, n, cid, t, &from, NULL) == VD_OK && from.str) touch(from.str, from.str_len);
+    if (vd_engine__cursor_decode(p, n, cid, t, &from, NULL) == VD_OK && from.str)
+        touch(from.str, from.str_len);
     uint8_t tok[VD_ENGINE__CURSOR_MAX];
     int str = n && vd_str_id_check(p, n, NULL) == VD_OK;
     uint64_t id = n >= 8 ? vd_get_u64le(p) : n;

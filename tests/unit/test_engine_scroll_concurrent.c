@@ -49,11 +49,14 @@ static void write_points(world *w, const size_t *nums, size_t n, int del)
     }
     vd_str_ids s = {.bytes = bytes, .ends = ends, .n = n, .n_bytes = off};
     vd_request q = {.kind = del ? VD_REQ_DELETE : VD_REQ_UPSERT};
-    if (del) q.del = (vd_delete_req){.collection = w->coll, .ids = w->str ? NULL : ids,
-                                     .n_ids = w->str ? 0 : n, .str_ids = w->str ? s : (vd_str_ids){0}};
-    else q.upsert = (vd_upsert_req){.collection = w->coll, .ids = w->str ? NULL : ids,
-                                    .n_ids = w->str ? 0 : n, .vectors = v, .n_floats = n * DIM,
-                                    .dim = DIM, .str_ids = w->str ? s : (vd_str_ids){0}};
+    vd_str_ids none = {0};
+    if (del)
+        q.del = (vd_delete_req){.collection = w->coll, .ids = w->str ? NULL : ids,
+                                .n_ids = w->str ? 0 : n, .str_ids = w->str ? s : none};
+    else
+        q.upsert = (vd_upsert_req){.collection = w->coll, .ids = w->str ? NULL : ids,
+                                   .n_ids = w->str ? 0 : n, .vectors = v, .n_floats = n * DIM,
+                                   .dim = DIM, .str_ids = w->str ? s : none};
     vd_result r;
     vd_err e;
     ck_assert_msg(vd_engine_execute(w->eng, &q, &r, &e) == VD_OK, "%s", e.msg);

@@ -193,7 +193,8 @@ START_TEST(string_ids_round_trip_through_every_operation_and_a_reopen)
             vd_result r;
             ck_assert_msg(run(&q, &r, &e) == VD_OK, "%s", e.msg);
             ck_assert_ptr_null(r.search.ids);
-            size_t len = r.search.str_id_ends[0], want_len = s.v.ends[i] - vd_str_ids_start(&s.v, i);
+            size_t len = r.search.str_id_ends[0];
+            size_t want_len = s.v.ends[i] - vd_str_ids_start(&s.v, i);
             ck_assert_uint_eq(len, want_len);
             ck_assert(memcmp(r.search.str_ids, s.bytes + vd_str_ids_start(&s.v, i), len) == 0);
             vd_result_free(&r);
@@ -578,7 +579,8 @@ START_TEST(set_payload_merges_or_replaces_and_counts_what_it_updated)
     const char *more[] = {"{ \"c\" : \"t\" , \"\\u0061\" : 0.10 }", NULL};
     ck_assert(set_payloads("p", ids, NULL, 2, more, 1, &upd, &e) == VD_OK);
     ck_assert_uint_eq(upd, 2);
-    ck_assert_str_eq(payload_of("p", 1, NULL), "{\"b\":{\"x\":[1,2]},\"c\" : \"t\",\"\\u0061\" : 0.10}");
+    ck_assert_str_eq(payload_of("p", 1, NULL),
+                     "{\"b\":{\"x\":[1,2]},\"c\" : \"t\",\"\\u0061\" : 0.10}");
     ck_assert_str_eq(payload_of("p", 2, NULL), "{\"a\":2}"); /* NULL under merge: unchanged */
     const char *repl[] = {"{\"only\":true}", NULL};
     ck_assert(set_payloads("p", ids, NULL, 2, repl, 0, &upd, &e) == VD_OK);

@@ -180,8 +180,18 @@ def to_point_ids(ids: Any, what: str = "ids") -> Any:
     return to_str_ids(ids, what)
 
 
-def check_distinct_str(ids: StrIds, what: str = "ids") -> None:
-    """Refuse a string id given twice, naming both rows."""
+def check_distinct(ids: Any, what: str = "ids") -> None:
+    """Refuse an id (of either kind, as to_point_ids returns them) given twice, naming both
+    rows."""
+    if isinstance(ids, np.ndarray):
+        if len(np.unique(ids)) == len(ids):
+            return
+        order = np.argsort(ids, kind="stable")
+        s = ids[order]
+        k = int(np.flatnonzero(s[1:] == s[:-1])[0])
+        a, b = sorted((int(order[k]), int(order[k + 1])))
+        raise InvalidArgument(f"{what}[{b}] {int(ids[b])} appears more than once (rows {a} and "
+                              f"{b}); ids in one call must be distinct")
     if len(set(ids.ids)) == len(ids.ids):
         return
     seen: Dict[str, int] = {}
@@ -240,14 +250,14 @@ def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
                 raise InvalidArgument(f"{what}[{i}] is {v!r}: bytes; string ids are str "
                                       "(UTF-8 text)")
             if isinstance(v, str):
-                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all int or "
-                                      "all str (a collection of string ids)")
+                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all integers "
+                                      "or all str (a collection of string ids)")
     if kind == "O":
         # Python ints beyond int64's range; rare, so the per-element check is acceptable.
         for i, v in enumerate(a):
             if isinstance(v, str):
-                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all int or "
-                                      "all str (a collection of string ids)")
+                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all integers "
+                                      "or all str (a collection of string ids)")
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= PAD_ID:
                 raise InvalidArgument(f"{what}[{i}] is {v!r}; ids are integers in [0, 2**64)")
         return np.array([int(v) for v in a], dtype="<u8")

@@ -13,8 +13,9 @@ is replaced silently. A connection that breaks *during* a call makes the call ra
 connection (only their unacknowledged frames): ``list_collections``, ``collection_info``,
 ``count``, ``stats``, ``search``, ``knn``, ``get``, ``scroll``, ``upsert`` (writing the same
 points twice leaves the same state), ``set_payload`` (likewise) and ``delete`` (its returned
-count may then miss points the lost attempt already deleted). ``create_collection`` and ``drop_collection`` are never re-sent:
-after :class:`Unavailable` from them, look (``list_collections``) before trying again.
+count may then miss points the lost attempt already deleted). ``create_collection`` and
+``drop_collection`` are never re-sent: after :class:`Unavailable` from them, look
+(``list_collections``) before trying again.
 Server errors (a non-OK status) and timeouts are never retried.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (PAD_ID, IdsLike, MatrixLike, StrIds, check_distinct_str, check_name,
+from ._codec import (PAD_ID, IdsLike, MatrixLike, StrIds, check_distinct, check_name,
                      check_uint32, decode_payload, decode_str_ids, encode_payload,
                      encode_payloads, id_type_from_wire, id_type_to_wire, metric_from_wire,
                      metric_to_wire, to_matrix, to_point_ids, to_queries)
@@ -383,13 +384,7 @@ class Client:
         vecs = to_matrix(vectors)
         if vecs.shape[0] != n:
             raise InvalidArgument(f"got {n} ids and {vecs.shape[0]} vectors")
-        if isinstance(id_arr, StrIds):
-            check_distinct_str(id_arr)
-        elif len(np.unique(id_arr)) != n:
-            s = np.sort(id_arr)
-            dup = int(s[np.flatnonzero(s[1:] == s[:-1])[0]])
-            raise InvalidArgument(f"id {dup} appears more than once; ids in one upsert must "
-                                  "be distinct")
+        check_distinct(id_arr)
         encoded = encode_payloads(payloads, n)
         dim = vecs.shape[1]
         budget = self._frame_budget()
@@ -632,7 +627,6 @@ class Client:
             return 0
         step = max(1, min(_DELETE_BATCH, self.limits.max_batch))
         if isinstance(id_arr, StrIds):
-            check_distinct_str(id_arr)
             bounds = _greedy_bounds(n, step, self._frame_budget(), id_arr.row_sizes(),
                                     lambda r: f"id {r}", self.limits.max_frame_bytes)
         else:
@@ -685,13 +679,7 @@ class Client:
             encoded = encode_payloads(payloads, n) or [b""] * n
         if n == 0:
             return 0
-        if isinstance(id_arr, StrIds):
-            check_distinct_str(id_arr)
-        elif len(np.unique(id_arr)) != n:
-            s = np.sort(id_arr)
-            dup = int(s[np.flatnonzero(s[1:] == s[:-1])[0]])
-            raise InvalidArgument(f"id {dup} appears more than once; ids in one set_payload "
-                                  "must be distinct")
+        check_distinct(id_arr)
         sizes = np.broadcast_to(_row_bytes(id_arr), (n,)) + \
             np.fromiter((len(p) for p in encoded), dtype=np.int64, count=n) + 6
         bounds = _greedy_bounds(n, max(1, min(_GET_BATCH, self.limits.max_batch)),
