@@ -238,6 +238,8 @@ vd_status vd_point_ids_check(const vd_collection_params *p, const uint64_t *ids,
     int has_str = str && str->ends;
     if (ids && has_str)
         return vd_err_set(err, VD_INVALID, "both integer ids and string ids given; give one");
+    if (has_str && str->n != n)
+        return vd_err_set(err, VD_INVALID, "%zu string ids for a batch of %zu", str->n, n);
     if (p->id_type == VD_ID_STR) {
         if (!has_str && ids && n)
             return vd_err_set(err, VD_INVALID, "collection %s has string ids; row 0 is an "

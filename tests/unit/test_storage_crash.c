@@ -28,10 +28,12 @@
 #define K 25
 #define DIM 16
 
-/* The string id of row i of batch b in collection "strs": its vector is row i's. */
+/* The string id of row i of batch b in collection "strs" (at most SID_MAX bytes): its
+ * vector is row i's. */
+#define SID_MAX 48
 static size_t str_id_of(uint64_t b, int i, char *out)
 {
-    return (size_t)sprintf(out, "s%llu-%d-\xc3\xa9", (unsigned long long)b, i);
+    return (size_t)snprintf(out, SID_MAX, "s%llu-%d-\xc3\xa9", (unsigned long long)b, i);
 }
 
 static void child(const char *dir, uint64_t first_batch, int fd)
@@ -69,7 +71,7 @@ static void child(const char *dir, uint64_t first_batch, int fd)
         }
         uint64_t del = (b - 1) * K;
         uint64_t side_ids[3] = {b * 10, b * 10 + 1, b * 10 + 2};
-        uint8_t sbytes[K * 32], dbytes[32];
+        uint8_t sbytes[K * SID_MAX], dbytes[SID_MAX];
         uint32_t sends[K], dend;
         size_t off = 0;
         for (int i = 0; i < K; i++) {
@@ -138,7 +140,7 @@ static void check_strs(vd_store *st, int round, uint64_t last)
     ck_assert_int_eq(vd_snapshot_begin(st, &s, NULL), VD_OK);
     for (uint64_t bb = 1; bb <= last + 1; bb++)
         for (int i = 0; i < K; i++) {
-            char id[32];
+            char id[SID_MAX];
             size_t len = str_id_of(bb, i, id);
             uint64_t key;
             int found = 0;

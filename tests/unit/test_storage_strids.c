@@ -206,6 +206,50 @@ START_TEST(a_deleted_key_keeps_its_name_until_its_last_slot_is_freed)
 }
 END_TEST
 
+START_TEST(ids_added_and_deleted_in_one_group_leave_nothing_behind)
+{
+    char dir[64];
+    st_tmpdir(dir);
+    vd_store *st = st_open(dir);
+    ck_assert_int_eq(create_str(st, "s"), VD_OK);
+    sids keep, brief, one;
+    make_ids(&keep, "keep-", 0, 100);
+    make_ids(&brief, "brief-", 0, 30);
+    make_ids(&one, "keep-", 0, 1);
+    write_str(st, VD_OP_UPSERT, "s", &keep, 1);
+    float v[30 * DIM];
+    for (size_t i = 0; i < 30; i++) st_vector_of(500 + i, DIM, v + i * DIM);
+    for (int round = 0; round < 4; round++) { /* new ids upserted, then deleted, one group */
+        vd_op ops[3] = {
+            {.kind = VD_OP_UPSERT, .collection = "s", .n = 30, .str_ids = brief.v, .vectors = v},
+            {.kind = VD_OP_DELETE, .collection = "s", .n = 30, .str_ids = brief.v},
+            {.kind = VD_OP_UPSERT, .collection = "s", .n = 1, .str_ids = one.v, .vectors = v},
+        };
+        vd_err e;
+        ck_assert(vd_store_write(st, ops, 3, &e) == VD_OK);
+        for (int i = 0; i < 3; i++) ck_assert_msg(ops[i].status == VD_OK, "%s", ops[i].err.msg);
+        ck_assert_uint_eq(ops[1].n_done, 30);
+        check_ok(st);
+    }
+    vd_op mismatched = {.kind = VD_OP_UPSERT, .collection = "s", .n = 1, .str_ids = brief.v,
+                        .vectors = v};
+    ck_assert(vd_store_write(st, &mismatched, 1, NULL) == VD_OK);
+    ck_assert_int_eq(mismatched.status, VD_INVALID);
+    ck_assert_msg(strstr(mismatched.err.msg, "30 string ids for a batch of 1"), "%s",
+                  mismatched.err.msg);
+    vd_store_close(st);
+    st = st_open(dir);
+    check_ok(st);
+    vd_collection *c;
+    ck_assert(vd_store_acquire(st, "s", &c, NULL) == VD_OK);
+    ck_assert_uint_eq(vd_index_count(vd_collection_index(c)), 100);
+    ck_assert_uint_eq(key_of(st, c, &brief, 0), VD_ID_NONE);
+    vd_collection_release(c);
+    vd_store_close(st);
+    st_rmtree(dir);
+}
+END_TEST
+
 /* Opens dir's environment directly (no vd_store), for damage. */
 static MDB_env *raw_env(const char *dir)
 {
@@ -426,6 +470,7 @@ Suite *storage_strids_suite(void)
     tcase_add_test(tc, buckets_keep_their_entries_sorted_and_decode_only_what_they_wrote);
     tcase_add_test(tc, merge_replaces_top_level_keys_and_keeps_bytes_verbatim);
     tcase_add_test(tc, a_deleted_key_keeps_its_name_until_its_last_slot_is_freed);
+    tcase_add_test(tc, ids_added_and_deleted_in_one_group_leave_nothing_behind);
     tcase_add_test(tc, a_directory_without_the_string_id_tables_opens_and_gains_them);
     tcase_add_test(tc, check_reports_every_kind_of_damaged_mapping);
     tcase_add_test(tc, import_str_writes_every_mapping_in_the_one_transaction);
