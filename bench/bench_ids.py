@@ -51,6 +51,12 @@ class Served(Daemon):
     def __init__(self, binary, data, threads=0):
         super().__init__(binary, threads, data)
 
+    def cpu_s(self):
+        """The daemon's CPU seconds so far (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -124,6 +130,7 @@ def phase_ids(args, base, queries, truth, metric, common, emit, tmp):
             rss = {"start": srv.rss_bytes()}
             qps = {}
             row = {s: i for i, s in enumerate(kinds["str"])}
+            cpu = {}
             for ef in (int(x) for x in args.ef.split(",")):
                 times = {"int": [], "str": []}
                 found = {}
@@ -131,9 +138,11 @@ def phase_ids(args, base, queries, truth, metric, common, emit, tmp):
                     db.knn(kind, queries[:100], k=args.k, ef=ef)  # warm
                 for _ in range(args.runs):
                     for kind in kinds:
-                        t0 = time.perf_counter()
+                        t0, s0, c0 = time.perf_counter(), srv.cpu_s(), time.process_time()
                         found[kind], _ = db.knn(kind, queries, k=args.k, ef=ef)
                         times[kind].append(time.perf_counter() - t0)
+                        cpu[(kind, ef)] = cpu.get((kind, ef), 0.0) + srv.cpu_s() - s0 + \
+                            time.process_time() - c0
                         rss.setdefault(kind, srv.rss_bytes())  # int first: before any naming
                 found["str"] = np.array([[row.get(s, -1) for s in r] for r in found["str"]])
                 for kind in kinds:
@@ -150,8 +159,16 @@ def phase_ids(args, base, queries, truth, metric, common, emit, tmp):
          f"ratio     upsert str / int = {up['int'] / up['str']:.2f} (target >= 0.8)")
     for ef in (int(x) for x in args.ef.split(",")):
         ratio = qps[("str", ef)] / qps[("int", ef)]
-        emit(dict(common, phase="ids_knn_ratio", ef=ef, str_over_int=round(ratio, 3)),
-             f"ratio     knn ef {ef:4d} str / int = {ratio:.2f} (target >= 0.9)")
+        # CPU seconds (daemon + client) per query: less sensitive to other processes than
+        # wall time, in ticks of 10 ms
+        per_q = {kind: cpu[(kind, ef)] / (args.runs * len(queries)) * 1e6 for kind in kinds}
+        emit(dict(common, phase="ids_knn_ratio", ef=ef, str_over_int=round(ratio, 3),
+                  cpu_us_per_query_int=round(per_q["int"], 1),
+                  cpu_us_per_query_str=round(per_q["str"], 1),
+                  cpu_int_over_str=round(per_q["int"] / per_q["str"], 3)),
+             f"ratio     knn ef {ef:4d} str / int = {ratio:.2f} (target >= 0.9); CPU per query "
+             f"(daemon + client) {per_q['int']:.0f} us int, {per_q['str']:.0f} us str: "
+             f"{per_q['int'] / per_q['str']:.2f}")
     copy = Path(tmp) / "data-ids-copy"
     subprocess.run([args.vectord, "backup", "--data", str(data), "--to", str(copy)], check=True,
                    capture_output=True)
