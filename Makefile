@@ -192,8 +192,10 @@ test-tsan: $(B)/test-unit
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 # storage's record codec is pure (no LMDB): fuzz targets link it without an environment.
-STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c
-FUZZ_LINK_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_CODEC_SRC) $(PROTO_SRC) $(GEN_PB_C)
+STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c storage/jsonmerge.c
+# engine/cursor.c is pure too: the frame target decodes scroll cursors with it.
+FUZZ_LINK_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_CODEC_SRC) engine/cursor.c $(PROTO_SRC) \
+                 $(GEN_PB_C)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LINK_SRC)
 	@mkdir -p build-fuzz
 	clang $(CPPFLAGS) -I$(B)/gen -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
@@ -233,6 +235,8 @@ bench: deps
 	./build/bench-net --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
 	  >> $(BENCH_OUT)
+	PYTHONPATH=client/python $(PYTHON) bench/bench_ids.py --synthetic 100000x128 \
+	  --scroll-n 1000000 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	@echo "make bench: results in $(BENCH_OUT)"
 
 format:

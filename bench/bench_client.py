@@ -72,17 +72,22 @@ def recall(found, truth):
 
 
 class Daemon:
-    def __init__(self, binary, threads):
-        self.dir = tempfile.mkdtemp(prefix="vectord-bench-")
+    """`vectord serve` on a free port: on `data`, or on a temporary directory removed by
+    stop()."""
+
+    def __init__(self, binary, threads, data=None):
+        self.tmp = data is None
+        self.dir = tempfile.mkdtemp(prefix="vectord-bench-") if self.tmp else str(data)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
-        args = [binary, "serve", "--data", os.path.join(self.dir, "data"),
-                "--listen", self.address]
+        data = os.path.join(self.dir, "data") if self.tmp else self.dir
+        args = [binary, "serve", "--data", data, "--listen", self.address]
         if threads:
             args += ["--threads", str(threads)]
-        self.log = open(os.path.join(self.dir, "serve.log"), "wb")
+        self.log = open(os.path.join(self.dir, "serve.log") if self.tmp else self.dir + ".log",
+                        "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -98,9 +103,10 @@ class Daemon:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        self.proc.wait(120)
         self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.tmp:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def main():

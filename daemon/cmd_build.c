@@ -10,8 +10,10 @@
  *   2. input (ingest/vd_ingest.h): the vectors' header is read (its dim checked against the
  *      same table), the whole parameter set checked by vd_index_params_check, then every
  *      value read once (record dims, NaN/Inf, zero rows under cosine), the ids checked
- *      (count, sign, duplicates), each payload line checked as a JSON object, all before the
- *      data directory is opened or created;
+ *      (count, sign, duplicates; string ids from a .txt file: storage's id rule, distinct),
+ *      each payload line checked as a JSON object, all before the data directory is opened
+ *      or created; a .txt ids file makes the collection one of string ids, whose index is
+ *      built under the row numbers (its internal keys, vd_store_import_str);
  *   3. the store is opened (created if missing) and an existing collection of that name is
  *      refused unless --replace, before the long build;
  *   4. the index is built in memory with vd_index_add_batch on --threads workers, fed chunk by
@@ -94,7 +96,10 @@ static int parse_args(int argc, char **argv, build_args *a)
          .help = "vectors: .npy (float32/float64, 2-D, C order), .fvecs,\n.bvecs",
          .required = 1},
         {.name = "--ids", .meta = "FILE", .kind = VD_CLI_TEXT, .dst = &a->ids,
-         .help = "ids: .npy of int64/uint64, one per vector", .def = "0..n-1"},
+         .help = "ids: .npy of int64/uint64, one per vector; or .txt, one\n"
+                 "UTF-8 string id per line (1..512 bytes), which makes the\n"
+                 "collection one of string ids",
+         .def = "0..n-1"},
         {.name = "--payloads", .meta = "FILE", .kind = VD_CLI_TEXT, .dst = &a->payloads,
          .help = "JSON Lines: one JSON object per vector, in order"},
         {.name = "--metric", .meta = "l2|cosine|ip", .kind = VD_CLI_FN, .dst = &a->cp.metric,
@@ -122,7 +127,10 @@ static int parse_args(int argc, char **argv, build_args *a)
                   "interrupted.\n",
         .flags = flags,
         .n_flags = VD_ARRAY_LEN(flags)};
-    return vd_cli__parse(&cli, argc, argv);
+    int rc = vd_cli__parse(&cli, argc, argv);
+    size_t n = a->ids ? strlen(a->ids) : 0;
+    if (n >= 4 && strcmp(a->ids + n - 4, ".txt") == 0) a->cp.id_type = VD_ID_STR;
+    return rc;
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -219,7 +227,8 @@ static int fail_line(const vd_err *e)
 typedef struct build {
     build_args a;
     vd_vectors_file *vf;
-    vd_ids_file *idf;
+    vd_ids_file *idf;      /* integer ids, or the row numbers under string ids */
+    vd_text_ids_file *tf;  /* string ids (--ids FILE.txt) */
     vd_payloads_file *pf;
     vd_store *st;
     vd_index *ix;     /* until vd_store_import adopts it */
@@ -232,6 +241,14 @@ typedef struct build {
 static size_t rows_from(const build *b, size_t first)
 {
     return b->n - first < b->chunk_rows ? b->n - first : b->chunk_rows;
+}
+
+/* Storage's rule for a whole set of string ids (distinct), as ingest calls it. */
+static vd_status check_text_ids(const uint8_t *bytes, size_t n_bytes, const uint32_t *ends,
+                                size_t n, vd_err *err)
+{
+    vd_str_ids ids = {.bytes = bytes, .ends = ends, .n = n, .n_bytes = n_bytes};
+    return vd_str_ids_check(&ids, 1, err);
 }
 
 /* 2. The input, in full, before DIR is touched: its header (the dim checked against the
@@ -267,7 +284,14 @@ static vd_status check_input(build *b, vd_err *e)
             return s;
         vd_vectors_release(b->vf, first, rows);
     }
-    if ((s = vd_ids_open(b->a.ids, b->n, &b->idf, e)) != VD_OK) return s;
+    if (b->a.cp.id_type == VD_ID_STR) {
+        /* String ids: the index is built under the row numbers (its internal keys). */
+        if ((s = vd_text_ids_open(b->a.ids, b->n, vd_str_id_check, check_text_ids, &b->tf, e)) ||
+            (s = vd_ids_open(NULL, b->n, &b->idf, e)))
+            return s;
+    } else if ((s = vd_ids_open(b->a.ids, b->n, &b->idf, e)) != VD_OK) {
+        return s;
+    }
     if (b->a.payloads)
         s = vd_payloads_open(b->a.payloads, b->n, vd_json_check_object, &b->pf, e);
     return s;
@@ -326,10 +350,18 @@ static vd_status write_collection(build *b, vd_err *e)
 {
     uint64_t t0 = vd_now_ns();
     progress_start(&prog, "writing", "records", 0, b->n);
-    vd_status s = vd_store_import(b->st, &b->a.cp, b->ix, b->n, vd_ids_get(b->idf),
-                                  b->pf ? vd_payloads_ptrs(b->pf) : NULL,
-                                  b->pf ? vd_payloads_lens(b->pf) : NULL, b->a.replace,
-                                  on_progress, &prog, e);
+    const uint8_t *const *pp = b->pf ? vd_payloads_ptrs(b->pf) : NULL;
+    const uint32_t *pl = b->pf ? vd_payloads_lens(b->pf) : NULL;
+    vd_status s;
+    if (b->tf) {
+        vd_str_ids ids = {.bytes = vd_text_ids_bytes(b->tf), .ends = vd_text_ids_ends(b->tf),
+                          .n = b->n, .n_bytes = vd_text_ids_n_bytes(b->tf)};
+        s = vd_store_import_str(b->st, &b->a.cp, b->ix, &ids, pp, pl, b->a.replace,
+                                on_progress, &prog, e);
+    } else {
+        s = vd_store_import(b->st, &b->a.cp, b->ix, b->n, vd_ids_get(b->idf), pp, pl,
+                            b->a.replace, on_progress, &prog, e);
+    }
     if (s != VD_OK) return s;
     b->ix = NULL;
     progress_draw(&prog, prog.total, 1);
@@ -350,8 +382,9 @@ static void print_summary(const build *b)
     }
     vd_collection_release(coll);
     printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
-           " in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
+           "%s in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
            cp->name, b->n, cp->dim, vd_metric_name(cp->metric), cp->m, cp->ef_construction,
+           cp->id_type == VD_ID_STR ? ", string ids" : "",
            b->build_s, b->build_s > 0 ? (double)b->n / b->build_s : 0.0, mb, b->write_s);
     fflush(stdout);
 }
@@ -362,6 +395,7 @@ static void build_close(build *b)
     vd_store_close(b->st);
     vd_payloads_close(b->pf);
     vd_ids_close(b->idf);
+    vd_text_ids_close(b->tf);
     vd_free(b->chunk);
     vd_vectors_close(b->vf);
 }

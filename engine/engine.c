@@ -70,6 +70,16 @@ void vd_result_free(vd_result *r)
         vd_free(r->search.ids);
         vd_free(r->search.distances);
         vd_free(r->search.payloads);
+        vd_free(r->search.str_ids);
+        vd_free(r->search.str_id_ends);
+        break;
+    case VD_REQ_SCROLL:
+        vd_free(r->scroll.ids);
+        vd_free(r->scroll.str_ids);
+        vd_free(r->scroll.str_id_ends);
+        vd_free(r->scroll.vectors);
+        vd_free(r->scroll.payloads);
+        vd_free(r->scroll.next_cursor);
         break;
     case VD_REQ_GET:
         vd_free(r->get.found);

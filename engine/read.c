@@ -1,4 +1,5 @@
-/* engine/read.c: the reads - list, info, count, stats, get, search - on any thread.
+/* engine/read.c: the reads - list, info, count, stats, get, search - on any thread, and the
+ * dispatch of every read (scroll is scroll.c's).
  *
  * No lock of our own: a read takes a reference on its collection (vd_store_acquire), which
  * keeps the collection and its index alive through a concurrent drop, searches the in-memory
@@ -14,7 +15,10 @@
  * encoder and numpy take as they are.
  * Rejected: per-thread reusable result buffers (results outlive the call, and allocation is
  * small next to a search); writing hits straight into the caller's arrays from the index
- * (vd_index_search fills vd_hit pairs; one row of them is cheap to split). */
+ * (vd_index_search fills vd_hit pairs; one row of them is cheap to split).
+ * String ids: a get maps each id to its internal key in the snapshot it reads from; a
+ * search runs on the keys and names its hits afterwards (engine/ids.c says why the snapshot
+ * doing that begins before the search). */
 #include "engine/engine_int.h"
 
 #include <math.h>
@@ -56,14 +60,32 @@ static vd_status read_stats(vd_engine *e, vd_result *out, vd_err *err)
 
 /* ---- get ------------------------------------------------------------------------------- */
 
+/* The keys to look up: the ids, or for string ids their internal keys in a new *owned. */
+static vd_status get_keys(vd_snapshot *snap, const vd_collection *c, const vd_get_req *g,
+                          const uint64_t **keys, uint64_t **owned, vd_err *err)
+{
+    *keys = g->ids;
+    if (g->ids) return VD_OK;
+    if (!(*owned = vd_malloc(g->str_ids.n * sizeof **owned)))
+        return vd_err_set(err, VD_NOMEM, "get: out of memory for %zu ids", g->str_ids.n);
+    *keys = *owned;
+    return vd_engine__str_keys(snap, c, &g->str_ids, *owned, err);
+}
+
 static vd_status read_get(vd_engine *e, const vd_get_req *g, vd_result *out, vd_err *err)
 {
     vd_get_result *r = &out->get;
     vd_collection *c = NULL;
-    vd_status s = vd_engine__check_batch(e, VD_REQ_GET, g->n_ids, err);
+    uint64_t *owned = NULL;
+    const uint64_t *keys = NULL;
+    size_t n = g->ids || !g->str_ids.ends ? g->n_ids : g->str_ids.n;
+    vd_status s = vd_engine__check_batch(e, VD_REQ_GET, n, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, g->collection, &c, err);
     if (s != VD_OK) return s;
-    size_t n = g->n_ids;
+    if ((s = vd_point_ids_check(vd_collection_params_of(c), g->ids, &g->str_ids, n, 0, err))) {
+        vd_err_prefix(err, "get %s", g->collection);
+        goto done;
+    }
     uint32_t dim = vd_collection_params_of(c)->dim;
     r->n = n;
     r->dim = dim;
@@ -77,13 +99,16 @@ static vd_status read_get(vd_engine *e, const vd_get_req *g, vd_result *out, vd_
         s = vd_err_set(err, VD_NOMEM, "get: out of memory for %zu points", n);
         goto done;
     }
-    if ((s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK) goto done;
+    if ((s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK ||
+        (s = get_keys(out->snapshot, c, g, &keys, &owned, err)) != VD_OK)
+        goto done;
     for (size_t i = 0; i < n && s == VD_OK; i++) {
         int found = 0;
         const float *v = NULL;
         const uint8_t *pl = NULL;
         size_t plen = 0;
-        s = vd_snapshot_get(out->snapshot, c, g->ids[i], &found, r->vectors ? &v : NULL,
+        if (keys[i] == VD_ID_NONE) continue; /* a string id that does not exist */
+        s = vd_snapshot_get(out->snapshot, c, keys[i], &found, r->vectors ? &v : NULL,
                             r->payloads ? &pl : NULL, r->payloads ? &plen : NULL, err);
         if (s != VD_OK || !found) continue;
         r->found[i] = 1;
@@ -95,11 +120,14 @@ static vd_status read_get(vd_engine *e, const vd_get_req *g, vd_result *out, vd_
         out->snapshot = NULL;
     }
 done:
+    vd_free(owned);
     vd_collection_release(c);
     return s;
 }
 
 /* ---- search ---------------------------------------------------------------------------- */
+
+void (*vd_engine__test_after_snapshot)(void);
 
 /* k, ef: the request alone. */
 static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err)
@@ -163,12 +191,13 @@ static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_
     return VD_OK;
 }
 
-/* Payloads of every hit, borrowed from a snapshot the result keeps. */
+/* Payloads of every hit, borrowed from a snapshot the result keeps (the one that named
+ * string ids, else a new one). */
 static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result *out, vd_err *err)
 {
     vd_search_result *r = &out->search;
     size_t n = (size_t)r->nq * r->k;
-    vd_status s = vd_snapshot_begin(e->store, &out->snapshot, err);
+    vd_status s = out->snapshot ? VD_OK : vd_snapshot_begin(e->store, &out->snapshot, err);
     for (size_t i = 0; i < n && s == VD_OK; i++) {
         if (r->ids[i] == VD_ID_NONE) continue;
         int found = 0;
@@ -203,8 +232,21 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
         goto done;
     }
+    /* String ids are named through a snapshot begun before the search (engine/ids.c). */
+    int str = vd_collection_params_of(c)->id_type == VD_ID_STR;
+    if (str && (s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK) goto done;
+    if (str && vd_engine__test_after_snapshot) vd_engine__test_after_snapshot();
     s = run_queries(c, q, hits, r, err);
+    if (s == VD_OK && str) s = vd_engine__name_hits(e, c, r, &out->snapshot, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
+    if (s == VD_OK && str) { /* the internal keys are nobody's business past this point */
+        vd_free(r->ids);
+        r->ids = NULL;
+        if (!q->with_payloads) {
+            vd_snapshot_end(out->snapshot);
+            out->snapshot = NULL;
+        }
+    }
 done:
     vd_free(hits);
     vd_collection_release(c);
@@ -234,6 +276,9 @@ vd_status vd_engine_read(vd_engine *e, const vd_request *req, vd_result *out, vd
         break;
     case VD_REQ_SEARCH:
         s = read_search(e, &req->search, out, err);
+        break;
+    case VD_REQ_SCROLL:
+        s = vd_engine__read_scroll(e, &req->scroll, out, err);
         break;
     default:
         s = vd_err_set(err, VD_INTERNAL, "%s is not a read operation", vd_request_name(req->kind));

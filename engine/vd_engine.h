@@ -1,6 +1,6 @@
 /* engine/vd_engine.h: the operations of a data directory on domain values - create, drop,
- * list, info, count, stats, upsert, delete, get, search - checked against the limits and the
- * collection, and executed against a vd_store.
+ * list, info, count, stats, upsert, delete, get, search, scroll, set_payload - checked
+ * against the limits and the collection, and executed against a vd_store.
  *
  * The engine knows nothing of threads, sockets or the wire format: the daemon's reader
  * threads and writer thread call it on requests proto/ decoded, and the embedded Python
@@ -40,7 +40,9 @@ typedef struct vd_engine vd_engine; /* opaque */
     X(GET, "get", 0)                      \
     X(SEARCH, "search", 0)                \
     X(COUNT, "count", 0)                  \
-    X(STATS, "stats", 0)
+    X(STATS, "stats", 0)                  \
+    X(SCROLL, "scroll", 0)                \
+    X(SET_PAYLOAD, "set_payload", 1)
 
 typedef enum vd_request_kind {
     VD_REQ_NONE = 0, /* no operation (a protocol-level message, or one unknown to this version) */
@@ -62,7 +64,7 @@ static inline const char *vd_request_name(vd_request_kind k)
     return (unsigned)k < VD_REQ_KINDS ? names[k] : "none";
 }
 
-/* 1 for create, drop, upsert and delete: they go through vd_engine_write*. */
+/* 1 for create, drop, upsert, delete and set_payload: they go through vd_engine_write*. */
 static inline int vd_request_is_write(vd_request_kind k)
 {
     static const unsigned char writes[VD_REQ_KINDS] = {
@@ -89,6 +91,7 @@ typedef struct vd_create_req {
     uint32_t dim;
     vd_metric metric;
     uint32_t m, ef_construction, ef_search; /* 0 -> the defaults of VD_PARAM_MAP */
+    vd_id_type id_type;                     /* 0 = VD_ID_INT */
 } vd_create_req;
 
 typedef struct vd_upsert_req {
@@ -100,12 +103,17 @@ typedef struct vd_upsert_req {
     uint32_t dim;             /* dims per vector as the caller means them; 0 = not said */
     const vd_bytes *payloads; /* NULL, or n_payloads (== n_ids) JSON objects; len 0 = none */
     size_t n_payloads;
+    /* A collection of string ids takes its ids here instead (ids NULL, n_ids 0); the other
+     * kind, or both, is VD_INVALID naming the row (vd_point_ids_check). The same for the
+     * requests below. */
+    vd_str_ids str_ids;
 } vd_upsert_req;
 
 typedef struct vd_delete_req {
     const char *collection;
     const uint64_t *ids;
     size_t n_ids;
+    vd_str_ids str_ids;
 } vd_delete_req;
 
 typedef struct vd_get_req {
@@ -113,7 +121,33 @@ typedef struct vd_get_req {
     const uint64_t *ids; /* duplicates allowed: each gets its own entry */
     size_t n_ids;
     int with_vectors, with_payloads;
+    vd_str_ids str_ids;
 } vd_get_req;
+
+/* The points of a collection in id order (numeric for int ids, bytewise for string ids), a
+ * page at a time: each page starts after the last id of the previous one (cursor), so a walk
+ * visits every point present throughout exactly once, while writes go on; points added or
+ * deleted meanwhile may or may not appear, none twice. */
+typedef struct vd_scroll_req {
+    const char *collection;
+    uint32_t limit;   /* points per page, 1..max_batch; 0 -> VD_SCROLL_LIMIT_DEFAULT */
+    vd_bytes cursor;  /* len 0: from the first point; else a next_cursor this server gave */
+    int with_vectors, with_payloads;
+} vd_scroll_req;
+#define VD_SCROLL_LIMIT_DEFAULT 100u
+
+/* Replaces or merges (top-level keys) the payloads of existing points; vectors untouched.
+ * Ids that do not exist are skipped: the result counts the points updated. */
+typedef struct vd_set_payload_req {
+    const char *collection;
+    const uint64_t *ids; /* n_ids distinct ids, or str_ids */
+    size_t n_ids;
+    vd_str_ids str_ids;
+    const vd_bytes *payloads; /* one JSON object per id; len 0 = none (clears under replace,
+                               * changes nothing under merge) */
+    size_t n_payloads;
+    int merge;
+} vd_set_payload_req;
 
 typedef struct vd_search_req {
     const char *collection;
@@ -137,6 +171,8 @@ typedef struct vd_request {
         vd_delete_req del;
         vd_get_req get;
         vd_search_req search;
+        vd_scroll_req scroll;
+        vd_set_payload_req set_payload;
     }; /* LIST and STATS carry nothing */
 } vd_request;
 
@@ -149,6 +185,10 @@ typedef struct vd_search_result {
     float *distances;   /* nq x k; padding +inf */
     vd_bytes *payloads; /* with_payloads: nq x k entries (len 0: none or padding), else NULL;
                          * the bytes borrow from `snapshot` */
+    /* String ids: the hits' ids instead of `ids` (which is NULL then), nq x k entries packed
+     * (see vd_str_ids); padding entries are empty. */
+    uint8_t *str_ids;
+    uint32_t *str_id_ends;
 } vd_search_result;
 
 typedef struct vd_get_result {
@@ -159,6 +199,19 @@ typedef struct vd_get_result {
     vd_bytes *payloads; /* with_payloads: n entries (len 0: none or missing), else NULL;
                          * the bytes borrow from `snapshot` */
 } vd_get_result;
+
+typedef struct vd_scroll_result {
+    size_t n;           /* points in this page (fewer than the limit when the response would
+                         * otherwise outgrow max_response_bytes, or at the end) */
+    uint32_t dim;
+    uint64_t *ids;      /* int ids: n ids, ascending; NULL for string ids */
+    uint8_t *str_ids;   /* string ids: n ids packed (str_id_ends), ascending bytewise */
+    uint32_t *str_id_ends;
+    float *vectors;     /* with_vectors: n x dim, else NULL */
+    vd_bytes *payloads; /* with_payloads: n entries (len 0: none), borrowed from `snapshot` */
+    uint8_t *next_cursor; /* the next page's cursor; NULL when the walk is done */
+    size_t next_cursor_len;
+} vd_scroll_result;
 
 typedef struct vd_engine_stats {
     uint32_t collections;
@@ -171,12 +224,14 @@ typedef struct vd_result {
     union {
         vd_search_result search;
         vd_get_result get;
+        vd_scroll_result scroll;
         vd_collection_info info; /* CREATE, INFO */
         struct {
             vd_collection_info *items; /* sorted by name */
             size_t n;
         } list;
-        uint64_t n;            /* COUNT: points; UPSERT: written; DELETE: ids that existed */
+        uint64_t n;            /* COUNT: points; UPSERT: written; DELETE: ids that existed;
+                                * SET_PAYLOAD: points updated */
         vd_engine_stats stats; /* STATS */
     };                         /* DROP carries nothing */
     /* Held until vd_result_free(): the payload bytes borrow from it. Ending it early (say,
@@ -189,7 +244,8 @@ void vd_result_free(vd_result *r);
 
 /* ---- The engine ------------------------------------------------------------------------- */
 typedef struct vd_engine_limits {
-    uint32_t max_batch; /* ids per upsert/delete/get, queries per search; 0 = no limit */
+    uint32_t max_batch; /* ids per upsert/delete/get/set_payload, queries per search, points
+                         * per scroll page; 0 = no limit */
     uint32_t max_k;     /* 0 -> VD_K_MAX */
     uint32_t max_dim;   /* dims of a new collection; 0 -> VD_DIM_MAX */
     /* The largest response the caller can deliver (the server: its max_frame_bytes); 0 = no
@@ -202,7 +258,7 @@ vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine 
 void vd_engine_free(vd_engine *e);                               /* NULL is a no-op */
 const vd_engine_limits *vd_engine_limits_of(const vd_engine *e); /* defaults filled in */
 
-/* Executes a read (LIST, INFO, COUNT, STATS, GET, SEARCH) into *out, which the caller
+/* Executes a read (LIST, INFO, COUNT, STATS, GET, SEARCH, SCROLL) into *out, which the caller
  * releases with vd_result_free() whatever the status (zeroed on error). Search: the
  * collection is referenced only for the call, so a concurrent drop lets it finish. */
 vd_status vd_engine_read(vd_engine *e, const vd_request *req, vd_result *out, vd_err *err);

@@ -1,4 +1,5 @@
-/* engine/write.c: the writes - create, drop, upsert, delete - from one thread at a time.
+/* engine/write.c: the writes - create, drop, upsert, delete, set_payload - from one thread at
+ * a time.
  *
  * A write goes through three steps so that its caller can group many of them into one LMDB
  * transaction and one sync (group commit; the daemon's writer thread does): prepare checks
@@ -47,31 +48,41 @@ static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_o
                              .metric = c->metric,
                              .m = c->m,
                              .ef_construction = c->ef_construction,
-                             .ef_search = c->ef_search}};
+                             .ef_search = c->ef_search,
+                             .id_type = c->id_type}};
     snprintf(op->params.name, sizeof op->params.name, "%s", c->name);
     return VD_OK;
 }
 
-/* Payload entries as the store takes them: a pointer and a length per id, NULL = none. */
-static vd_status payload_arrays(const vd_upsert_req *u, vd_write *w, vd_err *err)
+/* The size of a batch: its integer ids, or its string ids. */
+static size_t batch_size(size_t n_ids, const uint64_t *ids, const vd_str_ids *str)
 {
-    size_t n = u->n_ids;
-    if (u->n_payloads == 0) return VD_OK;
-    if (u->n_payloads != n)
+    return ids || !str->ends ? n_ids : str->n;
+}
+
+/* Payload entries as the store takes them: a pointer and a length per id, NULL = none.
+ * Upserts may send none (n_payloads 0), set_payload must send one per id. */
+static vd_status payload_arrays(vd_request_kind k, const vd_bytes *payloads, size_t n_payloads,
+                                size_t n, vd_write *w, vd_err *err)
+{
+    const char *op = vd_request_name(k);
+    if (n_payloads == 0 && k == VD_REQ_UPSERT) return VD_OK;
+    if (n_payloads != n)
         return vd_err_set(err, VD_INVALID,
-                          "upsert: %zu payloads for %zu ids (send none, or one per id; "
-                          "an empty payload means none)",
-                          u->n_payloads, n);
-    w->payload_ptrs = vd_malloc(n * sizeof *w->payload_ptrs);
-    w->payload_lens = vd_malloc(n * sizeof *w->payload_lens);
+                          k == VD_REQ_UPSERT ? "%s: %zu payloads for %zu ids (send none, or one "
+                                               "per id; an empty payload means none)"
+                                             : "%s: %zu payloads for %zu ids (send one per id)",
+                          op, n_payloads, n);
+    w->payload_ptrs = vd_malloc((n ? n : 1) * sizeof *w->payload_ptrs);
+    w->payload_lens = vd_malloc((n ? n : 1) * sizeof *w->payload_lens);
     if (!w->payload_ptrs || !w->payload_lens)
-        return vd_err_set(err, VD_NOMEM, "upsert: out of memory for %zu payloads", n);
+        return vd_err_set(err, VD_NOMEM, "%s: out of memory for %zu payloads", op, n);
     for (size_t i = 0; i < n; i++) {
-        if (u->payloads[i].len > UINT32_MAX)
-            return vd_err_set(err, VD_INVALID, "upsert: payload %zu holds %zu bytes, over 4 GiB", i,
-                              u->payloads[i].len);
-        w->payload_ptrs[i] = u->payloads[i].len ? u->payloads[i].data : NULL;
-        w->payload_lens[i] = (uint32_t)u->payloads[i].len;
+        if (payloads[i].len > UINT32_MAX)
+            return vd_err_set(err, VD_INVALID, "%s: payload %zu holds %zu bytes, over 4 GiB", op,
+                              i, payloads[i].len);
+        w->payload_ptrs[i] = payloads[i].len ? payloads[i].data : NULL;
+        w->payload_lens[i] = (uint32_t)payloads[i].len;
     }
     return VD_OK;
 }
@@ -80,12 +91,13 @@ static vd_status prepare_upsert(const vd_engine *e, const vd_upsert_req *u, vd_w
                                 vd_err *err)
 {
     vd_collection *c = NULL;
-    vd_status s = vd_engine__check_batch(e, VD_REQ_UPSERT, u->n_ids, err);
+    size_t n = batch_size(u->n_ids, u->ids, &u->str_ids);
+    vd_status s = vd_engine__check_batch(e, VD_REQ_UPSERT, n, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, u->collection, &c, err);
     if (s != VD_OK) return s;
     uint32_t dim = vd_collection_params_of(c)->dim;
     vd_collection_release(c);
-    uint64_t expect = (uint64_t)u->n_ids * dim;
+    uint64_t expect = (uint64_t)n * dim;
     if (u->dim && u->dim != dim)
         return vd_err_set(err, VD_INVALID,
                           "upsert: vectors have %" PRIu32 " dims, collection %s expects %" PRIu32,
@@ -94,15 +106,35 @@ static vd_status prepare_upsert(const vd_engine *e, const vd_upsert_req *u, vd_w
         return vd_err_set(err, VD_INVALID,
                           "upsert: vectors hold %zu bytes, %zu ids x %" PRIu32
                           " dims x 4 bytes = %" PRIu64 " expected (collection %s)",
-                          u->n_floats * 4, u->n_ids, dim, expect * 4, u->collection);
-    if ((s = payload_arrays(u, w, err)) != VD_OK) return s;
+                          u->n_floats * 4, n, dim, expect * 4, u->collection);
+    if ((s = payload_arrays(VD_REQ_UPSERT, u->payloads, u->n_payloads, n, w, err)) != VD_OK)
+        return s;
     w->op = (vd_op){.kind = VD_OP_UPSERT,
                     .collection = u->collection,
                     .ids = u->ids,
-                    .n = u->n_ids,
+                    .n = n,
                     .vectors = u->vectors,
                     .payloads = w->payload_ptrs,
-                    .payload_lens = w->payload_lens};
+                    .payload_lens = w->payload_lens,
+                    .str_ids = u->str_ids};
+    return VD_OK;
+}
+
+static vd_status prepare_set_payload(const vd_engine *e, const vd_set_payload_req *q, vd_write *w,
+                                     vd_err *err)
+{
+    size_t n = batch_size(q->n_ids, q->ids, &q->str_ids);
+    vd_status s = vd_engine__check_batch(e, VD_REQ_SET_PAYLOAD, n, err);
+    if (s == VD_OK) s = payload_arrays(VD_REQ_SET_PAYLOAD, q->payloads, q->n_payloads, n, w, err);
+    if (s != VD_OK) return s;
+    w->op = (vd_op){.kind = VD_OP_SET_PAYLOAD,
+                    .collection = q->collection,
+                    .ids = q->ids,
+                    .n = n,
+                    .payloads = w->payload_ptrs,
+                    .payload_lens = w->payload_lens,
+                    .str_ids = q->str_ids,
+                    .merge = q->merge};
     return VD_OK;
 }
 
@@ -121,12 +153,19 @@ vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write 
     case VD_REQ_UPSERT:
         s = prepare_upsert(e, &req->upsert, w, err);
         break;
-    case VD_REQ_DELETE:
-        s = vd_engine__check_batch(e, VD_REQ_DELETE, req->del.n_ids, err);
+    case VD_REQ_DELETE: {
+        const vd_delete_req *d = &req->del;
+        size_t n = batch_size(d->n_ids, d->ids, &d->str_ids);
+        s = vd_engine__check_batch(e, VD_REQ_DELETE, n, err);
         w->op = (vd_op){.kind = VD_OP_DELETE,
-                        .collection = req->del.collection,
-                        .ids = req->del.ids,
-                        .n = req->del.n_ids};
+                        .collection = d->collection,
+                        .ids = d->ids,
+                        .n = n,
+                        .str_ids = d->str_ids};
+        break;
+    }
+    case VD_REQ_SET_PAYLOAD:
+        s = prepare_set_payload(e, &req->set_payload, w, err);
         break;
     default:
         s = vd_err_set(err, VD_INTERNAL, "%s is not a write operation", vd_request_name(req->kind));
@@ -177,6 +216,7 @@ vd_status vd_engine_write_result(vd_engine *e, vd_write *w, vd_result *out, vd_e
     switch (w->kind) {
     case VD_REQ_UPSERT:
     case VD_REQ_DELETE:
+    case VD_REQ_SET_PAYLOAD:
         out->n = w->op.n_done;
         break;
     case VD_REQ_CREATE: {

@@ -23,6 +23,16 @@
 #include "ingest/ingest_int.h"
 
 /* ---- mapped files ------------------------------------------------------------------------ */
+size_t vd_ingest__count_lines(const uint8_t *p, const uint8_t *end)
+{
+    size_t n = 0;
+    for (const uint8_t *q = p; q < end; n++) {
+        const uint8_t *nl = memchr(q, '\n', (size_t)(end - q));
+        q = nl ? nl + 1 : end;
+    }
+    return n;
+}
+
 const char *vd_ingest__short_name(const char *path)
 {
     size_t len = strlen(path);

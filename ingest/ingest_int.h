@@ -16,6 +16,9 @@ typedef struct vd_ingest__mapped {
     const char *name; /* for messages: the path's last 60 characters, borrowed from the caller */
 } vd_ingest__mapped;
 
+/* Lines of p[0..end): a final line without its newline counts. */
+size_t vd_ingest__count_lines(const uint8_t *p, const uint8_t *end);
+
 /* The path's last 60 characters, for messages (a pointer into `path`). */
 const char *vd_ingest__short_name(const char *path);
 

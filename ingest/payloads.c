@@ -16,16 +16,6 @@ struct vd_payloads_file {
     uint32_t *lens;
 };
 
-static size_t count_lines(const uint8_t *p, const uint8_t *end)
-{
-    size_t n = 0;
-    for (const uint8_t *q = p; q < end; n++) {
-        const uint8_t *nl = memchr(q, '\n', (size_t)(end - q));
-        q = nl ? nl + 1 : end;
-    }
-    return n;
-}
-
 /* Maps `path` into f, counts its lines and checks each with `check`. */
 static vd_status read_file(vd_payloads_file *f, const char *path, size_t expected_n,
                            vd_json_check_fn check, vd_err *err)
@@ -34,7 +24,7 @@ static vd_status read_file(vd_payloads_file *f, const char *path, size_t expecte
     if (s != VD_OK) return s;
     const char *name = f->map.name;
     const uint8_t *end = f->map.p + f->map.n;
-    size_t n_lines = count_lines(f->map.p, end);
+    size_t n_lines = vd_ingest__count_lines(f->map.p, end);
     if (n_lines != expected_n)
         return vd_err_set(err, VD_INVALID, "%s: %zu payload lines for %zu vectors", name,
                           n_lines, expected_n);

@@ -74,6 +74,30 @@ void vd_ids_close(vd_ids_file *f); /* NULL is a no-op */
 /* expected_n ids, borrowed until vd_ids_close(). */
 const uint64_t *vd_ids_get(const vd_ids_file *f);
 
+/* ---- String ids --------------------------------------------------------------------------
+ * A text file (.txt) of UTF-8 ids, line i (1-based) the id of row i-1: its bytes exactly (a
+ * final newline is optional and a trailing '\r' dropped; nothing else is trimmed). Packed as
+ * storage takes string ids: the ids' bytes back to back and one uint32 end offset per row. */
+typedef struct vd_text_ids_file vd_text_ids_file; /* opaque */
+
+/* The id rules, passed in (ingest/ knows no storage): `one` checks a single id (storage's
+ * vd_str_id_check; refusals name the line), `all` the packed set (distinct ids; refusals
+ * name rows, 0-based like the vectors'). */
+typedef vd_status (*vd_text_id_check_fn)(const uint8_t *p, size_t n, vd_err *err);
+typedef vd_status (*vd_text_ids_check_fn)(const uint8_t *bytes, size_t n_bytes,
+                                          const uint32_t *ends, size_t n, vd_err *err);
+
+/* Maps and reads a string ids file: exactly expected_n lines, each accepted by `one`, the
+ * whole accepted by `all` (VD_INVALID naming the file otherwise). On VD_OK *out owns the
+ * reader, the mapping closed already (the ids are copied once, packed). */
+vd_status vd_text_ids_open(const char *path, size_t expected_n, vd_text_id_check_fn one,
+                           vd_text_ids_check_fn all, vd_text_ids_file **out, vd_err *err);
+void vd_text_ids_close(vd_text_ids_file *f); /* NULL is a no-op */
+/* The packed ids, borrowed until vd_text_ids_close: n_bytes bytes and expected_n ends. */
+const uint8_t *vd_text_ids_bytes(const vd_text_ids_file *f);
+const uint32_t *vd_text_ids_ends(const vd_text_ids_file *f);
+size_t vd_text_ids_n_bytes(const vd_text_ids_file *f);
+
 /* ---- Payloads ----------------------------------------------------------------------------
  * JSON Lines: line i (1-based) is the payload of row i-1, one JSON object per line; a final
  * newline is optional and a trailing '\r' is dropped. */

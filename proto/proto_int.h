@@ -19,5 +19,8 @@ static inline int vd_proto__host_is_le(void)
 /* Wire metric <-> domain metric. from_wire: 0 when the wire value is not a metric. */
 Vectord__V1__Metric vd_proto__metric_to_wire(vd_metric m);
 int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out);
+/* Wire id type <-> domain id type. from_wire: 0 when the wire value is not one. */
+Vectord__V1__IdType vd_proto__id_type_to_wire(vd_id_type t);
+int vd_proto__id_type_from_wire(Vectord__V1__IdType w, vd_id_type *out);
 
 #endif

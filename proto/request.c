@@ -9,7 +9,10 @@
  * beyond protobuf-c's own. Other hosts get converted copies, owned by the decoded request.
  *
  * Checked here: only what the wire format itself implies - ids are whole uint64s, vectors
- * and queries whole float32s, the metric is one the enum names. Batch sizes, k, dims,
+ * and queries whole float32s, string id ends whole uint32s, the metric and the id type are
+ * ones the enums name. String ids are handed on packed as they came (data + ends, read in
+ * place): their packing and rules are storage's vd_str_ids_check, which the embedded module
+ * needs as well. Batch sizes, k, dims,
  * parameter ranges and everything about the collection are the engine's, for the embedded
  * module reaches the engine without this codec.
  * Rejected: decoding straight from the frame without protobuf-c (a second parser of the
@@ -22,22 +25,24 @@
 typedef struct decoded {
     vd_proto_request pub;
     Vectord__V1__Request *pb;
-    void *copies[2]; /* arrays converted because the host is not little-endian (or the bytes
-                      * are unaligned): at most ids and vectors */
+    void *copies[3]; /* arrays converted because the host is not little-endian (or the bytes
+                      * are unaligned): at most ids, vectors and string id ends */
     int n_copies;
 } decoded;
 
-/* Little-endian uint64 (width 8) or float32 (width 4) values from a bytes field: the bytes
- * themselves when they can be, else a converted copy the request owns. */
+/* Little-endian uint64 (width 8), float32 or uint32 (width 4, named by `type`) values from a
+ * bytes field: the bytes themselves when they can be, else a converted copy the request
+ * owns. */
 static vd_status array_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
-                          const char *field, size_t width, const void **out, size_t *n, vd_err *err)
+                          const char *field, size_t width, const char *type, const void **out,
+                          size_t *n, vd_err *err)
 {
     *out = NULL;
     *n = 0;
     if (b->len % width != 0)
         return vd_err_set(
             err, VD_INVALID, "%s: %s hold %zu bytes, not a multiple of %zu (little-endian %s)",
-            vd_request_name(k), field, b->len, width, width == 8 ? "uint64" : "float32");
+            vd_request_name(k), field, b->len, width, type);
     *n = b->len / width;
     if (*n == 0) return VD_OK; /* the engine names an empty batch */
     if (vd_proto__host_is_le() && (uintptr_t)b->data % width == 0) {
@@ -64,16 +69,32 @@ static vd_status ids_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kin
                         const uint64_t **ids, size_t *n, vd_err *err)
 {
     const void *p = NULL;
-    vd_status s = array_of(d, b, k, "ids", 8, &p, n, err);
+    vd_status s = array_of(d, b, k, "ids", 8, "uint64", &p, n, err);
     *ids = p;
     return s;
+}
+
+/* A StrIds message (NULL: none given) as packed string ids. Only the ends' width is the
+ * wire's to check; the packing and the ids are vd_str_ids_check's (storage). */
+static vd_status str_ids_of(decoded *d, const Vectord__V1__StrIds *m, vd_request_kind k,
+                            vd_str_ids *out, vd_err *err)
+{
+    const void *p = NULL;
+    memset(out, 0, sizeof *out);
+    if (!m) return VD_OK;
+    vd_status s = array_of(d, &m->ends, k, "str_ids.ends", 4, "uint32", &p, &out->n, err);
+    if (s != VD_OK || out->n == 0) return s; /* an empty batch is the engine's to name */
+    out->ends = p;
+    out->bytes = m->data.data;
+    out->n_bytes = m->data.len;
+    return VD_OK;
 }
 
 static vd_status floats_of(decoded *d, const ProtobufCBinaryData *b, vd_request_kind k,
                            const char *field, const float **v, size_t *n, vd_err *err)
 {
     const void *p = NULL;
-    vd_status s = array_of(d, b, k, field, 4, &p, n, err);
+    vd_status s = array_of(d, b, k, field, 4, "float32", &p, n, err);
     *v = p;
     return s;
 }
@@ -86,10 +107,15 @@ static vd_status create_of(const Vectord__V1__CreateCollectionRequest *c, vd_cre
     r->m = c->m;
     r->ef_construction = c->ef_construction;
     r->ef_search = c->ef_search;
-    if (vd_proto__metric_from_wire(c->metric, &r->metric)) return VD_OK;
-    return vd_err_set(err, VD_INVALID,
-                      "create_collection %s: metric %d is not one of L2 (1), COSINE (2), IP (3)",
-                      c->name, (int)c->metric);
+    if (!vd_proto__metric_from_wire(c->metric, &r->metric))
+        return vd_err_set(err, VD_INVALID,
+                          "create_collection %s: metric %d is not one of L2 (1), COSINE (2), IP "
+                          "(3)", c->name, (int)c->metric);
+    if (!vd_proto__id_type_from_wire(c->id_type, &r->id_type))
+        return vd_err_set(err, VD_INVALID,
+                          "create_collection %s: id_type %d is not one of INT (0), STR (1)",
+                          c->name, (int)c->id_type);
+    return VD_OK;
 }
 
 static vd_status upsert_of(decoded *d, const Vectord__V1__UpsertRequest *u, vd_upsert_req *r,
@@ -99,8 +125,30 @@ static vd_status upsert_of(decoded *d, const Vectord__V1__UpsertRequest *u, vd_u
     r->payloads = (const vd_bytes *)u->payloads;
     r->n_payloads = u->n_payloads;
     vd_status s = ids_of(d, &u->ids, VD_REQ_UPSERT, &r->ids, &r->n_ids, err);
+    if (s == VD_OK) s = str_ids_of(d, u->str_ids, VD_REQ_UPSERT, &r->str_ids, err);
     if (s != VD_OK) return s;
     return floats_of(d, &u->vectors, VD_REQ_UPSERT, "vectors", &r->vectors, &r->n_floats, err);
+}
+
+static vd_status scroll_of(const Vectord__V1__ScrollRequest *q, vd_scroll_req *r)
+{
+    r->collection = q->collection;
+    r->limit = q->limit;
+    r->cursor = (vd_bytes){q->cursor.len, q->cursor.data};
+    r->with_vectors = q->with_vectors;
+    r->with_payloads = q->with_payloads;
+    return VD_OK;
+}
+
+static vd_status set_payload_of(decoded *d, const Vectord__V1__SetPayloadRequest *q,
+                                vd_set_payload_req *r, vd_err *err)
+{
+    r->collection = q->collection;
+    r->payloads = (const vd_bytes *)q->payloads;
+    r->n_payloads = q->n_payloads;
+    r->merge = q->merge;
+    vd_status s = ids_of(d, &q->ids, VD_REQ_SET_PAYLOAD, &r->ids, &r->n_ids, err);
+    return s == VD_OK ? str_ids_of(d, q->str_ids, VD_REQ_SET_PAYLOAD, &r->str_ids, err) : s;
 }
 
 static vd_status search_of(decoded *d, const Vectord__V1__SearchRequest *q, vd_search_req *r,
@@ -143,16 +191,26 @@ static vd_status op_of(decoded *d, vd_err *err)
     case VECTORD__V1__REQUEST__OP_UPSERT:
         r->kind = VD_REQ_UPSERT;
         return upsert_of(d, q->upsert, &r->upsert, err);
-    case VECTORD__V1__REQUEST__OP_DELETE:
+    case VECTORD__V1__REQUEST__OP_DELETE: {
         r->kind = VD_REQ_DELETE;
         r->del.collection = q->delete_->collection;
-        return ids_of(d, &q->delete_->ids, VD_REQ_DELETE, &r->del.ids, &r->del.n_ids, err);
-    case VECTORD__V1__REQUEST__OP_GET:
+        vd_status s = ids_of(d, &q->delete_->ids, VD_REQ_DELETE, &r->del.ids, &r->del.n_ids, err);
+        return s ? s : str_ids_of(d, q->delete_->str_ids, VD_REQ_DELETE, &r->del.str_ids, err);
+    }
+    case VECTORD__V1__REQUEST__OP_GET: {
         r->kind = VD_REQ_GET;
         r->get.collection = q->get->collection;
         r->get.with_vectors = q->get->with_vectors;
         r->get.with_payloads = q->get->with_payloads;
-        return ids_of(d, &q->get->ids, VD_REQ_GET, &r->get.ids, &r->get.n_ids, err);
+        vd_status s = ids_of(d, &q->get->ids, VD_REQ_GET, &r->get.ids, &r->get.n_ids, err);
+        return s ? s : str_ids_of(d, q->get->str_ids, VD_REQ_GET, &r->get.str_ids, err);
+    }
+    case VECTORD__V1__REQUEST__OP_SCROLL:
+        r->kind = VD_REQ_SCROLL;
+        return scroll_of(q->scroll, &r->scroll);
+    case VECTORD__V1__REQUEST__OP_SET_PAYLOAD:
+        r->kind = VD_REQ_SET_PAYLOAD;
+        return set_payload_of(d, q->set_payload, &r->set_payload, err);
     case VECTORD__V1__REQUEST__OP_SEARCH:
         r->kind = VD_REQ_SEARCH;
         return search_of(d, q->search, &r->search, err);

@@ -31,9 +31,12 @@ typedef struct response_msg {
         Vectord__V1__CountResponse count;
         Vectord__V1__StatsResponse stats;
         Vectord__V1__HelloResponse hello;
+        Vectord__V1__ScrollResponse scroll;
+        Vectord__V1__SetPayloadResponse set_payload;
     } m;
     Vectord__V1__CollectionInfo ci;
     Vectord__V1__Limits limits;
+    Vectord__V1__StrIds str_ids;
     void *scratch[2]; /* freed after packing */
 } response_msg;
 
@@ -82,6 +85,26 @@ static ProtobufCBinaryData le_u64s(uint64_t *a, size_t n)
     return (ProtobufCBinaryData){n * 8, (uint8_t *)a};
 }
 
+static ProtobufCBinaryData le_u32s(uint32_t *a, size_t n)
+{
+    if (!vd_proto__host_is_le())
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = a[i];
+            vd_put_u32le((uint8_t *)&a[i], v);
+        }
+    return (ProtobufCBinaryData){n * 4, (uint8_t *)a};
+}
+
+/* m->str_ids pointing at n packed string ids (ends converted in place). */
+static Vectord__V1__StrIds *str_ids_to_wire(response_msg *m, uint8_t *bytes, uint32_t *ends,
+                                            size_t n)
+{
+    vectord__v1__str_ids__init(&m->str_ids);
+    m->str_ids.data = (ProtobufCBinaryData){n ? ends[n - 1] : 0, bytes};
+    m->str_ids.ends = le_u32s(ends, n);
+    return &m->str_ids;
+}
+
 static ProtobufCBinaryData le_floats(float *a, size_t n)
 {
     if (!vd_proto__host_is_le())
@@ -109,6 +132,7 @@ static void info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionIn
     out->created_unix_s = in->created_unix_s;
     out->bytes_disk = in->bytes_disk;
     out->bytes_memory = in->bytes_memory;
+    out->id_type = vd_proto__id_type_to_wire(in->params.id_type);
 }
 
 static void fill_search(response_msg *m, vd_search_result *s)
@@ -118,7 +142,8 @@ static void fill_search(response_msg *m, vd_search_result *s)
     SET_RESULT(m, SEARCH, search, search, search_response);
     sr->nq = s->nq;
     sr->k = s->k;
-    sr->ids = le_u64s(s->ids, n);
+    if (s->str_id_ends) sr->str_ids = str_ids_to_wire(m, s->str_ids, s->str_id_ends, n);
+    else sr->ids = le_u64s(s->ids, n);
     sr->distances = le_floats(s->distances, n);
     if (s->payloads) {
         sr->payloads = (ProtobufCBinaryData *)s->payloads;
@@ -143,6 +168,20 @@ static vd_status fill_get(response_msg *m, vd_get_result *g, vd_err *err)
         gr->n_payloads = g->n;
     }
     return VD_OK;
+}
+
+static void fill_scroll(response_msg *m, vd_scroll_result *r)
+{
+    Vectord__V1__ScrollResponse *sr = &m->m.scroll;
+    SET_RESULT(m, SCROLL, scroll, scroll, scroll_response);
+    if (r->str_id_ends) sr->str_ids = str_ids_to_wire(m, r->str_ids, r->str_id_ends, r->n);
+    else if (r->ids) sr->ids = le_u64s(r->ids, r->n);
+    if (r->vectors) sr->vectors = le_floats(r->vectors, r->n * r->dim);
+    if (r->payloads) {
+        sr->payloads = (ProtobufCBinaryData *)r->payloads;
+        sr->n_payloads = r->n;
+    }
+    if (r->next_cursor) sr->next_cursor = (ProtobufCBinaryData){r->next_cursor_len, r->next_cursor};
 }
 
 static vd_status fill_list(response_msg *m, const vd_result *res, vd_err *err)
@@ -207,6 +246,10 @@ static vd_status fill_plain(response_msg *m, const vd_result *res, vd_err *err)
     case VD_REQ_COUNT:
         SET_RESULT(m, COUNT, count, count, count_response)->count = res->n;
         return VD_OK;
+    case VD_REQ_SET_PAYLOAD:
+        SET_RESULT(m, SET_PAYLOAD, set_payload, set_payload, set_payload_response)->updated =
+            res->n;
+        return VD_OK;
     default:
         return vd_err_set(err, VD_INTERNAL, "no response encoding for %s",
                           vd_request_name(res->kind));
@@ -235,6 +278,9 @@ vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_s
         break;
     case VD_REQ_STATS:
         fill_stats(&m, &res->stats, srv);
+        break;
+    case VD_REQ_SCROLL:
+        fill_scroll(&m, &res->scroll);
         break;
     default:
         s = fill_plain(&m, res, err);

@@ -1,6 +1,6 @@
 /* proto/wire.c: what both directions of the codec share - the status-code table, the
- * metric enum, the allocator protobuf-c unpacks with, and the layout facts the zero-copy
- * paths rely on.
+ * metric and id type enums, the allocator protobuf-c unpacks with, and the layout facts the
+ * zero-copy paths rely on.
  *
  * Our own enums mirror the generated ones so no other module needs the generated header;
  * the static assertions below fail the build the day vectord.proto and this file disagree.
@@ -96,6 +96,27 @@ int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out)
         return 1;
     case VECTORD__V1__METRIC__IP:
         *out = VD_METRIC_IP;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- Id types ------------------------------------------------------------------------------ */
+
+Vectord__V1__IdType vd_proto__id_type_to_wire(vd_id_type t)
+{
+    return t == VD_ID_STR ? VECTORD__V1__ID_TYPE__ID_TYPE_STR : VECTORD__V1__ID_TYPE__ID_TYPE_INT;
+}
+
+int vd_proto__id_type_from_wire(Vectord__V1__IdType w, vd_id_type *out)
+{
+    switch (w) {
+    case VECTORD__V1__ID_TYPE__ID_TYPE_INT:
+        *out = VD_ID_INT;
+        return 1;
+    case VECTORD__V1__ID_TYPE__ID_TYPE_STR:
+        *out = VD_ID_STR;
         return 1;
     default:
         return 0;

@@ -54,6 +54,8 @@ const vd_collection_params *vd_collection_params_of(const vd_collection *c)
     return &c->params;
 }
 
+uint32_t vd_collection_id(const vd_collection *c) { return c->cid; }
+
 void vd_storage__update_bytes(vd_collection *c)
 {
     /* vectors record + its key, links bytes as the index counts them (without an index: a
@@ -67,6 +69,10 @@ void vd_storage__update_bytes(vd_collection *c)
     }
     uint64_t per_point = 8 + 8 + (uint64_t)c->params.dim * 4 + 12 + 4 + 3 * 8 + 8;
     uint64_t b = c->count * per_point + c->payload_bytes + links;
+    /* String ids: each id twice (a sids key, a skeys value), a key in each record, two more
+     * LMDB node headers. */
+    if (c->params.id_type == VD_ID_STR)
+        b += 2 * c->str_id_bytes + c->count * (4 + 8 + 12 + 2 * 8);
     atomic_store(&c->bytes_disk, b);
 }
 

@@ -6,7 +6,7 @@
  *    same id; every vector record has a links record and vice versa; slots lie below the
  *    graph header's high-water mark; catalog counts equal the points records; no record of
  *    any collection-keyed table belongs to a collection id the catalog does not know;
- *    payloads are JSON objects;
+ *    payloads are JSON objects; string ids map both ways (check_str_ids);
  *  - records with the loaded graph: each stored point is live in the index with exactly the
  *    stored vector, each links record is what the index would write (unless the slot changed
  *    in memory since the last commit: publish-time repairs are persisted by the next group),
@@ -79,7 +79,9 @@ typedef struct ccheck {
     uint8_t *dirty;   /* per slot: changed in memory since the last commit */
     size_t n_dirty_cap, n_dirty;
     uint64_t n_points, n_vectors;
-    capped bad_point, not_in_graph, bad_payload, bad_slot;
+    capped bad_point, not_in_graph, bad_payload, bad_slot, bad_sid;
+    uint64_t *vec_ids; /* string ids: the key of every stored vector record, for check_skeys */
+    size_t n_vec_ids, cap_vec_ids;
 } ccheck;
 
 /* A failed read: VD_OK (a damaged record, reported by the caller) or the fatal status. */
@@ -88,6 +90,190 @@ static vd_status read_failed(checker *k, vd_status s, const vd_err *e)
     if (s == VD_OK || !k->t.mdb_rc) return VD_OK;
     if (k->err) *k->err = *e;
     return s;
+}
+
+/* ---- string ids ----------------------------------------------------------------------------
+ * A collection of string ids also holds, in sids, id -> key for every point and the sequence
+ * record, and in skeys key -> id for every point plus the keys of deleted points whose last
+ * slot is not freed yet (storage/strids.c). Checked: the point's key maps to an id that maps
+ * back to it; every id maps to a key below the sequence's next key whose point exists; the
+ * ids are as many as the points and sum to the sequence's bytes; every key -> id record
+ * holds a valid id below the next key and is a live point's or a stored slot's. */
+/* The key of a stored point: key -> id -> key. */
+static vd_status check_key_maps(checker *k, ccheck *x, uint64_t key)
+{
+    const char *name = x->r->params.name;
+    const uint8_t *id;
+    size_t len;
+    uint64_t back = 0;
+    int found;
+    vd_err e;
+    vd_status s = vd_storage__skey_get(&k->t, x->r->cid, &x->r->params, key, &id, &len, &found,
+                                       &e);
+    if (s != VD_OK || !found) {
+        CAPPED(k, &x->bad_sid, "collection %s: point of key %" PRIu64 " has no string id%s%s",
+               name, key, s != VD_OK ? ": " : "", s != VD_OK ? e.msg : "");
+        return read_failed(k, s, &e);
+    }
+    s = vd_storage__sid_get(&k->t, x->r->cid, &x->r->params, id, len, &back, &found, &e);
+    if (s != VD_OK || !found || back != key) {
+        char label[64];
+        vd_str_id_label(id, len, label, sizeof label);
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s of key %" PRIu64 " maps to %s",
+               name, label, key, s != VD_OK ? e.msg : found ? "another key" : "nothing");
+    }
+    return read_failed(k, s, &e);
+}
+
+/* One id -> key mapping (the key decoded, or pk_err set when it could not be). */
+static vd_status check_sid(checker *k, ccheck *x, const vd_sidseq *seq, const uint8_t *id,
+                           size_t len, uint64_t pk, const vd_err *pk_err)
+{
+    const char *name = x->r->params.name;
+    vd_point_rec pr;
+    int found = 0;
+    char label[64];
+    vd_err e;
+    vd_status s = VD_OK;
+    vd_str_id_label(id, len, label, sizeof label);
+    if (pk_err || vd_str_id_check(id, len, &e) != VD_OK)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s: %s", name, label,
+               pk_err ? pk_err->msg : e.msg);
+    else if (pk >= seq->next_key)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", not "
+               "below the sequence's %" PRIu64, name, label, pk, seq->next_key);
+    else if ((s = vd_storage__point_get(&k->t, x->r->cid, &x->r->params, pk, &pr, &found, &e)),
+             s == VD_OK && !found)
+        CAPPED(k, &x->bad_sid, "collection %s: string id %s maps to key %" PRIu64 ", which "
+               "has no point", name, label, pk);
+    return read_failed(k, s, &e);
+}
+
+/* One sids record: a plain id, or each id of a bucket. */
+static vd_status check_sid_record(checker *k, ccheck *x, const vd_sidseq *seq,
+                                  const MDB_val *key, const MDB_val *val, uint64_t *n,
+                                  uint64_t *bytes)
+{
+    const uint8_t *id, *rest;
+    size_t len, off = 0, rl;
+    int bucket;
+    uint64_t pk = 0;
+    vd_err e;
+    vd_storage__key_sid_decode(key->mv_data, key->mv_size, x->r->cid, &id, &len, &bucket);
+    if (!bucket) {
+        (*n)++;
+        *bytes += len;
+        vd_status ds = vd_storage__sid_decode(val->mv_data, val->mv_size, &pk, &e);
+        return check_sid(k, x, seq, id, len, pk, ds == VD_OK ? NULL : &e);
+    }
+    if (vd_storage__sid_bucket_decode(val->mv_data, val->mv_size, &e) != VD_OK) {
+        CAPPED(k, &x->bad_sid, "collection %s: %s", x->r->params.name, e.msg);
+        return VD_OK;
+    }
+    uint8_t full[VD_STR_ID_MAX];
+    memcpy(full, id, VD_SID_SPLIT);
+    vd_status s = VD_OK;
+    while (s == VD_OK && vd_storage__sid_bucket_next(val->mv_data, val->mv_size, &off, &rest,
+                                                     &rl, &pk)) {
+        if (rl) memcpy(full + VD_SID_SPLIT, rest, rl);
+        (*n)++;
+        *bytes += VD_SID_SPLIT + rl;
+        s = check_sid(k, x, seq, full, VD_SID_SPLIT + rl, pk, NULL);
+    }
+    return s;
+}
+
+static vd_status check_sids(checker *k, ccheck *x, vd_sidseq *seq)
+{
+    const char *name = x->r->params.name;
+    uint32_t cid = x->r->cid;
+    MDB_cursor *cur = NULL;
+    uint8_t kb[VD_KEY_CID_BYTES];
+    vd_storage__key_cid(kb, cid);
+    MDB_val key = {sizeof kb, kb}, val;
+    uint64_t n = 0, bytes = 0;
+    const uint8_t *id;
+    size_t len;
+    int bucket;
+    vd_err e;
+    vd_status s = vd_storage__sidseq_get(&k->t, cid, &x->r->params, seq, &e);
+    if (s != VD_OK) {
+        problem(k, "collection %s: %s", name, e.msg);
+        return read_failed(k, s, &e);
+    }
+    int rc = mdb_cursor_open(k->t.txn, k->st->dbi[VD_DB_SIDS], &cur);
+    if (rc) return vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == 0 && key.mv_size == VD_KEY_CID_BYTES && vd_get_u32be(key.mv_data) == cid)
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    while (s == VD_OK && rc == 0 &&
+           vd_storage__key_sid_decode(key.mv_data, key.mv_size, cid, &id, &len, &bucket)) {
+        s = check_sid_record(k, x, seq, &key, &val, &n, &bytes);
+        if (s == VD_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND)
+        return vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    if (s != VD_OK) return s;
+    if (n != x->n_points)
+        problem(k, "collection %s: %" PRIu64 " string ids for %" PRIu64 " points", name, n,
+                x->n_points);
+    if (bytes != seq->id_bytes)
+        problem(k, "collection %s: the string ids hold %" PRIu64 " bytes, the sequence record "
+                "says %" PRIu64, name, bytes, seq->id_bytes);
+    return VD_OK;
+}
+
+static vd_status check_skeys(checker *k, ccheck *x, const vd_sidseq *seq)
+{
+    const char *name = x->r->params.name;
+    uint32_t cid = x->r->cid;
+    MDB_cursor *cur = NULL;
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    vd_storage__key_point(kb, cid, 0);
+    MDB_val key = {sizeof kb, kb}, val;
+    uint64_t pk;
+    int sorted = x->cap_vec_ids != SIZE_MAX;
+    if (sorted && x->n_vec_ids > 1)
+        qsort(x->vec_ids, x->n_vec_ids, sizeof *x->vec_ids, vd_storage__cmp_u64);
+    int rc = mdb_cursor_open(k->t.txn, k->st->dbi[VD_DB_SKEYS], &cur);
+    if (rc) return vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    vd_status s = VD_OK;
+    while (rc == 0 && vd_storage__key_point_decode(key.mv_data, key.mv_size, cid, &pk)) {
+        vd_point_rec pr;
+        int found = 0;
+        vd_err e;
+        if (vd_storage__skey_decode(val.mv_data, val.mv_size, &e) != VD_OK)
+            CAPPED(k, &x->bad_sid, "collection %s: key %" PRIu64 ": %s", name, pk, e.msg);
+        else if (pk >= seq->next_key)
+            CAPPED(k, &x->bad_sid, "collection %s: key %" PRIu64 " has a string id but is not "
+                   "below the sequence's %" PRIu64, name, pk, seq->next_key);
+        else if ((s = vd_storage__point_get(&k->t, cid, &x->r->params, pk, &pr, &found, &e)),
+                 s == VD_OK && !found && sorted &&
+                     !bsearch(&pk, x->vec_ids, x->n_vec_ids, sizeof pk, vd_storage__cmp_u64))
+            CAPPED(k, &x->bad_sid, "collection %s: key %" PRIu64 " of a deleted point keeps "
+                   "its string id with no slot holding it", name, pk);
+        if ((s = read_failed(k, s, &e)) != VD_OK) break;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND)
+        return vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    return s;
+}
+
+static vd_status check_str_ids(checker *k, ccheck *x)
+{
+    vd_sidseq seq;
+    if (x->r->params.id_type != VD_ID_STR) return VD_OK;
+    if (!vd_storage__db_present(k->st, VD_DB_SIDS) || !vd_storage__db_present(k->st, VD_DB_SKEYS)) {
+        if (x->n_points) problem(k, "collection %s has string ids but no id tables",
+                                 x->r->params.name);
+        return VD_OK;
+    }
+    vd_status s = check_sids(k, x, &seq);
+    return s == VD_OK ? check_skeys(k, x, &seq) : s;
 }
 
 /* One points record: payload, vector record, graph. */
@@ -112,6 +298,7 @@ static vd_status check_point(checker *k, ccheck *x, uint64_t id, const MDB_val *
                "no vector record for it", name, id, pr.slot);
         return read_failed(k, s, &e);
     }
+    if (x->r->params.id_type == VD_ID_STR && (s = check_key_maps(k, x, id)) != VD_OK) return s;
     if (!x->c) return VD_OK;
     if (vd_index_get(x->c->ix, id, x->vbuf, NULL) != VD_OK)
         CAPPED(k, &x->not_in_graph, "collection %s: point %" PRIu64 " is not in the graph",
@@ -163,6 +350,23 @@ static int links_differ(checker *k, const ccheck *x, uint32_t slot, const MDB_va
     return s != VD_OK || len != vl->mv_size || memcmp(b->p, vl->mv_data, len) != 0;
 }
 
+/* Remembers a vector record's key (string ids); on allocation failure the dead-key check is
+ * skipped rather than wrong. */
+static void note_vec_id(ccheck *x, uint64_t id)
+{
+    if (x->n_vec_ids == x->cap_vec_ids) {
+        size_t cap = x->cap_vec_ids ? 2 * x->cap_vec_ids : 1024;
+        uint64_t *a = vd_realloc(x->vec_ids, cap * sizeof *a);
+        if (!a) {
+            x->cap_vec_ids = SIZE_MAX; /* stop collecting */
+            return;
+        }
+        x->vec_ids = a;
+        x->cap_vec_ids = cap;
+    }
+    if (x->cap_vec_ids != SIZE_MAX) x->vec_ids[x->n_vec_ids++] = id;
+}
+
 /* One slot with both records. */
 static void check_slot(checker *k, ccheck *x, uint32_t slot, const MDB_val *vv,
                        const MDB_val *vl)
@@ -173,6 +377,8 @@ static void check_slot(checker *k, ccheck *x, uint32_t slot, const MDB_val *vv,
     x->n_vectors++;
     if (vd_storage__vector_decode(vv->mv_data, vv->mv_size, x->r->params.dim, &vr, &e))
         CAPPED(k, &x->bad_slot, "collection %s: slot %u: %s", name, slot, e.msg);
+    else if (x->r->params.id_type == VD_ID_STR)
+        note_vec_id(x, vr.id);
     if (slot >= x->r->hdr.n_slots)
         CAPPED(k, &x->bad_slot, "collection %s: slot %u lies beyond the graph header's %u "
                "slots", name, slot, x->r->hdr.n_slots);
@@ -261,7 +467,8 @@ static vd_status check_collection(checker *k, const vd_catalog_rec *r, float *vb
                 .bad_point = {"points records without a matching vector record", 0},
                 .not_in_graph = {"points missing from the graph or with a different vector", 0},
                 .bad_payload = {"payloads that are not JSON objects", 0},
-                .bad_slot = {"vector/links record mismatches", 0}};
+                .bad_slot = {"vector/links record mismatches", 0},
+                .bad_sid = {"string id problems", 0}};
     vd_status s = VD_OK;
     const char *name = r->params.name;
     x.c = vd_storage__catalog_find(k->st, name);
@@ -280,14 +487,18 @@ static vd_status check_collection(checker *k, const vd_catalog_rec *r, float *vb
         }
         vd_storage__changes(x.c->ix, mark_dirty, &x);
     }
-    if ((s = check_points(k, &x)) != VD_OK || (s = check_slots(k, &x)) != VD_OK) goto out;
+    if ((s = check_points(k, &x)) != VD_OK || (s = check_slots(k, &x)) != VD_OK ||
+        (s = check_str_ids(k, &x)) != VD_OK)
+        goto out;
     check_counts(k, &x);
     capped_end(k, name, &x.bad_point);
     capped_end(k, name, &x.not_in_graph);
     capped_end(k, name, &x.bad_payload);
     capped_end(k, name, &x.bad_slot);
+    capped_end(k, name, &x.bad_sid);
 out:
     vd_free(x.dirty);
+    vd_free(x.vec_ids);
     vd_collection_release(x.c);
     return s;
 }
@@ -311,8 +522,12 @@ static vd_status check_orphans(checker *k, vd_db db, const uint32_t *cids, size_
     rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     while (rc == 0) {
         if (!vd_storage__key_cid_decode(db, key.mv_data, key.mv_size, &cid)) {
-            problem(k, "%s: a record has a %zu-byte key, expected %zu", d->name, key.mv_size,
-                    d->cid_key_bytes);
+            if (d->cid_key_bytes == VD_KEY_VARIABLE)
+                problem(k, "%s: a record has a %zu-byte key, shorter than a collection id",
+                        d->name, key.mv_size);
+            else
+                problem(k, "%s: a record has a %zu-byte key, expected %zu", d->name,
+                        key.mv_size, d->cid_key_bytes);
             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
             continue;
         }
@@ -409,7 +624,7 @@ vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *e
     for (size_t i = 1; s == VD_OK && i < n_cids; i++)
         if (cids[i] == cids[i - 1]) problem(&k, "catalog: two collections share id %u", cids[i]);
     for (int db = 0; s == VD_OK && db < VD_DB_COUNT; db++)
-        if (vd_storage__db_info((vd_db)db)->cid_key_bytes)
+        if (vd_storage__db_info((vd_db)db)->cid_key_bytes && vd_storage__db_present(st, db))
             s = check_orphans(&k, (vd_db)db, cids, n_cids);
     if (s == VD_OK) check_loaded(&k);
     vd_storage__read_end(&k.t);

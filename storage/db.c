@@ -22,12 +22,19 @@
 
 static MDB_dbi dbi(const vd_txn *t, vd_db db) { return t->st->dbi[db]; }
 
+int vd_storage__db_present(const vd_store *st, vd_db db) { return !st->db_absent[db]; }
+
 /* ---- raw access: one database, one key ---------------------------------------------------- */
 /* The value of `key` in db into *v; *found = 0 when absent (then VD_OK). */
 static vd_status get(vd_txn *t, vd_db db, const void *key, size_t klen, MDB_val *v, int *found,
                      vd_err *err, const char *what)
 {
     MDB_val k = {klen, (void *)key};
+    if (t->st->db_absent[db]) { /* a table an older vectord did not write: empty */
+        *found = 0;
+        *v = (MDB_val){0, NULL};
+        return VD_OK;
+    }
     int rc = mdb_get(t->txn, dbi(t, db), &k, v);
     *found = rc == 0;
     if (rc && rc != MDB_NOTFOUND) return vd_storage__txn_fail(t, rc, err, what);
@@ -133,10 +140,11 @@ static vd_status identify(vd_store *st, int *is_empty, vd_err *err)
     if ((s = identify_meta(&t, err)) != VD_OK) goto out;
     for (int i = 0; i < VD_DB_COUNT && s == VD_OK; i++) {
         rc = mdb_dbi_open(t.txn, vd_storage__db_info((vd_db)i)->name, 0, &st->dbi[i]);
-        if (rc == MDB_NOTFOUND)
+        st->db_absent[i] = rc == MDB_NOTFOUND;
+        if (rc == MDB_NOTFOUND && i <= VD_DB_LAST_ORIGINAL)
             s = vd_err_set(err, VD_CORRUPT, "%s: the vectord database %s is missing", st->dir,
                            vd_storage__db_info((vd_db)i)->name);
-        else if (rc)
+        else if (rc && rc != MDB_NOTFOUND)
             goto fail_mdb;
     }
 out:
@@ -150,10 +158,34 @@ fail_mdb:
     return vd_storage__mdb_err(st, rc, err, "opening");
 }
 
+/* Creates the tables an older vectord did not write (read-write opens only), so that every
+ * later transaction finds every handle. */
+static vd_status add_missing(vd_store *st, vd_err *err)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    for (int i = 0; rc == 0 && i < VD_DB_COUNT; i++)
+        if (st->db_absent[i])
+            rc = mdb_dbi_open(txn, vd_storage__db_info((vd_db)i)->name, MDB_CREATE,
+                              &st->dbi[i]);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn) mdb_txn_abort(txn);
+    if (rc) return vd_storage__mdb_err(st, rc, err, "adding the newer tables");
+    memset(st->db_absent, 0, sizeof st->db_absent);
+    return VD_OK;
+}
+
 vd_status vd_storage__db_open(vd_store *st, int create, vd_err *err)
 {
     int is_empty = 0;
     vd_status s = identify(st, &is_empty, err);
+    if (s == VD_OK && !is_empty && !st->read_only) {
+        for (int i = 0; i < VD_DB_COUNT; i++)
+            if (st->db_absent[i]) return add_missing(st, err);
+    }
     if (s != VD_OK || !is_empty) return s;
     if (!create)
         return vd_err_set(err, VD_CORRUPT, "%s holds an empty LMDB environment, not a vectord "
@@ -304,6 +336,126 @@ vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, uint32_t slot, vd_err *e
     return s != VD_OK ? s : del(t, VD_DB_LINKS, kb, sizeof kb, 1, err, "writing the graph");
 }
 
+/* ---- string ids -------------------------------------------------------------------------- */
+vd_status vd_storage__sid_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                              const uint8_t *id, size_t len, uint64_t *key, int *found,
+                              vd_err *err)
+{
+    uint8_t kb[VD_KEY_SID_MAX];
+    MDB_val v;
+    *key = 0;
+    size_t kn = vd_storage__key_sid(kb, cid, id, len);
+    vd_status s = get(t, VD_DB_SIDS, kb, kn, &v, found, err, "reading a string id");
+    if (s != VD_OK || !*found) return s;
+    if (len < VD_SID_SPLIT) {
+        s = vd_storage__sid_decode(v.mv_data, v.mv_size, key, err);
+    } else if ((s = vd_storage__sid_bucket_decode(v.mv_data, v.mv_size, err)) == VD_OK) {
+        *found = vd_storage__sid_bucket_find(v.mv_data, v.mv_size, id + VD_SID_SPLIT,
+                                             len - VD_SID_SPLIT, key);
+    }
+    if (s != VD_OK) vd_err_prefix(err, "collection %s", p->name);
+    return s;
+}
+
+/* A long id's entry set (key) or removed (VD_ID_NONE) in its bucket record. */
+static vd_status bucket_edit(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                             uint64_t key, vd_err *err)
+{
+    uint8_t kb[VD_KEY_SID_MAX];
+    size_t kn = vd_storage__key_sid(kb, cid, id, len);
+    MDB_val v;
+    int found;
+    vd_status s = get(t, VD_DB_SIDS, kb, kn, &v, &found, err, "reading a string id");
+    if (s == VD_OK && found && (s = vd_storage__sid_bucket_decode(v.mv_data, v.mv_size, err)))
+        vd_err_prefix(err, "collection id %u", cid);
+    if (s != VD_OK) return s;
+    uint8_t *out = vd_malloc(v.mv_size + VD_SID_ENTRY_MAX);
+    if (!out) return vd_err_set(err, VD_NOMEM, "out of memory writing a string id");
+    MDB_val nv = {vd_storage__sid_bucket_edit(v.mv_data, v.mv_size, id + VD_SID_SPLIT,
+                                              len - VD_SID_SPLIT, key, out),
+                  out};
+    if (nv.mv_size) s = put(t, VD_DB_SIDS, kb, kn, &nv, 0, err, "writing a string id");
+    else if (found) s = del(t, VD_DB_SIDS, kb, kn, 0, err, "deleting a string id");
+    vd_free(out);
+    return s;
+}
+
+vd_status vd_storage__sid_put(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                              uint64_t key, vd_err *err)
+{
+    if (len >= VD_SID_SPLIT) return bucket_edit(t, cid, id, len, key, err);
+    uint8_t kb[VD_KEY_SID_MAX], vb[VD_SID_REC_BYTES];
+    size_t kn = vd_storage__key_sid(kb, cid, id, len);
+    vd_storage__sid_encode(vb, key);
+    MDB_val v = {sizeof vb, vb};
+    return put(t, VD_DB_SIDS, kb, kn, &v, 0, err, "writing a string id");
+}
+
+vd_status vd_storage__sid_del(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                              vd_err *err)
+{
+    if (len >= VD_SID_SPLIT) return bucket_edit(t, cid, id, len, VD_ID_NONE, err);
+    uint8_t kb[VD_KEY_SID_MAX];
+    size_t kn = vd_storage__key_sid(kb, cid, id, len);
+    return del(t, VD_DB_SIDS, kb, kn, 0, err, "deleting a string id");
+}
+
+vd_status vd_storage__skey_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                               uint64_t key, const uint8_t **id, size_t *len, int *found,
+                               vd_err *err)
+{
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    MDB_val v;
+    vd_storage__key_point(kb, cid, key);
+    vd_status s = get(t, VD_DB_SKEYS, kb, sizeof kb, &v, found, err, "reading a string id");
+    *id = v.mv_data;
+    *len = v.mv_size;
+    if (s != VD_OK || !*found) return s;
+    if ((s = vd_storage__skey_decode(v.mv_data, v.mv_size, err)) != VD_OK)
+        vd_err_prefix(err, "collection %s: key %" PRIu64, p->name, key);
+    return s;
+}
+
+vd_status vd_storage__skey_put(vd_txn *t, uint32_t cid, uint64_t key, const uint8_t *id,
+                               size_t len, unsigned flags, vd_err *err)
+{
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    vd_storage__key_point(kb, cid, key);
+    MDB_val v = {len, (void *)id};
+    return put(t, VD_DB_SKEYS, kb, sizeof kb, &v, flags, err, "writing a string id");
+}
+
+vd_status vd_storage__skey_del(vd_txn *t, uint32_t cid, uint64_t key, vd_err *err)
+{
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    vd_storage__key_point(kb, cid, key);
+    return del(t, VD_DB_SKEYS, kb, sizeof kb, 1, err, "deleting a string id");
+}
+
+vd_status vd_storage__sidseq_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                                 vd_sidseq *q, vd_err *err)
+{
+    uint8_t kb[VD_KEY_CID_BYTES];
+    MDB_val v;
+    int found;
+    memset(q, 0, sizeof *q);
+    vd_storage__key_cid(kb, cid);
+    vd_status s = get(t, VD_DB_SIDS, kb, sizeof kb, &v, &found, err, "reading a string id");
+    if (s != VD_OK || !found) return s;
+    if ((s = vd_storage__sidseq_decode(v.mv_data, v.mv_size, q, err)) != VD_OK)
+        vd_err_prefix(err, "collection %s", p->name);
+    return s;
+}
+
+vd_status vd_storage__sidseq_put(vd_txn *t, uint32_t cid, const vd_sidseq *q, vd_err *err)
+{
+    uint8_t kb[VD_KEY_CID_BYTES], vb[VD_SIDSEQ_REC_BYTES];
+    vd_storage__key_cid(kb, cid);
+    vd_storage__sidseq_encode(vb, q);
+    MDB_val v = {sizeof vb, vb};
+    return put(t, VD_DB_SIDS, kb, sizeof kb, &v, 0, err, "writing a string id");
+}
+
 /* ---- a whole collection ------------------------------------------------------------------ */
 static int del_prefix(MDB_txn *txn, MDB_dbi d, uint32_t cid)
 {
@@ -325,7 +477,7 @@ static int del_prefix(MDB_txn *txn, MDB_dbi d, uint32_t cid)
 vd_status vd_storage__collection_del(vd_txn *t, uint32_t cid, vd_err *err)
 {
     for (int i = 0; i < VD_DB_COUNT; i++) {
-        if (!vd_storage__db_info((vd_db)i)->cid_key_bytes) continue;
+        if (!vd_storage__db_info((vd_db)i)->cid_key_bytes || t->st->db_absent[i]) continue;
         int rc = del_prefix(t->txn, dbi(t, (vd_db)i), cid);
         if (rc) return vd_storage__txn_fail(t, rc, err, "dropping a collection");
     }

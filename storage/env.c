@@ -185,6 +185,9 @@ int vd_storage__env_create(const char *dir, int read_only, size_t map_bytes, MDB
     if (!rc) rc = mdb_env_set_maxdbs(env, VD_STORE_MAX_DBS);
     if (!rc && map_bytes) rc = mdb_env_set_mapsize(env, map_bytes);
     if (!rc) rc = mdb_env_open(env, dir, flags, 0644);
+    /* The format's longest key must fit (records.h, VD_KEY_MAX): an LMDB built for shorter
+     * keys could not hold the sids table. */
+    if (!rc && mdb_env_get_maxkeysize(env) < VD_KEY_MAX) rc = MDB_BAD_VALSIZE;
     if (rc && env) mdb_env_close(env);
     *out = rc ? NULL : env;
     return rc;

@@ -17,6 +17,10 @@
  * when vd_index_changes was not called since the last clear (index/vd_index.h) - the index
  * came from vd_index_add_batch, which never walks it. Writer thread only.
  *
+ * String ids (vd_store_import_str): the index is built under the row numbers, which become
+ * the internal keys; the mapping of every row is written in the same transaction, and the
+ * sequence record starts after the last row.
+ *
  * Rejected: several transactions (a smaller peak of dirty pages, but a crash could leave a
  * partial collection visible). */
 #include <inttypes.h>
@@ -32,6 +36,7 @@ typedef struct import_job {
     const uint32_t *slots; /* slot of ids[i] */
     const uint8_t *const *payloads;
     const uint32_t *payload_lens;
+    const vd_str_ids *str_ids; /* string ids: row i's id; ids[i] == i is its key */
     int replace;
     vd_progress_fn progress;
     void *progress_ctx;
@@ -69,6 +74,24 @@ static vd_status check_args(const vd_collection_params *p, const vd_index *ix, s
             return s;
         }
     return VD_OK;
+}
+
+/* String ids: the collection's type, one valid distinct id per row. */
+static vd_status check_str_ids(const vd_collection_params *q, const vd_str_ids *str, size_t n,
+                               vd_err *err)
+{
+    if ((q->id_type == VD_ID_STR) != (str != NULL))
+        return vd_err_set(err, VD_INVALID, "import %s: a collection of %s ids needs %s", q->name,
+                          vd_id_type_name(q->id_type),
+                          str ? "integer ids (vd_store_import)" : "string ids "
+                                "(vd_store_import_str)");
+    if (!str) return VD_OK;
+    if (str->n != n)
+        return vd_err_set(err, VD_INVALID, "import %s: %zu string ids for %zu points", q->name,
+                          str->n, n);
+    vd_status s = vd_str_ids_check(str, 1, err);
+    if (s != VD_OK) vd_err_prefix(err, "import %s", q->name);
+    return s;
 }
 
 /* slots[i] = the slot holding ids[i] (VD_INVALID for an id the index does not hold). */
@@ -135,6 +158,26 @@ static vd_status write_slots(import_job *j, vd_txn *t, vd_err *err)
     return VD_OK;
 }
 
+/* String ids: both directions of every row's mapping, and the sequence after them. Keys are
+ * the row numbers, ascending in a collection id taken just now (the last range of skeys). */
+static vd_status write_str_ids(import_job *j, vd_txn *t, vd_err *err)
+{
+    const vd_str_ids *str = j->str_ids;
+    vd_collection *c = j->c;
+    vd_sidseq q = {.next_key = j->n};
+    vd_status s = VD_OK;
+    for (size_t i = 0; i < j->n && s == VD_OK; i++) {
+        size_t a = vd_str_ids_start(str, i), len = str->ends[i] - a;
+        s = vd_storage__sid_put(t, c->cid, str->bytes + a, len, i, err);
+        if (s == VD_OK)
+            s = vd_storage__skey_put(t, c->cid, i, str->bytes + a, len, MDB_APPEND, err);
+        q.id_bytes += len;
+    }
+    if (s == VD_OK) s = vd_storage__sidseq_put(t, c->cid, &q, err);
+    c->str_id_bytes = q.id_bytes;
+    return s;
+}
+
 static vd_status write_points(import_job *j, vd_txn *t, vd_err *err)
 {
     vd_collection *c = j->c;
@@ -148,7 +191,7 @@ static vd_status write_points(import_job *j, vd_txn *t, vd_err *err)
     }
     c->count = j->n;
     c->payload_bytes = payload_bytes;
-    return VD_OK;
+    return j->str_ids ? write_str_ids(j, t, err) : VD_OK;
 }
 
 static vd_status import_fill(void *ctx, vd_txn *t, vd_err *err)
@@ -184,17 +227,20 @@ static size_t estimate_bytes(const vd_collection_params *q, const vd_index *ix, 
     return 2 * need;
 }
 
-vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index *ix, size_t n,
-                          const uint64_t *ids, const uint8_t *const *payloads,
-                          const uint32_t *payload_lens, int replace, vd_progress_fn progress,
-                          void *progress_ctx, vd_err *err)
+static vd_status import_any(vd_store *st, const vd_collection_params *p, vd_index *ix,
+                            size_t n, const uint64_t *ids, const vd_str_ids *str_ids,
+                            const uint8_t *const *payloads, const uint32_t *payload_lens,
+                            int replace, vd_progress_fn progress, void *progress_ctx,
+                            vd_err *err)
 {
     vd_collection_params q;
     uint32_t *slots = NULL;
     vd_collection *c = NULL;
     vd_status s;
     if (st->read_only) return vd_err_set(err, VD_INVALID, "%s is open read-only", st->dir);
-    if ((s = check_args(p, ix, n, ids, payloads, payload_lens, &q, err)) != VD_OK) return s;
+    if ((s = check_args(p, ix, n, ids, payloads, payload_lens, &q, err)) != VD_OK ||
+        (s = check_str_ids(&q, str_ids, n, err)) != VD_OK)
+        return s;
     slots = vd_malloc((n + 1) * sizeof *slots);
     c = vd_storage__coll_new();
     if (!slots || !c) {
@@ -209,10 +255,12 @@ vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index 
     vd_index_header hdr;
     vd_index_header_get(ix, &hdr);
     import_job j = {.c = c, .n = n, .ids = ids, .slots = slots, .payloads = payloads,
-                    .payload_lens = payload_lens, .replace = replace, .progress = progress,
-                    .progress_ctx = progress_ctx, .total = (size_t)hdr.n_slots + n};
-    s = vd_storage__write_txn(st, estimate_bytes(&q, ix, n, payloads, payload_lens),
-                              import_fill, NULL, &j, err);
+                    .payload_lens = payload_lens, .str_ids = str_ids, .replace = replace,
+                    .progress = progress, .progress_ctx = progress_ctx,
+                    .total = (size_t)hdr.n_slots + n};
+    size_t need = estimate_bytes(&q, ix, n, payloads, payload_lens);
+    if (str_ids && n) need += 6 * (size_t)str_ids->ends[n - 1] + 96 * n;
+    s = vd_storage__write_txn(st, need, import_fill, NULL, &j, err);
     if (s != VD_OK) goto out;
     if (progress) progress(progress_ctx, j.total, j.total);
     /* The store adopts ix. A non-deferred index would publish a later group's changes before
@@ -230,5 +278,29 @@ out:
         vd_collection_release(c);
     }
     vd_free(slots);
+    return s;
+}
+
+vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index *ix, size_t n,
+                          const uint64_t *ids, const uint8_t *const *payloads,
+                          const uint32_t *payload_lens, int replace, vd_progress_fn progress,
+                          void *progress_ctx, vd_err *err)
+{
+    return import_any(st, p, ix, n, ids, NULL, payloads, payload_lens, replace, progress,
+                      progress_ctx, err);
+}
+
+vd_status vd_store_import_str(vd_store *st, const vd_collection_params *p, vd_index *ix,
+                              const vd_str_ids *str_ids, const uint8_t *const *payloads,
+                              const uint32_t *payload_lens, int replace,
+                              vd_progress_fn progress, void *progress_ctx, vd_err *err)
+{
+    size_t n = str_ids ? str_ids->n : 0;
+    uint64_t *keys = vd_malloc((n + 1) * sizeof *keys);
+    if (!keys) return vd_err_set(err, VD_NOMEM, "out of memory importing %zu points", n);
+    for (size_t i = 0; i < n; i++) keys[i] = i;
+    vd_status s = import_any(st, p, ix, n, keys, str_ids ? str_ids : &(vd_str_ids){0},
+                             payloads, payload_lens, replace, progress, progress_ctx, err);
+    vd_free(keys);
     return s;
 }

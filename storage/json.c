@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/vd_storage.h"
+#include "storage/records.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -45,25 +45,10 @@ static void skip_ws(jp *j)
 /* One UTF-8 sequence starting at j->i (first byte >= 0x80). */
 static vd_status utf8_seq(jp *j)
 {
-    const uint8_t *s = j->p + j->i;
-    size_t left = j->n - j->i;
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-    else return jfail(j, "invalid UTF-8 lead byte");
-    if (left < len) return jfail(j, "truncated UTF-8 sequence");
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return jfail(j, "invalid UTF-8 continuation byte");
-        cp = cp << 6 | (s[k] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-        return jfail(j, "overlong UTF-8 sequence");
-    if (cp >= 0xD800 && cp <= 0xDFFF) return jfail(j, "UTF-8 encoded surrogate");
-    if (cp > 0x10FFFF) return jfail(j, "code point above U+10FFFF");
-    j->i += len;
+    const char *why = "";
+    int len = vd_storage__utf8_seq(j->p + j->i, j->n - j->i, &why);
+    if (!len) return jfail(j, why);
+    j->i += (size_t)len;
     return VD_OK;
 }
 

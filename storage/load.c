@@ -125,6 +125,17 @@ out:
     return s;
 }
 
+/* A string-id collection's bytes of ids, from its sequence record (nothing else of the
+ * mapping is loaded: it is read in place, from LMDB, when ids are mapped). */
+static vd_status load_str_bytes(vd_txn *t, vd_collection *c, vd_err *err)
+{
+    vd_sidseq q;
+    if (c->params.id_type != VD_ID_STR) return VD_OK;
+    vd_status s = vd_storage__sidseq_get(t, c->cid, &c->params, &q, err);
+    c->str_id_bytes = q.id_bytes;
+    return s;
+}
+
 vd_status vd_storage__load(vd_txn *t, const vd_catalog_rec *r, vd_load_progress *progress,
                            vd_collection **out, vd_err *err)
 {
@@ -134,6 +145,7 @@ vd_status vd_storage__load(vd_txn *t, const vd_catalog_rec *r, vd_load_progress 
     *out = NULL;
     vd_status s = open_collection(r, &c, err);
     if (s != VD_OK) return s;
+    if ((s = load_str_bytes(t, c, err)) != VD_OK) goto fail;
     if ((s = load_slots(t, c, r, progress, &n_loaded, err)) != VD_OK) goto fail;
     if (n_loaded < r->count) {
         s = vd_err_set(err, VD_CORRUPT, "collection %s: %" PRIu64 " vector records for %"
@@ -209,12 +221,12 @@ static vd_status catalog_pass(vd_txn *t, const vd_store_options *opt, int load,
         if (opt->catalog_only) {
             if (!(c = vd_storage__coll_from_rec(&r)))
                 s = vd_err_set(err, VD_NOMEM, "out of memory reading the catalog");
-            else
+            else if ((s = load_str_bytes(t, c, err)) == VD_OK)
                 vd_storage__update_bytes(c);
         } else {
             s = vd_storage__load(t, &r, pr, &c, err);
         }
-        if (s == VD_OK && (s = vd_storage__catalog_put(t->st, c, err)) != VD_OK)
+        if (s != VD_OK || (s = vd_storage__catalog_put(t->st, c, err)) != VD_OK)
             vd_collection_release(c);
     }
     mdb_cursor_close(cur);

@@ -19,6 +19,9 @@
  * Rejected: storing each vector in the points record too, to avoid this bookkeeping (dim * 4
  * bytes more per point on disk).
  *
+ * String ids: an old occupant of a freed or refilled slot whose point is gone has its
+ * key -> id record reaped here (strids.c says when that is safe).
+ *
  * The flush: publish repairs the graph around removed nodes and may vacuum after a group
  * committed; those changes are persisted by the next group touching the collection, or here
  * when the store closes, so the stored graph is always one the index was in. A collection
@@ -30,12 +33,6 @@
 #include "storage/storage_int.h"
 
 /* ---- slot resolution --------------------------------------------------------------------- */
-int vd_storage__cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int cmp_pair(const void *a, const void *b)
 {
     const vd_id_slot *x = a, *y = b;
@@ -298,7 +295,9 @@ vd_status vd_storage__persist(vd_txn *t, vd_wcoll *w, vd_err *err)
     }
     vd_storage__sort_pairs(x.pairs, x.n_pairs);
     if ((s = repoint_pending(&x, w, scratch)) == VD_OK &&
-        (s = repoint_orphans(&x, scratch)) == VD_OK)
+        (s = repoint_orphans(&x, scratch)) == VD_OK &&
+        (s = vd_storage__sids_reap(t, w, x.repoint, x.n_repoint, err)) == VD_OK &&
+        (s = vd_storage__sids_store(t, w, err)) == VD_OK)
         s = vd_storage__catalog_store(t, c, w->count, w->payload_bytes, err);
 out:
     vd_free(x.pairs);

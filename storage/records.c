@@ -23,6 +23,15 @@
  *    a serialization library for fixed records of a few integers (a dependency and a
  *    per-record header for nothing).
  *
+ * String ids: sids maps an id to its internal key (the key a collection's points, vectors
+ * and index use), skeys maps back; both are written with the point, in the same transaction
+ * (storage/strids.c). The sequence record hands out keys in order and never twice, so a key
+ * names one id for the life of the collection. Rejected: a hash of the id as the key
+ * (collisions would need probing, and then the key is not a function of the id anyway); the
+ * id inside the points record (readers map a search hit's key to its id, which needs a
+ * table keyed by key either way; payload code would have to skip it); an in-memory map
+ * (memory per point, a load at open, and its own reader/writer synchronization).
+ *
  * Adding a record kind (payload postings, a string-id map, int8 codes): one line in
  * VD_STORAGE_DB_MAP, a key encoder/decoder and an encode/decode pair with its length rule
  * here, and db.c accessors on top. Opening, dropping a collection and the orphan check of
@@ -41,6 +50,12 @@ static const vd_db_info db_table[VD_DB_COUNT] = {
 const vd_db_info *vd_storage__db_info(vd_db db)
 {
     return (unsigned)db < VD_DB_COUNT ? &db_table[db] : NULL;
+}
+
+int vd_storage__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* ---- keys -------------------------------------------------------------------------------- */
@@ -75,8 +90,29 @@ int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t 
 int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid)
 {
     const vd_db_info *d = vd_storage__db_info(db);
-    if (!d || !d->cid_key_bytes || n != d->cid_key_bytes) return 0;
+    if (!d || !d->cid_key_bytes) return 0;
+    if (d->cid_key_bytes == VD_KEY_VARIABLE ? n < VD_KEY_CID_BYTES : n != d->cid_key_bytes)
+        return 0;
     *cid = vd_get_u32be(k);
+    return 1;
+}
+
+size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
+                           size_t len)
+{
+    if (len > VD_SID_SPLIT) len = VD_SID_SPLIT;
+    vd_put_u32be(k, cid);
+    if (len) memcpy(k + VD_KEY_CID_BYTES, id, len);
+    return VD_KEY_CID_BYTES + len;
+}
+
+int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
+                               size_t *len, int *bucket)
+{
+    if (n <= VD_KEY_CID_BYTES || n > VD_KEY_SID_MAX || vd_get_u32be(k) != cid) return 0;
+    *id = (const uint8_t *)k + VD_KEY_CID_BYTES;
+    *len = n - VD_KEY_CID_BYTES;
+    *bucket = *len == VD_SID_SPLIT;
     return 1;
 }
 
@@ -246,6 +282,136 @@ const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, flo
     if (((uintptr_t)r->vec & (sizeof(float) - 1)) == 0) return (const float *)r->vec;
     memcpy(scratch, r->vec, (size_t)dim * sizeof(float));
     return scratch;
+}
+
+/* ---- string ids: sids value, skeys value, the sequence record ---------------------------- */
+void vd_storage__sid_encode(uint8_t out[VD_SID_REC_BYTES], uint64_t key)
+{
+    vd_put_u64le(out, key);
+}
+
+vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err *err)
+{
+    *key = 0;
+    if (n != VD_SID_REC_BYTES)
+        return vd_err_set(err, VD_CORRUPT, "string id record has %zu bytes, expected %d", n,
+                          VD_SID_REC_BYTES);
+    *key = vd_get_u64le(p);
+    if (*key == VD_ID_NONE)
+        return vd_err_set(err, VD_CORRUPT, "string id record names the reserved key");
+    return VD_OK;
+}
+
+/* Buckets: see records.h. Rests are at most 5 bytes, so a bucket stays small unless a
+ * client makes many ids that differ only in their last bytes past the 507th. */
+static int cmp_rest(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    return c ? c : (na > nb) - (na < nb);
+}
+
+vd_status vd_storage__sid_bucket_decode(const void *p, size_t n, vd_err *err)
+{
+    const uint8_t *b = p, *prev = NULL;
+    size_t off = 0, prev_len = 0;
+    while (off < n) {
+        size_t rl = b[off];
+        if (rl > VD_SID_REST_MAX || n - off < 1 + rl + 8)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket of %zu bytes is malformed at "
+                              "byte %zu", n, off);
+        const uint8_t *rest = b + off + 1;
+        if (prev && cmp_rest(prev, prev_len, rest, rl) >= 0)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket: entries out of order at byte "
+                              "%zu", off);
+        if (vd_get_u64le(rest + rl) == VD_ID_NONE)
+            return vd_err_set(err, VD_CORRUPT, "string id bucket names the reserved key");
+        prev = rest;
+        prev_len = rl;
+        off += 1 + rl + 8;
+    }
+    if (!prev) return vd_err_set(err, VD_CORRUPT, "string id bucket is empty");
+    return VD_OK;
+}
+
+int vd_storage__sid_bucket_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **rest,
+                                size_t *rest_len, uint64_t *key)
+{
+    if (*off >= n) return 0;
+    *rest_len = p[*off];
+    *rest = p + *off + 1;
+    *key = vd_get_u64le(*rest + *rest_len);
+    *off += 1 + *rest_len + 8;
+    return 1;
+}
+
+int vd_storage__sid_bucket_find(const uint8_t *p, size_t n, const uint8_t *rest,
+                                size_t rest_len, uint64_t *key)
+{
+    size_t off = 0, rl;
+    const uint8_t *r;
+    uint64_t k;
+    while (vd_storage__sid_bucket_next(p, n, &off, &r, &rl, &k)) {
+        int c = cmp_rest(r, rl, rest, rest_len);
+        if (c == 0) return *key = k, 1;
+        if (c > 0) break;
+    }
+    return 0;
+}
+
+size_t vd_storage__sid_bucket_edit(const uint8_t *p, size_t n, const uint8_t *rest,
+                                   size_t rest_len, uint64_t key, uint8_t *out)
+{
+    size_t off = 0, o = 0, rl, at;
+    const uint8_t *r;
+    uint64_t k;
+    int placed = key == VD_ID_NONE;
+    for (at = off; vd_storage__sid_bucket_next(p, n, &off, &r, &rl, &k); at = off) {
+        int c = cmp_rest(r, rl, rest, rest_len);
+        if (c >= 0 && !placed) {
+            out[o++] = (uint8_t)rest_len;
+            if (rest_len) memcpy(out + o, rest, rest_len);
+            vd_put_u64le(out + o + rest_len, key);
+            o += rest_len + 8;
+            placed = 1;
+        }
+        if (c == 0) continue; /* replaced or removed */
+        memcpy(out + o, p + at, off - at);
+        o += off - at;
+    }
+    if (!placed) {
+        out[o++] = (uint8_t)rest_len;
+        if (rest_len) memcpy(out + o, rest, rest_len);
+        vd_put_u64le(out + o + rest_len, key);
+        o += rest_len + 8;
+    }
+    return o;
+}
+
+vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err)
+{
+    vd_err e;
+    if (vd_str_id_check(p, n, &e) != VD_OK)
+        return vd_err_set(err, VD_CORRUPT, "key record holds no valid string id: %s", e.msg);
+    return VD_OK;
+}
+
+void vd_storage__sidseq_encode(uint8_t out[VD_SIDSEQ_REC_BYTES], const vd_sidseq *q)
+{
+    vd_put_u64le(out, q->next_key);
+    vd_put_u64le(out + 8, q->id_bytes);
+}
+
+vd_status vd_storage__sidseq_decode(const void *p, size_t n, vd_sidseq *q, vd_err *err)
+{
+    memset(q, 0, sizeof *q);
+    if (n != VD_SIDSEQ_REC_BYTES)
+        return vd_err_set(err, VD_CORRUPT, "string id sequence record has %zu bytes, expected "
+                          "%d", n, VD_SIDSEQ_REC_BYTES);
+    q->next_key = vd_get_u64le(p);
+    q->id_bytes = vd_get_u64le((const uint8_t *)p + 8);
+    if (q->next_key == VD_ID_NONE)
+        return vd_err_set(err, VD_CORRUPT, "string id sequence record is exhausted");
+    return VD_OK;
 }
 
 /* ---- links record ------------------------------------------------------------------------ */

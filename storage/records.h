@@ -10,8 +10,16 @@
  *   points   cid u32 BE | id u64 BE -> slot u32 | payload JSON bytes as given (none: empty)
  *   vectors  cid u32 BE | slot u32 BE -> id u64 | float32[dim] (host order = LE)
  *   links    cid u32 BE | slot u32 BE -> the index's links record, verbatim
+ *   sids     cid u32 BE | string id bytes -> key u64       (collections of string ids only;
+ *            ids of VD_SID_SPLIT bytes or more: cid | their first VD_SID_SPLIT bytes ->
+ *            a bucket of (rest, key) entries; cid u32 BE alone -> the sequence record:
+ *            next key u64 | id bytes u64)
+ *   skeys    cid u32 BE | key u64 BE -> string id bytes
  * Big-endian keys sort by collection, then numerically: a collection is one key range of each
- * database, and its vectors and links read in slot order with two parallel cursors.
+ * database, and its vectors and links read in slot order with two parallel cursors. A
+ * collection of string ids keys its points, vectors and index by an internal u64 key (dense,
+ * assigned in order, never reused); sids and skeys map the user's ids to keys and back, and
+ * sids' order is the bytewise order of the ids (scroll walks it).
  *
  * Decoders: each takes the bytes and their length, checks the length rule of its kind first
  * and refuses anything else with VD_CORRUPT (VD_VERSION for a version newer than this build
@@ -36,12 +44,25 @@
 #define VD_KEY_CID_BYTES 4
 #define VD_KEY_POINT_BYTES 12
 #define VD_KEY_SLOT_BYTES 8
+#define VD_KEY_VARIABLE ((size_t)-1) /* cid u32 BE, then any number of bytes */
+/* LMDB's keys hold at most 511 bytes (MDB_MAXKEYSIZE as Debian builds it; checked at open),
+ * so ids from VD_SID_SPLIT bytes on share a bucket record under their first VD_SID_SPLIT
+ * bytes (see the string id records below). Part of the format: never derived at run time. */
+#define VD_KEY_MAX 511
+#define VD_SID_SPLIT (VD_KEY_MAX - VD_KEY_CID_BYTES)
+#define VD_KEY_SID_MAX VD_KEY_MAX
 #define VD_STORAGE_DB_MAP(X)                                                                   \
     X(META, "meta", 0)                                                                         \
     X(CATALOG, "catalog", 0)                                                                   \
     X(POINTS, "points", VD_KEY_POINT_BYTES)                                                    \
     X(VECTORS, "vectors", VD_KEY_SLOT_BYTES)                                                   \
-    X(LINKS, "links", VD_KEY_SLOT_BYTES)
+    X(LINKS, "links", VD_KEY_SLOT_BYTES)                                                       \
+    X(SIDS, "sids", VD_KEY_VARIABLE)                                                           \
+    X(SKEYS, "skeys", VD_KEY_POINT_BYTES)
+/* Every table up to LINKS exists in every data directory ever written (missing: damage); a
+ * later one may be absent from a directory an older vectord wrote: it reads as empty, and a
+ * read-write open creates it (db.c). */
+#define VD_DB_LAST_ORIGINAL VD_DB_LINKS
 
 typedef enum vd_db {
 #define X(id, name, key_bytes) VD_DB_##id,
@@ -52,9 +73,10 @@ typedef enum vd_db {
 
 typedef struct vd_db_info {
     const char *name;
-    size_t cid_key_bytes; /* 0: not keyed by collection */
+    size_t cid_key_bytes; /* 0: not keyed by collection; VD_KEY_VARIABLE: cid, then any bytes */
 } vd_db_info;
 const vd_db_info *vd_storage__db_info(vd_db db); /* static storage */
+int vd_storage__cmp_u64(const void *a, const void *b); /* qsort/bsearch order of uint64_t */
 
 /* ---- Keys ------------------------------------------------------------------------------- */
 void vd_storage__key_cid(uint8_t k[VD_KEY_CID_BYTES], uint32_t cid); /* a collection's range */
@@ -65,6 +87,16 @@ int vd_storage__key_point_decode(const void *k, size_t n, uint32_t cid, uint64_t
 int vd_storage__key_slot_decode(const void *k, size_t n, uint32_t cid, uint32_t *slot);
 /* 1 (and the collection id) if k[0..n) has the key length of collection-keyed table db. */
 int vd_storage__key_cid_decode(vd_db db, const void *k, size_t n, uint32_t *cid);
+/* sids keys: cid | id[0..min(len, VD_SID_SPLIT)) - the id itself, or for a long id its
+ * bucket's prefix; returns the key's length. The sequence record's key is the cid alone
+ * (vd_storage__key_cid). */
+size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_t *id,
+                           size_t len);
+/* 1 (and the id or bucket prefix, borrowing k) if k[0..n) is an id key of collection cid:
+ * 1..VD_SID_SPLIT bytes after the cid (the sequence key has none); *bucket = 1 when the
+ * record is a bucket (exactly VD_SID_SPLIT bytes). The id's own rule is the record's. */
+int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
+                               size_t *len, int *bucket);
 
 /* ---- Meta values ------------------------------------------------------------------------ */
 #define VD_STORE_MAGIC "vectord-data"
@@ -136,6 +168,42 @@ vd_status vd_storage__vector_decode(const void *p, size_t n, uint32_t dim, vd_ve
  * into caller-owned `scratch` of dim floats. */
 const float *vd_storage__vector_floats(const vd_vector_rec *r, uint32_t dim, float *scratch);
 
+/* ---- String ids: sids, skeys and the sequence record ------------------------------------
+ * sids value: the key, u64 LE, exactly 8 bytes. skeys value: the id's bytes, which must pass
+ * vd_str_id_check (1..VD_STR_ID_MAX bytes of UTF-8). The sequence record (sids, key = cid
+ * alone): next_key u64 LE | id_bytes u64 LE, exactly 16 bytes; absent means {0, 0}. Keys
+ * are taken from next_key and never reused, so a key read by a search names one id forever
+ * (engine/read.c relies on it). */
+#define VD_SID_REC_BYTES 8
+#define VD_SIDSEQ_REC_BYTES 16
+
+typedef struct vd_sidseq {
+    uint64_t next_key; /* the key the next new id gets */
+    uint64_t id_bytes; /* sum of the lengths of the live ids */
+} vd_sidseq;
+
+void vd_storage__sid_encode(uint8_t out[VD_SID_REC_BYTES], uint64_t key);
+vd_status vd_storage__sid_decode(const void *p, size_t n, uint64_t *key, vd_err *err);
+/* A bucket (the sids value of a VD_SID_SPLIT-byte key): the ids that start with the key's
+ * bytes, as entries u8 rest_len (0..VD_SID_REST_MAX) | rest bytes | key u64 LE, in strictly
+ * ascending bytewise order of the rests, at least one. decode checks exactly that. */
+#define VD_SID_REST_MAX (VD_STR_ID_MAX - VD_SID_SPLIT)
+#define VD_SID_ENTRY_MAX (1 + VD_SID_REST_MAX + 8)
+vd_status vd_storage__sid_bucket_decode(const void *p, size_t n, vd_err *err);
+/* Entry at *off of a decoded bucket (advancing *off); 0 past the last. */
+int vd_storage__sid_bucket_next(const uint8_t *p, size_t n, size_t *off, const uint8_t **rest,
+                                size_t *rest_len, uint64_t *key);
+/* The key of `rest` in a decoded bucket; 0 if absent. */
+int vd_storage__sid_bucket_find(const uint8_t *p, size_t n, const uint8_t *rest,
+                                size_t rest_len, uint64_t *key);
+/* Bucket p[0..n) (n 0: none yet) with `rest` set to `key`, or removed when key is
+ * VD_ID_NONE, into out (room for n + VD_SID_ENTRY_MAX); returns the new length (0: empty). */
+size_t vd_storage__sid_bucket_edit(const uint8_t *p, size_t n, const uint8_t *rest,
+                                   size_t rest_len, uint64_t key, uint8_t *out);
+vd_status vd_storage__skey_decode(const void *p, size_t n, vd_err *err);
+void vd_storage__sidseq_encode(uint8_t out[VD_SIDSEQ_REC_BYTES], const vd_sidseq *q);
+vd_status vd_storage__sidseq_decode(const void *p, size_t n, vd_sidseq *q, vd_err *err);
+
 /* ---- Links record -----------------------------------------------------------------------
  * The value is the index's links record verbatim: the index owns that format
  * (VD_INDEX_LINKS_FORMAT), serializes it (vd_index_slot_links) and decodes it, hostile input
@@ -164,5 +232,13 @@ vd_status vd_storage__slot_load(vd_index *ix, uint32_t slot, const void *v, size
  * index's table (vd_index_params_check, vd_param_resolve for ef_search); fills defaults in
  * place. Used on create, on import and by vd_storage__catalog_decode. */
 vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err);
+/* jsonmerge.c: object upd[0..un) merged into object base[0..bn) by top-level key (base's
+ * members that upd does not name, then upd's), both valid (vd_json_check_object), into out
+ * (room for bn + un + 1 bytes); *out_len gets its length. VD_NOMEM only. */
+vd_status vd_storage__json_merge(const uint8_t *base, size_t bn, const uint8_t *upd, size_t un,
+                                 uint8_t *out, size_t *out_len, vd_err *err);
+/* The length of the UTF-8 sequence at s[0..left) (1 for ASCII), or 0 with *why set
+ * ("invalid UTF-8 continuation byte"...): the one UTF-8 rule, for string ids and JSON. */
+int vd_storage__utf8_seq(const uint8_t *s, size_t left, const char **why);
 
 #endif

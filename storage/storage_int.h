@@ -11,6 +11,8 @@
  *   db.c       the databases: handles, identification, get/put/del of each record kind
  *   catalog.c  the in-memory collections: reference counts, the sorted list, info
  *   load.c     a collection from LMDB into a fresh index; every collection at open
+ *   points.c   the one path of payload changes in a write group
+ *   strids.c   string ids in a write group: keys, mappings, the sequence, reaping
  *   persist.c  an index's changes into records, which slot holds an id, the flush at close
  *   write.c    the group commit (vd_store_write)    import.c    vd_store_import
  *   snapshot.c read views (vd_snapshot_*)           check.c     vd_store_check
@@ -38,6 +40,7 @@ struct vd_collection {
     /* Writer-only (the writer thread owns these between groups): */
     uint64_t count;         /* committed points */
     uint64_t payload_bytes; /* committed payload bytes */
+    uint64_t str_id_bytes;  /* committed bytes of string ids (the sequence record's) */
     int needs_reload;       /* index holds state that is not LMDB's: reload before writing */
     /* Readers see this for info: an estimate of stored bytes, updated after each commit. */
     _Atomic uint64_t bytes_disk;
@@ -47,6 +50,9 @@ struct vd_store {
     char *dir;
     MDB_env *env;
     MDB_dbi dbi[VD_DB_COUNT];
+    /* Tables a read-only open found missing (written by an older vectord): they read as
+     * empty. A read-write open creates them, so this is all zero then. */
+    unsigned char db_absent[VD_DB_COUNT];
     int read_only;
     int opened; /* open completed: close may flush */
     int catalog_only;
@@ -137,6 +143,9 @@ vd_status vd_storage__write_txn(vd_store *st, size_t need_bytes, vd_txn_fill_fn 
  * empty environment is initialized when `create` (else VD_CORRUPT). */
 vd_status vd_storage__db_open(vd_store *st, int create, vd_err *err);
 
+/* 0 for a table this read-only store found missing (see db_absent); cursor walks skip it. */
+int vd_storage__db_present(const vd_store *st, vd_db db);
+
 vd_status vd_storage__format_get(vd_txn *t, uint32_t *ver, vd_err *err);
 /* Takes the next collection id (VD_FULL when exhausted) and stores its successor. */
 vd_status vd_storage__cid_take(vd_txn *t, uint32_t *cid, vd_err *err);
@@ -165,6 +174,24 @@ vd_status vd_storage__links_put(vd_txn *t, uint32_t cid, uint32_t slot, const ui
                                 size_t len, unsigned flags, vd_err *err);
 /* Deletes the vector and links records of a slot (absent ones are fine). */
 vd_status vd_storage__slot_del(vd_txn *t, uint32_t cid, uint32_t slot, vd_err *err);
+/* String ids (records.h): id -> key, key -> id, the sequence record (absent: {0, 0}).
+ * skey_get's id borrows LMDB's memory; skey_del accepts an absent record. */
+vd_status vd_storage__sid_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                              const uint8_t *id, size_t len, uint64_t *key, int *found,
+                              vd_err *err);
+vd_status vd_storage__sid_put(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                              uint64_t key, vd_err *err);
+vd_status vd_storage__sid_del(vd_txn *t, uint32_t cid, const uint8_t *id, size_t len,
+                              vd_err *err);
+vd_status vd_storage__skey_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                               uint64_t key, const uint8_t **id, size_t *len, int *found,
+                               vd_err *err);
+vd_status vd_storage__skey_put(vd_txn *t, uint32_t cid, uint64_t key, const uint8_t *id,
+                               size_t len, unsigned flags, vd_err *err);
+vd_status vd_storage__skey_del(vd_txn *t, uint32_t cid, uint64_t key, vd_err *err);
+vd_status vd_storage__sidseq_get(vd_txn *t, uint32_t cid, const vd_collection_params *p,
+                                 vd_sidseq *q, vd_err *err);
+vd_status vd_storage__sidseq_put(vd_txn *t, uint32_t cid, const vd_sidseq *q, vd_err *err);
 /* Deletes every record of collection cid from every collection-keyed database. */
 vd_status vd_storage__collection_del(vd_txn *t, uint32_t cid, vd_err *err);
 
@@ -208,6 +235,12 @@ typedef struct vd_wcoll {
     uint64_t *pending; /* ids upserted in this group (may repeat) */
     size_t n_pending, cap_pending;
     uint64_t count, payload_bytes; /* working values */
+    /* String ids (strids.c): the sequence as this group leaves it, read on first use. */
+    vd_sidseq seq;
+    uint64_t seq_base; /* next_key as committed: keys below it may have been searched */
+    int seq_loaded, seq_dirty;
+    uint64_t *deleted; /* keys below seq_base deleted in this group: not reaped now */
+    size_t n_deleted, cap_deleted;
 } vd_wcoll;
 /* Writes w->c's index changes, points every pending id at the slot holding it and rewrites
  * the catalog record with w's counts, in t. */
@@ -229,6 +262,31 @@ void vd_storage__sort_pairs(vd_id_slot *p, size_t n);
  * floats. */
 vd_status vd_storage__resolve_slot(const vd_index *ix, const vd_id_slot *pairs, size_t n_pairs,
                                    uint64_t id, uint32_t *slot_out, float *scratch, vd_err *err);
-int vd_storage__cmp_u64(const void *a, const void *b); /* qsort/bsearch order of uint64_t */
+
+/* ---- points.c: the one path of payload changes ---------------------------------------------
+ * A point's record written with a new payload (old: its record before, NULL for a new point;
+ * payload must not point into the database), or removed; the group's counts follow. */
+vd_status vd_storage__point_set(vd_txn *t, vd_wcoll *w, uint64_t key, const vd_point_rec *old,
+                                uint32_t slot, const uint8_t *payload, size_t len, vd_err *err);
+vd_status vd_storage__point_remove(vd_txn *t, vd_wcoll *w, uint64_t key, const vd_point_rec *old,
+                                   vd_err *err);
+
+/* ---- strids.c: string ids in a write group -----------------------------------------------
+ * The keys of ids[0..n) into keys (VD_ID_NONE for an absent id unless `assign`, which gives
+ * it the sequence's next key without taking it; fresh[i] = 1 then; fresh may be NULL). */
+vd_status vd_storage__sids_keys(vd_txn *t, vd_wcoll *w, const vd_str_ids *ids, int assign,
+                                uint64_t *keys, uint8_t *fresh, vd_err *err);
+/* Writes the mapping of every fresh id and takes its key from the sequence. */
+vd_status vd_storage__sids_add(vd_txn *t, vd_wcoll *w, const vd_str_ids *ids,
+                               const uint64_t *keys, const uint8_t *fresh, vd_err *err);
+/* Removes id -> key of a deleted point (key -> id stays: see strids.c). */
+vd_status vd_storage__sids_forget(vd_txn *t, vd_wcoll *w, const uint8_t *id, size_t len,
+                                  uint64_t key, vd_err *err);
+/* Writes the sequence record if the group changed it (vd_storage__persist). */
+vd_status vd_storage__sids_store(vd_txn *t, vd_wcoll *w, vd_err *err);
+/* key -> id of each key without a points record (old occupants of freed slots), but for
+ * keys deleted in this group. A no-op for integer ids. */
+vd_status vd_storage__sids_reap(vd_txn *t, vd_wcoll *w, const uint64_t *keys, size_t n,
+                                vd_err *err);
 
 #endif

@@ -28,6 +28,7 @@
 
 #define VD_STORAGE_FORMAT_VERSION 1
 #define VD_NAME_MAX 64 /* collection names: [A-Za-z0-9_-]{1,64} */
+#define VD_STR_ID_MAX 512 /* string ids: 1..512 bytes of UTF-8 */
 
 typedef struct vd_store vd_store;           /* opaque: one open data directory */
 typedef struct vd_collection vd_collection; /* opaque, reference counted */
@@ -81,6 +82,42 @@ typedef struct vd_collection_params {
     vd_quantization quantization; /* 0 = VD_QUANT_NONE */
 } vd_collection_params;
 
+/* ---- Point ids ------------------------------------------------------------------------------
+ * String ids travel packed: n ids back to back in `bytes`, id i is
+ * bytes[i ? ends[i-1] : 0 .. ends[i]). The arrays are borrowed. */
+typedef struct vd_str_ids {
+    const uint8_t *bytes;
+    const uint32_t *ends; /* n end offsets; NULL (with n 0) when the request has none */
+    size_t n;
+    size_t n_bytes;       /* bytes of `bytes`: the last end */
+} vd_str_ids;
+
+static inline size_t vd_str_ids_start(const vd_str_ids *s, size_t i)
+{
+    return i ? s->ends[i - 1] : 0;
+}
+
+/* The string id rule: 1..VD_STR_ID_MAX bytes of valid UTF-8 (bytewise; any code point, NUL
+ * included). VD_INVALID "string id is empty", "string id of 513 bytes is longer than 512",
+ * "string id is not valid UTF-8 (byte 3: invalid continuation byte)". Any thread (pure). */
+vd_status vd_str_id_check(const uint8_t *p, size_t n, vd_err *err);
+/* Every id of s: the packing (ends ascending, the last one at n_bytes), each id by vd_str_id_check
+ * ("row 3: string id is empty"), and with `distinct` none twice ("string id \"a\" appears
+ * more than once (rows 2 and 5)"). A sorted copy of 8 bytes per id when distinct. Any
+ * thread (pure). */
+vd_status vd_str_ids_check(const vd_str_ids *s, int distinct, vd_err *err);
+/* The ids of a batch against its collection's id type: an int collection takes `ids`, a
+ * str collection `str` (with str->ends set), never both nor the other kind ("collection
+ * chunks has string ids; row 0 is an integer id (7)"); string ids pass vd_str_ids_check.
+ * Integer ids are not checked further here (vd_ids_check_distinct is the index's). n is the
+ * batch's size. Any thread (pure). */
+vd_status vd_point_ids_check(const vd_collection_params *p, const uint64_t *ids,
+                             const vd_str_ids *str, size_t n, int distinct, vd_err *err);
+/* Writes a printable form of string id p[0..n) into out (at most out_len bytes, NUL
+ * included): quoted, with control characters and quotes escaped, cut with "..." past about
+ * 40 bytes. For messages. */
+void vd_str_id_label(const uint8_t *p, size_t n, char *out, size_t out_len);
+
 typedef struct vd_collection_info {
     vd_collection_params params; /* defaults filled in */
     uint64_t count;              /* points */
@@ -100,6 +137,9 @@ void vd_collection_release(vd_collection *c); /* NULL is a no-op */
  * any thread); every other vd_index call on it belongs to the store's writer. */
 vd_index *vd_collection_index(const vd_collection *c);
 const vd_collection_params *vd_collection_params_of(const vd_collection *c);
+/* The collection's id inside the data directory: never reused, so a dropped and recreated
+ * collection of the same name has another (scroll cursors name it). Any thread. */
+uint32_t vd_collection_id(const vd_collection *c);
 void vd_collection_info_get(const vd_collection *c, vd_collection_info *out);
 
 /* All live collections, sorted by name, into a new array *out of *n_out entries; free it
@@ -121,27 +161,74 @@ vd_status vd_snapshot_get(vd_snapshot *s, const vd_collection *c, uint64_t id, i
                           const float **vec_out, const uint8_t **payload_out,
                           size_t *payload_len_out, vd_err *err);
 
+/* String ids (collections with id_type VD_ID_STR): the collection's internal key of `id`
+ * (points, vectors and searches are keyed by it), or *found_out = 0. Ids are not checked
+ * here (vd_str_ids_check). */
+vd_status vd_snapshot_str_key(vd_snapshot *s, const vd_collection *c, const uint8_t *id,
+                              size_t len, uint64_t *key_out, int *found_out, vd_err *err);
+/* The string id of internal key `key`, borrowed until vd_snapshot_end, or *found_out = 0.
+ * A key stays mapped after its point is deleted, until the last slot of the index holding
+ * it is freed (vacuum, which waits for searches in progress), and keys are never reused: a
+ * snapshot begun before a search maps every key the search returns but those committed
+ * after the snapshot began, which a snapshot begun after the search maps. */
+vd_status vd_snapshot_key_str(vd_snapshot *s, const vd_collection *c, uint64_t key,
+                              const uint8_t **id_out, size_t *len_out, int *found_out,
+                              vd_err *err);
+
+/* Scrolling: the points of c in id order (numeric for int ids, bytewise for string ids),
+ * starting after a position. Each is handed to fn: vec and payload borrowed until
+ * vd_snapshot_end, str_id only until fn returns; fn returns nonzero to stop. vec is NULL
+ * unless with_vectors. */
+typedef struct vd_scroll_point {
+    uint64_t id;             /* int ids: the id; string ids: the internal key */
+    const uint8_t *str_id;   /* string ids: the id, else NULL */
+    size_t str_len;
+    const float *vec;        /* with_vectors: dim floats (normalized under cosine) */
+    const uint8_t *payload;  /* NULL when the point has none */
+    size_t payload_len;
+} vd_scroll_point;
+typedef int (*vd_scroll_fn)(void *ctx, const vd_scroll_point *pt);
+typedef struct vd_scroll_from {
+    int start;            /* 1: from the first point; else after the position below */
+    uint64_t id;          /* int ids: the last id seen */
+    const uint8_t *str;   /* string ids: the last id seen (any bytes; need not exist) */
+    size_t str_len;
+} vd_scroll_from;
+/* Walks until fn stops it or the collection ends (*at_end = 1 then). */
+vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_scroll_from *from,
+                             int with_vectors, vd_scroll_fn fn, void *ctx, int *at_end,
+                             vd_err *err);
+
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {
     VD_OP_CREATE = 1, /* params */
     VD_OP_DROP = 2,   /* collection */
     VD_OP_UPSERT = 3, /* collection, ids, vectors, payloads */
     VD_OP_DELETE = 4, /* collection, ids */
+    VD_OP_SET_PAYLOAD = 5, /* collection, ids, payloads, merge */
 } vd_op_kind;
 
 typedef struct vd_op {
     vd_op_kind kind;
     const char *collection;        /* DROP, UPSERT, DELETE (borrowed for the call) */
     vd_collection_params params;   /* CREATE */
-    const uint64_t *ids;           /* UPSERT, DELETE: n ids, distinct (borrowed) */
+    const uint64_t *ids;           /* UPSERT, DELETE, SET_PAYLOAD: n ids, distinct (borrowed);
+                                    * NULL when str_ids names the points */
     size_t n;
     const float *vectors;          /* UPSERT: n * dim floats, row-major (borrowed) */
-    const uint8_t *const *payloads; /* UPSERT: NULL, or n pointers (NULL = no payload) */
-    const uint32_t *payload_lens;  /* UPSERT: n lengths when payloads != NULL */
+    const uint8_t *const *payloads; /* UPSERT: NULL, or n pointers (NULL = no payload);
+                                     * SET_PAYLOAD: n pointers (NULL = none: clears under
+                                     * replace, changes nothing under merge) */
+    const uint32_t *payload_lens;  /* n lengths when payloads != NULL */
     /* results, filled by vd_store_write */
     vd_status status;
     vd_err err;
-    uint64_t n_done; /* UPSERT: points written; DELETE: points that existed and were deleted */
+    uint64_t n_done; /* UPSERT: points written; DELETE: points that existed and were deleted;
+                      * SET_PAYLOAD: points that existed and were updated */
+    /* Appended for string ids and set_payload: */
+    vd_str_ids str_ids; /* UPSERT, DELETE, SET_PAYLOAD of a str collection: the n ids */
+    int merge;          /* SET_PAYLOAD: 1 merges top-level keys into the stored object, 0
+                         * replaces it */
 } vd_op;
 
 /* Writer thread only. Applies ops[0..n_ops) in order, in one LMDB transaction, and commits
@@ -165,6 +252,14 @@ vd_status vd_store_import(vd_store *st, const vd_collection_params *p, vd_index 
                           const uint64_t *ids, const uint8_t *const *payloads,
                           const uint32_t *payload_lens, int replace, vd_progress_fn progress,
                           void *progress_ctx, vd_err *err);
+
+/* The same for a collection of string ids (p->id_type VD_ID_STR): ix was built with the ids
+ * 0..n-1 (row numbers), which become the internal keys, and str_ids names row i's point
+ * (n ids, distinct, each by vd_str_id_check). Writer thread only. */
+vd_status vd_store_import_str(vd_store *st, const vd_collection_params *p, vd_index *ix,
+                              const vd_str_ids *str_ids, const uint8_t *const *payloads,
+                              const uint32_t *payload_lens, int replace,
+                              vd_progress_fn progress, void *progress_ctx, vd_err *err);
 
 /* ---- Operations ------------------------------------------------------------------------- */
 typedef struct vd_store_info {

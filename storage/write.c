@@ -1,5 +1,5 @@
 /* storage/write.c: the group commit. vd_store_write applies a group of operations (create,
- * drop, upsert, delete) in ONE LMDB transaction and commits once.
+ * drop, upsert, delete, set_payload) in ONE LMDB transaction and commits once.
  *
  * How memory and disk stay in step: every index is opened with deferred_publish, so the
  * writer mutates it freely while readers keep seeing the last published state. A group
@@ -16,6 +16,12 @@
  * from LMDB into a fresh index (swapped into the catalog when that group commits). On
  * MDB_MAP_FULL the group is discarded this way and re-run by vd_storage__write_txn after the
  * map grew: the retry starts from LMDB's state, never from half-applied memory.
+ *
+ * String ids: an op of a collection with id_type "str" names its points by string id; the
+ * group maps them to internal keys first (strids.c: existing ids through sids, new ones from
+ * the sequence, written only once the op is applied) and from then on the op runs exactly
+ * as an integer one under those keys. Every payload change - upsert, delete, set_payload -
+ * goes through vd_storage__point_set / _remove (points.c) with the old record in hand.
  *
  * Map growth: before a group, the writer estimates the bytes it will dirty and the driver
  * grows the map ahead when the free room is short (no retry needed in the common case).
@@ -36,6 +42,7 @@ typedef struct group {
     size_t n_ops;
     vd_wcoll *w;
     size_t n_w, cap_w;
+    vd_buf merged; /* set_payload: a merged payload, built before its put */
 } group;
 
 /* ---- the group's view of collections ------------------------------------------------------ */
@@ -186,60 +193,129 @@ static vd_status op_drop(group *g, vd_op *op, vd_err *err)
     return VD_OK;
 }
 
-/* The checks an upsert (with_payloads) or delete makes before touching anything: VD_OK with
- * op->status set when the op is rejected, a group failure otherwise. */
-static vd_status check_batch(vd_op *op, const char *what, int with_payloads, vd_err *err)
+/* What points_op and check_batch check besides the ids. */
+#define CHECK_PAYLOADS 1 /* each non-NULL payload is a JSON object */
+#define CHECK_DISTINCT 2 /* integer ids distinct here (upserts leave it to the index) */
+#define NEED_VECTORS 4   /* upsert: vectors (and payload lengths with payloads) given */
+#define NEED_PAYLOADS 8  /* set_payload: one payload per id given */
+
+/* A printable id of row i for messages: the integer, or the quoted string id. */
+static const char *id_label(const vd_op *op, size_t i, char *buf, size_t len)
 {
-    /* Upserts leave the id rule to the index, which checks the whole batch before anything
-     * changes; deletes never reach the index with a batch. */
-    vd_status s = with_payloads ? VD_OK : vd_ids_check_distinct(op->ids, op->n, &op->err);
+    if (op->ids) {
+        snprintf(buf, len, "%" PRIu64, op->ids[i]);
+    } else {
+        size_t a = vd_str_ids_start(&op->str_ids, i);
+        vd_str_id_label(op->str_ids.bytes + a, op->str_ids.ends[i] - a, buf, len);
+    }
+    return buf;
+}
+
+/* The checks an op makes before touching anything: VD_OK with op->status set when the op is
+ * rejected, a group failure otherwise. */
+static vd_status check_batch(const vd_wcoll *w, vd_op *op, const char *what, int checks,
+                             vd_err *err)
+{
+    /* The ids against the collection's id type (string ids: distinct too). Upserts leave the
+     * integer id rule to the index, which checks the whole batch before anything changes. */
+    vd_status s = vd_point_ids_check(&w->c->params, op->ids, &op->str_ids, op->n, 1, &op->err);
+    if (s == VD_OK && op->ids && (checks & CHECK_DISTINCT))
+        s = vd_ids_check_distinct(op->ids, op->n, &op->err);
     if (s == VD_NOMEM) return vd_err_set(err, VD_NOMEM, "%s", op->err.msg);
     if (s != VD_OK) return reject(op, vd_err_prefix(&op->err, "%s %s", what, op->collection));
-    if (!with_payloads || !op->payloads) return VD_OK;
+    if (!(checks & CHECK_PAYLOADS) || !op->payloads) return VD_OK;
+    char label[64];
     for (size_t i = 0; i < op->n; i++)
         if (op->payloads[i] &&
             vd_json_check_object(op->payloads[i], op->payload_lens[i], &op->err) != VD_OK)
-            return reject(op, vd_err_prefix(&op->err, "%s %s: point %zu (id %" PRIu64 ")",
-                                            what, op->collection, i, op->ids[i]));
+            return reject(op, vd_err_prefix(&op->err, "%s %s: point %zu (id %s)", what,
+                                            op->collection, i,
+                                            id_label(op, i, label, sizeof label)));
+    return VD_OK;
+}
+
+/* The target and the checks of every op naming points, before anything is touched: *out
+ * NULL (and VD_OK) when the op was rejected (op->status says why), a group failure
+ * otherwise. */
+static vd_status points_op(group *g, vd_op *op, const char *what, int checks, vd_wcoll **out,
+                           vd_err *err)
+{
+    vd_wcoll *w;
+    *out = NULL;
+    vd_status s = op_target(g, op, &w, err);
+    if (s != VD_OK || !w) return s;
+    int no_ids = !op->ids && !op->str_ids.ends;
+    if (op->n == 0 || (no_ids && !(checks & NEED_VECTORS)))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: empty batch", what,
+                                     op->collection));
+    if ((checks & NEED_VECTORS) && (no_ids || !op->vectors || (op->payloads && !op->payload_lens)))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: ids, vectors or payload "
+                                     "lengths missing", what, op->collection));
+    if ((checks & NEED_PAYLOADS) && (!op->payloads || !op->payload_lens))
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "%s %s: payloads missing (one per "
+                                     "id)", what, op->collection));
+    if ((s = check_batch(w, op, what, checks, err)) != VD_OK || op->status != VD_OK) return s;
+    *out = w;
+    return VD_OK;
+}
+
+/* The internal keys of an op's points: op->ids, or for string ids their keys (absent ones
+ * VD_ID_NONE, or with `assign` new keys marked in *fresh) in a new array *keys. */
+static vd_status op_keys(group *g, vd_wcoll *w, const vd_op *op, int assign, uint64_t **keys,
+                         uint8_t **fresh, vd_err *err)
+{
+    *keys = NULL;
+    *fresh = NULL;
+    if (op->ids) return VD_OK;
+    *keys = vd_malloc(op->n * sizeof **keys);
+    if (assign) *fresh = vd_malloc(op->n);
+    if (!*keys || (assign && !*fresh))
+        return vd_err_set(err, VD_NOMEM, "out of memory for %zu string ids", op->n);
+    return vd_storage__sids_keys(g->t, w, &op->str_ids, assign, *keys, *fresh, err);
+}
+
+/* String-id upserts check vectors before the index sees them: its messages would name the
+ * internal keys. The rule is the index's own (vd_vector_check). */
+static vd_status check_vectors(const vd_wcoll *w, vd_op *op)
+{
+    const vd_collection_params *p = &w->c->params;
+    for (size_t i = 0; i < op->n; i++) {
+        vd_err e;
+        char label[64];
+        if (vd_vector_check(p->metric, op->vectors + i * p->dim, p->dim, &e) != VD_OK)
+            return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: vector %zu "
+                                         "(id %s): %s", op->collection, i,
+                                         id_label(op, i, label, sizeof label), e.msg));
+    }
     return VD_OK;
 }
 
 /* Points records of an applied upsert: the slot is resolved by persist. */
-static vd_status upsert_points(group *g, vd_wcoll *w, const vd_op *op, vd_err *err)
+static vd_status upsert_points(group *g, vd_wcoll *w, const vd_op *op, const uint64_t *keys,
+                               vd_err *err)
 {
     vd_collection *c = w->c;
     for (size_t i = 0; i < op->n; i++) {
         vd_point_rec r;
         int found;
-        vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, op->ids[i], &r, &found,
-                                            err);
+        vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, keys[i], &r, &found, err);
         if (s != VD_OK) return s;
-        if (found) w->payload_bytes -= r.payload_len;
-        else w->count++;
         size_t plen = op->payloads && op->payloads[i] ? op->payload_lens[i] : 0;
-        s = vd_storage__point_put(g->t, c->cid, op->ids[i],
+        s = vd_storage__point_set(g->t, w, keys[i], found ? &r : NULL,
                                   found ? r.slot : VD_SLOT_UNRESOLVED,
-                                  plen ? op->payloads[i] : NULL, plen, 0, err);
+                                  plen ? op->payloads[i] : NULL, plen, err);
         if (s != VD_OK) return s;
-        w->payload_bytes += plen;
     }
     return VD_OK;
 }
 
-static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
+/* The index part of an upsert of n points under keys: VD_OK with op->status set when the
+ * index refused the batch (before changing anything), a group failure otherwise. */
+static vd_status upsert_index(group *g, vd_wcoll *w, vd_op *op, const uint64_t *keys,
+                              vd_err *err)
 {
-    vd_wcoll *w;
-    vd_status s = op_target(g, op, &w, err);
-    if (s != VD_OK || !w) return s;
-    if (op->n == 0)
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: empty batch",
-                                     op->collection));
-    if (!op->ids || !op->vectors || (op->payloads && !op->payload_lens))
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "upsert into %s: ids, vectors or "
-                                     "payload lengths missing", op->collection));
-    if ((s = check_batch(op, "upsert into", 1, err)) != VD_OK || op->status != VD_OK) return s;
-    s = vd_index_add_batch(w->c->ix, op->ids, op->vectors, op->n, g->st->n_threads, NULL, NULL,
-                           &op->err);
+    vd_status s = vd_index_add_batch(w->c->ix, keys, op->vectors, op->n, g->st->n_threads,
+                                     NULL, NULL, &op->err);
     /* VD_INVALID is raised before anything changes; anything else may have changed it. */
     if (s == VD_INVALID)
         return reject(op, vd_err_prefix(&op->err, "upsert into %s", op->collection));
@@ -248,44 +324,121 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
         vd_err_set(err, s, "upsert into %s: %s", op->collection, op->err.msg);
         op->err.code = VD_OK;
         op->err.msg[0] = 0;
-        return s;
     }
-    if ((s = pending_add(w, op->ids, op->n, err)) != VD_OK ||
-        (s = upsert_points(g, w, op, err)) != VD_OK)
-        return s;
+    return s;
+}
+
+static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
+{
+    vd_wcoll *w;
+    uint64_t *owned = NULL;
+    uint8_t *fresh = NULL;
+    vd_status s = points_op(g, op, "upsert into", NEED_VECTORS | CHECK_PAYLOADS, &w, err);
+    if (s != VD_OK || !w) return s;
+    if (!op->ids && ((s = check_vectors(w, op)) != VD_OK || op->status != VD_OK)) return s;
+    if ((s = op_keys(g, w, op, 1, &owned, &fresh, err)) != VD_OK) goto out;
+    const uint64_t *keys = owned ? owned : op->ids;
+    if ((s = upsert_index(g, w, op, keys, err)) != VD_OK || op->status != VD_OK) goto out;
+    if ((fresh && (s = vd_storage__sids_add(g->t, w, &op->str_ids, keys, fresh, err))) ||
+        (s = pending_add(w, keys, op->n, err)) != VD_OK ||
+        (s = upsert_points(g, w, op, keys, err)) != VD_OK)
+        goto out;
     op->n_done = op->n;
-    return VD_OK;
+out:
+    vd_free(owned);
+    vd_free(fresh);
+    return s;
+}
+
+/* Row i of a delete: the point under key, if any, out of the index and the points table. */
+static vd_status delete_point(group *g, vd_wcoll *w, vd_op *op, size_t i, uint64_t key,
+                              vd_err *err)
+{
+    vd_collection *c = w->c;
+    vd_point_rec r;
+    int found;
+    char label[64];
+    if (key == VD_ID_NONE) return VD_OK; /* a string id that does not exist */
+    vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, key, &r, &found, err);
+    if (s != VD_OK) return s;
+    if (!found)
+        return op->ids ? VD_OK
+                       : vd_err_set(err, VD_CORRUPT, "delete from %s: string id %s maps to key "
+                                    "%" PRIu64 ", which has no point", op->collection,
+                                    id_label(op, i, label, sizeof label), key);
+    w->mutated = 1;
+    s = vd_index_remove(c->ix, key, err);
+    if (s == VD_NOTFOUND)
+        return vd_err_set(err, VD_CORRUPT, "delete from %s: id %s is stored but not in the "
+                          "index", op->collection, id_label(op, i, label, sizeof label));
+    if (s == VD_OK) s = vd_storage__point_remove(g->t, w, key, &r, err);
+    if (s == VD_OK && !op->ids) {
+        size_t a = vd_str_ids_start(&op->str_ids, i);
+        s = vd_storage__sids_forget(g->t, w, op->str_ids.bytes + a, op->str_ids.ends[i] - a,
+                                    key, err);
+    }
+    if (s == VD_OK) op->n_done++;
+    return s;
 }
 
 static vd_status op_delete(group *g, vd_op *op, vd_err *err)
 {
     vd_wcoll *w;
-    vd_status s = op_target(g, op, &w, err);
+    uint64_t *keys = NULL;
+    uint8_t *fresh = NULL;
+    vd_status s = points_op(g, op, "delete from", CHECK_DISTINCT, &w, err);
     if (s != VD_OK || !w) return s;
-    if (op->n == 0 || !op->ids)
-        return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: empty batch",
-                                     op->collection));
-    if ((s = check_batch(op, "delete from", 0, err)) != VD_OK || op->status != VD_OK) return s;
+    if ((s = op_keys(g, w, op, 0, &keys, &fresh, err)) != VD_OK) goto out;
+    for (size_t i = 0; i < op->n && s == VD_OK; i++)
+        s = delete_point(g, w, op, i, keys ? keys[i] : op->ids[i], err);
+out:
+    vd_free(keys);
+    return s;
+}
+
+/* Row i of a set_payload: the stored payload replaced, or merged into. */
+static vd_status set_point_payload(group *g, vd_wcoll *w, const vd_op *op, size_t i,
+                                   uint64_t key, int *updated, vd_err *err)
+{
     vd_collection *c = w->c;
-    for (size_t i = 0; i < op->n; i++) {
-        vd_point_rec r;
-        int found;
-        s = vd_storage__point_get(g->t, c->cid, &c->params, op->ids[i], &r, &found, err);
-        if (s != VD_OK) return s;
-        if (!found) continue;
-        w->mutated = 1;
-        s = vd_index_remove(c->ix, op->ids[i], err);
-        if (s == VD_NOTFOUND)
-            return vd_err_set(err, VD_CORRUPT, "delete from %s: id %" PRIu64 " is stored but "
-                              "not in the index", op->collection, op->ids[i]);
-        if (s != VD_OK ||
-            (s = vd_storage__point_del(g->t, c->cid, op->ids[i], err)) != VD_OK)
+    vd_point_rec r;
+    int found;
+    *updated = 0;
+    if (key == VD_ID_NONE) return VD_OK;
+    vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, key, &r, &found, err);
+    if (s != VD_OK || !found) return s;
+    *updated = 1;
+    const uint8_t *p = op->payloads[i];
+    size_t len = p ? op->payload_lens[i] : 0;
+    if (op->merge && !p) return VD_OK; /* nothing to merge */
+    if (op->merge && r.payload) {
+        uint8_t *out = vd_storage__buf_reserve(&g->merged, r.payload_len + len + 1);
+        if (!out) return vd_err_set(err, VD_NOMEM, "out of memory merging a payload");
+        if ((s = vd_storage__json_merge(r.payload, r.payload_len, p, len, out, &len, err)))
             return s;
-        w->count--;
-        w->payload_bytes -= r.payload_len;
-        op->n_done++;
+        p = out;
     }
-    return VD_OK;
+    return vd_storage__point_set(g->t, w, key, &r, r.slot, len ? p : NULL, len, err);
+}
+
+static vd_status op_set_payload(group *g, vd_op *op, vd_err *err)
+{
+    vd_wcoll *w;
+    uint64_t *keys = NULL;
+    uint8_t *fresh = NULL;
+    vd_status s = points_op(g, op, "set_payload", NEED_PAYLOADS | CHECK_PAYLOADS | CHECK_DISTINCT,
+                            &w, err);
+    if (s != VD_OK || !w) return s;
+    if ((s = op_keys(g, w, op, 0, &keys, &fresh, err)) != VD_OK) goto out;
+    for (size_t i = 0; i < op->n && s == VD_OK; i++) {
+        int updated;
+        s = set_point_payload(g, w, op, i, keys ? keys[i] : op->ids[i], &updated, err);
+        op->n_done += (uint64_t)updated;
+    }
+    w->mutated = 1; /* the catalog record carries the payload bytes */
+out:
+    vd_free(keys);
+    return s;
 }
 
 /* ---- the group --------------------------------------------------------------------------- */
@@ -300,6 +453,7 @@ static vd_status apply(group *g, vd_op *op, vd_err *err)
     case VD_OP_DROP: return op_drop(g, op, err);
     case VD_OP_UPSERT: return op_upsert(g, op, err);
     case VD_OP_DELETE: return op_delete(g, op, err);
+    case VD_OP_SET_PAYLOAD: return op_set_payload(g, op, err);
     }
     return reject(op, vd_err_set(&op->err, VD_INVALID, "unknown operation kind %d",
                                  (int)op->kind));
@@ -330,6 +484,7 @@ static void group_release(group *g)
         vd_collection_release(g->w[i].c);
         vd_collection_release(g->w[i].old);
         vd_free(g->w[i].pending);
+        vd_free(g->w[i].deleted);
     }
     vd_free(g->w);
     g->w = NULL;
@@ -350,6 +505,7 @@ static void group_finish(group *g)
         }
         c->count = w->count;
         c->payload_bytes = w->payload_bytes;
+        if (w->seq_loaded) c->str_id_bytes = w->seq.id_bytes;
         c->needs_reload = 0;
         /* Clear first: publish itself repairs around removed nodes and may vacuum; those
          * changes stay marked and are persisted by the next group (or the flush at close). */
@@ -395,8 +551,13 @@ static size_t estimate_bytes(vd_store *st, const vd_op *ops, size_t n_ops)
             if (op->payloads && op->payload_lens)
                 for (size_t j = 0; j < op->n; j++) need += op->payload_lens[j];
             need += op->n * per * 3; /* new records, rewritten neighbours, copied pages */
+            if (op->str_ids.ends && op->n) need += 4 * (size_t)op->str_ids.ends[op->n - 1];
         } else if (op->kind == VD_OP_DELETE) {
             need += op->n * 2048;
+        } else if (op->kind == VD_OP_SET_PAYLOAD) {
+            /* the new payload, a merge with the old one, copied pages */
+            for (size_t j = 0; op->payload_lens && j < op->n; j++)
+                need += 3 * (size_t)op->payload_lens[j] + 256;
         } else {
             need += 65536;
         }
@@ -411,6 +572,7 @@ vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err)
     group g = {.st = st, .ops = ops, .n_ops = n_ops};
     vd_status s = vd_storage__write_txn(st, estimate_bytes(st, ops, n_ops), group_fill,
                                         group_end, &g, err);
+    vd_storage__buf_free(&g.merged);
     if (s == VD_OK) return VD_OK;
     for (size_t i = 0; i < n_ops; i++) {
         ops[i].n_done = 0;

@@ -144,6 +144,36 @@ def create(name, dim, metric=pb.L2, **params):
     return r
 
 
+def str_ids(msg, ids, ends=None):
+    """msg.str_ids packed from a list of bytes (ends given: as they are, however wrong)."""
+    msg.str_ids.data = b"".join(ids)
+    msg.str_ids.ends = np.asarray(ends if ends is not None else np.cumsum([len(i) for i in ids]),
+                                  dtype="<u4").tobytes()
+
+
+def upsert_str(name, ids, ends=None, dim=4):
+    r = pb.Request()
+    r.upsert.collection = name
+    str_ids(r.upsert, ids, ends)
+    r.upsert.vectors = floats(np.ones((max(len(ids), 1), dim)))
+    return r
+
+
+def scroll(name, limit=0, cursor=b""):
+    r = pb.Request()
+    r.scroll.collection, r.scroll.limit, r.scroll.cursor = name, limit, cursor
+    return r
+
+
+def set_payload(name, ids, payloads, merge=True):
+    r = pb.Request()
+    r.set_payload.collection = name
+    r.set_payload.ids = ids_bytes(ids)
+    r.set_payload.payloads.extend(payloads)
+    r.set_payload.merge = merge
+    return r
+
+
 def named(op, name):
     r = pb.Request()
     getattr(r, op).SetInParent()
@@ -288,6 +318,52 @@ def requests(address, log):
     c.close()
 
 
+def strids_scroll_set_payload(address, log):
+    c = Raw(address)
+    inv = pb.INVALID_ARGUMENT
+    bad_type = create("styp", 4)
+    bad_type.create_collection.id_type = 5
+    log.add(c.call(bad_type), inv)
+    sc = create("sdocs", 4)
+    sc.create_collection.id_type = pb.ID_TYPE_STR
+    assert c.call(sc).status.code == pb.OK
+    assert c.call(upsert_str("sdocs", [b"a.md#0", b"b"])).status.code == pb.OK
+    both = upsert_str("sdocs", [b"x"])
+    both.upsert.ids = ids_bytes([1])
+    for req in (upsert("sdocs", [1], [[0] * 4]), upsert_str("docs", [b"a"]), both,
+                upsert_str("sdocs", [b"ok", b""]), upsert_str("sdocs", [b"ok", b"y" * 513]),
+                upsert_str("sdocs", [b"ok", b"\xff"]), upsert_str("sdocs", [b"d", b"d"]),
+                upsert_str("sdocs", [b"ab", b"c"], ends=[2, 1]),
+                upsert_str("sdocs", [b"ab", b"c"], ends=[2, 9]),
+                upsert_str("sdocs", [b"ab", b"c"], ends=[1, 2])):
+        log.add(c.call(req), inv)
+    r = upsert_str("sdocs", [b"ab"])
+    r.upsert.str_ids.ends = b"\1" * 5
+    log.add(c.call(r), inv)
+    # scroll: a walk, then the cursor refusals
+    page = c.call(scroll("docs", limit=1))
+    assert page.status.code == pb.OK and len(page.scroll.ids) == 8 and page.scroll.next_cursor
+    log.add(c.call(scroll("docs", limit=1001)), inv)
+    log.add(c.call(scroll("docs", cursor=b"\1\0forged")), inv)
+    log.add(c.call(scroll("sdocs", cursor=page.scroll.next_cursor)), inv)
+    log.add(c.call(scroll("nope")), pb.NOT_FOUND)
+    walk = c.call(scroll("sdocs", limit=1))
+    ends = np.frombuffer(walk.scroll.str_ids.ends, dtype="<u4")
+    assert walk.scroll.str_ids.data == b"a.md#0" and list(ends) == [6] and walk.scroll.next_cursor
+    # search names the hits of a string-id collection in str_ids
+    hit = c.call(search("sdocs", [1] * 4, k=3, dim=4))
+    assert hit.search.ids == b"" and len(hit.search.str_ids.ends) == 12
+    # set_payload
+    for req, code in ((set_payload("docs", [1, 2], [b"{}"]), inv),
+                      (set_payload("docs", [], []), inv),
+                      (set_payload("docs", [1], [b"[1]"]), inv),
+                      (set_payload("nope", [1], [b"{}"]), pb.NOT_FOUND)):
+        log.add(c.call(req), code)
+    r = c.call(set_payload("docs", [1, 999], [b'{"a":1}', b'{"a":2}']))
+    assert r.status.code == pb.OK and r.set_payload.updated == 1
+    c.close()
+
+
 def behaviours(address):
     """What the page promises beyond messages."""
     c = Raw(address)
@@ -320,6 +396,7 @@ def produced(servers):
     hello_time(plain.address, token.address, log)
     connection_limits(plain.address, log)
     requests(plain.address, log)
+    strids_scroll_set_payload(plain.address, log)
     behaviours(plain.address)
     return log.seen
 

@@ -5,10 +5,14 @@
  * many-frames-per-read paths are exercised) and the max_frame limit; every complete frame
  * is decoded into a domain request, every array the request points to is read end to end
  * (ASan then catches a view longer than its bytes), and an error response is framed for
- * it. Nothing may crash, leak or read out of bounds. */
+ * it. String ids go through storage's packing check (vd_str_ids_check: ends within the bytes
+ * the frame carried) and are read only if it passes, as the engine does; a scroll cursor
+ * goes through the cursor decoder, and its bytes, taken as a position, through an
+ * encode/decode round trip. Nothing may crash, leak or read out of bounds. */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "engine/engine_int.h"
 #include "proto/vd_proto.h"
 
 static volatile uint64_t sink;
@@ -18,6 +22,36 @@ static void touch(const void *p, size_t n)
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++)
         sink += b[i];
+}
+
+/* String ids as the engine takes them: read only once the packing checked out. */
+static void touch_str_ids(const vd_str_ids *s)
+{
+    touch(s->ends, s->n * 4);
+    if (vd_str_ids_check(s, s->n % 2, NULL) != VD_OK) return;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t a = vd_str_ids_start(s, i);
+        touch(s->bytes + a, s->ends[i] - a);
+    }
+}
+
+/* A cursor through the decoder, and its bytes as a position through a round trip. */
+static void cursor_round_trip(const vd_scroll_req *q)
+{
+    const uint8_t *p = q->cursor.data;
+    size_t n = q->cursor.len;
+    vd_scroll_from from;
+    uint32_t cid = n >= 6 ? vd_get_u32le(p + 2) : 1;
+    vd_id_type t = n >= 2 && p[1] ? VD_ID_STR : VD_ID_INT;
+    if (vd_engine__cursor_decode(p, n, cid, t, &from, NULL) == VD_OK && from.str)
+        touch(from.str, from.str_len);
+    uint8_t tok[VD_ENGINE__CURSOR_MAX];
+    int str = n && vd_str_id_check(p, n, NULL) == VD_OK;
+    uint64_t id = n >= 8 ? vd_get_u64le(p) : n;
+    size_t tn = vd_engine__cursor_encode(tok, cid, str ? VD_ID_STR : VD_ID_INT, id, p, n);
+    if (vd_engine__cursor_decode(tok, tn, cid, str ? VD_ID_STR : VD_ID_INT, &from, NULL) != VD_OK)
+        abort();
+    if (str ? (from.str_len != n || memcmp(from.str, p, n) != 0) : from.id != id) abort();
 }
 
 static void touch_request(const vd_proto_request *q)
@@ -33,12 +67,25 @@ static void touch_request(const vd_proto_request *q)
         touch(r->upsert.vectors, r->upsert.n_floats * 4);
         for (size_t i = 0; i < r->upsert.n_payloads; i++)
             touch(r->upsert.payloads[i].data, r->upsert.payloads[i].len);
+        touch_str_ids(&r->upsert.str_ids);
         break;
     case VD_REQ_DELETE:
         touch(r->del.ids, r->del.n_ids * 8);
+        touch_str_ids(&r->del.str_ids);
         break;
     case VD_REQ_GET:
         touch(r->get.ids, r->get.n_ids * 8);
+        touch_str_ids(&r->get.str_ids);
+        break;
+    case VD_REQ_SET_PAYLOAD:
+        touch(r->set_payload.ids, r->set_payload.n_ids * 8);
+        for (size_t i = 0; i < r->set_payload.n_payloads; i++)
+            touch(r->set_payload.payloads[i].data, r->set_payload.payloads[i].len);
+        touch_str_ids(&r->set_payload.str_ids);
+        break;
+    case VD_REQ_SCROLL:
+        touch(r->scroll.collection, strlen(r->scroll.collection) + 1);
+        cursor_round_trip(&r->scroll);
         break;
     case VD_REQ_SEARCH:
         touch(r->search.queries, r->search.n_floats * 4);

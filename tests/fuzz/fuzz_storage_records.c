@@ -5,7 +5,7 @@
  * vd_index_load_finish with the catalog's header). Pure functions: no LMDB environment.
  *
  * Input: a sequence of chunks, each [kind u8][len u8][len bytes] (len clipped to what is
- * left); kind % 6 picks what the bytes are, and kind's high bit copies them to an address
+ * left); kind % 8 picks what the bytes are, and kind's high bit copies them to an address
  * that is 2 mod 4 (LMDB aligns values to 2 bytes only):
  *   0 catalog  [name_len u8][name][record]: decoded; a decoded record re-encodes to exactly
  *              the input bytes, and one with small parameters (dim <= 16, m <= 8) becomes
@@ -16,7 +16,12 @@
  *              current collection's index until one is refused;
  *   4 meta     the bytes as magic, format and next collection id;
  *   5 key      [table u8][cid u32 LE][key]: decoded as each kind of key; decoded keys
- *              re-encode to the input bytes.
+ *              re-encode to the input bytes;
+ *   6 string id records: the bytes as a sids value, a skeys value, a sequence record and a
+ *              bucket (decoded ones re-encode to the input; a decoded bucket's entries are
+ *              each found, edited out one by one down to nothing, and edited back);
+ *   7 merge    [split u8][object][object]: two halves that pass vd_json_check_object are
+ *              merged, and the merge must pass it too and fit its bound.
  * Every refusal must be VD_CORRUPT or VD_VERSION (VD_NOMEM for a slot). After the last
  * chunk a collection that loaded slots is finished with its header; a finished graph must
  * validate (but for reachability, which the store logs rather than refuses), search, and
@@ -234,9 +239,88 @@ static void do_key(reader *c)
     const vd_db_info *d = vd_storage__db_info((vd_db)(db % (VD_DB_COUNT + 1)));
     if (vd_storage__key_cid_decode((vd_db)(db % (VD_DB_COUNT + 1)), k, n, &c2)) {
         vd_storage__key_cid(out, c2);
-        if (!d || n != d->cid_key_bytes || memcmp(out, k, VD_KEY_CID_BYTES)) abort();
+        if (!d || memcmp(out, k, VD_KEY_CID_BYTES)) abort();
+        if (d->cid_key_bytes == VD_KEY_VARIABLE ? n < VD_KEY_CID_BYTES : n != d->cid_key_bytes)
+            abort();
+    }
+    const uint8_t *sid;
+    size_t len;
+    int bucket;
+    if (vd_storage__key_sid_decode(k, n, cid, &sid, &len, &bucket)) {
+        uint8_t sk[VD_KEY_SID_MAX];
+        if (vd_storage__key_sid(sk, cid, sid, len) != n || memcmp(sk, k, n) != 0) abort();
+        if (bucket != (len == VD_SID_SPLIT) || len > VD_SID_SPLIT) abort();
     }
     release(k);
+}
+
+/* A decoded bucket: every entry found; removed one by one; rebuilt from nothing. */
+static void bucket_rounds(const uint8_t *b, size_t n)
+{
+    uint8_t *x = malloc(n + VD_SID_ENTRY_MAX), *y = malloc(n + VD_SID_ENTRY_MAX);
+    size_t off = 0, rl, xn = 0;
+    const uint8_t *rest;
+    uint64_t key, k2;
+    while (vd_storage__sid_bucket_next(b, n, &off, &rest, &rl, &key)) {
+        if (!vd_storage__sid_bucket_find(b, n, rest, rl, &k2) || k2 != key) abort();
+        xn = vd_storage__sid_bucket_edit(x, xn, rest, rl, key, y); /* rebuilt, in order */
+        memcpy(x, y, xn);
+    }
+    if (xn != n || memcmp(x, b, n) != 0) abort();
+    for (off = 0; vd_storage__sid_bucket_next(b, n, &off, &rest, &rl, &key);) {
+        xn = vd_storage__sid_bucket_edit(x, xn, rest, rl, VD_ID_NONE, y);
+        memcpy(x, y, xn);
+        if (xn && vd_storage__sid_bucket_decode(x, xn, NULL) != VD_OK) abort();
+    }
+    if (xn != 0) abort();
+    free(x);
+    free(y);
+}
+
+static void do_sid(reader *c)
+{
+    size_t n;
+    uint8_t *b = take_copy(c, c->n, &n);
+    uint64_t key;
+    vd_sidseq q;
+    vd_status s;
+    if ((s = vd_storage__sid_decode(b, n, &key, NULL)) != VD_OK) {
+        refused_ok(s);
+    } else {
+        uint8_t out[VD_SID_REC_BYTES];
+        vd_storage__sid_encode(out, key);
+        if (n != sizeof out || memcmp(out, b, n)) abort();
+    }
+    if ((s = vd_storage__skey_decode(b, n, NULL)) != VD_OK) refused_ok(s);
+    else if (vd_str_id_check(b, n, NULL) != VD_OK) abort();
+    if ((s = vd_storage__sidseq_decode(b, n, &q, NULL)) != VD_OK) {
+        refused_ok(s);
+    } else {
+        uint8_t out[VD_SIDSEQ_REC_BYTES];
+        vd_storage__sidseq_encode(out, &q);
+        if (n != sizeof out || memcmp(out, b, n)) abort();
+    }
+    if ((s = vd_storage__sid_bucket_decode(b, n, NULL)) != VD_OK) refused_ok(s);
+    else bucket_rounds(b, n);
+    release(b);
+}
+
+static void do_merge(reader *c)
+{
+    uint8_t split = 0;
+    take(c, &split);
+    size_t na, nb;
+    uint8_t *a = take_copy(c, split < c->n ? split : c->n, &na);
+    uint8_t *b = take_copy(c, c->n, &nb);
+    if (vd_json_check_object(a, na, NULL) == VD_OK && vd_json_check_object(b, nb, NULL) == VD_OK) {
+        uint8_t *out = malloc(na + nb + 1);
+        size_t n = 0;
+        if (vd_storage__json_merge(a, na, b, nb, out, &n, NULL) != VD_OK) abort();
+        if (n > na + nb || vd_json_check_object(out, n, NULL) != VD_OK) abort();
+        free(out);
+    }
+    release(a);
+    release(b);
 }
 
 /* The end of a load: the header, the validator, a search, every slot's links again. */
@@ -282,13 +366,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_odd = (kind & 0x80) != 0;
         r.p += n;
         r.n -= n;
-        switch (kind % 6) {
+        switch (kind % 8) {
         case 0: do_catalog(&st, &c); break;
         case 1: do_point(&c); break;
         case 2: do_vector(&st, &c); break;
         case 3: do_slot(&st, &c); break;
         case 4: do_meta(&c); break;
-        default: do_key(&c); break;
+        case 5: do_key(&c); break;
+        case 6: do_sid(&c); break;
+        default: do_merge(&c); break;
         }
     }
     finish(&st, &r);

@@ -7,6 +7,13 @@ ndarray upsert or a knn never touches single elements from Python; decoding is
 ``np.frombuffer`` over the response's bytes. Only payloads, which are arbitrary JSON objects,
 are handled one by one.
 
+String ids (collections created with ``id_type="str"``) travel packed as well (``StrIds``:
+their UTF-8 bytes back to back plus one uint32 end offset each). Python strings have to be
+encoded and decoded one by one, so each direction costs exactly one pass over the ids:
+``str.encode`` into a list joined once (lengths by ``map(len)``, offsets by numpy), and on
+the way back one slice per id (of the decoded text when it is all ASCII, which needs no
+per-id decode).
+
 Everything here validates structure (shapes, dtypes, lengths, JSON-ability) and raises
 :class:`InvalidArgument` naming the offending argument; value checks that need the
 collection (dimension, NaN/Inf, name syntax, k range) are the server's, so its message is
@@ -25,6 +32,12 @@ from ._errors import InvalidArgument
 
 PAD_ID = (1 << 64) - 1
 """Id the server puts in knn rows that have fewer than k hits (distance is +inf there)."""
+
+MAX_STR_ID_BYTES = 512
+"""String ids are 1..512 bytes of UTF-8 (the server checks the same rule)."""
+
+_ID_TYPES = {"int": 0, "str": 1}
+_ID_TYPE_NAMES = {v: k for k, v in _ID_TYPES.items()}
 
 _METRICS = {"l2": 1, "cosine": 2, "ip": 3}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
@@ -47,6 +60,18 @@ def metric_from_wire(value: int) -> str:
     return _METRIC_NAMES.get(value, f"unknown({value})")
 
 
+def id_type_to_wire(id_type: str) -> int:
+    """``"int" | "str"`` -> the wire ``IdType`` number."""
+    if not isinstance(id_type, str) or id_type not in _ID_TYPES:
+        raise InvalidArgument(f"id_type must be 'int' or 'str'; got {id_type!r}")
+    return _ID_TYPES[id_type]
+
+
+def id_type_from_wire(value: int) -> str:
+    """Wire ``IdType`` number -> ``"int" | "str"`` (``"unknown(N)"`` otherwise)."""
+    return _ID_TYPE_NAMES.get(value, f"unknown({value})")
+
+
 def check_uint32(value: Any, what: str) -> int:
     """An int in [0, 2**32) for a uint32 request field; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -62,6 +87,134 @@ def check_name(name: Any, what: str = "collection name") -> str:
     if not isinstance(name, str):
         raise InvalidArgument(f"{what} must be a str, got {type(name).__name__}")
     return name
+
+
+class StrIds:
+    """A batch of string ids, encoded once: ``ids`` (the str objects, for results),
+    ``blob`` (their UTF-8 bytes back to back) and ``ends`` (uint64 end offset of each)."""
+
+    __slots__ = ("ids", "blob", "ends")
+
+    def __init__(self, ids: List[str], blob: bytes, ends: np.ndarray) -> None:
+        self.ids, self.blob, self.ends = ids, blob, ends
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def nbytes(self, lo: int, hi: int) -> int:
+        """Bytes rows lo..hi-1 take on the wire (ids and their ends)."""
+        return int(self.ends[hi - 1] - (self.ends[lo - 1] if lo else 0)) + 4 * (hi - lo)
+
+    def row_sizes(self) -> np.ndarray:
+        """Wire bytes of each row's id (its bytes and its end offset)."""
+        return np.diff(self.ends, prepend=0).astype(np.int64) + 4
+
+    def fill(self, msg: Any, lo: int, hi: int) -> None:
+        """Set a ``StrIds`` message to rows lo..hi-1."""
+        a = int(self.ends[lo - 1]) if lo else 0
+        msg.data = self.blob[a:int(self.ends[hi - 1])]
+        msg.ends = (self.ends[lo:hi] - a).astype("<u4").tobytes()
+
+
+def _bad_str_row(items: Sequence[Any], what: str) -> InvalidArgument:
+    """The error for the first item of a string-id batch that cannot be one."""
+    for i, v in enumerate(items):
+        if isinstance(v, (bytes, bytearray)):
+            return InvalidArgument(f"{what}[{i}] is {v!r}: bytes; string ids are str (UTF-8 "
+                                   "text)")
+        if not isinstance(v, str):
+            return InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all str (a "
+                                   "collection of string ids) or all int")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return InvalidArgument(f"{what}[{i}] is not valid UTF-8 ({e.reason} at character "
+                                   f"{e.start})")
+    return InvalidArgument(f"{what} must be a sequence of str or of int")
+
+
+def to_str_ids(items: Sequence[Any], what: str = "ids") -> StrIds:
+    """Encode a sequence of str ids (one pass), checking each is 1..512 bytes of UTF-8."""
+    items = list(items)
+    try:
+        enc = [s.encode("utf-8") for s in items]
+    except (AttributeError, TypeError, UnicodeEncodeError):
+        raise _bad_str_row(items, what) from None
+    lens = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
+    bad = np.flatnonzero((lens == 0) | (lens > MAX_STR_ID_BYTES))
+    if bad.size:
+        i = int(bad[0])
+        if lens[i] == 0:
+            raise InvalidArgument(f"{what}[{i}] is an empty string; string ids are 1.."
+                                  f"{MAX_STR_ID_BYTES} bytes of UTF-8")
+        raise InvalidArgument(f"{what}[{i}] is {int(lens[i])} bytes of UTF-8; string ids are "
+                              f"1..{MAX_STR_ID_BYTES} bytes")
+    return StrIds(items, b"".join(enc), np.cumsum(lens, dtype=np.uint64))
+
+
+def _is_str_batch(ids: Any) -> bool:
+    if isinstance(ids, str):
+        return True
+    if isinstance(ids, np.ndarray):
+        return ids.dtype.kind == "U" or (ids.dtype.kind == "O" and ids.size > 0 and
+                                         isinstance(ids.flat[0], str))
+    if isinstance(ids, (list, tuple)):
+        return len(ids) > 0 and isinstance(ids[0], str)
+    return False
+
+
+def to_point_ids(ids: Any, what: str = "ids") -> Any:
+    """Ids of either kind: a ``'<u8'`` ndarray (integers) or :class:`StrIds` (strings; a
+    single str is one id). Which kind a collection takes is the server's to check."""
+    if isinstance(ids, (bytes, bytearray)) or (isinstance(ids, np.ndarray) and
+                                               ids.dtype.kind == "S"):
+        raise InvalidArgument(f"{what} are bytes; string ids are str (UTF-8 text)")
+    if not _is_str_batch(ids):
+        return to_ids(ids, what)
+    if isinstance(ids, str):
+        return to_str_ids([ids], what)
+    if isinstance(ids, np.ndarray):
+        if ids.ndim != 1:
+            raise InvalidArgument(f"{what} must be 1-D, got shape {ids.shape}")
+        return to_str_ids(ids.tolist(), what)
+    return to_str_ids(ids, what)
+
+
+def check_distinct(ids: Any, what: str = "ids") -> None:
+    """Refuse an id (of either kind, as to_point_ids returns them) given twice, naming both
+    rows."""
+    if isinstance(ids, np.ndarray):
+        if len(np.unique(ids)) == len(ids):
+            return
+        order = np.argsort(ids, kind="stable")
+        s = ids[order]
+        k = int(np.flatnonzero(s[1:] == s[:-1])[0])
+        a, b = sorted((int(order[k]), int(order[k + 1])))
+        raise InvalidArgument(f"{what}[{b}] {int(ids[b])} appears more than once (rows {a} and "
+                              f"{b}); ids in one call must be distinct")
+    if len(set(ids.ids)) == len(ids.ids):
+        return
+    seen: Dict[str, int] = {}
+    for i, s in enumerate(ids.ids):
+        if s in seen:
+            raise InvalidArgument(f"{what}[{i}] {s!r} appears more than once (rows {seen[s]} "
+                                  f"and {i}); ids in one call must be distinct")
+        seen[s] = i
+
+
+def decode_str_ids(m: Any) -> List[Optional[str]]:
+    """A ``StrIds`` message -> list of str, ``None`` for empty entries (padding)."""
+    ends = np.frombuffer(m.ends, dtype="<u4")
+    if ends.size == 0:
+        return []
+    data = m.data
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1]
+    text = data.decode("utf-8")
+    if len(text) == len(data):  # all ASCII: byte offsets are character offsets
+        return [text[a:b] or None for a, b in zip(starts.tolist(), ends.tolist())]
+    return [data[a:b].decode("utf-8") or None for a, b in zip(starts.tolist(), ends.tolist())]
 
 
 def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
@@ -90,9 +243,21 @@ def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
             bad = int(np.flatnonzero(a < 0)[0])
             raise InvalidArgument(f"{what}[{bad}] is {int(a[bad])}; ids are unsigned 64-bit")
         return np.ascontiguousarray(a, dtype="<u8")
+    if kind in "US" and not isinstance(ids, np.ndarray):
+        # A list mixing ints and strings: numpy made it all strings.
+        for i, v in enumerate(ids):
+            if isinstance(v, (bytes, bytearray)):
+                raise InvalidArgument(f"{what}[{i}] is {v!r}: bytes; string ids are str "
+                                      "(UTF-8 text)")
+            if isinstance(v, str):
+                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all integers "
+                                      "or all str (a collection of string ids)")
     if kind == "O":
         # Python ints beyond int64's range; rare, so the per-element check is acceptable.
         for i, v in enumerate(a):
+            if isinstance(v, str):
+                raise InvalidArgument(f"{what}[{i}] is {v!r}; ids in one call are all integers "
+                                      "or all str (a collection of string ids)")
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= PAD_ID:
                 raise InvalidArgument(f"{what}[{i}] is {v!r}; ids are integers in [0, 2**64)")
         return np.array([int(v) for v in a], dtype="<u8")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -22,6 +22,8 @@ class CollectionInfo:
         created_unix_s: creation time, seconds since the epoch.
         bytes_disk: bytes the collection occupies on disk (as reported by the server).
         bytes_memory: bytes of index memory (as reported by the server).
+        id_type: ``"int"`` (unsigned 64-bit ids) or ``"str"`` (UTF-8 string ids), fixed at
+            creation.
     """
 
     name: str
@@ -34,6 +36,7 @@ class CollectionInfo:
     created_unix_s: int = 0
     bytes_disk: int = 0
     bytes_memory: int = 0
+    id_type: str = "int"
 
 
 @dataclass(frozen=True)
@@ -41,31 +44,47 @@ class Hit:
     """One search result.
 
     Attributes:
-        id: the point's id.
+        id: the point's id (an int, or a str in a collection of string ids).
         distance: smaller is closer (l2: squared distance, cosine: 1 - cos, ip: -dot).
         payload: the point's JSON object, or ``None`` when it has none or payloads were
             not requested.
     """
 
-    id: int
+    id: Union[int, str]
     distance: float
     payload: Optional[Dict[str, Any]] = None
 
 
 @dataclass(frozen=True)
 class Record:
-    """One stored point, as returned by :meth:`vectord.Client.get`.
+    """One stored point, as returned by :meth:`vectord.Client.get` and
+    :meth:`vectord.Client.scroll`.
 
     Attributes:
-        id: the point's id.
+        id: the point's id (an int, or a str in a collection of string ids).
         vector: float32 array of the collection's dimension (unit length for cosine
             collections, which store vectors normalized), or ``None`` if not requested.
         payload: the point's JSON object, or ``None``.
     """
 
-    id: int
+    id: Union[int, str]
     vector: Optional[np.ndarray] = field(default=None, compare=False)
     payload: Optional[Dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class ScrollPage:
+    """One page of :meth:`vectord.Client.scroll`.
+
+    Attributes:
+        records: the page's points in id order (numeric for int ids, bytewise UTF-8 for
+            string ids).
+        next_cursor: pass it as ``cursor`` for the next page; ``None`` when the walk is done.
+            An opaque token: valid for this collection only, also after a server restart.
+    """
+
+    records: List[Record]
+    next_cursor: Optional[bytes] = None
 
 
 @dataclass(frozen=True)

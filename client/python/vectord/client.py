@@ -11,27 +11,30 @@ Retry rules: a connection found closed before a call starts (server restart, idl
 is replaced silently. A connection that breaks *during* a call makes the call raise
 :class:`Unavailable`, except for idempotent calls, which are re-sent once on a fresh
 connection (only their unacknowledged frames): ``list_collections``, ``collection_info``,
-``count``, ``stats``, ``search``, ``knn``, ``get``, ``upsert`` (writing the same points twice
-leaves the same state) and ``delete`` (its returned count may then miss points the lost
-attempt already deleted). ``create_collection`` and ``drop_collection`` are never re-sent:
-after :class:`Unavailable` from them, look (``list_collections``) before trying again.
+``count``, ``stats``, ``search``, ``knn``, ``get``, ``scroll``, ``upsert`` (writing the same
+points twice leaves the same state), ``set_payload`` (likewise) and ``delete`` (its returned
+count may then miss points the lost attempt already deleted). ``create_collection`` and
+``drop_collection`` are never re-sent: after :class:`Unavailable` from them, look
+(``list_collections``) before trying again.
 Server errors (a non-OK status) and timeouts are never retried.
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (PAD_ID, IdsLike, MatrixLike, check_name, check_uint32, decode_payload,
-                     encode_payloads, metric_from_wire, metric_to_wire, to_ids, to_matrix,
-                     to_queries)
+from ._codec import (PAD_ID, IdsLike, MatrixLike, StrIds, check_distinct, check_name,
+                     check_uint32, decode_payload, decode_str_ids, encode_payload,
+                     encode_payloads, id_type_from_wire, id_type_to_wire, metric_from_wire,
+                     metric_to_wire, to_matrix, to_point_ids, to_queries)
 from ._conn import DEFAULT_MAX_FRAME, Connection, ConnectionBroken, parse_address
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
                       Unavailable)
-from ._types import CollectionInfo, Hit, Limits, Record
+from ._types import CollectionInfo, Hit, Limits, Record, ScrollPage
 from ._version import __version__
 
 # Room left in each frame for everything but the bulk bytes (field tags, name, varints).
@@ -51,11 +54,47 @@ def _info_from_wire(info: "pb.CollectionInfo") -> CollectionInfo:
                           m=info.m, ef_construction=info.ef_construction,
                           ef_search=info.ef_search, count=info.count,
                           created_unix_s=info.created_unix_s, bytes_disk=info.bytes_disk,
-                          bytes_memory=info.bytes_memory)
+                          bytes_memory=info.bytes_memory,
+                          id_type=id_type_from_wire(info.id_type))
 
 
 def _chunks(n: int, step: int) -> List[Tuple[int, int]]:
     return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def _set_ids(msg: Any, ids: Any, lo: int, hi: int) -> None:
+    """Rows lo..hi-1 of integer ids (``msg.ids``) or string ids (``msg.str_ids``)."""
+    if isinstance(ids, StrIds):
+        ids.fill(msg.str_ids, lo, hi)
+    else:
+        msg.ids = ids[lo:hi].tobytes()
+
+
+def _id_of(ids: Any, i: int) -> Union[int, str]:
+    return ids.ids[i] if isinstance(ids, StrIds) else int(ids[i])
+
+
+def _row_bytes(ids: Any) -> Union[int, np.ndarray]:
+    """Wire bytes of each row's id: 8, or per row for string ids."""
+    return ids.row_sizes() if isinstance(ids, StrIds) else 8
+
+
+def _greedy_bounds(n: int, step: int, budget: int, sizes: np.ndarray,
+                   what: Callable[[int], str], max_frame: int) -> List[Tuple[int, int]]:
+    """Frames of at most `step` rows and `budget` bytes, rows of `sizes` bytes each."""
+    cum = np.concatenate(([0], np.cumsum(sizes)))
+    bounds: List[Tuple[int, int]] = []
+    lo = 0
+    while lo < n:
+        hi = min(lo + step, n)
+        fit = int(np.searchsorted(cum, cum[lo] + budget, side="right")) - 1
+        hi = min(hi, fit)
+        if hi <= lo:
+            raise InvalidArgument(f"{what(lo)} needs {int(cum[lo + 1] - cum[lo])} bytes, over "
+                                  f"the server's max frame of {max_frame} bytes")
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
 
 
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
@@ -234,7 +273,8 @@ class Client:
     # -- collections -----------------------------------------------------------------------
 
     def create_collection(self, name: str, dim: int, metric: str = "cosine", m: int = 16,
-                          ef_construction: int = 200, ef_search: int = 100) -> CollectionInfo:
+                          ef_construction: int = 200, ef_search: int = 100,
+                          id_type: str = "int") -> CollectionInfo:
         """Create a collection and return its info.
 
         Args:
@@ -245,6 +285,9 @@ class Client:
             m: HNSW links per node (0: server default 16).
             ef_construction: HNSW build candidate list (0: server default 200).
             ef_search: default query candidate list (0: server default 100).
+            id_type: ``"int"`` (unsigned 64-bit ids) or ``"str"`` (string ids: 1..512 bytes
+                of UTF-8, compared bytewise); fixed for the collection's life. Inside, the
+                index keeps dense internal ids either way.
 
         Raises:
             AlreadyExists: the name is taken. InvalidArgument: a bad name, dim or metric.
@@ -258,6 +301,7 @@ class Client:
         c.m = check_uint32(m, "m")
         c.ef_construction = check_uint32(ef_construction, "ef_construction")
         c.ef_search = check_uint32(ef_search, "ef_search")
+        c.id_type = id_type_to_wire(id_type)
         resp = self._call(lambda: req, idempotent=False)
         return _info_from_wire(resp.create_collection.info)
 
@@ -305,7 +349,9 @@ class Client:
 
         Args:
             collection: collection name.
-            ids: n distinct unsigned 64-bit ids (list or integer ndarray).
+            ids: n distinct ids: unsigned 64-bit integers (list or integer ndarray), or, for
+                a collection created with ``id_type="str"``, strings (1..512 bytes of UTF-8
+                each; list or str ndarray).
             vectors: ``(n, dim)`` array of any real dtype, or a list of lists; converted once
                 to little-endian float32.
             payloads: ``None``, or n entries each a JSON-serializable dict or ``None``.
@@ -319,14 +365,15 @@ class Client:
         (re-running the same upsert is safe). Empty input writes nothing and returns 0.
 
         Raises:
-            InvalidArgument: mismatched lengths, repeated ids, non-dict payloads, wrong
-                dimension, NaN/Inf, zero vector in a cosine collection.
+            InvalidArgument: mismatched lengths, repeated ids, ids of the other kind than
+                the collection's, a bad string id, non-dict payloads, wrong dimension,
+                NaN/Inf, zero vector in a cosine collection.
             NotFound: no such collection.
         """
         check_name(collection)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
-        id_arr = to_ids(ids)
+        id_arr = to_point_ids(ids)
         n = len(id_arr)
         if n == 0:
             if payloads is not None and len(list(payloads)) != 0:
@@ -337,35 +384,24 @@ class Client:
         vecs = to_matrix(vectors)
         if vecs.shape[0] != n:
             raise InvalidArgument(f"got {n} ids and {vecs.shape[0]} vectors")
-        if len(np.unique(id_arr)) != n:
-            s = np.sort(id_arr)
-            dup = int(s[np.flatnonzero(s[1:] == s[:-1])[0]])
-            raise InvalidArgument(f"id {dup} appears more than once; ids in one upsert must "
-                                  "be distinct")
+        check_distinct(id_arr)
         encoded = encode_payloads(payloads, n)
         dim = vecs.shape[1]
         budget = self._frame_budget()
         step = max(1, min(batch_size, self.limits.max_batch))
-        row_bytes = 8 + 4 * dim
-        if encoded:
+        id_bytes = _row_bytes(id_arr)
+        if encoded or isinstance(id_arr, StrIds):
             # Split greedily so no frame exceeds the server's frame limit, whatever the
-            # payload sizes.
-            sizes = np.fromiter((len(p) for p in encoded), dtype=np.int64, count=n)
-            cum = np.concatenate(([0], np.cumsum(sizes + row_bytes + 6)))
-            bounds: List[Tuple[int, int]] = []
-            lo = 0
-            while lo < n:
-                hi = min(lo + step, n)
-                fit = int(np.searchsorted(cum, cum[lo] + budget, side="right")) - 1
-                hi = min(hi, fit)
-                if hi <= lo:
-                    raise InvalidArgument(f"point {lo} (id {int(id_arr[lo])}) needs "
-                                          f"{int(cum[lo + 1] - cum[lo])} bytes, over the "
-                                          f"server's max frame of "
-                                          f"{self.limits.max_frame_bytes} bytes")
-                bounds.append((lo, hi))
-                lo = hi
+            # payload and id sizes.
+            sizes = id_bytes + 4 * dim + 6
+            if encoded:
+                sizes = sizes + np.fromiter((len(p) for p in encoded), dtype=np.int64, count=n)
+            sizes = np.broadcast_to(sizes, (n,))
+            bounds = _greedy_bounds(n, step, budget, sizes,
+                                    lambda r: f"point {r} (id {_id_of(id_arr, r)!r})",
+                                    self.limits.max_frame_bytes)
         else:
+            row_bytes = 8 + 4 * dim
             if row_bytes > budget:
                 raise InvalidArgument(f"one vector of dim {dim} exceeds the server's max frame "
                                       f"of {self.limits.max_frame_bytes} bytes")
@@ -376,7 +412,7 @@ class Client:
             req = pb.Request()
             u = req.upsert
             u.collection = collection
-            u.ids = id_arr[lo:hi].tobytes()
+            _set_ids(u, id_arr, lo, hi)
             u.vectors = vecs[lo:hi].tobytes()
             if encoded:
                 u.payloads.extend(encoded[lo:hi])
@@ -429,11 +465,12 @@ class Client:
             lo, hi = bounds[i]
             sr = resp.search
             rows = hi - lo
-            if (sr.nq != rows or sr.k != k or len(sr.ids) != rows * k * 8
+            n_ids = len(sr.str_ids.ends) // 4 if sr.HasField("str_ids") else len(sr.ids) // 8
+            if (sr.nq != rows or sr.k != k or n_ids != rows * k
                     or len(sr.distances) != rows * k * 4
                     or (len(sr.payloads) not in (0, rows * k))):
                 raise Internal(f"malformed search response for queries {lo}..{hi - 1}: "
-                               f"nq={sr.nq} k={sr.k} ids={len(sr.ids)}B "
+                               f"nq={sr.nq} k={sr.k} ids={n_ids} "
                                f"distances={len(sr.distances)}B payloads={len(sr.payloads)}")
             handle(lo, hi, k, sr)
 
@@ -455,7 +492,8 @@ class Client:
             with_payload: fetch each hit's payload (else ``Hit.payload`` is None).
 
         Hits are nearest first (ties by id); a query gets fewer than k hits when the
-        collection holds fewer points. Large batches are split and pipelined.
+        collection holds fewer points. ``Hit.id`` is an int, or a str in a collection of
+        string ids. Large batches are split and pipelined.
 
         Raises:
             InvalidArgument: wrong dimension, NaN/Inf, k = 0 or k > max_k. NotFound.
@@ -464,14 +502,21 @@ class Client:
         out: List[List[Hit]] = [[] for _ in range(q.shape[0])]
 
         def handle(lo: int, hi: int, kk: int, sr: "pb.SearchResponse") -> None:
-            ids = np.frombuffer(sr.ids, dtype="<u8").reshape(hi - lo, kk).tolist()
-            dists = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, kk).tolist()
+            rows = hi - lo
+            if sr.HasField("str_ids"):
+                flat = decode_str_ids(sr.str_ids)
+                ids: List[List[Any]] = [flat[r * kk:(r + 1) * kk] for r in range(rows)]
+                pad: Any = None
+            else:
+                ids = np.frombuffer(sr.ids, dtype="<u8").reshape(rows, kk).tolist()
+                pad = PAD_ID
+            dists = np.frombuffer(sr.distances, dtype="<f4").reshape(rows, kk).tolist()
             pls = sr.payloads if with_payload and len(sr.payloads) else None
-            for r in range(hi - lo):
+            for r in range(rows):
                 row_ids, row_d, base = ids[r], dists[r], r * kk
                 out[lo + r] = [Hit(id_, d, decode_payload(pls[base + j]) if pls else None)
                                for j, (id_, d) in enumerate(zip(row_ids, row_d))
-                               if id_ != PAD_ID]
+                               if id_ != pad]
 
         if q.shape[0]:
             self._search_frames(collection, q, k, ef, with_payload, handle)
@@ -488,38 +533,54 @@ class Client:
             k: neighbours per query. ef: as in :meth:`search`.
 
         Returns:
-            ``(ids, distances)``: ``uint64`` and ``float32`` arrays of shape ``(nq, k)``,
-            nearest first. Rows with fewer than k points are padded with id ``2**64 - 1``
-            and distance ``inf``.
+            ``(ids, distances)``: arrays of shape ``(nq, k)``, nearest first; ``distances``
+            float32. ``ids`` is ``uint64``, rows with fewer than k points padded with id
+            ``2**64 - 1``; in a collection of string ids it is an ``object`` array of str,
+            padded with ``None``. Distances of padding are ``inf``.
         """
         q, _ = to_queries(queries)
         kk = check_uint32(k, "k")
-        ids = np.empty((q.shape[0], kk), dtype=np.uint64)
-        dists = np.empty((q.shape[0], kk), dtype=np.float32)
+        nq = q.shape[0]
+        arrays: Dict[str, np.ndarray] = {}
+        dists = np.empty((nq, kk), dtype=np.float32)
 
         def handle(lo: int, hi: int, k_: int, sr: "pb.SearchResponse") -> None:
-            ids[lo:hi] = np.frombuffer(sr.ids, dtype="<u8").reshape(hi - lo, k_)
+            if sr.HasField("str_ids"):
+                a = arrays.get("ids")
+                if a is None:  # every frame of one call answers from one collection
+                    a = arrays["ids"] = np.empty((nq, kk), dtype=object)
+                flat = np.empty((hi - lo) * k_, dtype=object)
+                flat[:] = decode_str_ids(sr.str_ids)
+                a[lo:hi] = flat.reshape(hi - lo, k_)
+            else:
+                a = arrays.get("ids")
+                if a is None:
+                    a = arrays["ids"] = np.empty((nq, kk), dtype=np.uint64)
+                a[lo:hi] = np.frombuffer(sr.ids, dtype="<u8").reshape(hi - lo, k_)
             dists[lo:hi] = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, k_)
 
-        if q.shape[0]:
+        if nq:
             self._search_frames(collection, q, kk, ef, False, handle)
-        return ids, dists
+        ids = arrays.get("ids")
+        return (ids if ids is not None else np.empty((nq, kk), dtype=np.uint64)), dists
 
     def get(self, collection: str, ids: IdsLike, with_vectors: bool = True,
             with_payload: bool = True) -> List[Optional[Record]]:
-        """Fetch points by id: one entry per requested id, in order, ``None`` where the id
-        does not exist. Vectors of cosine collections come back normalized.
+        """Fetch points by id (ints, or str in a collection of string ids): one entry per
+        requested id, in order, ``None`` where the id does not exist. Vectors of cosine
+        collections come back normalized.
 
-        Raises NotFound (no such collection)."""
+        Raises NotFound (no such collection), InvalidArgument (ids of the other kind, a bad
+        string id)."""
         check_name(collection)
-        id_arr = to_ids(ids)
+        id_arr = to_point_ids(ids)
         n = len(id_arr)
         out: List[Optional[Record]] = [None] * n
         if n == 0:
             return out
         max_dim = self.limits.max_dim or 4096
         step = max(1, min(_GET_BATCH, self.limits.max_batch,
-                          self._frame_budget() // (4 * max_dim + 16)))
+                          self._frame_budget() // (4 * max_dim + 16 + 520)))
         bounds = _chunks(n, step)
 
         def build(i: int) -> "pb.Request":
@@ -527,7 +588,7 @@ class Client:
             req = pb.Request()
             g = req.get
             g.collection = collection
-            g.ids = id_arr[lo:hi].tobytes()
+            _set_ids(g, id_arr, lo, hi)
             g.with_vectors = with_vectors
             g.with_payloads = with_payload
             return req
@@ -547,7 +608,7 @@ class Client:
             pls = gr.payloads if with_payload and len(gr.payloads) else None
             for r in range(rows):
                 if gr.found[r]:
-                    out[lo + r] = Record(int(id_arr[lo + r]),
+                    out[lo + r] = Record(_id_of(id_arr, lo + r),
                                          mat[r] if mat is not None else None,
                                          decode_payload(pls[r]) if pls else None)
 
@@ -556,22 +617,27 @@ class Client:
         return out
 
     def delete(self, collection: str, ids: IdsLike) -> int:
-        """Delete points by id; returns how many existed. Unknown ids are ignored; the
-        points leave search results at once. Raises NotFound (no such collection)."""
+        """Delete points by id (ints, or str in a collection of string ids); returns how
+        many existed. Unknown ids are ignored; the points leave search results at once.
+        Raises NotFound (no such collection)."""
         check_name(collection)
-        id_arr = to_ids(ids)
+        id_arr = to_point_ids(ids)
         n = len(id_arr)
         if n == 0:
             return 0
-        step = max(1, min(_DELETE_BATCH, self.limits.max_batch, self._frame_budget() // 8))
-        bounds = _chunks(n, step)
+        step = max(1, min(_DELETE_BATCH, self.limits.max_batch))
+        if isinstance(id_arr, StrIds):
+            bounds = _greedy_bounds(n, step, self._frame_budget(), id_arr.row_sizes(),
+                                    lambda r: f"id {r}", self.limits.max_frame_bytes)
+        else:
+            bounds = _chunks(n, min(step, self._frame_budget() // 8))
         deleted = [0] * len(bounds)  # not splittable: bounds never grows
 
         def build(i: int) -> "pb.Request":
             lo, hi = bounds[i]
             req = pb.Request()
             req.delete.collection = collection
-            req.delete.ids = id_arr[lo:hi].tobytes()
+            _set_ids(req.delete, id_arr, lo, hi)
             return req
 
         def handle(i: int, resp: "pb.Response") -> None:
@@ -580,3 +646,139 @@ class Client:
         self._run(bounds, build, handle, idempotent=True,
                   describe=lambda i: f"delete ids {bounds[i][0]}..{bounds[i][1] - 1}")
         return sum(deleted)
+
+    def set_payload(self, collection: str, ids: IdsLike,
+                    payloads: Union[Optional[Dict[str, Any]],
+                                    Sequence[Optional[Dict[str, Any]]]],
+                    merge: bool = True) -> int:
+        """Change the payloads of existing points without re-sending their vectors; returns
+        how many of the ids existed (and were updated). Ids that do not exist are skipped.
+
+        Args:
+            collection: collection name.
+            ids: distinct ids (ints, or str in a collection of string ids).
+            payloads: one dict (or ``None``) per id, or a single dict applied to every id.
+            merge: ``True`` sets the given top-level keys and keeps the others (a point
+                without a payload gets the dict); ``False`` replaces the whole payload
+                (``None`` then clears it; under merge, ``None`` changes nothing).
+
+        Each frame is applied atomically and durably before it is acknowledged, as for
+        :meth:`upsert`; re-running the same call is safe.
+
+        Raises:
+            InvalidArgument: repeated ids, ids of the other kind, non-dict payloads, a count
+                of payloads other than 1 or len(ids). NotFound: no such collection.
+        """
+        check_name(collection)
+        id_arr = to_point_ids(ids)
+        n = len(id_arr)
+        if isinstance(payloads, Mapping) or payloads is None:
+            one = encode_payload(payloads)
+            encoded = [one] * n
+        else:
+            encoded = encode_payloads(payloads, n) or [b""] * n
+        if n == 0:
+            return 0
+        check_distinct(id_arr)
+        sizes = np.broadcast_to(_row_bytes(id_arr), (n,)) + \
+            np.fromiter((len(p) for p in encoded), dtype=np.int64, count=n) + 6
+        bounds = _greedy_bounds(n, max(1, min(_GET_BATCH, self.limits.max_batch)),
+                                self._frame_budget(), sizes,
+                                lambda r: f"payload {r} (id {_id_of(id_arr, r)!r})",
+                                self.limits.max_frame_bytes)
+        updated = [0] * len(bounds)
+
+        def build(i: int) -> "pb.Request":
+            lo, hi = bounds[i]
+            req = pb.Request()
+            sp = req.set_payload
+            sp.collection = collection
+            _set_ids(sp, id_arr, lo, hi)
+            sp.payloads.extend(encoded[lo:hi])
+            sp.merge = bool(merge)
+            return req
+
+        def handle(i: int, resp: "pb.Response") -> None:
+            updated[i] = int(resp.set_payload.updated)
+
+        self._run(bounds, build, handle, idempotent=True,
+                  describe=lambda i: f"set_payload rows {bounds[i][0]}..{bounds[i][1] - 1}")
+        return sum(updated)
+
+    def scroll(self, collection: str, limit: int = 100, cursor: Optional[bytes] = None,
+               filter: Optional[Dict[str, Any]] = None, with_vectors: bool = False,
+               with_payload: bool = True) -> ScrollPage:
+        """One page of the collection's points in id order (numeric for int ids, bytewise
+        UTF-8 for string ids).
+
+        Args:
+            collection: collection name.
+            limit: most points in the page, 1..``limits.max_batch``. A page may hold fewer
+                (the server cuts it short rather than send a response over its frame
+                limit) and still have a ``next_cursor``.
+            cursor: ``None`` for the first page, then the previous page's ``next_cursor``.
+            filter: reserved for payload filters; must be ``None`` in this version.
+            with_vectors: return each point's vector (normalized in cosine collections).
+            with_payload: return each point's payload.
+
+        Walking a whole collection page by page visits every point that exists for the
+        whole walk exactly once, also while other clients write; points added or deleted
+        meanwhile may or may not appear, none twice. Nothing is held on the server between
+        pages.
+
+        Raises:
+            InvalidArgument: a cursor that is not one this collection's scroll returned (or a
+                collection dropped and recreated since), a bad limit. NotFound.
+        """
+        check_name(collection)
+        if filter is not None:
+            raise InvalidArgument("scroll: filter is not supported by this version of vectord; "
+                                  "pass filter=None")
+        lim = check_uint32(limit, "limit")
+        if lim < 1:
+            raise InvalidArgument("limit must be at least 1")
+        if cursor is not None and not isinstance(cursor, (bytes, bytearray)):
+            raise InvalidArgument(f"cursor must be bytes (a next_cursor) or None, got "
+                                  f"{type(cursor).__name__}")
+        req = pb.Request()
+        sc = req.scroll
+        sc.collection = collection
+        sc.limit = lim
+        if cursor:
+            sc.cursor = bytes(cursor)
+        sc.with_vectors = with_vectors
+        sc.with_payloads = with_payload
+        sr = self._call(lambda: req, idempotent=True).scroll
+        if sr.HasField("str_ids"):
+            ids: List[Any] = decode_str_ids(sr.str_ids)
+        else:
+            ids = np.frombuffer(sr.ids, dtype="<u8").tolist()
+        n = len(ids)
+        if (with_payload and len(sr.payloads) not in (0, n)) or (
+                with_vectors and n and len(sr.vectors) % (4 * n)):
+            raise Internal(f"malformed scroll response: {n} ids, {len(sr.payloads)} payloads, "
+                           f"{len(sr.vectors)} vector bytes")
+        vecs = np.frombuffer(sr.vectors, dtype="<f4").reshape(n, -1).copy() \
+            if with_vectors and n else None
+        pls = sr.payloads if with_payload and len(sr.payloads) else None
+        if vecs is None and pls is None:
+            records = [Record(i) for i in ids]
+        else:
+            records = [Record(ids[r], vecs[r] if vecs is not None else None,
+                              decode_payload(pls[r]) if pls else None) for r in range(n)]
+        return ScrollPage(records, bytes(sr.next_cursor) if sr.next_cursor else None)
+
+    def iter_points(self, collection: str, batch: int = 1000, *, with_vectors: bool = False,
+                    with_payload: bool = True,
+                    filter: Optional[Dict[str, Any]] = None) -> Iterator[Record]:
+        """Every point of the collection as :class:`Record`, in id order: :meth:`scroll`
+        page after page (``batch`` points each) until the end. The same guarantees as
+        scroll: each point present throughout comes exactly once, also under writes."""
+        cursor: Optional[bytes] = None
+        while True:
+            page = self.scroll(collection, limit=batch, cursor=cursor, filter=filter,
+                               with_vectors=with_vectors, with_payload=with_payload)
+            yield from page.records
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
