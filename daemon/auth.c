@@ -43,9 +43,9 @@ static vd_status read_token(const char *flag, const char *path, char *buf, size_
     if (sb.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
         fclose(f);
         return vd_err_set(err, VD_INVALID,
-                          "%s %s: permissions %04o are too open: a token file must not be "
-                          "readable or writable by group or others (chmod 600 %s)",
-                          flag, path, (unsigned)(sb.st_mode & 07777), path);
+                          "%s %s: permissions %04o are too open: group or others may read or "
+                          "write it (chmod 600 the file)",
+                          flag, path, (unsigned)(sb.st_mode & 07777));
     }
     size_t len = fread(buf, 1, TOKEN_MAX + 1, f);
     fclose(f);

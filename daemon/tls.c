@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 
 #define TLS_HANDSHAKE_RECORD 0x16
@@ -83,12 +84,14 @@ vd_status vd_tls_new(const char *cert_file, const char *key_file, const char *cl
         what = why;
         goto fail_file;
     }
-    if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+    if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         snprintf(why, sizeof why, "--tls-key %s", key_file);
         what = why;
         goto fail_file;
     }
-    if (SSL_CTX_check_private_key(t->ctx) != 1) {
+    if (SSL_CTX_check_private_key(t->ctx) != 1) { /* also after a mismatch above */
+        ERR_clear_error();
         snprintf(why, sizeof why, "--tls-key %s does not match --tls-cert %s", key_file,
                  cert_file);
         what = why;
