@@ -106,6 +106,15 @@ void vd_reply_result(vd_server *srv, vd_job *j, vd_result *res)
     vd_status s = vd_proto_encode_result(j->request_id, res, &st, srv->cfg.limits.max_frame_bytes,
                                          &f, &len, &err);
     vd_result_free(res);
+    if (s != VD_OK && vd_request_is_write(j->kind)) {
+        /* The write is committed; an error now would tell the client it failed. With no
+         * frame the connection closes: "outcome unknown", the truth, as after a crash. */
+        vd_log(VD_LOG_ERROR, "request %" PRIu64 " (%s) is committed but its response could not "
+               "be built: %s; closing its connection", j->request_id, vd_request_name(j->kind),
+               err.msg);
+        set_frame(srv, j, NULL, 0, vd_proto_code_of(s));
+        return;
+    }
     if (s != VD_OK) {
         vd_reply_status(srv, j, s, &err);
         return;

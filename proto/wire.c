@@ -105,10 +105,14 @@ int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out)
 
 /* ---- Allocation ----------------------------------------------------------------------------- */
 
+_Thread_local int vd_proto__alloc_failed;
+
 static void *pb_alloc(void *data, size_t size)
 {
     (void)data;
-    return vd_malloc(size);
+    void *p = vd_malloc(size);
+    if (!p) vd_proto__alloc_failed = 1;
+    return p;
 }
 
 static void pb_free(void *data, void *p)

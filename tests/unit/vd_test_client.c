@@ -121,7 +121,10 @@ vd_pb_response *vdt_recv(vdt_client *c)
             uint32_t len = vd_get_u32be(c->buf + c->start);
             if (have >= 4 + (size_t)len) {
                 vd_pb_response *r = NULL;
-                vd_proto_response_decode(c->buf + c->start + 4, len, &r, NULL);
+                if (c->system_alloc) /* freed by vd_proto_response_free: vd_free is free */
+                    r = vectord__v1__response__unpack(NULL, len, c->buf + c->start + 4);
+                else
+                    vd_proto_response_decode(c->buf + c->start + 4, len, &r, NULL);
                 c->start += 4 + (size_t)len;
                 return r;
             }

@@ -19,6 +19,9 @@ typedef struct vdt_client {
     int timeout_ms; /* per receive; default 20000 */
     uint8_t *buf;   /* receive buffer */
     size_t cap, start, end;
+    /* Decode responses with malloc instead of vd_malloc, so that a test failing the server's
+     * Nth vd_malloc in the same process never fails the client's (test_daemon_oom.c). */
+    int system_alloc;
 } vdt_client;
 
 /* Connects to 127.0.0.1:port (no Hello). 0 on success. */
