@@ -57,7 +57,7 @@ vd_status vd_err_prefix(vd_err *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     /* Precision caps keep the result inside msg (long messages are cut, never overrun). */
-    snprintf(err->msg, sizeof err->msg, "%.80s: %.116s", head, old);
+    snprintf(err->msg, sizeof err->msg, "%.96s: %.284s", head, old);
     return err->code;
 }
 

@@ -36,7 +36,7 @@ typedef enum vd_status {
  * callee fills `msg` with one line naming what was wrong. */
 typedef struct vd_err {
     vd_status code;
-    char msg[200];
+    char msg[384]; /* room for a long data directory path in a message */
 } vd_err;
 
 /* Fills *err (if not NULL) with status s and a printf-style message; returns s. */
