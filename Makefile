@@ -9,6 +9,7 @@
 #   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
 #   make bench   benchmarks over every set in ../shared/data
 #   make fuzz    longer fuzzing runs
+#   make soak    a long mixed load with backups and restarts (SOAK_MINUTES, default 30)
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -75,7 +76,7 @@ LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(
 LIB := $(B)/libvectord.a
 
 .PHONY: all deps run test test-unit test-layout test-asan test-tsan test-fuzz test-e2e bench fuzz clean \
-        python-proto format
+        python-proto format soak
 .DEFAULT_GOAL := all
 
 all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
@@ -215,6 +216,14 @@ test-e2e: $(B)/vectord $(PY_PB)
 	  VECTORD_BIN=$(CURDIR)/$(B)/vectord PYTHONPATH=$(CURDIR)/client/python \
 	    $(PYTHON) -m pytest -q tests/e2e; \
 	else echo "no e2e tests yet"; fi
+
+# Not part of `make test`: upserts, deletes, searches and gets from many connections, backups
+# and restarts (clean and kill -9) for SOAK_MINUTES; asserts nothing acknowledged is lost,
+# no unexpected errors, RSS and fds that stop growing, and prints a summary table.
+SOAK_MINUTES ?= 30
+soak: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) build/vectord $(PY_PB)
+	$(PYTHON) tests/soak/soak.py --minutes $(SOAK_MINUTES) --bin build/vectord
 
 # Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
 # build/bench-results.jsonl. About 40 minutes on 2 cores; bench/README.md lists each command.

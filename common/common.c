@@ -69,7 +69,10 @@ static atomic_long alloc_once = -1;
 
 void vd_alloc_fail_after(long n) { atomic_store(&alloc_budget, n); }
 void vd_alloc_fail_nth(long n) { atomic_store(&alloc_once, n); }
-int vd_alloc_fail_pending(void) { return atomic_load(&alloc_once) >= 0; }
+int vd_alloc_fail_pending(void)
+{
+    return atomic_load(&alloc_once) >= 0 || atomic_load(&alloc_budget) > 0;
+}
 
 static int alloc_allowed(void)
 {

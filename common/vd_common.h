@@ -58,8 +58,8 @@ void vd_free(void *p);
 void vd_alloc_fail_after(long n);
 /* Test hook: the next n allocations succeed, the one after fails, and every later one
  * succeeds again (a transient failure, as SQLite's "benign" OOM tests inject); -1 cancels.
- * vd_alloc_fail_pending() is 1 while that failure has not happened yet. Independent of
- * vd_alloc_fail_after. */
+ * vd_alloc_fail_pending() is 1 while the failure asked for by either hook has not happened
+ * yet. The two hooks are independent. */
 void vd_alloc_fail_nth(long n);
 int vd_alloc_fail_pending(void);
 

@@ -66,6 +66,7 @@
 #define LOG_PER_SECOND 20u        /* client error lines per second before suppression */
 #define GLOBAL_INFLIGHT_FRAMES 8u /* request bytes with the workers, in max_frame units */
 #define TLS_HANDSHAKE_MS 10000u   /* a TLS client must finish its handshake this fast */
+#define ACCEPT_RETRY_MS 10u       /* an accept that found no memory is retried after this */
 
 struct vd_conn {
     uv_tcp_t tcp;
@@ -660,6 +661,14 @@ static void conn_refuse(vd_conn *c, vd_refusal why, vd_code code, const char *ms
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close_now(c);
 }
 
+static void on_connection(uv_stream_t *listener, int status);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    vd_server *srv = t->data;
+    if (!srv->stopping) on_connection((uv_stream_t *)&srv->listener, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     vd_server *srv = listener->data;
@@ -669,7 +678,11 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     vd_conn *c = vd_calloc(1, sizeof *c);
     if (!c) {
-        vd_log(VD_LOG_ERROR, "out of memory accepting a connection");
+        /* libuv holds the connection until we accept it and watches the listener no more
+         * meanwhile: returning would wedge every future accept. Try again shortly. */
+        vd_log(VD_LOG_ERROR, "out of memory accepting a connection; retrying in %u ms",
+               ACCEPT_RETRY_MS);
+        uv_timer_start(&srv->accept_timer, on_accept_retry, ACCEPT_RETRY_MS, 0);
         return;
     }
     c->srv = srv;
@@ -799,6 +812,7 @@ static void close_loop_handles(vd_server *srv)
     uv_close((uv_handle_t *)&srv->done_async, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sweep_timer, close_cb_nop);
     uv_close((uv_handle_t *)&srv->stop_timer, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->accept_timer, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sig_int, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sig_term, close_cb_nop);
 }
@@ -969,6 +983,8 @@ static void init_loop_handles(vd_server *srv)
     srv->sweep_timer.data = srv;
     uv_timer_init(&srv->loop, &srv->stop_timer);
     srv->stop_timer.data = srv;
+    uv_timer_init(&srv->loop, &srv->accept_timer);
+    srv->accept_timer.data = srv;
     uv_signal_init(&srv->loop, &srv->sig_int);
     uv_signal_init(&srv->loop, &srv->sig_term);
     srv->sig_int.data = srv->sig_term.data = srv;

@@ -111,6 +111,7 @@ struct vd_server {
     uv_async_t done_async;
     uv_timer_t sweep_timer;
     uv_timer_t stop_timer;
+    uv_timer_t accept_timer; /* retries an accept that found no memory */
     vd_conn *conns;   /* doubly linked list of open connections */
     uint32_t n_conns; /* accepted and counted against max_connections */
     uint64_t next_conn_id;

@@ -5,7 +5,9 @@
  *
  * For N = 0, 1, 2, ... a scripted session (hello, create, upsert with payloads, search with
  * payloads, get with vectors and payloads, delete, count, info, list, stats, drop) runs with
- * the Nth allocation from its start failing, once. Every request must then be answered
+ * the Nth allocation from its start failing: once (vd_alloc_fail_nth, a transient shortage),
+ * then in a second sweep with every allocation from the Nth on failing until the session
+ * ends (vd_alloc_fail_after, memory gone for a while). Every request must then be answered
  * correctly, or refused with a clear out-of-memory status, or (when even the error frame
  * could not be built) its connection closed - never a wrong answer or a hang; afterwards the
  * server must serve a fresh connection and hold exactly the acknowledged writes. The sweep
@@ -89,6 +91,15 @@ static void reconnect_if(vdt_client *c, int out)
     ck_assert_int_eq(open_client(c), 0);
 }
 
+/* With persistent failures every request after a failed one fails too (and a fresh
+ * connection could not even be accepted): the session ends at its first failure. */
+#define STEP(out)                                                                                  \
+    do {                                                                                           \
+        int out_ = (out);                                                                          \
+        if (persistent && out_ <= 0) goto done;                                                    \
+        reconnect_if(&c, out_);                                                                    \
+    } while (0)
+
 static uint64_t count_main(void)
 {
     vdt_client c;
@@ -109,11 +120,11 @@ static void vec_of(uint64_t id, float *v)
 
 /* The session with the Nth allocation failing; *expect tracks the points of "main".
  * Returns 1 when the session ended before reaching its Nth allocation. */
-static int session(long n, uint64_t *expect)
+static int session(long n, int persistent, uint64_t *expect)
 {
     char coll[32];
-    snprintf(coll, sizeof coll, "s%ld", n);
-    uint64_t base = 1000 + (uint64_t)n * 100, ids[BATCH];
+    snprintf(coll, sizeof coll, "s%d_%ld", persistent, n);
+    uint64_t base = 1000 + (uint64_t)persistent * 10000000 + (uint64_t)n * 100, ids[BATCH];
     float v[BATCH * DIM];
     char pay[BATCH][32];
     const char *payloads[BATCH];
@@ -125,27 +136,29 @@ static int session(long n, uint64_t *expect)
     }
     vdt_client c;
     ck_assert_int_eq(open_client(&c), 0);
-    vd_alloc_fail_nth(n);
+    if (persistent)
+        vd_alloc_fail_after(n);
+    else
+        vd_alloc_fail_nth(n);
     vd_pb_response *r;
-    int o, upserted, deleted = -1;
-    (void)o;
+    int o, upserted = 0, deleted = 0; /* requests never sent changed nothing */
 
     r = vdt_create(&c, coll, DIM, VECTORD__V1__METRIC__L2);
     int created = outcome(r, "create", n);
-    reconnect_if(&c, created);
     vd_proto_response_free(r);
+    STEP(created);
     r = vdt_upsert(&c, "main", ids, BATCH, v, sizeof v, payloads);
     upserted = outcome(r, "upsert", n);
     if (upserted > 0) ck_assert_uint_eq(r->upsert->written, BATCH);
-    reconnect_if(&c, upserted);
     vd_proto_response_free(r);
+    STEP(upserted);
     r = vdt_search(&c, "main", v, 2 * DIM * 4, 5, 32, 1);
     if ((o = outcome(r, "search", n)) > 0) {
         ck_assert_uint_eq(r->search->nq, 2);
         ck_assert_uint_eq(r->search->k, 5);
     }
-    reconnect_if(&c, o);
     vd_proto_response_free(r);
+    STEP(o);
     r = vdt_get(&c, "main", ids, 10, 1, 1);
     if ((o = outcome(r, "get", n)) > 0 && upserted > 0)
         for (int i = 0; i < 10; i++) {
@@ -154,32 +167,38 @@ static int session(long n, uint64_t *expect)
             ck_assert_uint_eq(r->get->payloads[i].len, strlen(pay[i]));
             ck_assert_mem_eq(r->get->payloads[i].data, pay[i], strlen(pay[i]));
         }
-    reconnect_if(&c, o);
     vd_proto_response_free(r);
+    STEP(o);
     r = vdt_delete(&c, "main", ids, 5);
-    if (outcome(r, "delete", n) > 0) deleted = (int)r->delete_->deleted;
-    reconnect_if(&c, r ? 0 : -1);
+    o = outcome(r, "delete", n);
+    deleted = o > 0 ? (int)r->delete_->deleted : o < 0 ? -1 : 0;
     vd_proto_response_free(r);
+    STEP(o);
     vd_pb_response *(*const reads[])(vdt_client *, const char *) = {vdt_count, vdt_info};
     for (size_t i = 0; i < 2; i++) {
         r = reads[i](&c, "main");
-        reconnect_if(&c, outcome(r, i ? "info" : "count", n));
+        o = outcome(r, i ? "info" : "count", n);
         vd_proto_response_free(r);
+        STEP(o);
     }
     r = vdt_list(&c);
-    reconnect_if(&c, outcome(r, "list", n));
+    o = outcome(r, "list", n);
     vd_proto_response_free(r);
+    STEP(o);
     r = vdt_stats(&c);
-    reconnect_if(&c, outcome(r, "stats", n));
+    o = outcome(r, "stats", n);
     vd_proto_response_free(r);
+    STEP(o);
     r = vdt_drop(&c, coll);
     if (created <= 0 && vdt_code(r) == VECTORD__V1__CODE__NOT_FOUND)
         ck_assert(created == 0 || created == -1); /* never created: nothing to drop */
     else
         outcome(r, "drop", n);
     vd_proto_response_free(r);
+done:;
     int never_failed = vd_alloc_fail_pending();
     vd_alloc_fail_nth(-1);
+    vd_alloc_fail_after(-1);
     vdt_close(&c);
 
     /* Exactly the acknowledged writes; an unanswered one is either fully there or not. */
@@ -227,15 +246,38 @@ START_TEST(every_allocation_of_a_session_failing_in_turn)
     vdt_close(&c);
 
     uint64_t expect = 0;
-    long n = 0;
-    for (; n < 20000; n++)
-        if (session(n, &expect)) break; /* the session never reached its Nth allocation */
-    vd_alloc_fail_nth(-1);
-    fprintf(stderr, "daemon allocation sweep: %ld sessions, the Nth allocation failing for "
-                    "every N in 0..%ld; %llu points acknowledged and present\n",
-            n + 1, n - 1, (unsigned long long)expect);
-    ck_assert_int_gt(n, 100);
+    for (int persistent = 0; persistent < 2; persistent++) {
+        long n = 0;
+        for (; n < 20000; n++)
+            if (session(n, persistent, &expect)) break; /* it never reached its Nth */
+        fprintf(stderr, "daemon allocation sweep (%s): %ld sessions, N = 0..%ld all passed; "
+                        "%llu points acknowledged and present\n",
+                persistent ? "every allocation from the Nth on fails" : "the Nth fails once",
+                n + 1, n - 1, (unsigned long long)expect);
+        ck_assert_int_gt(n, 100);
+    }
     ck_assert_uint_gt(expect, 0);
+
+    /* No memory at all while a client connects: the accept waits (retried every few ms)
+     * and the connection is served once memory is back - libuv holds a connection nobody
+     * accepted and stops watching the listener, so giving up would wedge every later one. */
+    vd_alloc_fail_after(0);
+    vdt_client late;
+    ck_assert_int_eq(vdt_connect(&late, cfg.port), 0);
+    late.system_alloc = 1;
+    Vectord__V1__HelloRequest hm = VECTORD__V1__HELLO_REQUEST__INIT;
+    hm.protocol_version = VD_PROTOCOL_VERSION;
+    Vectord__V1__Request hr = VECTORD__V1__REQUEST__INIT;
+    hr.op_case = VECTORD__V1__REQUEST__OP_HELLO;
+    hr.hello = &hm;
+    ck_assert_int_eq(vdt_send(&late, &hr), 0);
+    usleep(300000);
+    vd_alloc_fail_after(-1);
+    r = vdt_recv(&late);
+    ck_assert_msg(vdt_code(r) == 0, "hello after the shortage: %s", vdt_msg(r));
+    vd_proto_response_free(r);
+    vdt_close(&late);
+    ck_assert_uint_eq(count_main(), expect);
 
     kill(getpid(), SIGTERM); /* the server's own shutdown path */
     pthread_join(th, NULL);
