@@ -148,6 +148,10 @@ size_t vd_json_escape(const char *s, char *out, size_t cap)
             esc[0] = '\\';
             esc[1] = (char)*p;
             len = 2;
+        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+            esc[0] = '\\';
+            esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+            len = 2;
         } else if (*p < 0x20) {
             len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
         } else {
