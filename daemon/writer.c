@@ -50,7 +50,8 @@ static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_write **ws)
     vd_store_counters_get(srv->store, &after); /* this thread is the store's only writer */
     vd_hist_observe(&srv->metrics.group_size, n);
     vd_hist_observe(&srv->metrics.commit_ns, dt);
-    if (after.commits != before.commits) vd_hist_observe(&srv->metrics.sync_ns, after.last_commit_ns);
+    if (after.commits != before.commits)
+        vd_hist_observe(&srv->metrics.sync_ns, after.last_commit_ns);
     if (s == VD_OK) {
         atomic_fetch_add(&srv->writes_committed, 1);
     } else {

@@ -29,19 +29,6 @@ static int metrics_port;
 static atomic_int scraping;
 static int scrapes, bad_scrapes;
 
-static int any_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* GET /metrics until told to stop; counts the answers that were a 200 with the counters. */
 static void *scrape(void *arg)
 {
@@ -61,7 +48,8 @@ static void *scrape(void *arg)
         close(fd);
         buf[n] = 0;
         scrapes++;
-        if (!strstr(buf, " 200 ") || !strstr(buf, "vectord_requests_total{op=\"upsert\"")) bad_scrapes++;
+        if (!strstr(buf, " 200 ") || !strstr(buf, "vectord_requests_total{op=\"upsert\""))
+            bad_scrapes++;
         usleep(20000);
     }
     return NULL;
@@ -168,7 +156,7 @@ START_TEST(two_hundred_connections_mixing_reads_and_writes)
 {
     memset(&D, 0, sizeof D);
     char mport[32];
-    metrics_port = any_port();
+    metrics_port = vdt_free_port();
     snprintf(mport, sizeof mport, "127.0.0.1:%d", metrics_port);
     const char *args[] = {"--max-connections", "400", "--metrics-listen", mport, NULL};
     ck_assert_msg(vdt_daemon_start(&D, args) == 0, "daemon did not start (log %s)", D.log);

@@ -40,19 +40,6 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static int open_client(vdt_client *c)
 {
     for (int i = 0; i < 500; i++) {
@@ -228,7 +215,7 @@ START_TEST(every_allocation_of_a_session_failing_in_turn)
     snprintf(data, sizeof data, "%s/data", dir);
     cfg.data_dir = data;
     snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
-    cfg.port = free_port();
+    cfg.port = vdt_free_port();
     cfg.threads = 2;
     cfg.limits = (vd_limits){.max_frame_bytes = 1u << 20, .max_batch = 1024, .max_k = 100,
                              .max_dim = 64, .max_connections = 64, .idle_timeout_ms = 0};

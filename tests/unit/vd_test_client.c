@@ -346,7 +346,7 @@ float vdt_hit_dist(const vd_pb_response *r, size_t i)
 
 /* ---- the daemon ---------------------------------------------------------------------------- */
 
-static int free_port(void)
+int vdt_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
@@ -379,7 +379,7 @@ static int start_once(vdt_daemon *d, const char *const *args)
     const char *b = getenv("VD_TEST_BUILD");
     char bin[512], listen[64];
     snprintf(bin, sizeof bin, "%s/vectord", b && *b ? b : "build");
-    d->port = free_port();
+    d->port = vdt_free_port();
     if (d->port <= 0) return -1;
     snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
     const char *argv[64];

@@ -70,6 +70,9 @@ const char *vdt_msg(const vd_pb_response *r);
 uint64_t vdt_hit_id(const vd_pb_response *r, size_t i);
 float vdt_hit_dist(const vd_pb_response *r, size_t i);
 
+/* A loopback port free at the time of the call (bind to port 0, then release); -1 if none. */
+int vdt_free_port(void);
+
 /* ---- the daemon under test ---- */
 typedef struct vdt_daemon {
     pid_t pid;
