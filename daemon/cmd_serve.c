@@ -185,8 +185,9 @@ int vd_cmd_serve(int argc, char **argv)
         {.name = "--tls-client-ca", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.tls_client_ca,
          .help = "require client certificates signed by these\nPEM CAs (mTLS)",
          .parse = parse_file},
-        {.name = "--metrics-listen", .meta = "HOST:PORT", .kind = VD_CLI_FN, .dst = &cfg,
-         .help = "HTTP /metrics, /healthz, /readyz here; a bare\nPORT means 127.0.0.1:PORT",
+        {.name = "--metrics-listen", .meta = "ADDR", .kind = VD_CLI_FN, .dst = &cfg,
+         .help = "HOST:PORT for HTTP /metrics, /healthz, /readyz;\na bare PORT means "
+                 "127.0.0.1:PORT",
          .def = "off", .parse = parse_metrics_listen},
         {.name = "--slow-query-ms", .meta = "N", .kind = VD_CLI_UINT, .dst = &cfg.slow_query_ms,
          .help = "log requests slower than N ms", .def = "off", .lo = 1, .hi = 3600000},
