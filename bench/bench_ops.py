@@ -81,10 +81,9 @@ def readiness(args, tmp):
         if status == 503:
             n_503 += 1
             first_503 = first_503 or now
-            if mid_scrape is None:
-                _, text = get(f"http://127.0.0.1:{mport}/metrics")
-                mid_scrape = [line for line in text.splitlines()
-                              if line.startswith("vectord_load_points")]
+            _, text = get(f"http://127.0.0.1:{mport}/metrics")  # the last one before 200
+            mid_scrape = [line for line in text.splitlines()
+                          if line.startswith("vectord_load_points")] or mid_scrape
         elif status == 200:
             first_200 = now
             break
