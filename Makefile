@@ -84,7 +84,7 @@ all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
 # ---- dependencies -----------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
-            libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm \
+            libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm python3-lmdb \
             python3-pip python3-venv clang libclang-rt-14-dev valgrind \
             libmicrohttpd-dev libssl-dev openssl python3-prometheus-client
 deps:
