@@ -9,6 +9,7 @@
 #   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
 #   make bench   benchmarks over every set in ../shared/data
 #   make fuzz    longer fuzzing runs
+#   make soak    a long mixed load with backups and restarts (SOAK_MINUTES, default 30)
 
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
@@ -49,7 +50,7 @@ CFLAGS ?=
 CFLAGS += -std=c11 -g $(OPT) $(ARCH) $(WARN) -pthread -MMD -MP
 CXXFLAGS += -std=c++17 -g $(OPT) $(ARCH) -pthread -MMD -MP
 LDFLAGS += $(LDSAN) -pthread
-LIBS_EXT := -luv -llmdb -lprotobuf-c -lm
+LIBS_EXT := -luv -llmdb -lprotobuf-c -lmicrohttpd -lssl -lcrypto -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 # ---- sources ----------------------------------------------------------------------------
@@ -75,7 +76,7 @@ LIB_OBJ := $(call obj,$(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(INGEST_SRC) $(
 LIB := $(B)/libvectord.a
 
 .PHONY: all deps run test test-unit test-layout test-asan test-tsan test-fuzz test-e2e bench fuzz clean \
-        python-proto format
+        python-proto format soak
 .DEFAULT_GOAL := all
 
 all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
@@ -84,7 +85,8 @@ all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
 DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
             libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm python3-lmdb \
-            python3-pip python3-venv clang libclang-rt-14-dev valgrind
+            python3-pip python3-venv clang libclang-rt-14-dev valgrind \
+            libmicrohttpd-dev libssl-dev openssl python3-prometheus-client
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
@@ -216,6 +218,14 @@ test-e2e: $(B)/vectord $(PY_PB)
 	  VECTORD_BIN=$(CURDIR)/$(B)/vectord PYTHONPATH=$(CURDIR)/client/python \
 	    $(PYTHON) -m pytest -q tests/e2e; \
 	else echo "no e2e tests yet"; fi
+
+# Not part of `make test`: upserts, deletes, searches and gets from many connections, backups
+# and restarts (clean and kill -9) for SOAK_MINUTES; asserts nothing acknowledged is lost,
+# no unexpected errors, RSS and fds that stop growing, and prints a summary table.
+SOAK_MINUTES ?= 30
+soak: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) build/vectord $(PY_PB)
+	$(PYTHON) tests/soak/soak.py --minutes $(SOAK_MINUTES) --bin build/vectord
 
 # Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
 # build/bench-results.jsonl. About 40 minutes on 2 cores; bench/README.md lists each command.

@@ -23,7 +23,8 @@
     X(VERSION, -8, "unsupported format or protocol version")               \
     X(UNAUTHENTICATED, -9, "unauthenticated")                              \
     X(UNAVAILABLE, -10, "unavailable")                                     \
-    X(INTERNAL, -11, "internal error")
+    X(INTERNAL, -11, "internal error")                                     \
+    X(DENIED, -13, "permission denied")
 
 typedef enum vd_status {
 #define X(name, code, msg) VD_##name = code,
@@ -35,7 +36,7 @@ typedef enum vd_status {
  * callee fills `msg` with one line naming what was wrong. */
 typedef struct vd_err {
     vd_status code;
-    char msg[200];
+    char msg[384]; /* room for a long data directory path in a message */
 } vd_err;
 
 /* Fills *err (if not NULL) with status s and a printf-style message; returns s. */
@@ -55,11 +56,24 @@ char *vd_strdup(const char *s);
 void vd_free(void *p);
 /* Test hook: the next n allocations succeed, then every one fails until reset with -1. */
 void vd_alloc_fail_after(long n);
+/* Test hook: the next n allocations succeed, the one after fails, and every later one
+ * succeeds again (a transient failure, as SQLite's "benign" OOM tests inject); -1 cancels.
+ * vd_alloc_fail_pending() is 1 while the failure asked for by either hook has not happened
+ * yet. The two hooks are independent. */
+void vd_alloc_fail_nth(long n);
+int vd_alloc_fail_pending(void);
 
-/* Logging: one line per event to stderr, "2026-11-22T03:49:17Z info  message".
+/* Logging: one line per event to stderr, "2026-11-22T03:49:17Z info  message", or with
+ * VD_LOG_JSON one JSON object per line, {"ts":"2026-11-22T03:49:17.123Z","level":"info",
+ * "msg":"message"} (the message escaped; bytes that are not UTF-8 become U+FFFD).
  * Thread-safe (one write(2) per line). */
 typedef enum vd_log_level { VD_LOG_DEBUG, VD_LOG_INFO, VD_LOG_WARN, VD_LOG_ERROR } vd_log_level;
+typedef enum vd_log_format { VD_LOG_TEXT, VD_LOG_JSON } vd_log_format;
 void vd_log_set_level(vd_log_level min_level);
+void vd_log_set_format(vd_log_format f);
+/* The JSON string body of s (no quotes) into out[0..cap), always NUL-terminated, cut at a
+ * character boundary when it does not fit; returns the length written. Pure. */
+size_t vd_json_escape(const char *s, char *out, size_t cap);
 void vd_log(vd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Little-endian and big-endian helpers for stored records and wire frames. */

@@ -179,7 +179,7 @@ int vd_cli__parse(const vd_cli *c, int argc, char **argv)
         const char *val = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
         if (!val) return vd_cli__fail(c->cmd, f->name, NULL, "needs a value");
         if (!*val) return vd_cli__fail(c->cmd, f->name, "''", "needs a value");
-        char why[200];
+        char why[sizeof(((vd_err *)0)->msg)];
         if (set_value(f, val, why, sizeof why) != 0)
             return vd_cli__fail(c->cmd, f->name, val, why);
     }

@@ -3,7 +3,9 @@
  * takes its value as the next argument or after '=', the help is printed from the table, and
  * bad arguments exit 2 with one line naming the flag and what was wrong. --max-k is checked
  * against the parameter table's k range (index/vd_index.h); the other limits are the
- * server's own. */
+ * server's own. Flags that only make sense together (--tls-cert and --tls-key, a client CA
+ * or a read-only token without what they complete) are checked right after parsing, so a
+ * bad combination exits 2 before anything is opened. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -18,13 +20,22 @@
 
 #define MIB (1024u * 1024u)
 
-static vd_status parse_listen(const char *s, void *dst, vd_err *err)
+/* HOST:PORT (or [v6]:PORT) into host/port; with bare_port, a lone PORT means loopback. */
+static vd_status parse_hostport(const char *s, char *host, size_t cap, int *port_out,
+                                int bare_port, vd_err *err)
 {
-    vd_server_config *cfg = dst;
     const char *colon = strrchr(s, ':'), *h = s;
     size_t hl = colon ? (size_t)(colon - s) : 0;
     unsigned long port = 0;
     char *end = NULL;
+    if (!colon && bare_port && isdigit((unsigned char)s[0])) {
+        errno = 0;
+        port = strtoul(s, &end, 10);
+        if (errno || *end || port > 65535) goto bad;
+        snprintf(host, cap, "127.0.0.1");
+        *port_out = (int)port;
+        return VD_OK;
+    }
     if (colon && h[0] == '[') { /* [v6 address]:port */
         if (hl < 3 || h[hl - 1] != ']') goto bad;
         h++;
@@ -32,24 +43,49 @@ static vd_status parse_listen(const char *s, void *dst, vd_err *err)
     } else if (!colon || memchr(h, ':', hl)) {
         goto bad; /* no port, or IPv6 without brackets */
     }
-    if (hl == 0 || hl >= sizeof cfg->host || !isdigit((unsigned char)colon[1])) goto bad;
+    if (hl == 0 || hl >= cap || !isdigit((unsigned char)colon[1])) goto bad;
     errno = 0;
     port = strtoul(colon + 1, &end, 10);
     if (errno || *end || port > 65535) goto bad;
-    memcpy(cfg->host, h, hl);
-    cfg->host[hl] = 0;
-    if (!strcmp(cfg->host, "localhost")) snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
-    cfg->port = (int)port;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    if (!strcmp(host, "localhost")) snprintf(host, cap, "127.0.0.1");
+    *port_out = (int)port;
     return VD_OK;
 bad:
-    return vd_err_set(err, VD_INVALID, "expected HOST:PORT, e.g. 127.0.0.1:7711");
+    return vd_err_set(err, VD_INVALID, bare_port ? "expected HOST:PORT or PORT, e.g. 9100"
+                                                 : "expected HOST:PORT, e.g. 127.0.0.1:7711");
 }
 
-static vd_status parse_token_file(const char *s, void *dst, vd_err *err)
+static vd_status parse_listen(const char *s, void *dst, vd_err *err)
+{
+    vd_server_config *cfg = dst;
+    return parse_hostport(s, cfg->host, sizeof cfg->host, &cfg->port, 0, err);
+}
+
+static vd_status parse_metrics_listen(const char *s, void *dst, vd_err *err)
+{
+    vd_server_config *cfg = dst;
+    return parse_hostport(s, cfg->metrics_host, sizeof cfg->metrics_host, &cfg->metrics_port, 1,
+                          err);
+}
+
+/* A file that must be readable (tokens, certificates, keys); its contents are checked at
+ * start, before the data directory is opened. */
+static vd_status parse_file(const char *s, void *dst, vd_err *err)
 {
     if (access(s, R_OK) != 0) return vd_err_set(err, VD_INVALID, "%s", strerror(errno));
     *(const char **)dst = s;
     return VD_OK;
+}
+
+static vd_status parse_log_format(const char *s, void *dst, vd_err *err)
+{
+    if (!strcmp(s, "text") || !strcmp(s, "json")) {
+        *(vd_log_format *)dst = !strcmp(s, "json") ? VD_LOG_JSON : VD_LOG_TEXT;
+        return VD_OK;
+    }
+    return vd_err_set(err, VD_INVALID, "expected text or json");
 }
 
 static vd_status parse_idle_timeout(const char *s, void *dst, vd_err *err)
@@ -93,6 +129,27 @@ static void defaults(vd_server_config *cfg)
     cfg->limits.idle_timeout_ms = 300 * 1000;
     cfg->max_inflight = 256;
     cfg->log_level = VD_LOG_INFO;
+    cfg->log_format = VD_LOG_TEXT;
+    cfg->metrics_port = -1;
+    const char *pause = getenv("VD_TEST_LOAD_PAUSE_MS"); /* tests only: a slow load */
+    if (pause) cfg->test_load_pause_ms = (uint32_t)strtoul(pause, NULL, 10);
+}
+
+/* Flags that need another one. Returns 2 after one line on stderr, -1 when all is well. */
+static int check_combinations(const vd_server_config *cfg)
+{
+    if (cfg->tls_cert && !cfg->tls_key)
+        return vd_cli__fail("serve", "--tls-key", NULL, "is required with --tls-cert");
+    if (cfg->tls_key && !cfg->tls_cert)
+        return vd_cli__fail("serve", "--tls-cert", NULL, "is required with --tls-key");
+    if (cfg->tls_client_ca && !cfg->tls_cert)
+        return vd_cli__fail("serve", "--tls-client-ca", NULL,
+                            "needs --tls-cert and --tls-key (client certificates are a TLS "
+                            "feature)");
+    if (cfg->read_token_file && !cfg->token_file)
+        return vd_cli__fail("serve", "--read-token-file", NULL,
+                            "needs --token-file (the token that may write)");
+    return -1;
 }
 
 int vd_cmd_serve(int argc, char **argv)
@@ -113,8 +170,27 @@ int vd_cmd_serve(int argc, char **argv)
          .help = "reader and index build threads", .def = "cores", .lo = 1,
          .hi = VD_CLI_MAX_THREADS},
         {.name = "--token-file", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.token_file,
-         .help = "require the token in FILE (first line) in every hello",
-         .parse = parse_token_file},
+         .help = "require the token in FILE (first line) in every\nhello; mode 600 (chmod "
+                 "600 FILE)",
+         .parse = parse_file},
+        {.name = "--read-token-file", .meta = "FILE", .kind = VD_CLI_FN,
+         .dst = &cfg.read_token_file,
+         .help = "also accept the token in FILE, for reads only\n(writes: PERMISSION_DENIED); "
+                 "needs --token-file",
+         .parse = parse_file},
+        {.name = "--tls-cert", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.tls_cert,
+         .help = "serve TLS (1.2+) with this PEM certificate chain", .parse = parse_file},
+        {.name = "--tls-key", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.tls_key,
+         .help = "the PEM private key of --tls-cert", .parse = parse_file},
+        {.name = "--tls-client-ca", .meta = "FILE", .kind = VD_CLI_FN, .dst = &cfg.tls_client_ca,
+         .help = "require client certificates signed by these\nPEM CAs (mTLS)",
+         .parse = parse_file},
+        {.name = "--metrics-listen", .meta = "ADDR", .kind = VD_CLI_FN, .dst = &cfg,
+         .help = "HOST:PORT for HTTP /metrics, /healthz, /readyz;\na bare PORT means "
+                 "127.0.0.1:PORT",
+         .def = "off", .parse = parse_metrics_listen},
+        {.name = "--slow-query-ms", .meta = "N", .kind = VD_CLI_UINT, .dst = &cfg.slow_query_ms,
+         .help = "log requests slower than N ms", .def = "off", .lo = 1, .hi = 3600000},
         {.name = "--max-frame-bytes", .meta = "N", .kind = VD_CLI_BYTES,
          .dst = &l->max_frame_bytes, .help = "largest frame, both directions", .lo = 1024,
          .hi = 1024u * MIB},
@@ -134,6 +210,9 @@ int vd_cmd_serve(int argc, char **argv)
         {.name = "--log-level", .meta = "LEVEL", .kind = VD_CLI_FN, .dst = &cfg.log_level,
          .help = "debug, info, warn or error", .def = level_names[VD_LOG_INFO],
          .parse = parse_log_level},
+        {.name = "--log-format", .meta = "FORMAT", .kind = VD_CLI_FN, .dst = &cfg.log_format,
+         .help = "text, or json (one object per line)", .def = "text",
+         .parse = parse_log_format},
     };
     const vd_cli cli = {.cmd = "serve",
                         .synopsis = "[options]",
@@ -141,7 +220,7 @@ int vd_cmd_serve(int argc, char **argv)
                         .flags = flags,
                         .n_flags = VD_ARRAY_LEN(flags)};
     int rc = vd_cli__parse(&cli, argc, argv);
-    if (rc >= 0) return rc;
+    if (rc >= 0 || (rc = check_combinations(&cfg)) >= 0) return rc;
     /* Responses queue up to this many bytes per connection before reading from it pauses:
      * room for a couple of maximal responses, so one big answer never deadlocks. */
     cfg.max_output_bytes =

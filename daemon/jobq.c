@@ -92,3 +92,11 @@ void vd_jobq_close(vd_jobq *q)
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
 }
+
+size_t vd_jobq_len(vd_jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->n;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}

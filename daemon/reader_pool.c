@@ -25,7 +25,10 @@ void *vd_reader__main(void *arg)
     vd_server *srv = arg;
     vd_job *j;
     while ((j = vd_jobq_pop(&srv->readq)) != NULL) {
+        uint64_t t0 = vd_now_ns();
         execute(srv, j);
+        atomic_fetch_add_explicit(&srv->metrics.reader_busy_ns, vd_now_ns() - t0,
+                                  memory_order_relaxed);
         vd_job_done(srv, j);
     }
     return NULL;

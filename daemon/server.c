@@ -8,6 +8,16 @@
  * the engine. Workers encode the response and hand the job back through srv->doneq +
  * uv_async_send; on_done writes the frame with one uv_write.
  *
+ * Transport: a connection is plain TCP or, with --tls-cert, TLS (tls.c: OpenSSL over memory
+ * BIOs). Both share one read path and one write path: plain input lands in the frame
+ * decoder directly; TLS input lands in srv->tls_in and is decrypted into the decoder
+ * (conn_tls_input); every outgoing frame goes through conn_send, which writes it as is or
+ * encrypts it first, and every byte on the socket through conn_write. A TLS connection is
+ * served once its handshake completes; one refused at accept (too many connections,
+ * shutting down) gets its refusal after the handshake, inside TLS; one whose handshake has
+ * not completed after TLS_HANDSHAKE_MS is cut; a plain-text client on a TLS port (its first
+ * byte is not a TLS record) gets one plain-text error frame and is closed at once.
+ *
  * Connection lifetime: a vd_conn is freed only when its handle is closed AND no job of it is
  * still with a worker (conn->inflight == 0), so a worker finishing late finds a live struct
  * marked `closing` and its response is dropped. Only this thread touches inflight counters.
@@ -55,6 +65,8 @@
 #define STOP_GRACE_MS 5000u       /* shutdown: then remaining connections are cut */
 #define LOG_PER_SECOND 20u        /* client error lines per second before suppression */
 #define GLOBAL_INFLIGHT_FRAMES 8u /* request bytes with the workers, in max_frame units */
+#define TLS_HANDSHAKE_MS 10000u   /* a TLS client must finish its handshake this fast */
+#define ACCEPT_RETRY_MS 10u       /* an accept that found no memory is retried after this */
 
 struct vd_conn {
     uv_tcp_t tcp;
@@ -69,6 +81,12 @@ struct vd_conn {
     int closing; /* no more reads or dispatch; responses dropped */
     int eof;     /* the peer half-closed: answer what it sent, then close */
     int handle_closed;
+    int read_only; /* authenticated with the read-only token: writes are PERMISSION_DENIED */
+    vd_tls_session *tls; /* NULL: plain TCP */
+    int tls_up;          /* handshake done */
+    vd_code refuse_code; /* TLS: refused at accept, told after the handshake (OK: not refused) */
+    char refuse_msg[96];
+    uint64_t accepted_ns;
     uv_shutdown_t shutdown_req;
     uint32_t inflight;
     size_t inflight_bytes;
@@ -121,6 +139,7 @@ static void conn_free_if_done(vd_conn *c)
 {
     if (!c->handle_closed || c->inflight > 0) return;
     vd_frame_decoder_free(c->dec);
+    vd_tls_session_free(c->tls);
     vd_free(c);
 }
 
@@ -156,6 +175,7 @@ static void conn_close_now(vd_conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_tls_flush(vd_conn *c);
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -177,6 +197,11 @@ static void conn_close_graceful(vd_conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
     else
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); /* EALREADY is fine */
+    if (c->tls && c->tls_up) { /* close_notify, then FIN */
+        vd_tls_close_notify(c->tls);
+        conn_tls_flush(c);
+        if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    }
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close_now(c);
 }
@@ -201,17 +226,10 @@ static void on_write(uv_write_t *req, int status)
     conn_maybe_resume(c);
 }
 
-/* Takes ownership of `data` (a complete frame). */
-static void conn_send(vd_conn *c, uint8_t *data, size_t len)
+/* Bytes onto the socket as they are (a plain frame, or TLS ciphertext). Takes ownership of
+ * `data`. */
+static void conn_write(vd_conn *c, uint8_t *data, size_t len)
 {
-    if (!data) { /* out of memory building it: the client must not wait forever */
-        conn_close_now(c);
-        return;
-    }
-    if (c->closing && uv_is_closing((uv_handle_t *)&c->tcp)) {
-        vd_free(data);
-        return;
-    }
     out_frame *o = vd_calloc(1, sizeof *o);
     if (!o) {
         vd_free(data);
@@ -230,6 +248,44 @@ static void conn_send(vd_conn *c, uint8_t *data, size_t len)
         vd_free(o);
         conn_close_now(c);
     }
+}
+
+/* Writes the ciphertext the TLS session produced (handshake, records, alerts). */
+static void conn_tls_flush(vd_conn *c)
+{
+    uint8_t *out = NULL;
+    size_t n = 0;
+    if (vd_tls_output(c->tls, &out, &n) != VD_OK) {
+        conn_close_now(c);
+        return;
+    }
+    if (n) conn_write(c, out, n);
+}
+
+/* A complete frame to the peer, encrypted on a TLS connection. Takes ownership of `data`. */
+static void conn_send(vd_conn *c, uint8_t *data, size_t len)
+{
+    if (!data) { /* out of memory building it: the client must not wait forever */
+        conn_close_now(c);
+        return;
+    }
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+        vd_free(data);
+        return;
+    }
+    if (!c->tls) {
+        conn_write(c, data, len);
+        return;
+    }
+    /* Before the handshake there is no session to carry it (idle or shutdown closing a
+     * connection mid-handshake): the close says it all. */
+    vd_status s = c->tls_up ? vd_tls_write(c->tls, data, len, NULL) : VD_UNAVAILABLE;
+    vd_free(data);
+    if (s != VD_OK) {
+        conn_close_now(c);
+        return;
+    }
+    conn_tls_flush(c);
 }
 
 static void conn_send_error(vd_conn *c, uint64_t rid, vd_code code, const char *msg)
@@ -274,6 +330,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)c->srv->discard, sizeof c->srv->discard);
         return;
     }
+    if (c->tls) { /* ciphertext: decrypted into the decoder by on_read before the next read */
+        *buf = uv_buf_init((char *)c->srv->tls_in, sizeof c->srv->tls_in);
+        return;
+    }
     if (vd_frame_reserve(c->dec, READ_CHUNK, &p, &cap, NULL) != VD_OK) {
         *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
         return;
@@ -306,35 +366,38 @@ static void conn_finish_if_eof(vd_conn *c)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-static int token_matches(const vd_server *srv, const char *tok)
+/* An error answering request q, on the loop thread: counted for its operation. */
+static void answer_error(vd_conn *c, const vd_proto_request *q, vd_code code, const char *msg,
+                         uint64_t t0)
 {
-    /* Constant time in the token's content: every byte of the longer string is looked at. */
-    size_t n = strlen(tok), m = srv->token_len, len = n > m ? n : m;
-    unsigned diff = (unsigned)(n ^ m);
-    for (size_t i = 0; i < len; i++) {
-        uint8_t a = i < n ? (uint8_t)tok[i] : 0, b = i < m ? srv->token[i] : 0;
-        diff |= (unsigned)(a ^ b);
-    }
-    return diff == 0;
+    unsigned op = q->is_hello ? VD_METRICS_OP_HELLO : (unsigned)q->op.kind;
+    vd_metrics_request(&c->srv->metrics, op, code, vd_now_ns() - t0);
+    conn_send_error(c, q->request_id, code, msg);
 }
 
-static void answer_hello(vd_conn *c, const vd_proto_request *q)
+static void answer_hello(vd_conn *c, const vd_proto_request *q, uint64_t t0)
 {
     vd_server *srv = c->srv;
     const vd_hello *h = &q->hello;
     char msg[256];
+    vd_code code = VD_CODE_OK;
+    vd_auth_role role = VD_AUTH_WRITE;
     if (h->protocol_version != VD_PROTOCOL_VERSION) {
         snprintf(msg, sizeof msg,
                  "protocol_version %" PRIu32 " is not supported; this server speaks %u",
                  h->protocol_version, VD_PROTOCOL_VERSION);
-        conn_fail(c, q->request_id, VD_CODE_FAILED_PRECONDITION, msg);
+        code = VD_CODE_FAILED_PRECONDITION;
+    } else if ((role = vd_auth_check(srv->auth, h->token)) == VD_AUTH_DENIED) {
+        snprintf(msg, sizeof msg, "%s",
+                 h->token[0] ? "invalid token" : "this server requires a token in hello");
+        code = VD_CODE_UNAUTHENTICATED;
+    }
+    vd_metrics_request(&srv->metrics, VD_METRICS_OP_HELLO, code, vd_now_ns() - t0);
+    if (code != VD_CODE_OK) {
+        conn_fail(c, q->request_id, code, msg);
         return;
     }
-    if (srv->token && !token_matches(srv, h->token)) {
-        conn_fail(c, q->request_id, VD_CODE_UNAUTHENTICATED,
-                  h->token[0] ? "invalid token" : "this server requires a token in hello");
-        return;
-    }
+    c->read_only = role == VD_AUTH_READ;
     if (!c->hello_ok)
         vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s: hello from %s", c->id, c->peer,
                h->client_name[0] ? h->client_name : "unnamed client");
@@ -349,22 +412,35 @@ static void answer_hello(vd_conn *c, const vd_proto_request *q)
 static void refuse_before_hello(vd_conn *c, const vd_proto_request *q)
 {
     char msg[256];
-    int token = c->srv->token != NULL;
+    int token = vd_auth_required(c->srv->auth);
     snprintf(msg, sizeof msg, "%sthe first request on a connection must be hello, got %s",
              token ? "this server requires a token in hello; " : "", vd_request_name(q->op.kind));
-    conn_fail(c, q->request_id, token ? VD_CODE_UNAUTHENTICATED : VD_CODE_FAILED_PRECONDITION, msg);
+    vd_code code = token ? VD_CODE_UNAUTHENTICATED : VD_CODE_FAILED_PRECONDITION;
+    vd_metrics_request(&c->srv->metrics, q->op.kind, code, 0);
+    conn_fail(c, q->request_id, code, msg);
 }
 
-/* Hands a decoded operation (taking ownership of q) to the reader pool or the writer. */
-static void dispatch(vd_conn *c, vd_proto_request *q, size_t bytes)
+/* Hands a decoded operation (taking ownership of q) to the reader pool or the writer. A
+ * read-only connection's writes - whatever VD_REQUEST_MAP marks a write - stop here. */
+static void dispatch(vd_conn *c, vd_proto_request *q, size_t bytes, uint64_t t0)
 {
     vd_server *srv = c->srv;
-    vd_job *j = vd_calloc(1, sizeof *j);
-    if (!j) {
-        conn_send_error(c, q->request_id, VD_CODE_RESOURCE_EXHAUSTED, "server out of memory");
+    int write = vd_request_is_write(q->op.kind);
+    if (write && c->read_only) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: permission denied: this connection's token is read-only",
+                 vd_request_name(q->op.kind));
+        answer_error(c, q, vd_proto_code_of(VD_DENIED), msg, t0);
         vd_proto_request_free(q);
         return;
     }
+    vd_job *j = vd_calloc(1, sizeof *j);
+    if (!j) {
+        answer_error(c, q, VD_CODE_RESOURCE_EXHAUSTED, "server out of memory", t0);
+        vd_proto_request_free(q);
+        return;
+    }
+    j->start_ns = t0;
     j->conn = c;
     j->req = q;
     j->request_id = q->request_id;
@@ -374,7 +450,7 @@ static void dispatch(vd_conn *c, vd_proto_request *q, size_t bytes)
     c->inflight_bytes += bytes;
     srv->inflight_total++;
     srv->inflight_bytes_total += bytes;
-    vd_jobq_push(vd_request_is_write(j->kind) ? &srv->writeq : &srv->readq, j);
+    vd_jobq_push(write ? &srv->writeq : &srv->readq, j);
 }
 
 static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
@@ -383,6 +459,7 @@ static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
     vd_proto_request *q = NULL;
     vd_err err;
     char msg[256];
+    uint64_t t0 = vd_now_ns();
     atomic_fetch_add(&srv->requests_total, 1);
     vd_status s = vd_proto_request_decode(body, len, &q, &err);
     if (!q) {
@@ -390,18 +467,18 @@ static void conn_frame(vd_conn *c, const uint8_t *body, uint32_t len)
         return;
     }
     if (q->is_hello) {
-        answer_hello(c, q);
+        answer_hello(c, q, t0);
     } else if (!c->hello_ok) {
         refuse_before_hello(c, q);
     } else if (s != VD_OK) {
-        conn_send_error(c, q->request_id, vd_proto_code_of(s), err.msg);
+        answer_error(c, q, vd_proto_code_of(s), err.msg, t0);
     } else if (q->op.kind == VD_REQ_NONE) {
         snprintf(msg, sizeof msg,
                  "request %" PRIu64 " names no operation (unknown to protocol version %u)",
                  q->request_id, VD_PROTOCOL_VERSION);
-        conn_send_error(c, q->request_id, VD_CODE_UNIMPLEMENTED, msg);
+        answer_error(c, q, VD_CODE_UNIMPLEMENTED, msg, t0);
     } else {
-        dispatch(c, q, len);
+        dispatch(c, q, len, t0);
         return;
     }
     vd_proto_request_free(q);
@@ -429,6 +506,80 @@ static void conn_process(vd_conn *c)
     }
 }
 
+/* ---- TLS ------------------------------------------------------------------------------------ */
+
+static void conn_tls_up(vd_conn *c)
+{
+    char desc[96];
+    c->tls_up = 1;
+    atomic_fetch_add(&c->srv->metrics.tls_handshakes, 1);
+    vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s: %s", c->id, c->peer,
+           vd_tls_describe(c->tls, desc, sizeof desc));
+    if (c->refuse_code != VD_CODE_OK) conn_fail(c, 0, c->refuse_code, c->refuse_msg);
+}
+
+/* The session ended on its side: the peer's close_notify, a failure, or no TLS at all. */
+static void conn_tls_end(vd_conn *c, vd_tls_rc rc, const vd_err *err)
+{
+    vd_server *srv = c->srv;
+    if (rc == VD_TLS_CLOSED) { /* like EOF: answer what was sent, then close */
+        c->eof = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_process(c);
+        conn_finish_if_eof(c);
+        return;
+    }
+    atomic_fetch_add(&srv->metrics.tls_failures, 1);
+    if (rc == VD_TLS_NOT_TLS) {
+        /* A vectord client speaking plain TCP: tell it in its own terms, then close. */
+        client_log(srv, VD_LOG_WARN,
+                   "connection %" PRIu64 " from %s: not a TLS handshake (a plain-text "
+                   "client on a TLS port?); closing",
+                   c->id, c->peer);
+        size_t len = 0;
+        uint8_t *f = vd_proto_error_frame(0, VD_CODE_FAILED_PRECONDITION,
+                                          "this port requires TLS; reconnect with TLS", &len);
+        atomic_fetch_add(&srv->errors_total, 1);
+        if (f) conn_write(c, f, len);
+        conn_close_graceful(c);
+        return;
+    }
+    client_log(srv, VD_LOG_WARN, "connection %" PRIu64 " from %s: TLS %s: %s; closing", c->id,
+               c->peer, c->tls_up ? "failed" : "handshake failed", err->msg);
+    conn_tls_flush(c); /* the alert telling the peer why */
+    conn_close_graceful(c);
+}
+
+/* Decrypts the n bytes of ciphertext in srv->tls_in into the frame decoder, advancing the
+ * handshake. Returns -1 when the connection is closing (or closed) because of it. */
+static int conn_tls_input(vd_conn *c, size_t n)
+{
+    vd_err err;
+    if (vd_tls_feed(c->tls, c->srv->tls_in, n, &err) != VD_OK) {
+        conn_close_now(c);
+        return -1;
+    }
+    for (;;) {
+        uint8_t *p = NULL;
+        size_t cap = 0, got = 0;
+        if (vd_frame_reserve(c->dec, READ_CHUNK, &p, &cap, NULL) != VD_OK) {
+            conn_close_now(c);
+            return -1;
+        }
+        vd_tls_rc rc = vd_tls_read(c->tls, p, cap, &got, &err);
+        if (rc == VD_TLS_DATA) {
+            vd_frame_commit(c->dec, got);
+            continue;
+        }
+        if (rc == VD_TLS_WANT) break;
+        conn_tls_end(c, rc, &err);
+        return -1;
+    }
+    conn_tls_flush(c); /* handshake messages */
+    if (!c->tls_up && vd_tls_established(c->tls)) conn_tls_up(c);
+    return c->closing ? -1 : 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     vd_conn *c = s->data;
@@ -438,8 +589,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0) {
-        vd_frame_commit(c->dec, (size_t)nread);
         c->last_active_ns = vd_now_ns();
+        if (!c->tls)
+            vd_frame_commit(c->dec, (size_t)nread);
+        else if (conn_tls_input(c, (size_t)nread) != 0)
+            return;
         conn_process(c);
         return;
     }
@@ -493,6 +647,28 @@ static void peer_name(vd_conn *c)
     }
 }
 
+/* A connection refused at accept gets one error (request_id 0), then a close; on a TLS port
+ * only after its handshake, since a refusal can only travel inside the session. */
+static void conn_refuse(vd_conn *c, vd_refusal why, vd_code code, const char *msg)
+{
+    atomic_fetch_add(&c->srv->metrics.refused[why], 1);
+    if (!c->tls) {
+        conn_fail(c, 0, code, msg);
+        return;
+    }
+    c->refuse_code = code;
+    snprintf(c->refuse_msg, sizeof c->refuse_msg, "%s", msg);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close_now(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    vd_server *srv = t->data;
+    if (!srv->stopping) on_connection((uv_stream_t *)&srv->listener, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     vd_server *srv = listener->data;
@@ -502,7 +678,11 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     vd_conn *c = vd_calloc(1, sizeof *c);
     if (!c) {
-        vd_log(VD_LOG_ERROR, "out of memory accepting a connection");
+        /* libuv holds the connection until we accept it and watches the listener no more
+         * meanwhile: returning would wedge every future accept. Try again shortly. */
+        vd_log(VD_LOG_ERROR, "out of memory accepting a connection; retrying in %u ms",
+               ACCEPT_RETRY_MS);
+        uv_timer_start(&srv->accept_timer, on_accept_retry, ACCEPT_RETRY_MS, 0);
         return;
     }
     c->srv = srv;
@@ -519,24 +699,27 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     peer_name(c);
     uv_tcp_nodelay(&c->tcp, 1);
+    c->accepted_ns = vd_now_ns();
+    if (vd_frame_decoder_new(srv->cfg.limits.max_frame_bytes, &c->dec, NULL) != VD_OK ||
+        (srv->tls && vd_tls_session_new(srv->tls, &c->tls, NULL) != VD_OK)) {
+        conn_close_now(c);
+        return;
+    }
     if (srv->stopping) {
-        conn_fail(c, 0, VD_CODE_UNAVAILABLE, "server is shutting down");
+        conn_refuse(c, VD_REFUSED_SHUTTING_DOWN, VD_CODE_UNAVAILABLE, "server is shutting down");
         return;
     }
     if (srv->n_conns >= srv->cfg.limits.max_connections) {
-        char msg[128];
+        char msg[96];
         snprintf(msg, sizeof msg, "too many connections (max_connections %" PRIu32 ")",
                  srv->cfg.limits.max_connections);
-        conn_fail(c, 0, VD_CODE_RESOURCE_EXHAUSTED, msg);
+        conn_refuse(c, VD_REFUSED_MAX_CONNECTIONS, VD_CODE_RESOURCE_EXHAUSTED, msg);
         return;
     }
     c->counted = 1;
     srv->n_conns++;
     atomic_fetch_add(&srv->connections, 1);
-    if (vd_frame_decoder_new(srv->cfg.limits.max_frame_bytes, &c->dec, NULL) != VD_OK) {
-        conn_close_now(c);
-        return;
-    }
+    atomic_fetch_add(&srv->metrics.connections_accepted, 1);
     vd_log(VD_LOG_DEBUG, "connection %" PRIu64 " from %s", c->id, c->peer);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close_now(c);
 }
@@ -583,6 +766,14 @@ static void on_sweep(uv_timer_t *t)
                 conn_close_now(c); /* did not take its last responses in time */
             continue;
         }
+        if (c->tls && !c->tls_up && now - c->accepted_ns > (uint64_t)TLS_HANDSHAKE_MS * 1000000u) {
+            client_log(srv, VD_LOG_WARN,
+                       "connection %" PRIu64 " from %s: no TLS handshake within %u ms; closing",
+                       c->id, c->peer, TLS_HANDSHAKE_MS);
+            atomic_fetch_add(&srv->metrics.tls_failures, 1);
+            conn_close_now(c);
+            continue;
+        }
         /* A connection waiting for an answer is not idle. One whose client has not taken a
          * single byte of its answers for the idle timeout is stuck: it cannot be told why,
          * so it is cut. */
@@ -621,6 +812,7 @@ static void close_loop_handles(vd_server *srv)
     uv_close((uv_handle_t *)&srv->done_async, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sweep_timer, close_cb_nop);
     uv_close((uv_handle_t *)&srv->stop_timer, close_cb_nop);
+    uv_close((uv_handle_t *)&srv->accept_timer, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sig_int, close_cb_nop);
     uv_close((uv_handle_t *)&srv->sig_term, close_cb_nop);
 }
@@ -661,6 +853,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     srv->stopping = 1;
     srv->stop_signal = signum;
+    vd_metrics_set_state(&srv->metrics, VD_STATE_STOPPING);
     vd_log(VD_LOG_INFO,
            "%s: shutting down (no new connections; finishing %" PRIu64 " request(s) in progress)",
            signum == SIGINT ? "SIGINT" : "SIGTERM", srv->inflight_total);
@@ -672,38 +865,6 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
-
-static int read_token(vd_server *srv, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        vd_log(VD_LOG_ERROR, "--token-file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    uint8_t buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    int too_long = !feof(f);
-    fclose(f);
-    while (n > 0 &&
-           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        n--;
-    if (too_long || n == 0) {
-        vd_log(VD_LOG_ERROR, "--token-file %s: %s", path,
-               n == 0 ? "the file is empty" : "the token is longer than 4095 bytes");
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] == 0) {
-            vd_log(VD_LOG_ERROR, "--token-file %s: the token contains a NUL byte", path);
-            return -1;
-        }
-    srv->token = vd_malloc(n + 1);
-    if (!srv->token) return -1;
-    memcpy(srv->token, buf, n);
-    srv->token[n] = 0;
-    srv->token_len = n;
-    return 0;
-}
 
 static int start_listening(vd_server *srv)
 {
@@ -731,9 +892,14 @@ static int start_listening(vd_server *srv)
     if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) == 0)
         port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    vd_log(VD_LOG_INFO, "listening on %s%s%s:%d (max %" PRIu32 " connections, %s)",
+    vd_log(VD_LOG_INFO, "listening on %s%s%s:%d (max %" PRIu32 " connections, %s%s, %s)",
            strchr(cfg->host, ':') ? "[" : "", cfg->host, strchr(cfg->host, ':') ? "]" : "", port,
-           cfg->limits.max_connections, srv->token ? "token required" : "no token");
+           cfg->limits.max_connections,
+           vd_auth_required(srv->auth) ? "token required" : "no token",
+           cfg->read_token_file ? " or the read-only token" : "",
+           !srv->tls                               ? "plain TCP"
+           : vd_tls_requires_client_cert(srv->tls) ? "TLS with client certificates"
+                                                   : "TLS");
     return 0;
 }
 
@@ -756,12 +922,23 @@ static void log_collections(vd_server *srv)
     vd_free(list);
 }
 
-/* A progress line at most every 2 s (a million points load in about one), and the last. */
+typedef struct load_watch {
+    vd_server *srv;
+    uint64_t last_ns;
+} load_watch;
+
+/* The load's progress for /metrics at every step; a log line at most every 2 s (a million
+ * points load in about one), and the last. */
 static void on_load_progress(void *ctx, size_t done, size_t total)
 {
-    uint64_t *last_ns = ctx, now = vd_now_ns();
-    if (total == 0 || (done < total && now - *last_ns < 2000000000ull)) return;
-    *last_ns = now;
+    load_watch *w = ctx;
+    uint64_t now = vd_now_ns();
+    atomic_store(&w->srv->metrics.load_total, total);
+    atomic_store(&w->srv->metrics.load_done, done);
+    if (w->srv->cfg.test_load_pause_ms && done < total) /* tests: a slow disk */
+        usleep(w->srv->cfg.test_load_pause_ms * 1000u);
+    if (total == 0 || (done < total && now - w->last_ns < 2000000000ull)) return;
+    w->last_ns = now;
     vd_log(VD_LOG_INFO, "loading: %zu / %zu points", done, total);
 }
 
@@ -773,9 +950,10 @@ static int open_data(vd_server *srv)
     opt.create = 1;
     opt.n_threads = cfg->threads;
     vd_err err;
-    uint64_t t0 = vd_now_ns(), last_progress_ns = t0;
+    uint64_t t0 = vd_now_ns();
+    load_watch watch = {.srv = srv, .last_ns = t0};
     opt.load_progress = on_load_progress;
-    opt.load_progress_ctx = &last_progress_ns;
+    opt.load_progress_ctx = &watch;
     if (vd_store_open(cfg->data_dir, &opt, &srv->store, &err) != VD_OK) {
         vd_log(VD_LOG_ERROR, "cannot open data directory %s: %s", cfg->data_dir, err.msg);
         return -1;
@@ -791,6 +969,7 @@ static int open_data(vd_server *srv)
         vd_log(VD_LOG_ERROR, "%s", err.msg);
         return -1;
     }
+    atomic_store_explicit(&srv->published_store, srv->store, memory_order_release);
     return 0;
 }
 
@@ -804,6 +983,8 @@ static void init_loop_handles(vd_server *srv)
     srv->sweep_timer.data = srv;
     uv_timer_init(&srv->loop, &srv->stop_timer);
     srv->stop_timer.data = srv;
+    uv_timer_init(&srv->loop, &srv->accept_timer);
+    srv->accept_timer.data = srv;
     uv_signal_init(&srv->loop, &srv->sig_int);
     uv_signal_init(&srv->loop, &srv->sig_term);
     srv->sig_int.data = srv->sig_term.data = srv;
@@ -812,6 +993,32 @@ static void init_loop_handles(vd_server *srv)
     uint64_t sweep_ms = 1000;
     if (idle_ms && idle_ms / 4 < sweep_ms) sweep_ms = idle_ms / 4 ? idle_ms / 4 : 1;
     uv_timer_start(&srv->sweep_timer, on_sweep, sweep_ms, sweep_ms);
+}
+
+/* The tokens and the TLS context, each file refused with a line naming it. */
+static int start_security(vd_server *srv)
+{
+    const vd_server_config *cfg = &srv->cfg;
+    vd_err err;
+    if (vd_auth_load(cfg->token_file, cfg->read_token_file, &srv->auth, &err) != VD_OK ||
+        (cfg->tls_cert &&
+         vd_tls_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &srv->tls, &err) != VD_OK)) {
+        vd_log(VD_LOG_ERROR, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_http(vd_server *srv)
+{
+    vd_err err;
+    if (srv->cfg.metrics_port < 0) return 0;
+    if (vd_http_start(srv, srv->cfg.metrics_host, srv->cfg.metrics_port, &srv->http, &err) !=
+        VD_OK) {
+        vd_log(VD_LOG_ERROR, "%s", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* cfg.threads readers (at least one must start) and the writer. */
@@ -851,19 +1058,26 @@ int vd_server_run(const vd_server_config *cfg)
     vd_jobq *queues[] = {&srv->readq, &srv->writeq, &srv->doneq};
     srv->cfg = *cfg;
     srv->start_ns = vd_now_ns();
+    vd_metrics_init(&srv->metrics);
     vd_log_set_level(cfg->log_level);
+    vd_log_set_format(cfg->log_format);
     signal(SIGPIPE, SIG_IGN);
     vd_log(VD_LOG_INFO, "vectord %s starting: data %s, %" PRIu32 " reader threads",
            VD_VERSION_STRING, cfg->data_dir, cfg->threads);
 
-    if (cfg->token_file && read_token(srv, cfg->token_file) != 0) goto fail;
+    /* Tokens and certificates first: a bad file fails in milliseconds, before a long load.
+     * The queues exist before the HTTP endpoint, which reads their lengths. */
+    if (start_security(srv) != 0) goto fail;
+    for (; n_queues < (int)VD_ARRAY_LEN(queues); n_queues++)
+        if (vd_jobq_init(queues[n_queues]) != 0) goto fail;
+    if (start_http(srv) != 0) goto fail;
+    vd_metrics_set_state(&srv->metrics, VD_STATE_LOADING);
     if (open_data(srv) != 0) goto fail;
     if (uv_loop_init(&srv->loop) != 0) goto fail;
     loop_ok = 1;
-    for (; n_queues < (int)VD_ARRAY_LEN(queues); n_queues++)
-        if (vd_jobq_init(queues[n_queues]) != 0) goto fail;
     init_loop_handles(srv);
     if (start_workers(srv) == 0 && start_listening(srv) == 0) {
+        vd_metrics_set_state(&srv->metrics, VD_STATE_READY);
         uv_run(&srv->loop, UV_RUN_DEFAULT);
         status = 0;
     } else {
@@ -882,6 +1096,7 @@ int vd_server_run(const vd_server_config *cfg)
                (uint64_t)atomic_load(&srv->ops_committed),
                (uint64_t)atomic_load(&srv->writes_committed));
 fail:
+    vd_http_stop(srv->http); /* before the store closes: a scrape reads it */
     vd_engine_free(srv->engine);
     if (srv->store) vd_store_close(srv->store);
     if (loop_ok && uv_loop_close(&srv->loop) != 0)
@@ -889,7 +1104,8 @@ fail:
     while (n_queues > 0)
         vd_jobq_destroy(queues[--n_queues]);
     vd_free(srv->readers);
-    vd_free(srv->token);
+    vd_auth_free(srv->auth);
+    vd_tls_free(srv->tls);
     vd_free(srv);
     return status;
 }

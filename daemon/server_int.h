@@ -6,7 +6,10 @@
  *                  hand-back of a finished job (calls no other daemon file)
  *   reader_pool.c  reader threads: run a read through the engine, answer it
  *   writer.c       the writer thread: prepare, group commit and answer writes (engine/)
- *   reply.c        a job's response frame from an engine result or an error (proto/)
+ *   reply.c        a job's response frame from an engine result or an error (proto/),
+ *                  the request's metrics and the slow-request log
+ *   metrics.c, http.c   monitoring: counters and the --metrics-listen endpoint (metrics_int.h)
+ *   tls.c, auth.c       TLS sessions of the data port, Hello's tokens (tls_int.h)
  *
  * The daemon deals in domain values only: proto/ decodes frames into vd_request values and
  * encodes vd_result values into frames; engine/ executes them against the store.
@@ -25,6 +28,8 @@
 #include <uv.h>
 
 #include "common/vd_common.h"
+#include "daemon/metrics_int.h"
+#include "daemon/tls_int.h"
 #include "engine/vd_engine.h"
 #include "proto/vd_proto.h"
 #include "storage/vd_storage.h"
@@ -34,11 +39,19 @@ typedef struct vd_server_config {
     char host[256];
     int port;
     uint32_t threads;       /* reader threads and index worker threads */
-    const char *token_file; /* NULL: no authentication */
+    const char *token_file;      /* NULL: no authentication */
+    const char *read_token_file; /* NULL: no read-only token (needs token_file) */
     vd_limits limits;
     uint32_t max_inflight;   /* requests in flight per connection before reads pause */
     size_t max_output_bytes; /* queued response bytes per connection before reads pause */
     vd_log_level log_level;
+    vd_log_format log_format;
+    /* TLS on the data port when tls_cert is set (tls_key then too); tls_client_ca: mTLS */
+    const char *tls_cert, *tls_key, *tls_client_ca;
+    char metrics_host[256]; /* the HTTP endpoint; metrics_port < 0: none */
+    int metrics_port;
+    uint32_t slow_query_ms;      /* 0: no slow-request log */
+    uint32_t test_load_pause_ms; /* tests: a pause per load progress step (VD_TEST_LOAD_PAUSE_MS) */
 } vd_server_config;
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit status. */
@@ -54,6 +67,7 @@ typedef struct vd_job {
     uint64_t request_id;
     vd_request_kind kind;
     size_t req_bytes; /* frame size, for per-connection accounting */
+    uint64_t start_ns; /* when the frame was decoded (latency metrics, slow log) */
     /* result: a complete response frame (header + body), owned */
     uint8_t *frame;
     size_t frame_len;
@@ -76,14 +90,18 @@ void vd_jobq_push(vd_jobq *q, vd_job *j);
 vd_job *vd_jobq_pop(vd_jobq *q);                 /* blocks */
 vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max); /* blocks; up to max jobs as a list */
 vd_job *vd_jobq_take_all(vd_jobq *q);            /* never blocks; every job, or NULL */
+size_t vd_jobq_len(vd_jobq *q);                  /* jobs queued now; any thread */
 void vd_jobq_close(vd_jobq *q);
 
 struct vd_server {
     vd_server_config cfg;
     vd_store *store;
     vd_engine *engine;
-    uint8_t *token; /* NULL without --token-file */
-    size_t token_len;
+    vd_auth *auth;                      /* the tokens (none: anyone may write) */
+    vd_tls *tls;                        /* NULL: plain TCP */
+    vd_http *http;                      /* NULL without --metrics-listen */
+    _Atomic(vd_store *) published_store; /* store, once open: what the HTTP thread may read */
+    vd_metrics metrics;
     uint64_t start_ns;
 
     /* loop thread */
@@ -93,10 +111,11 @@ struct vd_server {
     uv_async_t done_async;
     uv_timer_t sweep_timer;
     uv_timer_t stop_timer;
+    uv_timer_t accept_timer; /* retries an accept that found no memory */
     vd_conn *conns;   /* doubly linked list of open connections */
     uint32_t n_conns; /* accepted and counted against max_connections */
     uint64_t next_conn_id;
-    uint64_t inflight_total;
+    _Atomic uint64_t inflight_total; /* written by the loop thread only; metrics read it */
     uint64_t inflight_bytes_total;
     int stopping; /* a signal arrived: no new work, drain, then close */
     int closing_handles;
@@ -106,6 +125,7 @@ struct vd_server {
     uint32_t log_in_window;
     uint64_t log_suppressed;
     uint8_t discard[16384]; /* input of connections being closed lands here */
+    uint8_t tls_in[65536];  /* ciphertext of one read, decrypted before the next (loop) */
 
     /* between threads */
     vd_jobq readq, writeq, doneq;

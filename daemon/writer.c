@@ -42,11 +42,22 @@ static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_write **ws)
     for (size_t i = 0; i < n; i++)
         ws[i] = &jobs[i]->write;
     vd_err err;
+    vd_store_counters before, after;
+    vd_store_counters_get(srv->store, &before);
+    uint64_t t0 = vd_now_ns();
     vd_status s = vd_engine_write_commit(srv->engine, ws, n, &err);
-    if (s == VD_OK)
+    uint64_t dt = vd_now_ns() - t0;
+    vd_store_counters_get(srv->store, &after); /* this thread is the store's only writer */
+    vd_hist_observe(&srv->metrics.group_size, n);
+    vd_hist_observe(&srv->metrics.commit_ns, dt);
+    if (after.commits != before.commits)
+        vd_hist_observe(&srv->metrics.sync_ns, after.last_commit_ns);
+    if (s == VD_OK) {
         atomic_fetch_add(&srv->writes_committed, 1);
-    else
+    } else {
+        atomic_fetch_add(&srv->metrics.commits_failed, 1);
         vd_log(VD_LOG_ERROR, "commit of %zu write(s) failed: %s", n, err.msg);
+    }
     for (size_t i = 0; i < n; i++) {
         vd_job *j = jobs[i];
         vd_result res;

@@ -17,6 +17,11 @@ static inline int vd_proto__host_is_le(void)
 }
 
 /* Wire metric <-> domain metric. from_wire: 0 when the wire value is not a metric. */
+/* Set by the protobuf-c allocator when an allocation fails (this thread): protobuf-c's
+ * unpack returns NULL for bytes it refuses and for memory it could not get alike, and only
+ * the latter is RESOURCE_EXHAUSTED rather than a bad frame. Clear it before unpacking. */
+extern _Thread_local int vd_proto__alloc_failed;
+
 Vectord__V1__Metric vd_proto__metric_to_wire(vd_metric m);
 int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out);
 /* Wire id type <-> domain id type. from_wire: 0 when the wire value is not one. */

@@ -230,7 +230,10 @@ vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_requ
                                   vd_err *err)
 {
     *out = NULL;
+    vd_proto__alloc_failed = 0;
     Vectord__V1__Request *pb = vectord__v1__request__unpack(&vd_proto_allocator, len, body);
+    if (!pb && vd_proto__alloc_failed)
+        return vd_err_set(err, VD_NOMEM, "out of memory decoding a request of %zu bytes", len);
     if (!pb)
         return vd_err_set(err, VD_INVALID, "frame of %zu bytes is not a valid vectord.v1.Request",
                           len);

@@ -37,6 +37,7 @@ static const struct {
     {VD_FULL, VD_CODE_RESOURCE_EXHAUSTED},
     {VD_NOMEM, VD_CODE_RESOURCE_EXHAUSTED},
     {VD_UNAUTHENTICATED, VD_CODE_UNAUTHENTICATED},
+    {VD_DENIED, VD_CODE_PERMISSION_DENIED},
     {VD_UNAVAILABLE, VD_CODE_UNAVAILABLE},
     {VD_VERSION, VD_CODE_FAILED_PRECONDITION},
     {VD_CORRUPT, VD_CODE_DATA_LOSS},
@@ -125,10 +126,14 @@ int vd_proto__id_type_from_wire(Vectord__V1__IdType w, vd_id_type *out)
 
 /* ---- Allocation ----------------------------------------------------------------------------- */
 
+_Thread_local int vd_proto__alloc_failed;
+
 static void *pb_alloc(void *data, size_t size)
 {
     (void)data;
-    return vd_malloc(size);
+    void *p = vd_malloc(size);
+    if (!p) vd_proto__alloc_failed = 1;
+    return p;
 }
 
 static void pb_free(void *data, void *p)

@@ -330,9 +330,15 @@ static vd_status write_attempt(vd_store *st, vd_txn *t, vd_txn_fill_fn fill, voi
         t->txn = NULL;
         return s;
     }
+    uint64_t t0 = vd_now_ns();
     rc = mdb_txn_commit(t->txn); /* synced: the environment has no MDB_NOSYNC; frees txn */
     t->txn = NULL;
-    return rc ? vd_storage__txn_fail(t, rc, err, "committing") : VD_OK;
+    if (rc) return vd_storage__txn_fail(t, rc, err, "committing");
+    uint64_t dt = vd_now_ns() - t0;
+    atomic_store(&st->last_commit_ns, dt);
+    atomic_fetch_add(&st->commit_ns, dt);
+    atomic_fetch_add(&st->n_commits, 1);
+    return VD_OK;
 }
 
 vd_status vd_storage__write_txn(vd_store *st, size_t need_bytes, vd_txn_fill_fn fill,

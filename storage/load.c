@@ -62,7 +62,7 @@ static void progress_step(vd_load_progress *pr)
 {
     if (!pr) return;
     pr->done++;
-    if (pr->fn && (pr->done & 0xFFFF) == 0) pr->fn(pr->ctx, pr->done, pr->total);
+    if (pr->fn && (pr->done & 0xFFF) == 0) /* every 4096 points: cheap, and live */ pr->fn(pr->ctx, pr->done, pr->total);
 }
 
 /* Every (vector, links) pair of r's slots into c's index; *n_loaded counts them. */
@@ -241,8 +241,9 @@ vd_status vd_storage__load_all(vd_store *st, const vd_store_options *opt, vd_err
     vd_load_progress pr = {.fn = opt->load_progress, .ctx = opt->load_progress_ctx};
     vd_status s = vd_storage__read_begin(st, &t, err, "reading the catalog");
     if (s != VD_OK) return s;
-    if ((s = catalog_pass(&t, opt, 0, &pr, err)) == VD_OK &&
-        (s = catalog_pass(&t, opt, 1, &pr, err)) == VD_OK && pr.fn)
+    if ((s = catalog_pass(&t, opt, 0, &pr, err)) == VD_OK && pr.fn)
+        pr.fn(pr.ctx, 0, pr.total); /* the total, before the first point */
+    if (s == VD_OK && (s = catalog_pass(&t, opt, 1, &pr, err)) == VD_OK && pr.fn)
         pr.fn(pr.ctx, pr.done, pr.total);
     vd_storage__read_end(&t);
     if (s == VD_OK && !opt->catalog_only) unmap_loaded_pages(st);

@@ -72,6 +72,8 @@ struct vd_store {
     size_t n_colls, cap_colls;
     /* Writer scratch for records built before a put (links records, re-pointed points). */
     vd_buf buf;
+    /* vd_store_counters (env.c writes them on the writer thread, any thread reads). */
+    _Atomic uint64_t n_commits, commit_ns, last_commit_ns;
 };
 
 /* A transaction of the store, read or write. */

@@ -94,6 +94,13 @@ void vd_store_close(vd_store *st)
     vd_free(st);
 }
 
+void vd_store_counters_get(vd_store *st, vd_store_counters *out)
+{
+    out->commits = atomic_load(&st->n_commits);
+    out->commit_ns = atomic_load(&st->commit_ns);
+    out->last_commit_ns = atomic_load(&st->last_commit_ns);
+}
+
 /* Pages on LMDB's free list: the free DB (handle 0) maps txn ids to page lists whose first
  * word is the list's length. */
 static int free_pages(MDB_txn *txn, uint64_t *n_free)

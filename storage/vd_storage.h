@@ -270,6 +270,17 @@ typedef struct vd_store_info {
 } vd_store_info;
 vd_status vd_store_info_get(vd_store *st, vd_store_info *out, vd_err *err); /* any thread */
 
+/* What the write transactions cost, for monitoring (the daemon's metrics): plain counters
+ * since open, read with no lock. `last_commit_ns` is the latest mdb_txn_commit (page writes
+ * and the fsync that makes a group durable); read right after vd_store_write on the writer
+ * thread it is that group's. Any thread. */
+typedef struct vd_store_counters {
+    uint64_t commits;        /* write transactions committed (groups, imports, the flush) */
+    uint64_t commit_ns;      /* their total time in mdb_txn_commit */
+    uint64_t last_commit_ns; /* the latest one */
+} vd_store_counters;
+void vd_store_counters_get(vd_store *st, vd_store_counters *out);
+
 /* Integrity check of everything stored: every point has a vector and a graph node and vice
  * versa, every link points at a live node, counts agree, the graph validates. Writes a
  * report line per problem to `report` (may be NULL), on the calling thread. VD_CORRUPT if

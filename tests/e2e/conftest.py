@@ -36,14 +36,33 @@ class Daemon:
     """One `vectord serve` process on a data directory and a fixed port (kept across
     restarts so clients can reconnect)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, token: str = None, extra_args=()):
+    def __init__(self, data_dir: Path, log_path: Path, token: str = None, extra_args=(),
+                 read_token: str = None, metrics: bool = False, tls=None, env=None):
+        """``tls``: the ssl.SSLContext clients (and the start-up probe) connect with, for a
+        daemon started with --tls-cert in ``extra_args``; ``metrics``: add
+        --metrics-listen on a free port (``metrics_url``)."""
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.log_path = Path(log_path)
         self.port = free_port()
         self.token = token
+        self.read_token = read_token
+        self.metrics_port = free_port() if metrics else None
+        self.tls = tls
+        self.env = env
         self.proc = None
         self._log = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def write_token(self, suffix: str, token: str) -> Path:
+        """A token file of mode 600 (the daemon refuses looser ones)."""
+        path = self.data_dir.parent / f"{self.data_dir.name}.{suffix}"
+        path.write_text(token + "\n")
+        os.chmod(path, 0o600)
+        return path
 
     @property
     def address(self) -> str:
@@ -56,27 +75,36 @@ class Daemon:
             return "(no log)"
         return "\n".join(text[-lines:])
 
-    def start(self, timeout: float = 30.0) -> "Daemon":
+    def start(self, timeout: float = 30.0, wait: bool = True) -> "Daemon":
+        """Start the daemon; with ``wait`` (default) return once a Hello succeeds."""
         if not (os.path.isfile(VECTORD_BIN) and os.access(VECTORD_BIN, os.X_OK)):
             pytest.fail(f"daemon binary {VECTORD_BIN} is missing or not executable: build it "
                         "with `make` or set VECTORD_BIN", pytrace=False)
         args = [VECTORD_BIN, "serve", "--data", str(self.data_dir), "--listen", self.address]
         if self.token is not None:
-            token_file = self.data_dir.parent / f"{self.data_dir.name}.token"
-            token_file.write_text(self.token + "\n")
-            os.chmod(token_file, 0o600)
-            args += ["--token-file", str(token_file)]
+            args += ["--token-file", str(self.write_token("token", self.token))]
+        if self.read_token is not None:
+            args += ["--read-token-file", str(self.write_token("read-token", self.read_token))]
+        if self.metrics_port is not None:
+            args += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         args += self.extra_args
         self._log = open(self.log_path, "ab")
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
+        if not wait:
+            return self
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> "Daemon":
+        """Return once a Hello succeeds; fail the test if the daemon exits or times out."""
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 pytest.fail(f"vectord serve exited with {self.proc.returncode} while starting:"
                             f"\n{self.log_tail()}", pytrace=False)
             try:
-                vectord.Client(self.address, token=self.token, timeout=5).close()
+                vectord.Client(self.address, token=self.token, timeout=5, tls=self.tls).close()
                 return self
             except vectord.Unavailable:
                 if time.monotonic() > deadline:
@@ -140,6 +168,43 @@ def fresh_server(tmp_path):
 def client(server):
     with vectord.Client(server.address, timeout=60) as c:
         yield c
+
+
+def make_test_ca(d: Path) -> dict:
+    """A CA, a server certificate for 127.0.0.1 / localhost and a client certificate, all
+    signed by the CA, made with the openssl command line into ``d``. Returns the paths."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    p = {k: str(d / k) for k in ("ca.key", "ca.pem", "server.key", "server.pem",
+                                  "client.key", "client.pem", "ext.cnf")}
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", p["ca.key"], "-out", p["ca.pem"], "-days", "2",
+        "-subj", "/CN=vectord test CA")
+    Path(p["ext.cnf"]).write_text(
+        "[srv]\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        "[cli]\nextendedKeyUsage=clientAuth\n")
+    for who, ext in (("server", "srv"), ("client", "cli")):
+        csr = str(d / f"{who}.csr")
+        run("req", *ec, "-keyout", p[f"{who}.key"], "-out", csr, "-subj", f"/CN=vectord {who}")
+        run("x509", "-req", "-in", csr, "-CA", p["ca.pem"], "-CAkey", p["ca.key"],
+            "-CAcreateserial", "-out", p[f"{who}.pem"], "-days", "2", "-extfile", p["ext.cnf"],
+            "-extensions", ext)
+    for k in ("ca.key", "server.key", "client.key"):
+        os.chmod(p[k], 0o600)
+    return p
+
+
+def tls_client_context(ca: dict, client_cert: bool = False):
+    """What a client verifying the test CA uses (with the client certificate: mTLS)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca["ca.pem"])
+    if client_cert:
+        ctx.load_cert_chain(ca["client.pem"], ca["client.key"])
+    return ctx
 
 
 _counter = itertools.count()

@@ -18,11 +18,12 @@ import pytest
 
 from vectord import vectord_pb2 as pb
 
-from conftest import Daemon
+from conftest import Daemon, make_test_ca
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 QUOTED = re.compile(r'`"(.+?)"`')
 TOKEN = "doc-token"
+READ_TOKEN = "doc-read-token"
 MAX_FRAME = 1 << 20
 
 
@@ -203,12 +204,18 @@ def servers(tmp_path_factory):
     plain = Daemon(base / "plain", base / "plain.log", extra_args=[
         "--max-frame-bytes", str(MAX_FRAME), "--max-batch", "1000", "--max-connections", "4",
         "--idle-timeout-s", "1.5"])
-    token = Daemon(base / "token", base / "token.log", token=TOKEN)
+    token = Daemon(base / "token", base / "token.log", token=TOKEN, read_token=READ_TOKEN)
+    ca = make_test_ca(base / "ca")
+    tls = Daemon(base / "tls", base / "tls.log",
+                 extra_args=["--tls-cert", ca["server.pem"], "--tls-key", ca["server.key"]])
     plain.start()
     token.start()
-    yield plain, token
+    tls.start(wait=False)
+    time.sleep(0.5)  # its readiness probe would need TLS; the refusal below waits anyway
+    yield plain, token, tls
     plain.stop()
     token.stop()
+    tls.stop()
 
 
 def seed(address):
@@ -253,6 +260,33 @@ def hello_time(plain, token, log):
         assert c.closed()
         c.close()
     Raw(token, token=TOKEN).close()
+
+
+def permissions(token, log):
+    """The read-only token reads and may not write; the connection stays open."""
+    c = Raw(token, token=READ_TOKEN)
+    r = pb.Request()
+    r.list_collections.SetInParent()
+    assert c.call(r).status.code == pb.OK
+    for req in (create("ro", 4), upsert("ro", [1], [[0] * 4]), delete("ro", [1])):
+        req.request_id = 11
+        log.add(c.call(req), pb.PERMISSION_DENIED, rid=11)
+    assert c.call(r).status.code == pb.OK
+    c.close()
+
+
+def plain_on_tls(address, log):
+    deadline = time.monotonic() + 30
+    while True:  # the TLS daemon may still be starting
+        try:
+            c = Raw(address, hello=False)
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    log.add(c.call(hello_req()), pb.FAILED_PRECONDITION, rid=0)
+    assert c.closed()
+    c.close()
 
 
 def connection_limits(address, log):
@@ -389,11 +423,13 @@ def behaviours(address):
 
 @pytest.fixture(scope="module")
 def produced(servers):
-    plain, token = servers
+    plain, token, tls = servers
     seed(plain.address)
     log = Log()
     framing(plain.address, log)
     hello_time(plain.address, token.address, log)
+    permissions(token.address, log)
+    plain_on_tls(tls.address, log)
     connection_limits(plain.address, log)
     requests(plain.address, log)
     strids_scroll_set_payload(plain.address, log)

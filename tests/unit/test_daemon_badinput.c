@@ -5,6 +5,7 @@
  *   3. that the stored data is unchanged (count, a vector, a search result).
  * The daemon runs with small limits so the limit paths are cheap to reach. */
 #include <check.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ static void setup_token(void)
     FILE *f = fopen(token_path, "w");
     fputs("s3cret-token\n", f);
     fclose(f);
+    chmod(token_path, 0600); /* the daemon refuses token files others may read */
     const char *extra[] = {"--token-file", token_path, NULL};
     start(extra);
     ck_assert_int_eq(vdt_open(&C, &D, "s3cret-token"), 0);

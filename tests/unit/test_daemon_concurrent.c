@@ -2,13 +2,20 @@
  * gets, searches and counts against one daemon, each result checked: every acknowledged
  * write is visible to the next read of the same client (read-your-writes), deleted ids are
  * gone, search rows are well formed and sorted, and the final count is exactly what was
- * acknowledged. Runs under TSan too (the daemon binary comes from the same build variant),
- * so it is kept small: a few requests per connection. */
+ * acknowledged. Meanwhile a scraper reads /metrics over and over, so the HTTP thread reads
+ * the counters, the store and the queues while they change. Runs under TSan too (the daemon
+ * binary comes from the same build variant, halting on a race), so it is kept small: a few
+ * requests per connection. */
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/unit/vd_test_client.h"
 
@@ -18,6 +25,35 @@
 #define DIM 8
 
 static vdt_daemon D;
+static int metrics_port;
+static atomic_int scraping;
+static int scrapes, bad_scrapes;
+
+/* GET /metrics until told to stop; counts the answers that were a 200 with the counters. */
+static void *scrape(void *arg)
+{
+    (void)arg;
+    static char buf[1 << 20];
+    while (atomic_load(&scraping)) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        size_t n = 0;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+            send(fd, "GET /metrics HTTP/1.0\r\n\r\n", 26, MSG_NOSIGNAL) == 26) {
+            ssize_t r;
+            while (n < sizeof buf - 1 && (r = recv(fd, buf + n, sizeof buf - 1 - n, 0)) > 0)
+                n += (size_t)r;
+        }
+        close(fd);
+        buf[n] = 0;
+        scrapes++;
+        if (!strstr(buf, " 200 ") || !strstr(buf, "vectord_requests_total{op=\"upsert\""))
+            bad_scrapes++;
+        usleep(20000);
+    }
+    return NULL;
+}
 
 typedef struct worker {
     int idx;
@@ -119,7 +155,10 @@ out:
 START_TEST(two_hundred_connections_mixing_reads_and_writes)
 {
     memset(&D, 0, sizeof D);
-    const char *args[] = {"--max-connections", "400", NULL};
+    char mport[32];
+    metrics_port = vdt_free_port();
+    snprintf(mport, sizeof mport, "127.0.0.1:%d", metrics_port);
+    const char *args[] = {"--max-connections", "400", "--metrics-listen", mport, NULL};
     ck_assert_msg(vdt_daemon_start(&D, args) == 0, "daemon did not start (log %s)", D.log);
     vdt_client c;
     ck_assert_int_eq(vdt_open(&c, &D, NULL), 0);
@@ -128,7 +167,9 @@ START_TEST(two_hundred_connections_mixing_reads_and_writes)
     vd_proto_response_free(r);
 
     static worker ws[N_CONN];
-    pthread_t th[N_CONN];
+    pthread_t th[N_CONN], scraper;
+    atomic_store(&scraping, 1);
+    ck_assert_int_eq(pthread_create(&scraper, NULL, scrape, NULL), 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -145,7 +186,11 @@ START_TEST(two_hundred_connections_mixing_reads_and_writes)
         live += ws[i].live;
     }
     pthread_attr_destroy(&attr);
+    atomic_store(&scraping, 0);
+    pthread_join(scraper, NULL);
     ck_assert_msg(failed == 0, "%d of %d connections failed", failed, N_CONN);
+    ck_assert_int_gt(scrapes, 0);
+    ck_assert_msg(bad_scrapes == 0, "%d of %d scrapes failed", bad_scrapes, scrapes);
     r = vdt_count(&c, "conc");
     ck_assert_int_eq(vdt_code(r), 0);
     ck_assert_uint_eq(r->count->count, live);

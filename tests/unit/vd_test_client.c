@@ -121,7 +121,10 @@ vd_pb_response *vdt_recv(vdt_client *c)
             uint32_t len = vd_get_u32be(c->buf + c->start);
             if (have >= 4 + (size_t)len) {
                 vd_pb_response *r = NULL;
-                vd_proto_response_decode(c->buf + c->start + 4, len, &r, NULL);
+                if (c->system_alloc) /* freed by vd_proto_response_free: vd_free is free */
+                    r = vectord__v1__response__unpack(NULL, len, c->buf + c->start + 4);
+                else
+                    vd_proto_response_decode(c->buf + c->start + 4, len, &r, NULL);
                 c->start += 4 + (size_t)len;
                 return r;
             }
@@ -343,7 +346,7 @@ float vdt_hit_dist(const vd_pb_response *r, size_t i)
 
 /* ---- the daemon ---------------------------------------------------------------------------- */
 
-static int free_port(void)
+int vdt_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
@@ -376,7 +379,7 @@ static int start_once(vdt_daemon *d, const char *const *args)
     const char *b = getenv("VD_TEST_BUILD");
     char bin[512], listen[64];
     snprintf(bin, sizeof bin, "%s/vectord", b && *b ? b : "build");
-    d->port = free_port();
+    d->port = vdt_free_port();
     if (d->port <= 0) return -1;
     snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
     const char *argv[64];

@@ -19,6 +19,9 @@ typedef struct vdt_client {
     int timeout_ms; /* per receive; default 20000 */
     uint8_t *buf;   /* receive buffer */
     size_t cap, start, end;
+    /* Decode responses with malloc instead of vd_malloc, so that a test failing the server's
+     * Nth vd_malloc in the same process never fails the client's (test_daemon_oom.c). */
+    int system_alloc;
 } vdt_client;
 
 /* Connects to 127.0.0.1:port (no Hello). 0 on success. */
@@ -66,6 +69,9 @@ const char *vdt_msg(const vd_pb_response *r);
 /* Id i of a search response row-major result. */
 uint64_t vdt_hit_id(const vd_pb_response *r, size_t i);
 float vdt_hit_dist(const vd_pb_response *r, size_t i);
+
+/* A loopback port free at the time of the call (bind to port 0, then release); -1 if none. */
+int vdt_free_port(void);
 
 /* ---- the daemon under test ---- */
 typedef struct vdt_daemon {

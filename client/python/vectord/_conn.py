@@ -17,12 +17,20 @@ raised. A broken connection (EOF, reset, a frame we cannot parse) raises
 :class:`ConnectionBroken` with nothing retried here; the Client decides whether the call may be
 re-sent. A timeout closes the connection, since an answer may still be on its way.
 
+TLS: with an ``ssl.SSLContext`` the socket is wrapped and the handshake done (blocking, under
+the timeout) before Hello; the pump then drives the non-blocking ``SSLSocket`` like a plain
+one, with two differences: a call may want to read when it writes and the other way round
+(``SSLWantReadError``/``SSLWantWriteError`` just mean "poll again"), and decrypted bytes may
+wait inside the SSL object where ``poll`` cannot see them, so every receive drains
+``pending()`` before polling again.
+
 A Connection is used by one thread at a time; the Client's pool guarantees that.
 """
 from __future__ import annotations
 
 import select
 import socket
+import ssl
 import struct
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -150,9 +158,10 @@ class Connection:
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: Optional[float], token: Optional[str],
-                client_name: str) -> "Connection":
-        """Open a TCP connection and greet the server (Hello); raises the mapped error
-        (Unavailable, Unauthenticated, DeadlineExceeded...) if either fails."""
+                client_name: str, tls: Optional[ssl.SSLContext] = None) -> "Connection":
+        """Open a TCP connection (TLS with ``tls``, verifying the server as that context
+        says) and greet the server (Hello); raises the mapped error (Unavailable,
+        Unauthenticated, DeadlineExceeded...) if any step fails."""
         address = f"{host}:{port}"
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
@@ -164,6 +173,8 @@ class Connection:
         conn = None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = _tls_handshake(tls, sock, host, address, timeout)
             conn = cls(sock, address, timeout)
             conn.hello(token, client_name)
         except BaseException:
@@ -335,23 +346,51 @@ class Connection:
     def _send(self, sock: socket.socket, out: memoryview, off: int) -> int:
         try:
             return off + sock.send(out[off:])
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return off
         except OSError as e:
             raise ConnectionBroken(f"connection to {self.address} broke while sending: "
                                    f"{e.strerror or e}") from None
 
     def _recv(self, sock: socket.socket) -> List["pb.Response"]:
-        view = self._reader.writable_view()
-        try:
-            n = sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return []
-        except OSError as e:
-            raise ConnectionBroken(f"connection to {self.address} broke while receiving: "
-                                   f"{e.strerror or e}") from None
-        finally:
-            view.release()
-        if n == 0:
-            raise ConnectionBroken(f"{self.address} closed the connection")
-        return self._reader.feed(n)
+        out: List[pb.Response] = []
+        while True:
+            view = self._reader.writable_view()
+            try:
+                n = sock.recv_into(view)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
+                return out
+            except OSError as e:
+                raise ConnectionBroken(f"connection to {self.address} broke while receiving: "
+                                       f"{_os_reason(e)}") from None
+            finally:
+                view.release()
+            if n == 0:
+                raise ConnectionBroken(f"{self.address} closed the connection")
+            out.extend(self._reader.feed(n))
+            # Plaintext already decrypted waits inside the SSL object, invisible to poll.
+            if not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return out
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, ssl.SSLError):
+        return e.reason or str(e)
+    return e.strerror or str(e)
+
+
+def _tls_handshake(ctx: ssl.SSLContext, sock: socket.socket, host: str, address: str,
+                   timeout: Optional[float]) -> ssl.SSLSocket:
+    """Wrap a connected socket and complete the handshake (blocking, under ``timeout``)."""
+    try:
+        return ctx.wrap_socket(sock, server_hostname=host)
+    except socket.timeout:
+        raise DeadlineExceeded(f"TLS handshake with {address} took longer than {timeout} s"
+                               ) from None
+    except ssl.SSLCertVerificationError as e:
+        raise Unavailable(f"TLS handshake with {address} failed: the server's certificate "
+                          f"was not accepted: {e.verify_message or e}") from None
+    except (ssl.SSLError, OSError) as e:
+        raise Unavailable(f"TLS handshake with {address} failed: {_os_reason(e)} (is it a "
+                          "TLS port?)") from None

@@ -20,6 +20,7 @@ Server errors (a non-OK status) and timeouts are never retried.
 """
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -56,6 +57,20 @@ def _info_from_wire(info: "pb.CollectionInfo") -> CollectionInfo:
                           created_unix_s=info.created_unix_s, bytes_disk=info.bytes_disk,
                           bytes_memory=info.bytes_memory,
                           id_type=id_type_from_wire(info.id_type))
+
+
+def _tls_context(tls: Union[bool, ssl.SSLContext, None]) -> Optional[ssl.SSLContext]:
+    """``tls`` as the Client takes it -> the context to wrap sockets with, or None."""
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        ctx = ssl.create_default_context()  # certificate and host name checked
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    raise InvalidArgument(f"tls must be True, False, None or an ssl.SSLContext, got "
+                          f"{type(tls).__name__}")
 
 
 def _chunks(n: int, step: int) -> List[Tuple[int, int]]:
@@ -113,7 +128,9 @@ class Client:
 
     Args:
         address: ``"host:port"`` (``"[::1]:7711"`` for IPv6; a bare host means port 7711).
-        token: the server's token when it runs with ``--token-file``; ``None`` otherwise.
+        token: the server's token when it runs with ``--token-file`` (or its read-only token,
+            ``--read-token-file``: writes then raise :class:`PermissionDenied`); ``None``
+            otherwise.
         timeout: seconds to wait for a connection and, during a call, for each step of
             progress (a response, or room to send). Not a bound on a whole call: a large
             upsert takes as long as it needs while acknowledgements keep arriving. ``None``
@@ -122,6 +139,11 @@ class Client:
         window: most request frames in flight per call when a call is split into frames.
         retries: how many times an idempotent call is re-sent on a fresh connection after
             its connection broke (see the module docs); 0 disables.
+        tls: ``None``/``False`` for plain TCP; ``True`` for TLS verified against the system's
+            CAs with the host name of ``address`` checked; or an ``ssl.SSLContext`` of your
+            own (a private CA: ``ssl.create_default_context(cafile="ca.pem")``; a client
+            certificate for mTLS: ``ctx.load_cert_chain("client.pem", "client.key")``).
+            TLS 1.2 is the oldest version offered.
 
     Raises:
         Unavailable: the server cannot be reached.
@@ -132,7 +154,8 @@ class Client:
     """
 
     def __init__(self, address: str = "127.0.0.1:7711", token: Optional[str] = None,
-                 timeout: Optional[float] = 30.0, *, window: int = 16, retries: int = 1) -> None:
+                 timeout: Optional[float] = 30.0, *, window: int = 16, retries: int = 1,
+                 tls: Union[bool, ssl.SSLContext, None] = None) -> None:
         if timeout is not None and not timeout > 0:
             raise InvalidArgument(f"timeout must be positive seconds or None, got {timeout!r}")
         if token is not None and not isinstance(token, str):
@@ -141,6 +164,7 @@ class Client:
             raise InvalidArgument("window must be at least 1")
         self.address = address
         self._host, self._port = parse_address(address)
+        self._tls = _tls_context(tls)
         self._token = token
         self.timeout = timeout
         self.window = window
@@ -182,7 +206,7 @@ class Client:
 
     def _open(self) -> Connection:
         conn = Connection.connect(self._host, self._port, self.timeout, self._token,
-                                  f"vectord-python/{__version__}")
+                                  f"vectord-python/{__version__}", tls=self._tls)
         lim = conn.limits
         if lim is not None:
             self._limits = Limits(max_frame_bytes=lim.max_frame_bytes or DEFAULT_MAX_FRAME,
