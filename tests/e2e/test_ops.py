@@ -273,6 +273,7 @@ WRITE_CALLS = {
     "drop_collection": lambda db: db.drop_collection("ro"),
     "upsert": lambda db: db.upsert("ro", [9], np.ones((1, 4))),
     "delete": lambda db: db.delete("ro", [1]),
+    "set_payload": lambda db: db.set_payload("ro", [1], [{"a": 1}]),
 }
 
 
@@ -314,6 +315,7 @@ def test_every_write_kind_is_denied(ro_server):
                                        "is read-only"), e.value.message
             assert e.value.code == vectord.Code.PERMISSION_DENIED
         assert db.count("ro") == 10  # nothing changed, the connection still reads
+        assert db.get("ro", [1])[0].payload is None
     m = scrape(ro_server)
     assert sample(m, "vectord_requests_total", op="upsert", code="PERMISSION_DENIED") == 1
     with vectord.Client(ro_server.address, token="w-token") as db:  # the write token writes

@@ -27,7 +27,7 @@ typedef struct world {
     atomic_int stop;
     atomic_long walks;
     atomic_int failed;
-    char why[256];
+    char why[sizeof(vd_err){0}.msg + 64];
 } world;
 
 /* The id of number i: i (int) or "p%06zu". */
