@@ -3,7 +3,8 @@
  *   engine.c  the engine object, limits, the checks and messages every operation shares,
  *             releasing results (calls no other engine file)
  *   read.c    list, info, count, stats, get, search (any thread)
- *   write.c   create, drop, upsert, delete: prepare, group commit, results (one thread) */
+ *   write.c   create, drop, upsert, delete: prepare, group commit, results (one thread)
+ *   build.c   the bulk build: rows -> index on n threads -> one import (one thread) */
 #ifndef VD_ENGINE_INT_H
 #define VD_ENGINE_INT_H
 
