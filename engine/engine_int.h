@@ -13,6 +13,11 @@
 struct vd_engine {
     vd_store *store;         /* borrowed */
     vd_engine_limits limits; /* defaults filled in */
+    struct {
+        vd_parallel_fn fn; /* NULL: every read runs on its caller's thread */
+        void *host;
+        size_t width;
+    } par;
 };
 
 /* Bytes an encoding adds around a response's arrays (status, tags, lengths): the precheck

@@ -1,5 +1,10 @@
 /* engine/read.c: the reads - list, info, count, stats, get, search - on any thread.
  *
+ * Parallel search: a host that lends its threads (vd_engine_set_parallel: the embedded
+ * module's pool) gets the queries of one search cut into tasks and run on them, every task
+ * writing its own rows of the one result; the daemon lends none (each reader thread runs
+ * whole requests, and its requests are many and small).
+ *
  * No lock of our own: a read takes a reference on its collection (vd_store_acquire), which
  * keeps the collection and its index alive through a concurrent drop, searches the in-memory
  * index directly, and opens an LMDB snapshot only when it must read stored records (get;
@@ -136,14 +141,14 @@ static vd_status query_rows(const vd_engine *e, const vd_search_req *r,
     return VD_OK;
 }
 
-/* Runs every query into the result rows; `hits` has room for k. */
-static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_hit *hits,
-                             vd_search_result *out, vd_err *err)
+/* Runs queries [lo, hi) into the result rows; `hits` has room for k. */
+static vd_status run_rows(const vd_collection *c, const vd_search_req *r, size_t lo, size_t hi,
+                          vd_hit *hits, vd_search_result *out, vd_err *err)
 {
     const vd_collection_params *p = vd_collection_params_of(c);
     const vd_index *ix = vd_collection_index(c);
     size_t k = out->k;
-    for (size_t i = 0; i < out->nq; i++) {
+    for (size_t i = lo; i < hi; i++) {
         uint32_t got = 0;
         vd_status s = vd_index_search(ix, r->queries + i * p->dim, out->k, r->ef, hits, &got, err);
         if (s != VD_OK) {
@@ -161,6 +166,57 @@ static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_
         }
     }
     return VD_OK;
+}
+
+/* The queries of one search cut into tasks for the host's parallel-for. Each task has its
+ * own status and message; the error reported is the one of the lowest failing query, as a
+ * serial run would report it. */
+typedef struct search_tasks {
+    const vd_collection *c;
+    const vd_search_req *r;
+    vd_search_result *out;
+    size_t per_task;
+    vd_status *status;
+    vd_err *errs;
+} search_tasks;
+
+static void search_task(void *ctx, size_t t)
+{
+    search_tasks *st = ctx;
+    size_t lo = t * st->per_task, hi = lo + st->per_task;
+    if (hi > st->out->nq) hi = st->out->nq;
+    vd_hit *hits = vd_malloc(st->out->k * sizeof *hits);
+    if (!hits)
+        st->status[t] = vd_err_set(&st->errs[t], VD_NOMEM, "search: out of memory for %" PRIu32
+                                   " hits", st->out->k);
+    else
+        st->status[t] = run_rows(st->c, st->r, lo, hi, hits, st->out, &st->errs[t]);
+    vd_free(hits);
+}
+
+/* Every query into the result rows: on the host's threads when it lent them and there is
+ * more than one query, else here. `hits` has room for k. */
+static vd_status run_queries(const vd_engine *e, const vd_collection *c, const vd_search_req *r,
+                             vd_hit *hits, vd_search_result *out, vd_err *err)
+{
+    size_t width = e->par.width;
+    if (!e->par.fn || width < 2 || out->nq < 2) return run_rows(c, r, 0, out->nq, hits, out, err);
+    /* About 8 tasks per thread: the last ones to finish are short, so no thread idles long. */
+    size_t per = (out->nq + 8 * width - 1) / (8 * width);
+    size_t n_tasks = (out->nq + per - 1) / per;
+    search_tasks st = {c, r, out, per, vd_calloc(n_tasks, sizeof *st.status),
+                       vd_malloc(n_tasks * sizeof *st.errs)};
+    vd_status s = VD_OK;
+    if (!st.status || !st.errs) {
+        s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu tasks", n_tasks);
+    } else {
+        e->par.fn(e->par.host, n_tasks, search_task, &st);
+        for (size_t t = 0; t < n_tasks && s == VD_OK; t++)
+            if ((s = st.status[t]) != VD_OK && err) *err = st.errs[t];
+    }
+    vd_free(st.status);
+    vd_free(st.errs);
+    return s;
 }
 
 /* Payloads of every hit, borrowed from a snapshot the result keeps. */
@@ -203,7 +259,7 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
         goto done;
     }
-    s = run_queries(c, q, hits, r, err);
+    s = run_queries(e, c, q, hits, r, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
 done:
     vd_free(hits);

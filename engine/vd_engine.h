@@ -9,8 +9,9 @@
  * without a copy.
  *
  * Threads: vd_engine_read() from any number of threads at once, concurrently with writes;
- * the write functions from ONE thread at a time (vd_store_write's rule). The engine itself
- * keeps no state that changes after vd_engine_new().
+ * the write functions and vd_engine_build from ONE thread at a time (vd_store_write's
+ * rule). The engine itself keeps no state that changes after vd_engine_new() (and
+ * vd_engine_set_parallel, before it is shared).
  *
  * Messages: every error of a request begins with the operation's name ("search: k is 0...",
  * "upsert into docs: ..."), and a missing collection is always VD_NOTFOUND
@@ -201,6 +202,16 @@ typedef struct vd_engine_limits {
 vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine **out, vd_err *err);
 void vd_engine_free(vd_engine *e);                               /* NULL is a no-op */
 const vd_engine_limits *vd_engine_limits_of(const vd_engine *e); /* defaults filled in */
+
+/* A host's parallel-for: runs task(ctx, i) for every i in [0, n), on whatever threads it
+ * likes (the caller's included), and returns once all have returned. Tasks never block on
+ * each other. */
+typedef void (*vd_parallel_fn)(void *host, size_t n, void (*task)(void *ctx, size_t i),
+                               void *ctx);
+/* Lends the engine `width` threads through fn for the queries of one search (the embedded
+ * module's pool); without it, every read runs on its caller's thread (the daemon, whose
+ * reader threads take whole requests). Call before the engine is shared; fn NULL undoes. */
+void vd_engine_set_parallel(vd_engine *e, vd_parallel_fn fn, void *host, size_t width);
 
 /* Executes a read (LIST, INFO, COUNT, STATS, GET, SEARCH) into *out, which the caller
  * releases with vd_result_free() whatever the status (zeroed on error). Search: the
