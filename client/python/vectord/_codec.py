@@ -11,6 +11,14 @@ Everything here validates structure (shapes, dtypes, lengths, JSON-ability) and 
 :class:`InvalidArgument` naming the offending argument; value checks that need the
 collection (dimension, NaN/Inf, name syntax, k range) are the server's, so its message is
 the one users see.
+
+Both front ends use this module: :class:`vectord.Client` (which packs the arrays into
+request frames) and the embedded handle of :func:`vectord.open` (which hands the same
+arrays to the engine in process, zero-copy). So the argument checks of an operation
+(``create_args``, ``upsert_arrays``, ``search_params``...) and the shaping of its results
+(``hits_of``, ``records_of``, ``info_of``) are written once, here, and the two cannot
+disagree; whatever needs the collection is the engine's in both cases (the daemon runs the
+same engine), so its messages are word for word the same.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ._errors import InvalidArgument
+from ._types import CollectionInfo, Hit, Record
 
 PAD_ID = (1 << 64) - 1
 """Id the server puts in knn rows that have fewer than k hits (distance is +inf there)."""
@@ -58,10 +67,35 @@ def check_uint32(value: Any, what: str) -> int:
 
 
 def check_name(name: Any, what: str = "collection name") -> str:
-    """Names must be ``str``; their syntax is checked by the server."""
+    """Names must be ``str`` without NUL characters (C strings on both sides would cut them
+    short); their syntax is checked by the server."""
     if not isinstance(name, str):
         raise InvalidArgument(f"{what} must be a str, got {type(name).__name__}")
+    if "\0" in name:
+        raise InvalidArgument(f"{what} {name!r} holds a NUL character")
     return name
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """Points per write: a positive int."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
+def create_args(name: Any, dim: Any, metric: Any, m: Any, ef_construction: Any,
+                ef_search: Any) -> Tuple[str, int, str, int, int, int]:
+    """create_collection's (and build's) arguments checked: (name, dim, metric in lower case,
+    m, ef_construction, ef_search); 0 means the server's default for the last three."""
+    check_name(name)
+    metric_to_wire(metric)
+    return (name, check_uint32(dim, "dim"), metric.lower(), check_uint32(m, "m"),
+            check_uint32(ef_construction, "ef_construction"), check_uint32(ef_search, "ef_search"))
+
+
+def search_params(k: Any, ef: Any) -> Tuple[int, int]:
+    """(k, ef) as the request carries them: ef None -> 0 (the collection's ef_search)."""
+    return check_uint32(k, "k"), 0 if ef is None else check_uint32(ef, "ef")
 
 
 def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
@@ -133,6 +167,31 @@ def to_queries(x: MatrixLike) -> Tuple[np.ndarray, bool]:
     raise InvalidArgument(f"query must be 1-D (dim,) or 2-D (nq, dim), got shape {a.shape}")
 
 
+def upsert_arrays(ids: IdsLike, vectors: MatrixLike,
+                  payloads: Optional[Sequence[Optional[Mapping]]]
+                  ) -> Optional[Tuple[np.ndarray, np.ndarray, List[bytes]]]:
+    """An upsert's points checked and converted once: ``(ids '<u8' (n,), vectors '<f4' (n, dim)
+    C-contiguous, encoded payloads or [])``, or ``None`` for an empty call (0 ids, nothing to
+    write). Refuses mismatched lengths and repeated ids before anything is written."""
+    id_arr = to_ids(ids)
+    n = len(id_arr)
+    if n == 0:
+        if payloads is not None and len(list(payloads)) != 0:
+            raise InvalidArgument("payloads given for 0 ids")
+        if not (isinstance(vectors, np.ndarray) and vectors.size == 0) and len(vectors) != 0:
+            raise InvalidArgument(f"got 0 ids and {len(vectors)} vectors")
+        return None
+    vecs = to_matrix(vectors)
+    if vecs.shape[0] != n:
+        raise InvalidArgument(f"got {n} ids and {vecs.shape[0]} vectors")
+    if len(np.unique(id_arr)) != n:
+        s = np.sort(id_arr)
+        dup = int(s[np.flatnonzero(s[1:] == s[:-1])[0]])
+        raise InvalidArgument(f"id {dup} appears more than once; ids in one upsert must "
+                              "be distinct")
+    return id_arr, vecs, encode_payloads(payloads, n)
+
+
 def encode_payload(p: Optional[Mapping], i: int = 0) -> bytes:
     """A payload dict -> compact UTF-8 JSON; ``None`` -> ``b""`` (no payload)."""
     if p is None:
@@ -169,3 +228,38 @@ def decode_payload(raw: bytes) -> Optional[Dict[str, Any]]:
     if not raw:
         return None
     return json.loads(raw)
+
+
+# ---- results: the same Python values from either front end --------------------------------
+
+def info_of(name: str, dim: int, metric: str, m: int, ef_construction: int, ef_search: int,
+            count: int, created_unix_s: int = 0, bytes_disk: int = 0,
+            bytes_memory: int = 0) -> CollectionInfo:
+    """A :class:`CollectionInfo` from its fields (the wire message's, or the engine's)."""
+    return CollectionInfo(name=name, dim=dim, metric=metric, m=m,
+                          ef_construction=ef_construction, ef_search=ef_search, count=count,
+                          created_unix_s=created_unix_s, bytes_disk=bytes_disk,
+                          bytes_memory=bytes_memory)
+
+
+def hits_of(ids: np.ndarray, distances: np.ndarray,
+            payloads: Optional[Sequence[bytes]]) -> List[List[Hit]]:
+    """Rows of ``(rows, k)`` ids and distances (and ``rows * k`` payload entries, or None) ->
+    one list of :class:`Hit` per row, padding dropped."""
+    rows, k = ids.shape
+    id_rows, d_rows = ids.tolist(), distances.tolist()
+    out = []
+    for r in range(rows):
+        row_ids, row_d, base = id_rows[r], d_rows[r], r * k
+        out.append([Hit(id_, d, decode_payload(payloads[base + j]) if payloads else None)
+                    for j, (id_, d) in enumerate(zip(row_ids, row_d)) if id_ != PAD_ID])
+    return out
+
+
+def records_of(ids: np.ndarray, found: Sequence[int], vectors: Optional[np.ndarray],
+               payloads: Optional[Sequence[bytes]]) -> List[Optional[Record]]:
+    """One :class:`Record` (or None where ``found`` is 0) per requested id; ``vectors`` is
+    ``(n, dim)`` or None, ``payloads`` n entries or None."""
+    return [Record(int(ids[r]), vectors[r] if vectors is not None else None,
+                   decode_payload(payloads[r]) if payloads else None) if found[r] else None
+            for r in range(len(ids))]

@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (PAD_ID, IdsLike, MatrixLike, check_name, check_uint32, decode_payload,
-                     encode_payloads, metric_from_wire, metric_to_wire, to_ids, to_matrix,
-                     to_queries)
+from ._codec import (IdsLike, MatrixLike, check_batch_size, check_name, check_uint32,
+                     create_args, hits_of, info_of, metric_from_wire, metric_to_wire,
+                     records_of, search_params, to_ids, to_queries, upsert_arrays)
 from ._conn import DEFAULT_MAX_FRAME, Connection, ConnectionBroken, parse_address
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
                       Unavailable)
@@ -47,11 +47,9 @@ _DELETE_BATCH = 16384
 
 
 def _info_from_wire(info: "pb.CollectionInfo") -> CollectionInfo:
-    return CollectionInfo(name=info.name, dim=info.dim, metric=metric_from_wire(info.metric),
-                          m=info.m, ef_construction=info.ef_construction,
-                          ef_search=info.ef_search, count=info.count,
-                          created_unix_s=info.created_unix_s, bytes_disk=info.bytes_disk,
-                          bytes_memory=info.bytes_memory)
+    return info_of(info.name, info.dim, metric_from_wire(info.metric), info.m,
+                   info.ef_construction, info.ef_search, info.count, info.created_unix_s,
+                   info.bytes_disk, info.bytes_memory)
 
 
 def _chunks(n: int, step: int) -> List[Tuple[int, int]]:
@@ -252,12 +250,9 @@ class Client:
         """
         req = pb.Request()
         c = req.create_collection
-        c.name = check_name(name)
-        c.dim = check_uint32(dim, "dim")
+        c.name, c.dim, metric, c.m, c.ef_construction, c.ef_search = create_args(
+            name, dim, metric, m, ef_construction, ef_search)
         c.metric = metric_to_wire(metric)
-        c.m = check_uint32(m, "m")
-        c.ef_construction = check_uint32(ef_construction, "ef_construction")
-        c.ef_search = check_uint32(ef_search, "ef_search")
         resp = self._call(lambda: req, idempotent=False)
         return _info_from_wire(resp.create_collection.info)
 
@@ -324,26 +319,12 @@ class Client:
             NotFound: no such collection.
         """
         check_name(collection)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
-        id_arr = to_ids(ids)
-        n = len(id_arr)
-        if n == 0:
-            if payloads is not None and len(list(payloads)) != 0:
-                raise InvalidArgument("payloads given for 0 ids")
-            if not (isinstance(vectors, np.ndarray) and vectors.size == 0) and len(vectors) != 0:
-                raise InvalidArgument(f"got 0 ids and {len(vectors)} vectors")
+        check_batch_size(batch_size)
+        arrays = upsert_arrays(ids, vectors, payloads)
+        if arrays is None:
             return 0
-        vecs = to_matrix(vectors)
-        if vecs.shape[0] != n:
-            raise InvalidArgument(f"got {n} ids and {vecs.shape[0]} vectors")
-        if len(np.unique(id_arr)) != n:
-            s = np.sort(id_arr)
-            dup = int(s[np.flatnonzero(s[1:] == s[:-1])[0]])
-            raise InvalidArgument(f"id {dup} appears more than once; ids in one upsert must "
-                                  "be distinct")
-        encoded = encode_payloads(payloads, n)
-        dim = vecs.shape[1]
+        id_arr, vecs, encoded = arrays
+        n, dim = vecs.shape
         budget = self._frame_budget()
         step = max(1, min(batch_size, self.limits.max_batch))
         row_bytes = 8 + 4 * dim
@@ -404,8 +385,7 @@ class Client:
         """Split queries into frames, run them pipelined, hand each checked response to
         ``handle(lo, hi, k, search_response)``."""
         check_name(collection)
-        k = check_uint32(k, "k")
-        ef_v = 0 if ef is None else check_uint32(ef, "ef")
+        k, ef_v = search_params(k, ef)
         nq, dim = q.shape
         budget = self._frame_budget()
         per_row = max(4 * dim, 12 * max(k, 1))
@@ -464,14 +444,9 @@ class Client:
         out: List[List[Hit]] = [[] for _ in range(q.shape[0])]
 
         def handle(lo: int, hi: int, kk: int, sr: "pb.SearchResponse") -> None:
-            ids = np.frombuffer(sr.ids, dtype="<u8").reshape(hi - lo, kk).tolist()
-            dists = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, kk).tolist()
-            pls = sr.payloads if with_payload and len(sr.payloads) else None
-            for r in range(hi - lo):
-                row_ids, row_d, base = ids[r], dists[r], r * kk
-                out[lo + r] = [Hit(id_, d, decode_payload(pls[base + j]) if pls else None)
-                               for j, (id_, d) in enumerate(zip(row_ids, row_d))
-                               if id_ != PAD_ID]
+            ids = np.frombuffer(sr.ids, dtype="<u8").reshape(hi - lo, kk)
+            dists = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, kk)
+            out[lo:hi] = hits_of(ids, dists, sr.payloads if with_payload else None)
 
         if q.shape[0]:
             self._search_frames(collection, q, k, ef, with_payload, handle)
@@ -544,12 +519,8 @@ class Client:
                 if nbytes % (4 * rows):
                     raise Internal(f"get response holds {nbytes} vector bytes for {rows} ids")
                 mat = np.frombuffer(gr.vectors, dtype="<f4").reshape(rows, -1).copy()
-            pls = gr.payloads if with_payload and len(gr.payloads) else None
-            for r in range(rows):
-                if gr.found[r]:
-                    out[lo + r] = Record(int(id_arr[lo + r]),
-                                         mat[r] if mat is not None else None,
-                                         decode_payload(pls[r]) if pls else None)
+            out[lo:hi] = records_of(id_arr[lo:hi], gr.found, mat,
+                                    gr.payloads if with_payload else None)
 
         self._run(bounds, build, handle, idempotent=True, splittable=True,
                   describe=lambda i: f"get ids {bounds[i][0]}..{bounds[i][1] - 1}")

@@ -1,0 +1,418 @@
+/* client/python/ext/ops.c: the operations of vectord._engine.Engine, one table row each.
+ *
+ * A row names the Python method, whether it writes (the runner then holds the writer lock),
+ * and an executor when vd_engine_execute on one request is not the whole story (upsert: a
+ * call's batches prepared one by one and committed as one group; build: vd_engine_build).
+ * Each operation has a parse function (positional arguments, already checked and converted
+ * by vectord/embedded.py with the Client's _codec, into a vd_request borrowing their
+ * buffers) and a result function (the vd_result into the Python values embedded.py turns
+ * into the Client's types). A new operation - a filter, string ids, scroll, set_payload -
+ * is one row in VD_EXT_OP_MAP, its two functions, and its method in embedded.py.
+ *
+ * Result arrays are handed over, not copied: the engine's ids, distances, vectors and found
+ * flags become Array objects (module.c) that numpy wraps; payload bytes are copied once into
+ * Python bytes, since they borrow from an LMDB snapshot that ends with the result. */
+#include "client/python/ext/ext_int.h"
+
+#define OK_OR_FAIL(x) \
+    if (!(x)) return 0
+
+/* ---- results shared by several operations ---------------------------------------------- */
+
+static PyObject *info_dict(const vd_collection_info *ci)
+{
+    const vd_collection_params *p = &ci->params;
+    return Py_BuildValue("{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K}", "name", p->name, "dim",
+                         p->dim, "metric", vd_metric_name(p->metric), "m", p->m,
+                         "ef_construction", p->ef_construction, "ef_search", p->ef_search,
+                         "count", (unsigned long long)ci->count, "created_unix_s",
+                         (unsigned long long)ci->created_unix_s, "bytes_disk",
+                         (unsigned long long)ci->bytes_disk, "bytes_memory",
+                         (unsigned long long)ci->bytes_memory);
+}
+
+/* n payload entries as a list of bytes (b"" for none), or None without payloads. */
+static PyObject *payload_list(const vd_bytes *pl, size_t n)
+{
+    if (!pl) Py_RETURN_NONE;
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)pl[i].data, (Py_ssize_t)pl[i].len);
+        if (!b) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
+    }
+    return list;
+}
+
+static PyObject *result_none(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *result_n(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    return PyLong_FromUnsignedLongLong(r->n);
+}
+
+static PyObject *result_info(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    return info_dict(&r->info);
+}
+
+/* One name argument: DROP, INFO, COUNT. */
+static int parse_name_only(PyObject *args, vd_ext_args *a, vd_request_kind kind)
+{
+    PyObject *name;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "O", &name));
+    a->req.kind = kind;
+    return (a->req.name = vd_ext_name(name, "collection name")) != NULL;
+}
+
+/* ---- collections --------------------------------------------------------------------------- */
+
+static int parse_create_collection(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name;
+    const char *metric;
+    vd_create_req *c = &a->req.create;
+    a->req.kind = VD_REQ_CREATE;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OIsIII", &name, &c->dim, &metric, &c->m,
+                                &c->ef_construction, &c->ef_search));
+    OK_OR_FAIL(c->name = vd_ext_name(name, "collection name"));
+    if (vd_metric_parse(metric, &c->metric) != VD_OK) {
+        vd_ext_raise(VD_INVALID, "metric must be one of 'l2', 'cosine', 'ip'", NULL);
+        return 0;
+    }
+    return 1;
+}
+#define result_create_collection result_info
+
+static int parse_drop_collection(PyObject *args, vd_ext_args *a)
+{
+    return parse_name_only(args, a, VD_REQ_DROP);
+}
+#define result_drop_collection result_none
+
+static int parse_list_collections(PyObject *args, vd_ext_args *a)
+{
+    a->req.kind = VD_REQ_LIST;
+    return PyArg_ParseTuple(args, "");
+}
+
+static PyObject *result_list_collections(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    PyObject *list = PyList_New((Py_ssize_t)r->list.n);
+    for (size_t i = 0; list && i < r->list.n; i++) {
+        PyObject *d = info_dict(&r->list.items[i]);
+        if (!d) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, d);
+    }
+    return list;
+}
+
+static int parse_collection_info(PyObject *args, vd_ext_args *a)
+{
+    return parse_name_only(args, a, VD_REQ_INFO);
+}
+#define result_collection_info result_info
+
+static int parse_count(PyObject *args, vd_ext_args *a)
+{
+    return parse_name_only(args, a, VD_REQ_COUNT);
+}
+#define result_count result_n
+
+static int parse_stats(PyObject *args, vd_ext_args *a)
+{
+    a->req.kind = VD_REQ_STATS;
+    return PyArg_ParseTuple(args, "");
+}
+
+static PyObject *result_stats(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    const vd_engine_stats *st = &r->stats;
+    return Py_BuildValue("{s:I,s:K,s:K,s:K}", "collections", st->collections, "points",
+                         (unsigned long long)st->points, "map_bytes",
+                         (unsigned long long)st->map_bytes, "file_bytes",
+                         (unsigned long long)st->file_bytes);
+}
+
+/* ---- points -------------------------------------------------------------------------------- */
+
+/* upsert(collection, ids <u8, vectors <f4, dim, payloads list | None, batch) */
+static int parse_upsert(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *ids, *vecs, *pls;
+    vd_upsert_req *u = &a->req.upsert;
+    Py_buffer *bi, *bv;
+    a->req.kind = VD_REQ_UPSERT;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOOIOI", &name, &ids, &vecs, &u->dim, &pls, &a->batch));
+    OK_OR_FAIL(u->collection = vd_ext_name(name, "collection name"));
+    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
+    OK_OR_FAIL(bv = vd_ext_buffer(a, vecs, 4, "vectors"));
+    u->ids = bi->buf;
+    u->n_ids = (size_t)bi->len / 8;
+    u->vectors = bv->buf;
+    u->n_floats = (size_t)bv->len / 4;
+    OK_OR_FAIL(vd_ext_payloads(a, pls, u->n_ids));
+    u->payloads = a->payloads;
+    u->n_payloads = a->payloads ? u->n_ids : 0;
+    if (u->n_ids == 0 || u->dim == 0 || u->n_floats != u->n_ids * u->dim) {
+        /* embedded.py sends n ids and an (n, dim) array; anything else would be read past */
+        vd_ext_raise(VD_INVALID, "upsert: ids and vectors disagree on the number of rows", NULL);
+        return 0;
+    }
+    if (a->batch == 0) a->batch = 1;
+    return 1;
+}
+
+/* The call's batches of a->batch points, each prepared as a write of its own (so each is
+ * atomic and checked alone, like the frames of Client.upsert), committed as ONE group: one
+ * transaction and one sync for the whole call. The first failing batch names its rows. */
+static vd_status exec_upsert(vd_py_engine *self, vd_ext_args *a, vd_result *res, vd_err *err)
+{
+    const vd_upsert_req *u = &a->req.upsert;
+    size_t n = u->n_ids, per = a->batch, nb = (n + per - 1) / per, written = 0;
+    vd_write *ws = vd_calloc(nb, sizeof *ws);
+    vd_write **group = vd_malloc(nb * sizeof *group);
+    vd_status s = ws && group ? VD_OK : vd_err_set(err, VD_NOMEM, "upsert: out of memory");
+    for (size_t b = 0; b < nb && s == VD_OK; b++) {
+        size_t lo = b * per, rows = n - lo < per ? n - lo : per;
+        vd_request q = {.kind = VD_REQ_UPSERT};
+        q.upsert = (vd_upsert_req){.collection = u->collection,
+                                   .ids = u->ids + lo,
+                                   .n_ids = rows,
+                                   .vectors = u->vectors + lo * u->dim,
+                                   .n_floats = rows * u->dim,
+                                   .dim = u->dim,
+                                   .payloads = u->payloads ? u->payloads + lo : NULL,
+                                   .n_payloads = u->payloads ? rows : 0};
+        group[b] = &ws[b];
+        if ((s = vd_engine_write_prepare(self->engine, &q, &ws[b], err)) != VD_OK)
+            snprintf(a->context_buf, sizeof a->context_buf, "upsert rows %zu..%zu", lo,
+                     lo + rows - 1);
+    }
+    if (s == VD_OK) {
+        vd_engine_write_commit(self->engine, group, nb, NULL);
+        for (size_t b = 0; b < nb; b++) {
+            vd_result r;
+            vd_err e2;
+            vd_status sb = vd_engine_write_result(self->engine, &ws[b], &r, &e2); /* releases */
+            written += sb == VD_OK ? r.n : 0;
+            vd_result_free(&r);
+            if (sb != VD_OK && s == VD_OK) {
+                s = sb;
+                if (err) *err = e2;
+                size_t lo = b * per, rows = n - lo < per ? n - lo : per;
+                snprintf(a->context_buf, sizeof a->context_buf, "upsert rows %zu..%zu", lo,
+                         lo + rows - 1);
+            }
+        }
+    }
+    for (size_t b = 0; ws && b < nb; b++) vd_write_release(&ws[b]); /* idempotent */
+    vd_free(ws);
+    vd_free(group);
+    if (a->context_buf[0]) a->context = a->context_buf;
+    res->kind = VD_REQ_UPSERT;
+    res->n = written;
+    return s;
+}
+#define result_upsert result_n
+
+static int parse_delete(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *ids;
+    Py_buffer *bi;
+    a->req.kind = VD_REQ_DELETE;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OO", &name, &ids));
+    OK_OR_FAIL(a->req.del.collection = vd_ext_name(name, "collection name"));
+    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
+    a->req.del.ids = bi->buf;
+    a->req.del.n_ids = (size_t)bi->len / 8;
+    return 1;
+}
+#define result_delete result_n
+
+/* get(collection, ids <u8, with_vectors, with_payloads) */
+static int parse_get(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *ids;
+    Py_buffer *bi;
+    vd_get_req *g = &a->req.get;
+    a->req.kind = VD_REQ_GET;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOpp", &name, &ids, &g->with_vectors, &g->with_payloads));
+    OK_OR_FAIL(g->collection = vd_ext_name(name, "collection name"));
+    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
+    g->ids = bi->buf;
+    g->n_ids = (size_t)bi->len / 8;
+    return 1;
+}
+
+/* -> (found: Array of n bytes, vectors: Array of n x dim floats | None, payloads | None, dim) */
+static PyObject *result_get(vd_py_engine *self, vd_ext_args *a, vd_result *res)
+{
+    vd_get_result *r = &res->get;
+    PyObject *found = vd_ext_array(r->found, r->n), *vecs = NULL, *pls = NULL, *out = NULL;
+    r->found = NULL;
+    if (r->vectors) {
+        vecs = vd_ext_array(r->vectors, r->n * r->dim * sizeof(float));
+        r->vectors = NULL;
+    } else {
+        Py_INCREF(Py_None);
+        vecs = Py_None;
+    }
+    pls = payload_list(r->payloads, r->n);
+    if (found && vecs && pls) out = Py_BuildValue("(OOOI)", found, vecs, pls, r->dim);
+    Py_XDECREF(found);
+    Py_XDECREF(vecs);
+    Py_XDECREF(pls);
+    return out;
+}
+
+/* search(collection, queries <f4, dim, k, ef, with_payloads) */
+static int parse_search(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *queries;
+    Py_buffer *bq;
+    vd_search_req *q = &a->req.search;
+    a->req.kind = VD_REQ_SEARCH;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp", &name, &queries, &q->dim, &q->k, &q->ef,
+                                &q->with_payloads));
+    OK_OR_FAIL(q->collection = vd_ext_name(name, "collection name"));
+    OK_OR_FAIL(bq = vd_ext_buffer(a, queries, 4, "queries"));
+    q->queries = bq->buf;
+    q->n_floats = (size_t)bq->len / 4;
+    return 1;
+}
+
+/* -> (ids: Array nq x k uint64, distances: Array nq x k float32, payloads | None, nq, k) */
+static PyObject *result_search(vd_py_engine *self, vd_ext_args *a, vd_result *res)
+{
+    vd_search_result *r = &res->search;
+    size_t n = (size_t)r->nq * r->k;
+    PyObject *ids = vd_ext_array(r->ids, n * sizeof *r->ids);
+    PyObject *dists = vd_ext_array(r->distances, n * sizeof *r->distances);
+    r->ids = NULL;
+    r->distances = NULL;
+    PyObject *pls = payload_list(r->payloads, n), *out = NULL;
+    if (ids && dists && pls) out = Py_BuildValue("(OOOII)", ids, dists, pls, r->nq, r->k);
+    Py_XDECREF(ids);
+    Py_XDECREF(dists);
+    Py_XDECREF(pls);
+    return out;
+}
+
+/* build(name, vectors <f4, dim, ids <u8, payloads | None, metric, m, ef_construction,
+ *       ef_search, replace) */
+static int parse_build(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *vecs, *ids, *pls;
+    const char *metric, *nm;
+    Py_buffer *bv, *bi;
+    vd_build_req *b = &a->build;
+    vd_collection_params *p = &b->params;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIOOsIIIp", &name, &vecs, &p->dim, &ids, &pls, &metric,
+                                &p->m, &p->ef_construction, &p->ef_search, &b->replace));
+    OK_OR_FAIL(nm = vd_ext_name(name, "collection name"));
+    if (strlen(nm) > VD_NAME_MAX) { /* the params hold at most that: let the rule refuse it */
+        vd_err e;
+        vd_name_check(nm, &e);
+        vd_ext_raise(VD_INVALID, e.msg, NULL);
+        return 0;
+    }
+    snprintf(p->name, sizeof p->name, "%s", nm);
+    if (vd_metric_parse(metric, &p->metric) != VD_OK) {
+        vd_ext_raise(VD_INVALID, "metric must be one of 'l2', 'cosine', 'ip'", NULL);
+        return 0;
+    }
+    OK_OR_FAIL(bv = vd_ext_buffer(a, vecs, 4, "vectors"));
+    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
+    b->n = (size_t)bi->len / 8;
+    if ((size_t)bv->len != b->n * p->dim * sizeof(float)) { /* the engine trusts n x dim */
+        vd_ext_raise(VD_INVALID, "build: vectors and ids disagree on the number of rows", NULL);
+        return 0;
+    }
+    b->vectors = bv->buf;
+    b->ids = bi->buf;
+    OK_OR_FAIL(vd_ext_payloads(a, pls, b->n));
+    if (a->payloads) {
+        a->pl_ptrs = vd_malloc((b->n ? b->n : 1) * sizeof *a->pl_ptrs);
+        a->pl_lens = vd_malloc((b->n ? b->n : 1) * sizeof *a->pl_lens);
+        if (!a->pl_ptrs || !a->pl_lens) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+            if (a->payloads[i].len > UINT32_MAX) {
+                vd_ext_raise(VD_INVALID, "build: a payload over 4 GiB", NULL);
+                return 0;
+            }
+            a->pl_ptrs[i] = a->payloads[i].len ? a->payloads[i].data : NULL;
+            a->pl_lens[i] = (uint32_t)a->payloads[i].len;
+        }
+        b->payloads = a->pl_ptrs;
+        b->payload_lens = a->pl_lens;
+    }
+    return 1;
+}
+
+static vd_status exec_build(vd_py_engine *self, vd_ext_args *a, vd_result *res, vd_err *err)
+{
+    a->build.threads = vd_pool_width(self->pool); /* the handle's threads link the graph */
+    return vd_engine_build(self->engine, &a->build, &a->built, err);
+}
+
+static PyObject *result_build(vd_py_engine *self, vd_ext_args *a, vd_result *res)
+{
+    return info_dict(&a->built.info);
+}
+
+/* ---- the table ------------------------------------------------------------------------------
+ * method name, writes, executor (NULL: vd_engine_execute of the parsed request). */
+/* clang-format off */
+#define VD_EXT_OP_MAP(X)                 \
+    X(create_collection, 1, NULL)        \
+    X(drop_collection, 1, NULL)          \
+    X(list_collections, 0, NULL)         \
+    X(collection_info, 0, NULL)          \
+    X(count, 0, NULL)                    \
+    X(stats, 0, NULL)                    \
+    X(upsert, 1, exec_upsert)            \
+    X(delete, 1, NULL)                   \
+    X(get, 0, NULL)                      \
+    X(search, 0, NULL)                   \
+    X(build, 1, exec_build)
+/* clang-format on */
+
+enum {
+#define X(name, write, exec) OP_##name,
+    VD_EXT_OP_MAP(X)
+#undef X
+};
+
+const vd_ext_op vd_ext_ops[] = {
+#define X(name, write, exec) {#name, write, parse_##name, exec, result_##name},
+    VD_EXT_OP_MAP(X)
+#undef X
+};
+
+#define X(name, write, exec)                                      \
+    static PyObject *method_##name(PyObject *self, PyObject *args) \
+    {                                                              \
+        return vd_ext_run((vd_py_engine *)self, &vd_ext_ops[OP_##name], args); \
+    }
+VD_EXT_OP_MAP(X)
+#undef X
+
+PyMethodDef vd_ext_op_methods[] = {
+#define X(name, write, exec) {#name, method_##name, METH_VARARGS, "see vectord.open: " #name},
+    VD_EXT_OP_MAP(X)
+#undef X
+    {NULL, NULL, 0, NULL},
+};
