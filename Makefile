@@ -133,7 +133,8 @@ $(B)/gen/suites.h: $(UNIT_SRC)
 
 $(B)/obj/tests/unit/runner.o: $(B)/gen/suites.h
 
-$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP) bench/bench_common.c) $(LIB)
+# The embedded module's thread pool is plain C: its concurrent suite runs here, under TSan too.
+$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP) bench/bench_common.c client/python/ext/pool.c) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EXT) $(CHECK_LIBS)
 
 # ---- benchmarks -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ Without the compiled module (a pure-Python install) ``import vectord`` and the C
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -37,7 +38,7 @@ from . import vectord_pb2 as pb
 from ._codec import (IdsLike, MatrixLike, check_batch_size, check_name, check_uint32,
                      create_args, encode_payloads, hits_of, info_of, records_of, search_params,
                      to_ids, to_matrix, to_queries, upsert_arrays)
-from ._errors import Error, InvalidArgument
+from ._errors import Error, FailedPrecondition, InvalidArgument
 from ._types import CollectionInfo, Hit, Limits, Record
 from ._version import __version__
 
@@ -90,6 +91,11 @@ class Embedded:
         self.limits = Limits(max_frame_bytes=0, max_batch=0, max_k=lim["max_k"],
                              max_dim=lim["max_dim"])
         self.server_version = f"{__version__} (embedded)"
+        # Calls made of several engine calls (an upsert's groups) count here, so close()
+        # waits for them as the engine waits for its single calls.
+        self._calls = threading.Condition()
+        self._in_calls = 0
+        self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -102,7 +108,21 @@ class Embedded:
     def close(self) -> None:
         """Wait for the calls in progress, flush and close; later calls raise
         :class:`FailedPrecondition`. Idempotent."""
+        with self._calls:
+            self._closing = True
+            self._calls.wait_for(lambda: self._in_calls == 0)
         self._eng.close()
+
+    def _begin(self) -> None:
+        with self._calls:
+            if self._closing:
+                raise FailedPrecondition("this vectord.open handle is closed")
+            self._in_calls += 1
+
+    def _end(self) -> None:
+        with self._calls:
+            self._in_calls -= 1
+            self._calls.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -159,9 +179,10 @@ class Embedded:
         n, dim = vecs.shape
         rows = max(batch_size, min(batch_size * _GROUP_BATCHES,
                                    _GROUP_BYTES // max(1, 4 * dim + 8)))
-        bar = _progress_bar(progress, n, f"upsert {collection}")
-        written = 0
+        written, bar = 0, None
+        self._begin()
         try:
+            bar = _progress_bar(progress, n, f"upsert {collection}")
             for lo in range(0, n, rows):
                 hi = min(lo + rows, n)
                 try:
@@ -173,6 +194,7 @@ class Embedded:
                 if bar is not None:
                     bar.update(hi - lo)
         finally:
+            self._end()
             if bar is not None:
                 bar.close()
         return written
