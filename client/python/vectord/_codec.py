@@ -73,6 +73,10 @@ def check_name(name: Any, what: str = "collection name") -> str:
         raise InvalidArgument(f"{what} must be a str, got {type(name).__name__}")
     if "\0" in name:
         raise InvalidArgument(f"{what} {name!r} holds a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgument(f"{what} {name!r} is not valid Unicode: {e.reason}") from None
     return name
 
 

@@ -28,7 +28,8 @@ from . import vectord_pb2 as pb
 from ._codec import (IdsLike, MatrixLike, check_batch_size, check_name, check_uint32,
                      create_args, hits_of, info_of, metric_from_wire, metric_to_wire,
                      records_of, search_params, to_ids, to_queries, upsert_arrays)
-from ._conn import DEFAULT_MAX_FRAME, Connection, ConnectionBroken, parse_address
+from ._conn import (DEFAULT_MAX_FRAME, Connection, ConnectionBroken, Encoded, encode_search,
+                    parse_address)
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
                       Unavailable)
 from ._types import CollectionInfo, Hit, Limits, Record
@@ -393,17 +394,12 @@ class Client:
         step = max(1, min(want, self.limits.max_batch, budget // max(per_row, 1)))
         bounds = _chunks(nq, step)
 
-        def build(i: int) -> "pb.Request":
+        name = collection.encode("utf-8")
+
+        def build(i: int) -> Encoded:
             lo, hi = bounds[i]
-            req = pb.Request()
-            s = req.search
-            s.collection = collection
-            s.queries = q[lo:hi].tobytes()
-            s.dim = dim  # the server refuses a query of another dim instead of re-cutting it
-            s.k = k
-            s.ef = ef_v
-            s.with_payloads = with_payload
-            return req
+            # dim sent: the server refuses a query of another dim instead of re-cutting it
+            return encode_search(name, memoryview(q[lo:hi]), dim, k, ef_v, with_payload)
 
         def on_response(i: int, resp: "pb.Response") -> None:
             lo, hi = bounds[i]
