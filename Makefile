@@ -240,7 +240,7 @@ test-e2e: $(B)/vectord $(PY_PB) $(if $(SAN),,python-ext)
 	else echo "no e2e tests yet"; fi
 
 # Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
-# build/bench-results.jsonl. About 40 minutes on 2 cores; bench/README.md lists each command.
+# build/bench-results.jsonl. About 50 minutes on 2 cores; bench/README.md lists each command.
 BENCH_TMP ?= /tmp
 BENCH_OUT := build/bench-results.jsonl
 bench: deps
@@ -255,8 +255,11 @@ bench: deps
 	rm -rf $(BENCH_TMP)/vd-bench-storage
 	./build/bench-storage all $(BENCH_TMP)/vd-bench-storage 1000000 128 | tee -a $(BENCH_OUT).txt
 	./build/bench-net --json >> $(BENCH_OUT)
-	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
-	  >> $(BENCH_OUT)
+	@for d in $(dir $(DATA_SETS)); do \
+	  PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --data $$d --ef 10,32,64,128,256 \
+	    --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
+	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 \
+	  --ef 10,32,64,128,256 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	@echo "make bench: results in $(BENCH_OUT)"
 
 format:

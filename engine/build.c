@@ -32,10 +32,10 @@ typedef struct build_run {
     const vd_build_req *b;
     vd_collection_params cp; /* defaults resolved */
     vd_index_params ip;
-    vd_index *ix;     /* until the store adopts it */
-    float *chunk;     /* converted rows, when the source is not in place */
+    vd_index *ix; /* until the store adopts it */
+    float *chunk; /* converted rows, when the source is not in place */
     size_t chunk_rows;
-    size_t base;      /* rows linked before the current chunk (progress) */
+    size_t base; /* rows linked before the current chunk (progress) */
 } build_run;
 
 size_t vd_build_chunk_rows(uint32_t dim, size_t n)
@@ -84,8 +84,8 @@ static vd_status check(vd_engine *e, build_run *r, vd_err *err)
     if (!b->ids) return vd_err_set(err, VD_INVALID, "no ids given");
     if (!b->vectors && !b->rows.read) return vd_err_set(err, VD_INVALID, "no vectors given");
     if (b->params.dim > e->limits.max_dim)
-        return vd_err_set(err, VD_INVALID, "dim %" PRIu32 " is outside 1..%" PRIu32,
-                          b->params.dim, e->limits.max_dim);
+        return vd_err_set(err, VD_INVALID, "dim %" PRIu32 " is outside 1..%" PRIu32, b->params.dim,
+                          e->limits.max_dim);
     r->ip = (vd_index_params){.dim = r->cp.dim,
                               .metric = r->cp.metric,
                               .m = r->cp.m,
@@ -93,8 +93,7 @@ static vd_status check(vd_engine *e, build_run *r, vd_err *err)
                               .seed = BUILD_SEED,
                               .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n};
     if ((s = vd_index_params_check(&r->ip, err)) != VD_OK ||
-        (s = vd_param_resolve(VD_PARAM_EF_SEARCH, r->cp.ef_search, &r->cp.ef_search, err)) !=
-            VD_OK)
+        (s = vd_param_resolve(VD_PARAM_EF_SEARCH, r->cp.ef_search, &r->cp.ef_search, err)) != VD_OK)
         return s;
     r->cp.m = r->ip.m;
     r->cp.ef_construction = r->ip.ef_construction;
@@ -121,8 +120,7 @@ static vd_status link_rows(build_run *r, vd_err *err)
     r->chunk_rows = vd_build_chunk_rows(r->ip.dim, b->n);
     if (src->read && !src->in_place &&
         !(r->chunk = vd_malloc(r->chunk_rows * r->ip.dim * sizeof(float))))
-        return vd_err_set(err, VD_NOMEM, "out of memory for a %zu-row input chunk",
-                          r->chunk_rows);
+        return vd_err_set(err, VD_NOMEM, "out of memory for a %zu-row input chunk", r->chunk_rows);
     if (b->progress) b->progress(b->progress_ctx, VD_BUILD_LINKING, 0, b->n);
     for (size_t first = 0; first < b->n; first += r->chunk_rows) {
         size_t rows = b->n - first < r->chunk_rows ? b->n - first : r->chunk_rows;
@@ -146,8 +144,7 @@ static vd_status link_rows(build_run *r, vd_err *err)
     return VD_OK;
 }
 
-vd_status vd_engine_build(vd_engine *e, const vd_build_req *b, vd_build_result *out,
-                          vd_err *err)
+vd_status vd_engine_build(vd_engine *e, const vd_build_req *b, vd_build_result *out, vd_err *err)
 {
     build_run r = {.b = b};
     memset(out, 0, sizeof *out);

@@ -137,8 +137,8 @@ vd_status vd_storage__writer_lock(vd_store *st, int fd, vd_err *err)
         int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
         int pf = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (pf >= 0) { /* a hint only: without it a refusal just cannot name us */
-            if (write(pf, text, (size_t)len) != len) vd_log(VD_LOG_WARN, "storage: %s: short write",
-                                                            path);
+            if (write(pf, text, (size_t)len) != len)
+                vd_log(VD_LOG_WARN, "storage: %s: short write", path);
             close(pf);
         }
         st->locked = 1;

@@ -10,11 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define _XOPEN_SOURCE_EXTENDED 1
-#include <ftw.h>
-
 #include "client/python/ext/pool.h"
 #include "engine/vd_engine.h"
+#include "tests/unit/storage_testlib.h"
 
 typedef struct counts {
     atomic_int *runs;
@@ -35,7 +33,8 @@ static void run_counted(vd_pool *p, size_t n, counts *c)
     c->runs = calloc(n ? n : 1, sizeof *c->runs);
     c->caller = pthread_self();
     vd_pool_run(p, n, count_task, c);
-    for (size_t i = 0; i < n; i++) ck_assert_int_eq(atomic_load(&c->runs[i]), 1);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(atomic_load(&c->runs[i]), 1);
     free(c->runs);
 }
 
@@ -85,8 +84,10 @@ START_TEST(several_callers_share_the_pool_at_once)
     vd_pool *p = NULL;
     ck_assert_int_eq(vd_pool_new(2, &p, NULL), VD_OK);
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, submitter, p), 0);
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, submitter, p), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     vd_pool_free(p);
 }
 END_TEST
@@ -101,17 +102,15 @@ static float base[N * DIM], queries[NQ * DIM];
 static uint64_t serial_ids[NQ * 5];
 static atomic_int stop_writer;
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static vd_request knn_req(void)
 {
     vd_request q = {.kind = VD_REQ_SEARCH};
-    q.search = (vd_search_req){.collection = "p", .queries = queries, .n_floats = NQ * DIM,
-                               .dim = DIM, .k = 5, .ef = N}; /* ef >= N: exact, whatever the writer adds */
+    q.search = (vd_search_req){.collection = "p",
+                               .queries = queries,
+                               .n_floats = NQ * DIM,
+                               .dim = DIM,
+                               .k = 5,
+                               .ef = N}; /* ef >= N: exact, whatever the writer adds */
     return q;
 }
 
@@ -135,10 +134,11 @@ static void *writer(void *arg)
     (void)arg;
     float far[DIM];
     for (uint64_t id = 1000000; !atomic_load(&stop_writer); id++) {
-        for (int d = 0; d < DIM; d++) far[d] = 1000.0f + (float)(id % 97) + (float)d;
+        for (int d = 0; d < DIM; d++)
+            far[d] = 1000.0f + (float)(id % 97) + (float)d;
         vd_request u = {.kind = VD_REQ_UPSERT};
-        u.upsert = (vd_upsert_req){.collection = "p", .ids = &id, .n_ids = 1, .vectors = far,
-                                   .n_floats = DIM, .dim = DIM};
+        u.upsert = (vd_upsert_req){
+            .collection = "p", .ids = &id, .n_ids = 1, .vectors = far, .n_floats = DIM, .dim = DIM};
         vd_result r;
         vd_err e;
         ck_assert_msg(vd_engine_write(eng, &u, &r, &e) == VD_OK, "%s", e.msg);
@@ -150,8 +150,7 @@ static void *writer(void *arg)
 START_TEST(the_engine_searches_on_the_pool_from_two_threads_while_one_writes)
 {
     char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/vd-pool-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    st_tmpdir(dir);
     vd_store *st = NULL;
     vd_pool *pool = NULL;
     vd_err e;
@@ -159,14 +158,21 @@ START_TEST(the_engine_searches_on_the_pool_from_two_threads_while_one_writes)
     ck_assert_msg(vd_store_open(dir, &opt, &st, &e) == VD_OK, "%s", e.msg);
     ck_assert_int_eq(vd_engine_new(st, NULL, &eng, &e), VD_OK);
     srand(9);
-    for (size_t i = 0; i < N * DIM; i++) base[i] = (float)rand() / RAND_MAX;
-    for (size_t i = 0; i < NQ * DIM; i++) queries[i] = (float)rand() / RAND_MAX;
+    for (size_t i = 0; i < N * DIM; i++)
+        base[i] = (float)rand() / RAND_MAX;
+    for (size_t i = 0; i < NQ * DIM; i++)
+        queries[i] = (float)rand() / RAND_MAX;
     uint64_t ids[N];
-    for (size_t i = 0; i < N; i++) ids[i] = i;
+    for (size_t i = 0; i < N; i++)
+        ids[i] = i;
     vd_request c = {.kind = VD_REQ_CREATE, .create = {.name = "p", .dim = DIM}};
     vd_request u = {.kind = VD_REQ_UPSERT};
-    u.upsert = (vd_upsert_req){.collection = "p", .ids = ids, .n_ids = N, .vectors = base,
-                               .n_floats = N * DIM, .dim = DIM};
+    u.upsert = (vd_upsert_req){.collection = "p",
+                               .ids = ids,
+                               .n_ids = N,
+                               .vectors = base,
+                               .n_floats = N * DIM,
+                               .dim = DIM};
     vd_result r;
     ck_assert_int_eq(vd_engine_write(eng, &c, &r, &e), VD_OK);
     vd_result_free(&r);
@@ -191,7 +197,7 @@ START_TEST(the_engine_searches_on_the_pool_from_two_threads_while_one_writes)
     vd_engine_free(eng);
     vd_pool_free(pool);
     vd_store_close(st);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(dir);
 }
 END_TEST
 

@@ -9,20 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define _XOPEN_SOURCE_EXTENDED 1
-#include <ftw.h>
-
 #include "engine/vd_engine.h"
+#include "tests/unit/storage_testlib.h"
 
 static char dir[64];
 static vd_store *st;
 static vd_engine *eng;
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
 
 static void open_engine(void)
 {
@@ -42,15 +34,14 @@ static void close_engine(void)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/vd-engbuild-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    st_tmpdir(dir);
     open_engine();
 }
 
 static void teardown(void)
 {
     close_engine();
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(dir);
 }
 
 #define N 3000
@@ -63,7 +54,8 @@ static void fill(void)
     srand(5);
     for (size_t i = 0; i < N; i++) {
         ids[i] = 1000 + 3 * i;
-        for (size_t d = 0; d < DIM; d++) vecs[i * DIM + d] = (float)rand() / RAND_MAX - 0.5f;
+        for (size_t d = 0; d < DIM; d++)
+            vecs[i * DIM + d] = (float)rand() / RAND_MAX - 0.5f;
     }
 }
 
@@ -81,8 +73,8 @@ static vd_build_req req_of(const char *name)
 static uint64_t nearest(const char *name, size_t i)
 {
     vd_request q = {.kind = VD_REQ_SEARCH};
-    q.search = (vd_search_req){.collection = name, .queries = vecs + i * DIM, .n_floats = DIM,
-                               .k = 1};
+    q.search =
+        (vd_search_req){.collection = name, .queries = vecs + i * DIM, .n_floats = DIM, .k = 1};
     vd_result r;
     vd_err e;
     ck_assert_msg(vd_engine_read(eng, &q, &r, &e) == VD_OK, "%s", e.msg);
@@ -126,7 +118,8 @@ START_TEST(arrays_become_a_collection_served_as_built_and_kept)
     ck_assert(phases[VD_BUILD_LINKING] >= 2 && last_done[VD_BUILD_LINKING] == N);
     ck_assert(phases[VD_BUILD_WRITING] >= 1);
     size_t self = 0;
-    for (size_t i = 0; i < N; i += 10) self += nearest("arr", i) == ids[i];
+    for (size_t i = 0; i < N; i += 10)
+        self += nearest("arr", i) == ids[i];
     ck_assert_uint_ge(self, N / 10 - 3);
     close_engine(); /* a reopen loads the graph as stored */
     open_engine();
@@ -197,8 +190,8 @@ START_TEST(an_existing_collection_is_replaced_only_when_asked)
     ck_assert_int_eq(vd_engine_execute(eng, &c, &r, &e), VD_OK);
     vd_result_free(&r);
     vd_request u = {.kind = VD_REQ_UPSERT};
-    u.upsert = (vd_upsert_req){.collection = "old", .ids = ids, .n_ids = 5, .vectors = vecs,
-                               .n_floats = 5 * DIM};
+    u.upsert = (vd_upsert_req){
+        .collection = "old", .ids = ids, .n_ids = 5, .vectors = vecs, .n_floats = 5 * DIM};
     ck_assert_int_eq(vd_engine_execute(eng, &u, &r, &e), VD_OK);
     vd_result_free(&r);
     vd_build_req b = req_of("old");
@@ -254,8 +247,8 @@ START_TEST(a_row_source_is_read_in_chunks_released_and_finished)
     source s = {0};
     vd_build_req b = req_of("src");
     b.vectors = NULL;
-    b.rows = (vd_build_rows){.read = src_read, .release = src_release, .finish = src_finish,
-                             .ctx = &s};
+    b.rows =
+        (vd_build_rows){.read = src_read, .release = src_release, .finish = src_finish, .ctx = &s};
     vd_build_result res;
     vd_err e;
     ck_assert_msg(vd_engine_build(eng, &b, &res, &e) == VD_OK, "%s", e.msg);

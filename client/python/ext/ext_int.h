@@ -24,8 +24,7 @@
 /* An open data directory. Any number of Python threads may call it at once: reads run
  * concurrently, writes one at a time (write_mu), close waits for the calls in progress. */
 typedef struct vd_py_engine {
-    PyObject_HEAD
-    vd_store *store;
+    PyObject_HEAD vd_store *store;
     vd_engine *engine;
     vd_pool *pool;
     pthread_mutex_t write_mu; /* the engine's writer rule: one writing thread at a time */
@@ -44,14 +43,14 @@ typedef struct vd_ext_args {
     vd_request req;
     Py_buffer bufs[VD_EXT_MAX_BUFS];
     int n_bufs;
-    vd_bytes *payloads;       /* vd_malloc'ed entries pointing into payload_list's bytes */
-    const uint8_t **pl_ptrs;  /* the same as pointers and lengths (the build's form) */
+    vd_bytes *payloads;      /* vd_malloc'ed entries pointing into payload_list's bytes */
+    const uint8_t **pl_ptrs; /* the same as pointers and lengths (the build's form) */
     uint32_t *pl_lens;
-    PyObject *payload_list;   /* a reference, so the bytes stay alive without the GIL */
-    uint32_t batch;           /* upsert: points per write */
-    vd_build_req build;       /* build */
+    PyObject *payload_list; /* a reference, so the bytes stay alive without the GIL */
+    uint32_t batch;         /* upsert: points per write */
+    vd_build_req build;     /* build */
     vd_build_result built;
-    const char *context;      /* set by an exec that failed inside one part of the call */
+    const char *context; /* set by an exec that failed inside one part of the call */
     char context_buf[64];
 } vd_ext_args;
 
@@ -59,7 +58,8 @@ typedef struct vd_ext_args {
  * exec runs without it (NULL: vd_engine_execute on a.req); result runs with it. */
 typedef struct vd_ext_op {
     const char *name;
-    int write; /* holds write_mu during exec */
+    vd_request_kind kind; /* set in the request before parse */
+    int write;            /* holds write_mu during exec */
     int (*parse)(PyObject *args, vd_ext_args *a);
     vd_status (*exec)(vd_py_engine *self, vd_ext_args *a, vd_result *res, vd_err *err);
     PyObject *(*result)(vd_py_engine *self, vd_ext_args *a, vd_result *res);

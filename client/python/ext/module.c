@@ -95,8 +95,9 @@ static vd_status rendezvous(vd_err *err)
         while (arrived < want && rv.gen == gen && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&rv.cv, &rv.mu, &deadline);
         if (arrived < want && rv.gen == gen)
-            s = vd_err_set(err, VD_INTERNAL, "test rendezvous: %d of %d calls arrived within %ld ms",
-                           rv.arrived, want, rv.timeout_ms);
+            s = vd_err_set(err, VD_INTERNAL,
+                           "test rendezvous: %d of %d calls arrived within %ld ms", rv.arrived,
+                           want, rv.timeout_ms);
         if (rv.gen == gen) { /* the last to arrive, or a timeout: end this round */
             rv.want = rv.arrived = 0;
             rv.gen++;
@@ -174,15 +175,16 @@ int vd_ext_payloads(vd_ext_args *a, PyObject *list, size_t n)
             invalid("payloads: entry %zu is not bytes", i);
             return 0;
         }
-        a->payloads[i] = (vd_bytes){(size_t)PyBytes_GET_SIZE(p),
-                                    (const uint8_t *)PyBytes_AS_STRING(p)};
+        a->payloads[i] =
+            (vd_bytes){(size_t)PyBytes_GET_SIZE(p), (const uint8_t *)PyBytes_AS_STRING(p)};
     }
     return 1;
 }
 
 static void args_release(vd_ext_args *a)
 {
-    for (int i = 0; i < a->n_bufs; i++) PyBuffer_Release(&a->bufs[i]);
+    for (int i = 0; i < a->n_bufs; i++)
+        PyBuffer_Release(&a->bufs[i]);
     vd_free(a->payloads);
     vd_free(a->pl_ptrs);
     vd_free(a->pl_lens);
@@ -192,8 +194,7 @@ static void args_release(vd_ext_args *a)
 /* ---- Array: engine-allocated memory handed to numpy without a copy ------------------------- */
 
 typedef struct vd_py_array {
-    PyObject_HEAD
-    void *data; /* vd_malloc'ed by the engine; vd_free()d with the last reference */
+    PyObject_HEAD void *data; /* vd_malloc'ed by the engine; vd_free()d with the last reference */
     Py_ssize_t n_bytes;
 } vd_py_array;
 
@@ -259,22 +260,21 @@ PyObject *vd_ext_run(vd_py_engine *self, const vd_ext_op *op, PyObject *args)
     memset(&a, 0, sizeof a);
     memset(&res, 0, sizeof res);
     PyObject *out = NULL;
+    a.req.kind = op->kind;
     if (!op->parse(args, &a)) goto done;
     if (!enter(self)) {
         vd_ext_raise(VD_PRECONDITION, "this vectord.open handle is closed", NULL);
         goto done;
     }
     vd_status s;
-    Py_BEGIN_ALLOW_THREADS
-    s = rendezvous(&err);
+    Py_BEGIN_ALLOW_THREADS s = rendezvous(&err);
     if (s == VD_OK) {
         if (op->write) pthread_mutex_lock(&self->write_mu);
         s = op->exec ? op->exec(self, &a, &res, &err)
                      : vd_engine_execute(self->engine, &a.req, &res, &err);
         if (op->write) pthread_mutex_unlock(&self->write_mu);
     }
-    Py_END_ALLOW_THREADS
-    leave(self);
+    Py_END_ALLOW_THREADS leave(self);
     atomic_fetch_add(&self->requests_total, 1);
     if (s != VD_OK) {
         atomic_fetch_add(&self->errors_total, 1);
@@ -319,8 +319,7 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
     }
     vd_err err = {0};
     vd_status s;
-    Py_BEGIN_ALLOW_THREADS
-    vd_store_options opt = {.create = 1, .n_threads = threads};
+    Py_BEGIN_ALLOW_THREADS vd_store_options opt = {.create = 1, .n_threads = threads};
     vd_engine_limits lim = {0}; /* in process: no frames, so no batch or response limit */
     s = rendezvous(&err);
     if (s == VD_OK) s = vd_store_open(path, &opt, &self->store, &err);
@@ -330,8 +329,8 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
         vd_engine_set_parallel(self->engine, vd_pool_run, self->pool, vd_pool_width(self->pool));
     else
         engine_teardown(self);
-    Py_END_ALLOW_THREADS
-    if (s != VD_OK) {
+    Py_END_ALLOW_THREADS if (s != VD_OK)
+    {
         vd_ext_raise(s, err.msg, NULL);
         return -1;
     }
@@ -360,13 +359,12 @@ static PyObject *engine_close(vd_py_engine *self, PyObject *unused)
     self->closed = 1;
     pthread_mutex_unlock(&self->use_mu);
     if (!was_open) Py_RETURN_NONE;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&self->use_mu);
-    while (self->n_active > 0) pthread_cond_wait(&self->use_cv, &self->use_mu);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->use_mu);
+    while (self->n_active > 0)
+        pthread_cond_wait(&self->use_cv, &self->use_mu);
     pthread_mutex_unlock(&self->use_mu);
     engine_teardown(self);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static void engine_dealloc(vd_py_engine *self)
@@ -382,24 +380,24 @@ static void engine_dealloc(vd_py_engine *self)
 /* Counters and figures of the handle itself, for stats(). */
 static PyObject *engine_counters(vd_py_engine *self, PyObject *unused)
 {
-    return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:I}", "uptime_s",
-        (unsigned long long)((vd_now_ns() - self->opened_ns) / 1000000000u), "requests_total",
-        (unsigned long long)atomic_load(&self->requests_total), "errors_total",
-        (unsigned long long)atomic_load(&self->errors_total), "writes_committed",
-        (unsigned long long)atomic_load(&self->writes_committed), "ops_committed",
-        (unsigned long long)atomic_load(&self->ops_committed), "reader_threads",
-        self->pool ? (unsigned)vd_pool_width(self->pool) : 0u);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:I}", "uptime_s",
+                         (unsigned long long)((vd_now_ns() - self->opened_ns) / 1000000000u),
+                         "requests_total", (unsigned long long)atomic_load(&self->requests_total),
+                         "errors_total", (unsigned long long)atomic_load(&self->errors_total),
+                         "writes_committed",
+                         (unsigned long long)atomic_load(&self->writes_committed), "ops_committed",
+                         (unsigned long long)atomic_load(&self->ops_committed), "reader_threads",
+                         self->pool ? (unsigned)vd_pool_width(self->pool) : 0u);
 }
 
 /* The engine's limits (defaults filled in), for Embedded.limits. */
 static PyObject *engine_limits(vd_py_engine *self, PyObject *unused)
 {
-    if (!self->engine) return vd_ext_raise(VD_PRECONDITION, "this vectord.open handle is closed",
-                                           NULL);
+    if (!self->engine)
+        return vd_ext_raise(VD_PRECONDITION, "this vectord.open handle is closed", NULL);
     const vd_engine_limits *l = vd_engine_limits_of(self->engine);
-    return Py_BuildValue("{s:I,s:I,s:I}", "max_batch", l->max_batch, "max_k", l->max_k,
-                         "max_dim", l->max_dim);
+    return Py_BuildValue("{s:I,s:I,s:I}", "max_batch", l->max_batch, "max_k", l->max_k, "max_dim",
+                         l->max_dim);
 }
 
 static PyObject *engine_closed(vd_py_engine *self, void *unused)
@@ -458,7 +456,8 @@ static PyMethodDef *all_methods(void)
 {
     static PyMethodDef all[64];
     size_t n = 0;
-    for (PyMethodDef *m = engine_own_methods; m->ml_name; m++) all[n++] = *m;
+    for (PyMethodDef *m = engine_own_methods; m->ml_name; m++)
+        all[n++] = *m;
     for (PyMethodDef *m = vd_ext_op_methods; m->ml_name && n + 1 < VD_ARRAY_LEN(all); m++)
         all[n++] = *m;
     all[n] = (PyMethodDef){NULL, NULL, 0, NULL};

@@ -14,7 +14,7 @@
  * Python bytes, since they borrow from an LMDB snapshot that ends with the result. */
 #include "client/python/ext/ext_int.h"
 
-#define OK_OR_FAIL(x) \
+#define OK_OR_FAIL(x)                                                                              \
     if (!(x)) return 0
 
 /* ---- results shared by several operations ---------------------------------------------- */
@@ -22,13 +22,12 @@
 static PyObject *info_dict(const vd_collection_info *ci)
 {
     const vd_collection_params *p = &ci->params;
-    return Py_BuildValue("{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K}", "name", p->name, "dim",
-                         p->dim, "metric", vd_metric_name(p->metric), "m", p->m,
-                         "ef_construction", p->ef_construction, "ef_search", p->ef_search,
-                         "count", (unsigned long long)ci->count, "created_unix_s",
-                         (unsigned long long)ci->created_unix_s, "bytes_disk",
-                         (unsigned long long)ci->bytes_disk, "bytes_memory",
-                         (unsigned long long)ci->bytes_memory);
+    return Py_BuildValue(
+        "{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K}", "name", p->name, "dim", p->dim, "metric",
+        vd_metric_name(p->metric), "m", p->m, "ef_construction", p->ef_construction, "ef_search",
+        p->ef_search, "count", (unsigned long long)ci->count, "created_unix_s",
+        (unsigned long long)ci->created_unix_s, "bytes_disk", (unsigned long long)ci->bytes_disk,
+        "bytes_memory", (unsigned long long)ci->bytes_memory);
 }
 
 /* n payload entries as a list of bytes (b"" for none), or None without payloads. */
@@ -62,25 +61,40 @@ static PyObject *result_info(vd_py_engine *self, vd_ext_args *a, vd_result *r)
     return info_dict(&r->info);
 }
 
-/* One name argument: DROP, INFO, COUNT. */
-static int parse_name_only(PyObject *args, vd_ext_args *a, vd_request_kind kind)
+/* One name argument (drop, info, count). */
+static int parse_name(PyObject *args, vd_ext_args *a)
 {
     PyObject *name;
     OK_OR_FAIL(PyArg_ParseTuple(args, "O", &name));
-    a->req.kind = kind;
     return (a->req.name = vd_ext_name(name, "collection name")) != NULL;
+}
+
+/* The collection `name` and its array `arr` of `item`-byte values: returns the values
+ * (*n_out of them), borrowed until the call ends, or NULL with an error set. */
+static const void *name_and_array(vd_ext_args *a, PyObject *name, const char **name_out,
+                                  PyObject *arr, size_t item, const char *what, size_t *n_out)
+{
+    Py_buffer *b;
+    if (!(*name_out = vd_ext_name(name, "collection name"))) return NULL;
+    if (!(b = vd_ext_buffer(a, arr, item, what))) return NULL;
+    *n_out = (size_t)b->len / item;
+    return b->buf ? b->buf : (const void *)"";
+}
+
+static int parse_nothing(PyObject *args, vd_ext_args *a)
+{
+    return PyArg_ParseTuple(args, "");
 }
 
 /* ---- collections --------------------------------------------------------------------------- */
 
-static int parse_create_collection(PyObject *args, vd_ext_args *a)
+static int parse_create(PyObject *args, vd_ext_args *a)
 {
     PyObject *name;
     const char *metric;
     vd_create_req *c = &a->req.create;
-    a->req.kind = VD_REQ_CREATE;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OIsIII", &name, &c->dim, &metric, &c->m,
-                                &c->ef_construction, &c->ef_search));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OIsIII", &name, &c->dim, &metric, &c->m, &c->ef_construction,
+                                &c->ef_search));
     OK_OR_FAIL(c->name = vd_ext_name(name, "collection name"));
     if (vd_metric_parse(metric, &c->metric) != VD_OK) {
         vd_ext_raise(VD_INVALID, "metric must be one of 'l2', 'cosine', 'ip'", NULL);
@@ -88,21 +102,8 @@ static int parse_create_collection(PyObject *args, vd_ext_args *a)
     }
     return 1;
 }
-#define result_create_collection result_info
 
-static int parse_drop_collection(PyObject *args, vd_ext_args *a)
-{
-    return parse_name_only(args, a, VD_REQ_DROP);
-}
-#define result_drop_collection result_none
-
-static int parse_list_collections(PyObject *args, vd_ext_args *a)
-{
-    a->req.kind = VD_REQ_LIST;
-    return PyArg_ParseTuple(args, "");
-}
-
-static PyObject *result_list_collections(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+static PyObject *result_list(vd_py_engine *self, vd_ext_args *a, vd_result *r)
 {
     PyObject *list = PyList_New((Py_ssize_t)r->list.n);
     for (size_t i = 0; list && i < r->list.n; i++) {
@@ -114,24 +115,6 @@ static PyObject *result_list_collections(vd_py_engine *self, vd_ext_args *a, vd_
         PyList_SET_ITEM(list, (Py_ssize_t)i, d);
     }
     return list;
-}
-
-static int parse_collection_info(PyObject *args, vd_ext_args *a)
-{
-    return parse_name_only(args, a, VD_REQ_INFO);
-}
-#define result_collection_info result_info
-
-static int parse_count(PyObject *args, vd_ext_args *a)
-{
-    return parse_name_only(args, a, VD_REQ_COUNT);
-}
-#define result_count result_n
-
-static int parse_stats(PyObject *args, vd_ext_args *a)
-{
-    a->req.kind = VD_REQ_STATS;
-    return PyArg_ParseTuple(args, "");
 }
 
 static PyObject *result_stats(vd_py_engine *self, vd_ext_args *a, vd_result *r)
@@ -150,14 +133,10 @@ static int parse_upsert(PyObject *args, vd_ext_args *a)
 {
     PyObject *name, *ids, *vecs, *pls;
     vd_upsert_req *u = &a->req.upsert;
-    Py_buffer *bi, *bv;
-    a->req.kind = VD_REQ_UPSERT;
+    Py_buffer *bv;
     OK_OR_FAIL(PyArg_ParseTuple(args, "OOOIOI", &name, &ids, &vecs, &u->dim, &pls, &a->batch));
-    OK_OR_FAIL(u->collection = vd_ext_name(name, "collection name"));
-    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
+    OK_OR_FAIL(u->ids = name_and_array(a, name, &u->collection, ids, 8, "ids", &u->n_ids));
     OK_OR_FAIL(bv = vd_ext_buffer(a, vecs, 4, "vectors"));
-    u->ids = bi->buf;
-    u->n_ids = (size_t)bi->len / 8;
     u->vectors = bv->buf;
     u->n_floats = (size_t)bv->len / 4;
     OK_OR_FAIL(vd_ext_payloads(a, pls, u->n_ids));
@@ -215,7 +194,8 @@ static vd_status exec_upsert(vd_py_engine *self, vd_ext_args *a, vd_result *res,
             }
         }
     }
-    for (size_t b = 0; ws && b < nb; b++) vd_write_release(&ws[b]); /* idempotent */
+    for (size_t b = 0; ws && b < nb; b++)
+        vd_write_release(&ws[b]); /* idempotent */
     vd_free(ws);
     vd_free(group);
     if (a->context_buf[0]) a->context = a->context_buf;
@@ -223,35 +203,22 @@ static vd_status exec_upsert(vd_py_engine *self, vd_ext_args *a, vd_result *res,
     res->n = written;
     return s;
 }
-#define result_upsert result_n
 
 static int parse_delete(PyObject *args, vd_ext_args *a)
 {
     PyObject *name, *ids;
-    Py_buffer *bi;
-    a->req.kind = VD_REQ_DELETE;
+    vd_delete_req *d = &a->req.del;
     OK_OR_FAIL(PyArg_ParseTuple(args, "OO", &name, &ids));
-    OK_OR_FAIL(a->req.del.collection = vd_ext_name(name, "collection name"));
-    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
-    a->req.del.ids = bi->buf;
-    a->req.del.n_ids = (size_t)bi->len / 8;
-    return 1;
+    return (d->ids = name_and_array(a, name, &d->collection, ids, 8, "ids", &d->n_ids)) != NULL;
 }
-#define result_delete result_n
 
 /* get(collection, ids <u8, with_vectors, with_payloads) */
 static int parse_get(PyObject *args, vd_ext_args *a)
 {
     PyObject *name, *ids;
-    Py_buffer *bi;
     vd_get_req *g = &a->req.get;
-    a->req.kind = VD_REQ_GET;
     OK_OR_FAIL(PyArg_ParseTuple(args, "OOpp", &name, &ids, &g->with_vectors, &g->with_payloads));
-    OK_OR_FAIL(g->collection = vd_ext_name(name, "collection name"));
-    OK_OR_FAIL(bi = vd_ext_buffer(a, ids, 8, "ids"));
-    g->ids = bi->buf;
-    g->n_ids = (size_t)bi->len / 8;
-    return 1;
+    return (g->ids = name_and_array(a, name, &g->collection, ids, 8, "ids", &g->n_ids)) != NULL;
 }
 
 /* -> (found: Array of n bytes, vectors: Array of n x dim floats | None, payloads | None, dim) */
@@ -279,16 +246,11 @@ static PyObject *result_get(vd_py_engine *self, vd_ext_args *a, vd_result *res)
 static int parse_search(PyObject *args, vd_ext_args *a)
 {
     PyObject *name, *queries;
-    Py_buffer *bq;
     vd_search_req *q = &a->req.search;
-    a->req.kind = VD_REQ_SEARCH;
     OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp", &name, &queries, &q->dim, &q->k, &q->ef,
                                 &q->with_payloads));
-    OK_OR_FAIL(q->collection = vd_ext_name(name, "collection name"));
-    OK_OR_FAIL(bq = vd_ext_buffer(a, queries, 4, "queries"));
-    q->queries = bq->buf;
-    q->n_floats = (size_t)bq->len / 4;
-    return 1;
+    q->queries = name_and_array(a, name, &q->collection, queries, 4, "queries", &q->n_floats);
+    return q->queries != NULL;
 }
 
 /* -> (ids: Array nq x k uint64, distances: Array nq x k float32, payloads | None, nq, k) */
@@ -374,45 +336,47 @@ static PyObject *result_build(vd_py_engine *self, vd_ext_args *a, vd_result *res
 }
 
 /* ---- the table ------------------------------------------------------------------------------
- * method name, writes, executor (NULL: vd_engine_execute of the parsed request). */
+ * method name, the request kind parse fills in (NONE: the executor's own), writes, parse,
+ * executor (NULL: vd_engine_execute of the parsed request), result. */
 /* clang-format off */
-#define VD_EXT_OP_MAP(X)                 \
-    X(create_collection, 1, NULL)        \
-    X(drop_collection, 1, NULL)          \
-    X(list_collections, 0, NULL)         \
-    X(collection_info, 0, NULL)          \
-    X(count, 0, NULL)                    \
-    X(stats, 0, NULL)                    \
-    X(upsert, 1, exec_upsert)            \
-    X(delete, 1, NULL)                   \
-    X(get, 0, NULL)                      \
-    X(search, 0, NULL)                   \
-    X(build, 1, exec_build)
+#define VD_EXT_OP_MAP(X)                                                                \
+    X(create_collection, VD_REQ_CREATE, 1, parse_create,  NULL,        result_info)   \
+    X(drop_collection,   VD_REQ_DROP,   1, parse_name,    NULL,        result_none)   \
+    X(list_collections,  VD_REQ_LIST,   0, parse_nothing, NULL,        result_list)   \
+    X(collection_info,   VD_REQ_INFO,   0, parse_name,    NULL,        result_info)   \
+    X(count,             VD_REQ_COUNT,  0, parse_name,    NULL,        result_n)      \
+    X(stats,             VD_REQ_STATS,  0, parse_nothing, NULL,        result_stats)  \
+    X(upsert,            VD_REQ_UPSERT, 1, parse_upsert,  exec_upsert, result_n)      \
+    X(delete,            VD_REQ_DELETE, 1, parse_delete,  NULL,        result_n)      \
+    X(get,               VD_REQ_GET,    0, parse_get,     NULL,        result_get)    \
+    X(search,            VD_REQ_SEARCH, 0, parse_search,  NULL,        result_search) \
+    X(build,             VD_REQ_NONE,   1, parse_build,   exec_build,  result_build)
 /* clang-format on */
 
 enum {
-#define X(name, write, exec) OP_##name,
+#define X(name, kind, write, parse, exec, result) OP_##name,
     VD_EXT_OP_MAP(X)
 #undef X
 };
 
 const vd_ext_op vd_ext_ops[] = {
-#define X(name, write, exec) {#name, write, parse_##name, exec, result_##name},
+#define X(name, kind, write, parse, exec, result) {#name, kind, write, parse, exec, result},
     VD_EXT_OP_MAP(X)
 #undef X
 };
 
-#define X(name, write, exec)                                      \
-    static PyObject *method_##name(PyObject *self, PyObject *args) \
-    {                                                              \
-        return vd_ext_run((vd_py_engine *)self, &vd_ext_ops[OP_##name], args); \
+#define X(name, kind, write, parse, exec, result)                                                  \
+    static PyObject *method_##name(PyObject *self, PyObject *args)                                 \
+    {                                                                                              \
+        return vd_ext_run((vd_py_engine *)self, &vd_ext_ops[OP_##name], args);                     \
     }
 VD_EXT_OP_MAP(X)
 #undef X
 
 PyMethodDef vd_ext_op_methods[] = {
-#define X(name, write, exec) {#name, method_##name, METH_VARARGS, "see vectord.open: " #name},
+#define X(name, kind, write, parse, exec, result)                                                  \
+    {#name, method_##name, METH_VARARGS, "see vectord.open: " #name},
     VD_EXT_OP_MAP(X)
 #undef X
-    {NULL, NULL, 0, NULL},
+        {NULL, NULL, 0, NULL},
 };

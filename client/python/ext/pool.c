@@ -61,7 +61,8 @@ static void *worker_main(void *arg)
     vd_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->head && !p->stopping) pthread_cond_wait(&p->work_cv, &p->mu);
+        while (!p->head && !p->stopping)
+            pthread_cond_wait(&p->work_cv, &p->mu);
         if (!p->head) break; /* stopping, and nothing queued */
         job *j = p->head;
         run_one(p, j, take(p, j));
@@ -75,7 +76,8 @@ void vd_pool_run(void *pool, size_t n, void (*task)(void *ctx, size_t i), void *
     vd_pool *p = pool;
     if (n == 0) return;
     if (!p || p->n_workers == 0 || n == 1) {
-        for (size_t i = 0; i < n; i++) task(ctx, i);
+        for (size_t i = 0; i < n; i++)
+            task(ctx, i);
         return;
     }
     job j = {.task = task, .ctx = ctx, .n = n};
@@ -86,8 +88,10 @@ void vd_pool_run(void *pool, size_t n, void (*task)(void *ctx, size_t i), void *
         p->head = &j;
     p->tail = &j;
     pthread_cond_broadcast(&p->work_cv);
-    while (j.handed < j.n) run_one(p, &j, take(p, &j));
-    while (j.done < j.n) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (j.handed < j.n)
+        run_one(p, &j, take(p, &j));
+    while (j.done < j.n)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -124,7 +128,8 @@ void vd_pool_free(vd_pool *p)
     p->stopping = 1;
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
-    for (uint32_t i = 0; i < p->n_workers; i++) pthread_join(p->workers[i], NULL);
+    for (uint32_t i = 0; i < p->n_workers; i++)
+        pthread_join(p->workers[i], NULL);
     pthread_cond_destroy(&p->done_cv);
     pthread_cond_destroy(&p->work_cv);
     pthread_mutex_destroy(&p->mu);

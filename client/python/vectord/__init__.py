@@ -9,9 +9,9 @@
 ...     hits = db.search("docs", query_vector, k=5)
 
 Both have the same API and the same errors; the data directory is the same too (written
-embedded, served by the daemon, and back). See client/python/README.md for the whole API. Every error is a :class:`Error` subclass named
-after the wire status code (:class:`NotFound`, :class:`InvalidArgument`, ...), carrying the
-server's code and message.
+embedded, served by the daemon, and back). See client/python/README.md for the whole API.
+Every error is a :class:`Error` subclass named after the wire status code
+(:class:`NotFound`, :class:`InvalidArgument`, ...), carrying the server's code and message.
 """
 try:
     from . import vectord_pb2  # noqa: F401  (generated from proto/vectord.proto by the build)
@@ -34,7 +34,8 @@ PAD_ID: int = (1 << 64) - 1
 """The id that pads :meth:`Client.knn` rows holding fewer than k hits (distance ``inf``)."""
 
 __all__ = [
-    "Client", "open", "Embedded", "CollectionInfo", "Hit", "Record", "Limits", "Code", "PAD_ID", "__version__",
+    "Client", "open", "Embedded", "CollectionInfo", "Hit", "Record", "Limits", "Code", "PAD_ID",
+    "__version__",
     "Error", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
     "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
     "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",

@@ -171,12 +171,15 @@ def to_queries(x: MatrixLike) -> Tuple[np.ndarray, bool]:
     raise InvalidArgument(f"query must be 1-D (dim,) or 2-D (nq, dim), got shape {a.shape}")
 
 
-def upsert_arrays(ids: IdsLike, vectors: MatrixLike,
-                  payloads: Optional[Sequence[Optional[Mapping]]]
+def upsert_arrays(collection: Any, ids: IdsLike, vectors: MatrixLike,
+                  payloads: Optional[Sequence[Optional[Mapping]]], batch_size: Any
                   ) -> Optional[Tuple[np.ndarray, np.ndarray, List[bytes]]]:
-    """An upsert's points checked and converted once: ``(ids '<u8' (n,), vectors '<f4' (n, dim)
-    C-contiguous, encoded payloads or [])``, or ``None`` for an empty call (0 ids, nothing to
-    write). Refuses mismatched lengths and repeated ids before anything is written."""
+    """An upsert's arguments checked and its points converted once: ``(ids '<u8' (n,),
+    vectors '<f4' (n, dim) C-contiguous, encoded payloads or [])``, or ``None`` for an empty
+    call (0 ids, nothing to write). Refuses a bad name or batch size, mismatched lengths and
+    repeated ids before anything is written."""
+    check_name(collection)
+    check_batch_size(batch_size)
     id_arr = to_ids(ids)
     n = len(id_arr)
     if n == 0:

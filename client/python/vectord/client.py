@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (IdsLike, MatrixLike, check_batch_size, check_name, check_uint32,
+from ._codec import (IdsLike, MatrixLike, check_name, check_uint32,
                      create_args, hits_of, info_of, metric_from_wire, metric_to_wire,
                      records_of, search_params, to_ids, to_queries, upsert_arrays)
 from ._conn import (DEFAULT_MAX_FRAME, Connection, ConnectionBroken, Encoded, encode_search,
@@ -319,9 +319,7 @@ class Client:
                 dimension, NaN/Inf, zero vector in a cosine collection.
             NotFound: no such collection.
         """
-        check_name(collection)
-        check_batch_size(batch_size)
-        arrays = upsert_arrays(ids, vectors, payloads)
+        arrays = upsert_arrays(collection, ids, vectors, payloads, batch_size)
         if arrays is None:
             return 0
         id_arr, vecs, encoded = arrays

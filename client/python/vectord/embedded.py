@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (IdsLike, MatrixLike, check_batch_size, check_name, check_uint32,
+from ._codec import (IdsLike, MatrixLike, check_name, check_uint32,
                      create_args, encode_payloads, hits_of, info_of, records_of, search_params,
                      to_ids, to_matrix, to_queries, upsert_arrays)
 from ._errors import Error, FailedPrecondition, InvalidArgument
@@ -170,9 +170,7 @@ class Embedded:
         """As :meth:`Client.upsert`: each batch of ``batch_size`` points is an atomic write
         checked on its own; a call's batches are committed in groups (one transaction and
         one sync each), and the call returns once all are durable."""
-        check_name(collection)
-        check_batch_size(batch_size)
-        arrays = upsert_arrays(ids, vectors, payloads)
+        arrays = upsert_arrays(collection, ids, vectors, payloads, batch_size)
         if arrays is None:
             return 0
         id_arr, vecs, encoded = arrays
