@@ -341,3 +341,46 @@ def test_the_engine_is_optional(tmp_path):
     assert "vectord.open needs the compiled module vectord._engine" in out.stdout
     assert "run `make` in the repository" in out.stdout
     assert not (tmp_path / "x").exists()
+
+
+def test_the_extension_refuses_what_would_be_unsafe(tmp_path):
+    """embedded.py hands vectord._engine checked arguments; called directly, the extension
+    still refuses whatever could make C read past a buffer or misname a collection."""
+    eng = _engine.Engine(str(tmp_path / "raw"), 1)
+    eng.create_collection("c", 2, "l2", 0, 0, 0)
+    ids, vecs = np.arange(2, dtype="<u8"), np.ones((2, 2), "<f4")
+    bad = {
+        "queries: 3 bytes is not a whole number of 4-byte values":
+            lambda: eng.search("c", b"abc", 2, 1, 0, False),
+        "ids: 7 bytes is not a whole number of 8-byte values": lambda: eng.delete("c", b"1234567"),
+        "upsert: ids and vectors disagree on the number of rows":
+            lambda: eng.upsert("c", ids, vecs[:1], 2, None, 10),
+        "build: vectors and ids disagree on the number of rows":
+            lambda: eng.build("b", vecs, 2, ids[:1], None, "l2", 0, 0, 0, False),
+        "collection name holds a NUL character": lambda: eng.count("a\0b"),
+        "collection name must be a str": lambda: eng.count(5),
+        "payloads: entry 1 is not bytes": lambda: eng.upsert("c", ids, vecs, 2, [b"{}", 3], 10),
+        "payloads: expected a list of 2 encoded payloads":
+            lambda: eng.upsert("c", ids, vecs, 2, "{}", 10),
+        "metric must be one of 'l2', 'cosine', 'ip'":
+            lambda: eng.create_collection("x", 4, "hamming", 0, 0, 0),
+        "collection name has character 0x2f at position 1; allowed: A-Z a-z 0-9 _ -":
+            lambda: eng.build("a/" + "x" * 70, vecs, 2, ids, None, "l2", 0, 0, 0, False),
+        "threads must be at least 1, got 0": lambda: _engine.Engine(str(tmp_path / "t"), 0),
+        "this vectord.open handle is open already": lambda: eng.__init__(str(tmp_path / "o"), 1),
+    }
+    for msg, call in bad.items():
+        with pytest.raises(vectord.Error) as ei:
+            call()
+        assert ei.value.message == msg
+    assert eng.count("c") == 0 and [c["name"] for c in eng.list_collections()] == ["c"]
+    eng.close()
+    for call in (lambda: eng.count("c"), eng.limits):
+        with pytest.raises(vectord.FailedPrecondition):
+            call()
+    for threads in (0, -1, 1.5, "2"):
+        with pytest.raises(vectord.InvalidArgument):
+            vectord.open(tmp_path / "never", threads=threads)
+    with pytest.raises(vectord.InvalidArgument):
+        vectord.open("")
+    assert not (tmp_path / "never").exists() and not (tmp_path / "t").exists()
