@@ -16,7 +16,7 @@ import vectord
 from vectord import vectord_pb2 as pb
 from vectord._codec import (PAD_ID, decode_payload, encode_payload, encode_payloads,
                             metric_from_wire, metric_to_wire, to_ids, to_matrix, to_queries)
-from vectord._conn import (Connection, ConnectionBroken, FrameReader, encode_frame, encode_search,
+from vectord._conn import (Connection, ConnectionBroken, FrameReader, SearchEncoder, encode_frame,
                            parse_address)
 from vectord._errors import ERROR_CLASSES, Code, error_from_status
 
@@ -238,7 +238,7 @@ def test_hand_encoded_search_frames_are_what_protobuf_would_send(name, rid):
         want = pb.Request(request_id=rid)
         want.search.collection, want.search.queries = name, q.tobytes()
         want.search.dim, want.search.k, want.search.ef, want.search.with_payloads = dim, k, ef, wp
-        parts = encode_search(name.encode(), memoryview(q), dim, k, ef, wp).parts(rid)
+        parts = SearchEncoder(name.encode(), dim, k, ef, wp).frame(memoryview(q)).parts(rid)
         assert parts[1].obj is q  # the queries are sent from the caller's array
         frame = b"".join(bytes(p) for p in parts)
         (n,) = struct.unpack(">I", frame[:4])
@@ -366,7 +366,7 @@ def test_pump_does_not_deadlock_when_both_directions_are_full():
 
     def build(i):
         if i % 2:  # hand-encoded frames: partial sendmsg calls resume mid-part
-            return encode_search(b"big", memoryview(queries), 1, 1, 0, False)
+            return SearchEncoder(b"big", 1, 1, 0, False).frame(memoryview(queries))
         req = pb.Request()
         req.upsert.collection = "big"
         req.upsert.vectors = blob

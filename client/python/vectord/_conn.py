@@ -81,7 +81,12 @@ def encode_frame(req: "pb.Request") -> bytes:
 # tests/e2e/test_client_offline.py checks that pb.Request parses the result into the very
 # message the generated encoder would have built.
 
+_ONE_BYTE = [bytes((v,)) for v in range(0x80)]
+
+
 def _varint(v: int) -> bytes:
+    if v < 0x80:
+        return _ONE_BYTE[v]
     out = bytearray()
     while v > 0x7F:
         out.append((v & 0x7F) | 0x80)
@@ -119,17 +124,25 @@ class Encoded:
         return [memoryview(head), self._tail]
 
 
-def encode_search(collection: bytes, queries: memoryview, dim: int, k: int, ef: int,
-                  with_payloads: bool) -> Encoded:
-    """A SearchRequest frame around ``queries`` (nq x dim little-endian float32, borrowed;
-    ``collection`` UTF-8)."""
-    q = queries.cast("B")
-    f = [_S_COLLECTION + _varint(len(collection)) + collection if collection else b"",
-         _S_K + _varint(k) if k else b"", _S_EF + _varint(ef) if ef else b"",
-         _S_PAYLOADS + b"\x01" if with_payloads else b"", _S_DIM + _varint(dim) if dim else b"",
-         _S_QUERIES + _varint(q.nbytes)]  # the queries themselves follow: the frame's tail
-    fields = b"".join(f)
-    return Encoded(_REQ_SEARCH + _varint(len(fields) + q.nbytes) + fields, q)
+class SearchEncoder:
+    """The SearchRequest frames of one call (``collection`` UTF-8): the fields they share
+    are encoded once, each frame adds its queries."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, collection: bytes, dim: int, k: int, ef: int, with_payloads: bool
+                 ) -> None:
+        self._fields = b"".join([
+            _S_COLLECTION + _varint(len(collection)) + collection if collection else b"",
+            _S_K + _varint(k) if k else b"", _S_EF + _varint(ef) if ef else b"",
+            _S_PAYLOADS + b"\x01" if with_payloads else b"",
+            _S_DIM + _varint(dim) if dim else b"", _S_QUERIES])
+
+    def frame(self, queries: memoryview) -> Encoded:
+        """A frame around ``queries`` (nq x dim little-endian float32, borrowed), sent last."""
+        q = queries.cast("B")
+        fields = self._fields + _varint(q.nbytes)
+        return Encoded(_REQ_SEARCH + _varint(len(fields) + q.nbytes) + fields, q)
 
 
 class FrameReader:
