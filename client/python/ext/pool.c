@@ -4,9 +4,9 @@
  * for the call. Jobs with tasks left to hand out sit in a FIFO under one mutex: a worker
  * takes the next index of the oldest job, runs it unlocked, and counts it done; the caller
  * pushes its job, takes indices of its own job like a worker, then waits until every index
- * of it is done (workers may still be running some). Tasks are coarse (the engine cuts a
- * search into about 8 per thread, each dozens of queries), so one mutex acquisition per task
- * is noise next to the task.
+ * of it is done (workers may still be running some). Tasks are coarse (a search is one task
+ * per thread, which takes its queries from the engine's own counter), so one mutex
+ * acquisition per task is noise next to the task.
  * Rejected: threads created per call (tens of microseconds each, paid by every small knn);
  * one global job at a time (two Python threads searching at once would serialize on it);
  * lock-free deques (no measurable gain at this task size). */
