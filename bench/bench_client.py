@@ -13,10 +13,13 @@ Phases, each printed on its own:
      -> points/s each and the ratio;
   3. knn: the query set through Client.knn and embedded knn, passes alternating (each pass
      repeats the call for at least --min-pass-ms), at each ef -> QPS (median of --runs),
-     recall@k against exact neighbours (numpy), and client / embedded (target >= 0.8);
+     recall@k against exact neighbours (numpy), client / embedded (target >= 0.8), and the
+     CPU time per query of each side (client: this process and the daemon), which a busy
+     machine hardly moves;
   4. search: one query per call (with_payload off), served and embedded alternating ->
-     p50 / p99 latency each; then embedded single-query searches from 1 and from 2 Python
-     threads -> the throughput ratio (the GIL is released inside the engine: ~2 on 2 cores);
+     p50 / p99 latency each; then embedded single-query searches (at the largest ef) from 1
+     and from 2 Python threads -> the throughput ratio (the GIL is released inside the
+     engine: ~2 on 2 cores);
   5. in-process: after the daemon stops and the handle closes, build/bench-index on the
      same vectors, queries, ef and threads (vectord only) -> embedded knn / in-process
      (target >= 0.95) and client knn / in-process. --no-inprocess skips it.
@@ -110,25 +113,39 @@ class Daemon:
         self.log.close()
 
 
-def timed_pass(call, min_s):
-    """Seconds per call: the call repeated until the pass lasts min_s."""
-    n, t0 = 0, time.perf_counter()
+def cpu_seconds(pids=()):
+    """CPU time (user + system) of this process and of the processes `pids`."""
+    t = os.times()
+    total = t.user + t.system
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def timed_pass(call, min_s, pids=()):
+    """(seconds per call, CPU seconds per call of this process and `pids`): the call
+    repeated until the pass lasts min_s."""
+    n, t0, c0 = 0, time.perf_counter(), cpu_seconds(pids)
     while True:
         call()
         n += 1
         dt = time.perf_counter() - t0
         if dt >= min_s:
-            return dt / n
+            return dt / n, (cpu_seconds(pids) - c0) / n
 
 
 def alternate(calls, runs, min_s):
-    """Median seconds per call of each, passes taken in turns (A B B A ...)."""
+    """[(median seconds per call, CPU seconds per call)] of each (call, pids), passes taken
+    in turns (A B B A ...). The CPU time, unlike the wall time, hardly moves when other
+    processes take cores away: it is the steadier figure on a busy machine."""
     times = [[] for _ in calls]
     for r in range(runs):
         order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
         for i in order:
-            times[i].append(timed_pass(calls[i], min_s))
-    return [statistics.median(t) for t in times]
+            times[i].append(timed_pass(calls[i][0], min_s, calls[i][1]))
+    return [(statistics.median(w for w, _ in t), sum(c for _, c in t) / len(t)) for t in times]
 
 
 def threads_throughput(db, name, queries, k, ef, n_threads, seconds):
@@ -236,15 +253,17 @@ def main():
         emb = vectord.open(dir_a, threads=threads)
         with vectord.Client(daemon.address, timeout=600) as cl:
             upsert_phase(args, cl, emb, base, metric, common, emit)
-            qps = knn_phase(args, cl, emb, queries, truth, efs, min_s, common, emit)
+            qps = knn_phase(args, cl, emb, daemon.proc.pid, queries, truth, efs, min_s, common,
+                            emit)
             latency_phase(args, cl, emb, queries, efs[0], common, emit)
-        if args.thread_seconds > 0:
-            one, two = (threads_throughput(emb, "bench", queries, args.k, efs[0], t,
+        if args.thread_seconds > 0:  # at the largest ef: the engine's share of a call
+            ef_t = max(efs)              # (without the GIL) dominates, as in real use
+            one, two = (threads_throughput(emb, "bench", queries, args.k, ef_t, t,
                                            args.thread_seconds) for t in (1, 2))
-            emit(dict(common, phase="embedded_threads", ef=efs[0], qps_1_thread=round(one),
+            emit(dict(common, phase="embedded_threads", ef=ef_t, qps_1_thread=round(one),
                       qps_2_threads=round(two), ratio=round(two / one, 3)),
-                 f"threads   embedded search ef {efs[0]}: 1 Python thread {one:,.0f}/s, 2 "
-                 f"threads {two:,.0f}/s = {two / one:.2f}x")
+                 f"threads   embedded search ef {ef_t}, one query per call: 1 Python thread "
+                 f"{one:,.0f}/s, 2 threads {two:,.0f}/s = {two / one:.2f}x")
     finally:
         if emb is not None:
             emb.close()
@@ -278,20 +297,24 @@ def upsert_phase(args, cl, emb, base, metric, common, emit):
          f"{c:,.0f} points/s, embedded {e:,.0f} points/s, client / embedded {c / e:.0%}")
 
 
-def knn_phase(args, cl, emb, queries, truth, efs, min_s, common, emit):
+def knn_phase(args, cl, emb, daemon_pid, queries, truth, efs, min_s, common, emit):
     qps = {}
+    nq = len(queries)
     for ef in efs:
         got = [db.knn("bench", queries, k=args.k, ef=ef)[0] for db in (cl, emb)]  # warm
         r_c, r_e = recall(got[0], truth), recall(got[1], truth)
-        t_c, t_e = alternate([lambda: cl.knn("bench", queries, k=args.k, ef=ef),
-                              lambda: emb.knn("bench", queries, k=args.k, ef=ef)],
-                             args.runs, min_s)
-        q_c, q_e = len(queries) / t_c, len(queries) / t_e
+        (t_c, cpu_c), (t_e, cpu_e) = alternate(
+            [(lambda: cl.knn("bench", queries, k=args.k, ef=ef), (daemon_pid,)),
+             (lambda: emb.knn("bench", queries, k=args.k, ef=ef), ())], args.runs, min_s)
+        q_c, q_e = nq / t_c, nq / t_e
+        u_c, u_e = cpu_c / nq * 1e6, cpu_e / nq * 1e6  # CPU microseconds per query
         qps[ef] = (q_c, q_e)
         emit(dict(common, phase="knn", ef=ef, qps_client=round(q_c), qps_embedded=round(q_e),
-                  recall_client=r_c, recall_embedded=r_e, client_over_embedded=round(q_c / q_e, 3)),
+                  recall_client=r_c, recall_embedded=r_e, client_over_embedded=round(q_c / q_e, 3),
+                  cpu_us_per_query_client=round(u_c, 2), cpu_us_per_query_embedded=round(u_e, 2)),
              f"knn       ef {ef:4d}: client {q_c:9,.0f} QPS, embedded {q_e:9,.0f} QPS, "
-             f"client / embedded {q_c / q_e:4.0%}  recall@{args.k} {r_c:.4f} / {r_e:.4f}")
+             f"client / embedded {q_c / q_e:4.0%}  recall@{args.k} {r_c:.4f} / {r_e:.4f}; "
+             f"CPU us/query {u_c:.1f} / {u_e:.1f}")
     return qps
 
 
