@@ -200,7 +200,8 @@ def main():
     ap.add_argument("--ef", default="10,64,256")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--min-pass-ms", type=float, default=300)
+    ap.add_argument("--min-pass-ms", type=float, default=300,
+                    help="a timed pass repeats its call for at least this long (default 300)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--upsert-max", type=int, default=50000,
                     help="points upserted by each side (default 50000; 0 skips the phase)")
