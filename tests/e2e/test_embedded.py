@@ -384,3 +384,30 @@ def test_the_extension_refuses_what_would_be_unsafe(tmp_path):
     with pytest.raises(vectord.InvalidArgument):
         vectord.open("")
     assert not (tmp_path / "never").exists() and not (tmp_path / "t").exists()
+
+
+def test_a_forked_child_is_told_to_open_its_own(tmp_path):
+    """A child after fork() inherits the handle but not its threads or its lock: a call is
+    refused (it would otherwise wait for threads that do not exist), and the parent's handle
+    is unharmed."""
+    with vectord.open(tmp_path / "d", threads=2) as db:
+        db.create_collection("c", dim=2, metric="l2")
+        db.upsert("c", [1, 2], [[0, 0], [1, 1]])
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running the parent's cleanup
+            try:
+                db.knn("c", [[0, 0], [1, 1]], k=1)
+                msg = "no error"
+            except vectord.FailedPrecondition as e:
+                msg = e.message
+            os.write(w, msg.encode())
+            os._exit(0)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        msg = os.read(r, 4096).decode()
+        os.close(r)
+        assert status == 0
+        assert msg.startswith(f"this vectord.open handle belongs to process {os.getpid()}; "
+                              "after fork() open the directory again in the child"), msg
+        assert db.knn("c", [[1, 1]], k=1)[0][0, 0] == 2

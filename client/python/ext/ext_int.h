@@ -32,6 +32,7 @@ typedef struct vd_py_engine {
     pthread_cond_t use_cv;
     long n_active; /* calls inside the engine now */
     int closed, initialized;
+    pid_t opener; /* a child after fork() has the object but not the threads or the lock */
     uint64_t opened_ns;
     atomic_uint_fast64_t requests_total, errors_total, writes_committed, ops_committed;
 } vd_py_engine;

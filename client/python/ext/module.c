@@ -27,7 +27,9 @@
 #include "client/python/ext/ext_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto/vd_proto.h"
 
@@ -236,12 +238,23 @@ PyObject *vd_ext_array(void *data, size_t n_bytes)
 
 /* ---- Engine -------------------------------------------------------------------------------- */
 
+/* 0 with the error raised when the handle is closed or another process's (after fork()). */
 static int enter(vd_py_engine *self)
 {
+    if (self->initialized && self->opener != getpid()) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "this vectord.open handle belongs to process %ld; after fork() open the "
+                 "directory again in the child (once the parent has closed it)",
+                 (long)self->opener);
+        vd_ext_raise(VD_PRECONDITION, msg, NULL);
+        return 0;
+    }
     pthread_mutex_lock(&self->use_mu);
     int ok = self->initialized && !self->closed;
     if (ok) self->n_active++;
     pthread_mutex_unlock(&self->use_mu);
+    if (!ok) vd_ext_raise(VD_PRECONDITION, "this vectord.open handle is closed", NULL);
     return ok;
 }
 
@@ -262,10 +275,7 @@ PyObject *vd_ext_run(vd_py_engine *self, const vd_ext_op *op, PyObject *args)
     PyObject *out = NULL;
     a.req.kind = op->kind;
     if (!op->parse(args, &a)) goto done;
-    if (!enter(self)) {
-        vd_ext_raise(VD_PRECONDITION, "this vectord.open handle is closed", NULL);
-        goto done;
-    }
+    if (!enter(self)) goto done;
     vd_status s;
     Py_BEGIN_ALLOW_THREADS s = rendezvous(&err);
     if (s == VD_OK) {
@@ -335,6 +345,7 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
         return -1;
     }
     self->opened_ns = vd_now_ns();
+    self->opener = getpid();
     pthread_mutex_lock(&self->use_mu);
     self->initialized = 1;
     pthread_mutex_unlock(&self->use_mu);
@@ -354,6 +365,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 /* Refuses new calls, waits (without the GIL) for those inside, then closes. Idempotent. */
 static PyObject *engine_close(vd_py_engine *self, PyObject *unused)
 {
+    if (self->initialized && self->opener != getpid()) Py_RETURN_NONE; /* the parent's */
     pthread_mutex_lock(&self->use_mu);
     int was_open = self->initialized && !self->closed;
     self->closed = 1;
@@ -369,8 +381,12 @@ static PyObject *engine_close(vd_py_engine *self, PyObject *unused)
 
 static void engine_dealloc(vd_py_engine *self)
 {
-    PyObject *r = engine_close(self, NULL); /* no call can be running: we hold the last ref */
-    Py_XDECREF(r);
+    /* no call can be running: we hold the last reference. In a child after fork() the pool's
+     * threads and the environment are the parent's: nothing of them is ours to release. */
+    if (!self->initialized || self->opener == getpid()) {
+        PyObject *r = engine_close(self, NULL);
+        Py_XDECREF(r);
+    }
     pthread_cond_destroy(&self->use_cv);
     pthread_mutex_destroy(&self->use_mu);
     pthread_mutex_destroy(&self->write_mu);
