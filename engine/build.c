@@ -79,7 +79,8 @@ static vd_status check(vd_engine *e, build_run *r, vd_err *err)
     vd_status s;
     r->cp = b->params;
     r->cp.name[VD_NAME_MAX] = 0;
-    if ((s = vd_name_check(r->cp.name, err)) != VD_OK) return s;
+    if ((s = vd_name_check(r->cp.name, err)) != VD_OK) /* no name to put in the prefix */
+        return err ? vd_err_prefix(err, "build") : s;
     if (b->n == 0) return vd_err_set(err, VD_INVALID, "no vectors to build from");
     if (!b->ids) return vd_err_set(err, VD_INVALID, "no ids given");
     if (!b->vectors && !b->rows.read) return vd_err_set(err, VD_INVALID, "no vectors given");

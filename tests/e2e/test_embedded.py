@@ -364,7 +364,7 @@ def test_the_extension_refuses_what_would_be_unsafe(tmp_path):
             lambda: eng.upsert("c", ids, vecs, 2, "{}", 10),
         "metric must be one of 'l2', 'cosine', 'ip'":
             lambda: eng.create_collection("x", 4, "hamming", 0, 0, 0),
-        "collection name has character 0x2f at position 1; allowed: A-Z a-z 0-9 _ -":
+        "build: collection name has character 0x2f at position 1; allowed: A-Z a-z 0-9 _ -":
             lambda: eng.build("a/" + "x" * 70, vecs, 2, ids, None, "l2", 0, 0, 0, False),
         "threads must be at least 1, got 0": lambda: _engine.Engine(str(tmp_path / "t"), 0),
         "this vectord.open handle is open already": lambda: eng.__init__(str(tmp_path / "o"), 1),

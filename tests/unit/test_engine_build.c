@@ -171,7 +171,7 @@ START_TEST(bad_input_is_refused_naming_the_row_before_anything_is_written)
     refused(&b, VD_INVALID, "build bad: no vectors to build from");
     b = req_of("no/slash");
     refused(&b, VD_INVALID,
-            "build no/slash: collection name has character 0x2f at position 2; allowed: A-Z a-z "
+            "build: collection name has character 0x2f at position 2; allowed: A-Z a-z "
             "0-9 _ -");
     b = req_of("cos");
     b.params.metric = VD_METRIC_COSINE;

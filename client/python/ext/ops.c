@@ -285,6 +285,7 @@ static int parse_build(PyObject *args, vd_ext_args *a)
     if (strlen(nm) > VD_NAME_MAX) { /* the params hold at most that: let the rule refuse it */
         vd_err e;
         vd_name_check(nm, &e);
+        vd_err_prefix(&e, "build"); /* as the engine's own build messages begin */
         vd_ext_raise(VD_INVALID, e.msg, NULL);
         return 0;
     }
