@@ -85,7 +85,7 @@ all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins python-ext)
 DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
             libhnswlib-dev python3 python3-dev python3-numpy python3-protobuf python3-pytest \
-            python3-tqdm python3-pip python3-venv clang libclang-rt-14-dev valgrind
+            python3-tqdm python3-lmdb python3-pip python3-venv clang libclang-rt-14-dev valgrind
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \

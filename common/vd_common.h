@@ -104,4 +104,17 @@ uint64_t vd_now_ns(void);
 
 #define VD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Names of a small enum whose values are 0..n-1 (metric, id type, quantization): the name of
+ * value v ("unknown" outside the table), and the value named s (-1 if none or s is NULL). */
+static inline const char *vd_enum_name(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : "unknown";
+}
+static inline int vd_enum_parse(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0) return (int)i;
+    return -1;
+}
+
 #endif

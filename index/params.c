@@ -120,25 +120,34 @@ vd_status vd_ids_check_distinct(const uint64_t *ids, size_t n, vd_err *err)
     return s;
 }
 
-/* ---- metrics ------------------------------------------------------------------------------ */
+/* ---- names ---------------------------------------------------------------------------------
+ * Indexed by the enum values, which are stored and sent on the wire (see vd_index.h). */
+static const char *const metric_names[] = {[VD_METRIC_L2] = "l2", [VD_METRIC_COSINE] = "cosine",
+                                           [VD_METRIC_IP] = "ip"};
+static const char *const quant_names[] = {[VD_QUANT_NONE] = "none", [VD_QUANT_INT8] = "int8"};
 
 const char *vd_metric_name(vd_metric m)
 {
-    switch (m) {
-    case VD_METRIC_L2: return "l2";
-    case VD_METRIC_COSINE: return "cosine";
-    case VD_METRIC_IP: return "ip";
-    }
-    return "unknown";
+    return vd_enum_name(metric_names, VD_ARRAY_LEN(metric_names), (int)m);
 }
 
 vd_status vd_metric_parse(const char *s, vd_metric *out)
 {
-    static const vd_metric all[] = {VD_METRIC_L2, VD_METRIC_COSINE, VD_METRIC_IP};
-    for (size_t i = 0; s && i < VD_ARRAY_LEN(all); i++)
-        if (strcmp(s, vd_metric_name(all[i])) == 0) {
-            *out = all[i];
-            return VD_OK;
-        }
-    return VD_INVALID;
+    int v = vd_enum_parse(metric_names, VD_ARRAY_LEN(metric_names), s);
+    if (v < 0) return VD_INVALID;
+    *out = (vd_metric)v;
+    return VD_OK;
+}
+
+const char *vd_quantization_name(vd_quantization q)
+{
+    return vd_enum_name(quant_names, VD_ARRAY_LEN(quant_names), (int)q);
+}
+
+vd_status vd_quantization_parse(const char *s, vd_quantization *out)
+{
+    int v = vd_enum_parse(quant_names, VD_ARRAY_LEN(quant_names), s);
+    if (v < 0) return VD_INVALID;
+    *out = (vd_quantization)v;
+    return VD_OK;
 }

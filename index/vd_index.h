@@ -33,6 +33,16 @@ typedef enum vd_metric {
 const char *vd_metric_name(vd_metric m);                 /* "l2", "cosine", "ip" */
 vd_status vd_metric_parse(const char *s, vd_metric *out); /* VD_INVALID if unknown */
 
+/* How the graph stores the vectors it is searched over. The float vectors stay the source
+ * of truth either way (storage keeps them); INT8 keeps int8 codes in the graph and re-ranks
+ * the best candidates with the floats. Stored in catalog records: values never change. */
+typedef enum vd_quantization {
+    VD_QUANT_NONE = 0,
+    VD_QUANT_INT8 = 1,
+} vd_quantization;
+const char *vd_quantization_name(vd_quantization q);                 /* "none", "int8" */
+vd_status vd_quantization_parse(const char *s, vd_quantization *out); /* VD_INVALID if unknown */
+
 #define VD_ID_NONE UINT64_MAX /* padding id for rows with fewer than k hits */
 
 /* ---- Parameter limits and defaults: the one table ---------------------------------------

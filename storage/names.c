@@ -28,10 +28,31 @@ vd_status vd_name_check(const char *name, vd_err *err)
     return VD_OK;
 }
 
+static const char *const id_type_names[] = {[VD_ID_INT] = "int", [VD_ID_STR] = "str"};
+
+const char *vd_id_type_name(vd_id_type t)
+{
+    return vd_enum_name(id_type_names, VD_ARRAY_LEN(id_type_names), (int)t);
+}
+
+vd_status vd_id_type_parse(const char *s, vd_id_type *out)
+{
+    int v = vd_enum_parse(id_type_names, VD_ARRAY_LEN(id_type_names), s);
+    if (v < 0) return VD_INVALID;
+    *out = (vd_id_type)v;
+    return VD_OK;
+}
+
 vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
 {
     vd_status s = vd_name_check(p->name, err);
     if (s != VD_OK) return s;
+    if (p->id_type != VD_ID_INT && p->id_type != VD_ID_STR)
+        return vd_err_set(err, VD_INVALID, "collection %s: unknown id type %d", p->name,
+                          (int)p->id_type);
+    if (p->quantization != VD_QUANT_NONE && p->quantization != VD_QUANT_INT8)
+        return vd_err_set(err, VD_INVALID, "collection %s: unknown quantization %d", p->name,
+                          (int)p->quantization);
     vd_index_params ip = {.dim = p->dim, .metric = p->metric, .m = p->m,
                           .ef_construction = p->ef_construction};
     if ((s = vd_index_params_check(&ip, err)) != VD_OK ||

@@ -115,7 +115,10 @@ vd_status vd_storage__next_cid_decode(const void *p, size_t n, uint32_t *cid, vd
 
 /* ---- catalog record ----------------------------------------------------------------------
  * u32 version | cid | dim | metric | m | ef_construction | ef_search | entry_slot |
- * max_level | n_slots (u32 each) | created_unix_s | count | payload_bytes | seed (u64 each) */
+ * max_level | n_slots (u32 each) | created_unix_s | count | payload_bytes | seed (u64 each)
+ * then, from version 2: id_type | quantization (u32 each). Version 1 (72 bytes, written
+ * before string ids and quantization existed) still decodes: int ids, no quantization.
+ * Always written as the newest version. */
 void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_REC_BYTES])
 {
     vd_put_u32le(out + 0, VD_CATALOG_REC_VERSION);
@@ -132,6 +135,8 @@ void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_
     vd_put_u64le(out + 48, r->count);
     vd_put_u64le(out + 56, r->payload_bytes);
     vd_put_u64le(out + 64, r->seed);
+    vd_put_u32le(out + 72, (uint32_t)r->params.id_type);
+    vd_put_u32le(out + 76, (uint32_t)r->params.quantization);
 }
 
 static vd_status catalog_name(const void *name, size_t name_len, vd_catalog_rec *r, vd_err *err)
@@ -160,7 +165,8 @@ vd_status vd_storage__catalog_decode(const void *name, size_t name_len, const vo
         return vd_err_set(err, VD_VERSION, "catalog record of collection %s has version %u; "
                           "this vectord reads %u", r->params.name, version,
                           VD_CATALOG_REC_VERSION);
-    if (n != VD_CATALOG_REC_BYTES || version != VD_CATALOG_REC_VERSION)
+    size_t want = version == 1 ? VD_CATALOG_REC_V1_BYTES : VD_CATALOG_REC_BYTES;
+    if (version == 0 || n != want)
         return vd_err_set(err, VD_CORRUPT, "catalog record of collection %s is malformed "
                           "(%zu bytes)", r->params.name, n);
     r->cid = vd_get_u32le(b + 4);
@@ -176,6 +182,10 @@ vd_status vd_storage__catalog_decode(const void *name, size_t name_len, const vo
     r->count = vd_get_u64le(b + 48);
     r->payload_bytes = vd_get_u64le(b + 56);
     r->seed = vd_get_u64le(b + 64);
+    if (version >= 2) {
+        r->params.id_type = (vd_id_type)vd_get_u32le(b + 72);
+        r->params.quantization = (vd_quantization)vd_get_u32le(b + 76);
+    }
     /* Stored parameters were checked with defaults filled in: a 0 that would now default
      * (or any value the table refuses) is damage. */
     vd_collection_params q = r->params;

@@ -84,8 +84,9 @@ vd_status vd_storage__format_decode(const void *p, size_t n, uint32_t *ver, vd_e
 vd_status vd_storage__next_cid_decode(const void *p, size_t n, uint32_t *cid, vd_err *err);
 
 /* ---- Catalog record --------------------------------------------------------------------- */
-#define VD_CATALOG_REC_VERSION 1
-#define VD_CATALOG_REC_BYTES 72
+#define VD_CATALOG_REC_VERSION 2
+#define VD_CATALOG_REC_BYTES 80    /* version 2; version 1 records have 72 */
+#define VD_CATALOG_REC_V1_BYTES 72
 
 typedef struct vd_catalog_rec {
     uint32_t cid;
@@ -99,7 +100,8 @@ typedef struct vd_catalog_rec {
 
 void vd_storage__catalog_encode(const vd_catalog_rec *r, uint8_t out[VD_CATALOG_REC_BYTES]);
 /* Key name[0..name_len) and record p[0..n): the name must pass vd_name_check, the record be
- * version 1 (newer: VD_VERSION) of exactly VD_CATALOG_REC_BYTES, its parameters pass
+ * version 2 of exactly VD_CATALOG_REC_BYTES or version 1 of VD_CATALOG_REC_V1_BYTES (read as
+ * id type int, no quantization; newer: VD_VERSION), its parameters pass
  * vd_storage__params_check with nothing left to default, and count <= n_slots. */
 vd_status vd_storage__catalog_decode(const void *name, size_t name_len, const void *p, size_t n,
                                      vd_catalog_rec *r, vd_err *err);

@@ -61,13 +61,24 @@ vd_status vd_name_check(const char *name, vd_err *err);
 vd_status vd_json_check_object(const uint8_t *p, size_t n, vd_err *err);
 
 /* ---- Collections ------------------------------------------------------------------------ */
+/* What a collection's point ids are, fixed at creation. Inside, the index keeps dense
+ * internal ids either way. Stored in catalog records: values never change. */
+typedef enum vd_id_type {
+    VD_ID_INT = 0, /* unsigned 64-bit integers chosen by the user */
+    VD_ID_STR = 1, /* UTF-8 strings of 1..512 bytes, compared bytewise */
+} vd_id_type;
+const char *vd_id_type_name(vd_id_type t);                 /* "int", "str" */
+vd_status vd_id_type_parse(const char *s, vd_id_type *out); /* VD_INVALID if unknown */
+
 typedef struct vd_collection_params {
     char name[VD_NAME_MAX + 1];
-    uint32_t dim;             /* 1..VD_DIM_MAX */
+    uint32_t dim;             /* VD_PARAM_DIM (index/vd_index.h's table, as are the others) */
     vd_metric metric;
-    uint32_t m;               /* 0 -> 16 */
-    uint32_t ef_construction; /* 0 -> 200 */
-    uint32_t ef_search;       /* 0 -> 100 */
+    uint32_t m;               /* 0 -> the table's default */
+    uint32_t ef_construction; /* 0 -> the table's default */
+    uint32_t ef_search;       /* 0 -> the table's default */
+    vd_id_type id_type;       /* 0 = VD_ID_INT */
+    vd_quantization quantization; /* 0 = VD_QUANT_NONE */
 } vd_collection_params;
 
 typedef struct vd_collection_info {

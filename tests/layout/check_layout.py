@@ -55,8 +55,9 @@ def main():
         if not os.path.isdir(d):
             continue
         for f in sorted(os.listdir(d)):
-            if f.endswith(".o"):
-                objs[f"{mod}/{f[:-2]}.c"] = symbols(os.path.join(d, f))
+            src = f"{mod}/{f[:-2]}.c"
+            if f.endswith(".o") and os.path.exists(src):  # not a stale object of a removed file
+                objs[src] = symbols(os.path.join(d, f))
     if not objs:
         print(f"check_layout: no object files under {root}; build first", file=sys.stderr)
         return 2

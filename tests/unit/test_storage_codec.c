@@ -71,7 +71,9 @@ static int same_catalog(const vd_catalog_rec *a, const vd_catalog_rec *b)
            a->params.ef_search == b->params.ef_search && a->hdr.entry_slot == b->hdr.entry_slot &&
            a->hdr.max_level == b->hdr.max_level && a->hdr.n_slots == b->hdr.n_slots &&
            a->created_unix_s == b->created_unix_s && a->count == b->count &&
-           a->payload_bytes == b->payload_bytes && a->seed == b->seed;
+           a->payload_bytes == b->payload_bytes && a->seed == b->seed &&
+           a->params.id_type == b->params.id_type &&
+           a->params.quantization == b->params.quantization;
 }
 
 START_TEST(catalog_records_round_trip_and_refuse_damage)
@@ -104,6 +106,30 @@ START_TEST(catalog_records_round_trip_and_refuse_damage)
         ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, VD_CATALOG_REC_BYTES, &d,
                                                     NULL), VD_CORRUPT);
     }
+    /* Version 2 carries the id type and the quantization; unknown values are damage. */
+    vd_catalog_rec q = r;
+    q.params.id_type = VD_ID_STR;
+    q.params.quantization = VD_QUANT_INT8;
+    vd_storage__catalog_encode(&q, b);
+    ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, VD_CATALOG_REC_BYTES, &d, NULL),
+                     VD_OK);
+    ck_assert(same_catalog(&q, &d));
+    ck_assert_int_eq(d.params.id_type, VD_ID_STR);
+    ck_assert_int_eq(d.params.quantization, VD_QUANT_INT8);
+    vd_put_u32le(b + 72, 7);
+    ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, VD_CATALOG_REC_BYTES, &d, NULL),
+                     VD_CORRUPT);
+    /* A version 1 record (72 bytes, from before those fields) reads as int ids, no
+     * quantization; at any other size it is damage. */
+    vd_storage__catalog_encode(&q, b);
+    vd_put_u32le(b, 1);
+    ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, VD_CATALOG_REC_V1_BYTES, &d, NULL),
+                     VD_OK);
+    ck_assert_int_eq(d.params.id_type, VD_ID_INT);
+    ck_assert_int_eq(d.params.quantization, VD_QUANT_NONE);
+    ck_assert_int_eq(d.params.dim, r.params.dim);
+    ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, VD_CATALOG_REC_BYTES, &d, NULL),
+                     VD_CORRUPT);
     /* A newer record version is VD_VERSION, whatever its size. */
     vd_put_u32le(b, VD_CATALOG_REC_VERSION + 1);
     ck_assert_int_eq(vd_storage__catalog_decode("docs", 4, b, 40, &d, NULL), VD_VERSION);
