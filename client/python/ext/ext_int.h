@@ -24,7 +24,8 @@
 /* An open data directory. Any number of Python threads may call it at once: reads run
  * concurrently, writes one at a time (write_mu), close waits for the calls in progress. */
 typedef struct vd_py_engine {
-    PyObject_HEAD vd_store *store;
+    PyObject ob_base; /* PyObject_HEAD */
+    vd_store *store;
     vd_engine *engine;
     vd_pool *pool;
     pthread_mutex_t write_mu; /* the engine's writer rule: one writing thread at a time */

@@ -196,7 +196,8 @@ static void args_release(vd_ext_args *a)
 /* ---- Array: engine-allocated memory handed to numpy without a copy ------------------------- */
 
 typedef struct vd_py_array {
-    PyObject_HEAD void *data; /* vd_malloc'ed by the engine; vd_free()d with the last reference */
+    PyObject ob_base; /* PyObject_HEAD */
+    void *data;       /* vd_malloc'ed by the engine; vd_free()d with the last reference */
     Py_ssize_t n_bytes;
 } vd_py_array;
 
@@ -276,15 +277,16 @@ PyObject *vd_ext_run(vd_py_engine *self, const vd_ext_op *op, PyObject *args)
     a.req.kind = op->kind;
     if (!op->parse(args, &a)) goto done;
     if (!enter(self)) goto done;
-    vd_status s;
-    Py_BEGIN_ALLOW_THREADS s = rendezvous(&err);
+    PyThreadState *gil = PyEval_SaveThread(); /* the GIL is released for the engine's work */
+    vd_status s = rendezvous(&err);
     if (s == VD_OK) {
         if (op->write) pthread_mutex_lock(&self->write_mu);
         s = op->exec ? op->exec(self, &a, &res, &err)
                      : vd_engine_execute(self->engine, &a.req, &res, &err);
         if (op->write) pthread_mutex_unlock(&self->write_mu);
     }
-    Py_END_ALLOW_THREADS leave(self);
+    PyEval_RestoreThread(gil);
+    leave(self);
     atomic_fetch_add(&self->requests_total, 1);
     if (s != VD_OK) {
         atomic_fetch_add(&self->errors_total, 1);
@@ -328,10 +330,10 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
         return -1;
     }
     vd_err err = {0};
-    vd_status s;
-    Py_BEGIN_ALLOW_THREADS vd_store_options opt = {.create = 1, .n_threads = threads};
+    vd_store_options opt = {.create = 1, .n_threads = threads};
     vd_engine_limits lim = {0}; /* in process: no frames, so no batch or response limit */
-    s = rendezvous(&err);
+    PyThreadState *gil = PyEval_SaveThread(); /* opening loads every collection: seconds */
+    vd_status s = rendezvous(&err);
     if (s == VD_OK) s = vd_store_open(path, &opt, &self->store, &err);
     if (s == VD_OK) s = vd_engine_new(self->store, &lim, &self->engine, &err);
     if (s == VD_OK) s = vd_pool_new(threads, &self->pool, &err);
@@ -339,8 +341,8 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
         vd_engine_set_parallel(self->engine, vd_pool_run, self->pool, vd_pool_width(self->pool));
     else
         engine_teardown(self);
-    Py_END_ALLOW_THREADS if (s != VD_OK)
-    {
+    PyEval_RestoreThread(gil);
+    if (s != VD_OK) {
         vd_ext_raise(s, err.msg, NULL);
         return -1;
     }
@@ -371,12 +373,14 @@ static PyObject *engine_close(vd_py_engine *self, PyObject *unused)
     self->closed = 1;
     pthread_mutex_unlock(&self->use_mu);
     if (!was_open) Py_RETURN_NONE;
-    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&self->use_mu);
+    PyThreadState *gil = PyEval_SaveThread(); /* the calls inside may need the GIL to end */
+    pthread_mutex_lock(&self->use_mu);
     while (self->n_active > 0)
         pthread_cond_wait(&self->use_cv, &self->use_mu);
     pthread_mutex_unlock(&self->use_mu);
     engine_teardown(self);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    PyEval_RestoreThread(gil);
+    Py_RETURN_NONE;
 }
 
 static void engine_dealloc(vd_py_engine *self)
