@@ -23,7 +23,8 @@
     X(VERSION, -8, "unsupported format or protocol version")               \
     X(UNAUTHENTICATED, -9, "unauthenticated")                              \
     X(UNAVAILABLE, -10, "unavailable")                                     \
-    X(INTERNAL, -11, "internal error")
+    X(INTERNAL, -11, "internal error")                                     \
+    X(PRECONDITION, -12, "failed precondition")
 
 typedef enum vd_status {
 #define X(name, code, msg) VD_##name = code,
