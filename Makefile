@@ -3,7 +3,8 @@
 # into build-tsan/. PORTABLE=1 drops -march=native (SIMDe then picks the baseline ISA).
 #
 #   make deps    install missing Debian packages (sudo when not root; nothing when present)
-#   make         build/vectord, the libraries, tests and benchmarks
+#   make         build/vectord, the libraries, tests and benchmarks, and the embedded Python
+#                module client/python/vectord/_engine*.so (PYTHONPATH=client/python imports it)
 #   make run     build and start the daemon on ./vectord-data (SERVE_ARGS="--listen ..." adds
 #                flags; a later flag overrides an earlier one, --data included)
 #   make test    build and run every test: C unit (plain, ASan+UBSan, TSan), fuzz smoke, pytest
@@ -79,13 +80,13 @@ LIB := $(B)/libvectord.a
         python-proto format soak
 .DEFAULT_GOAL := all
 
-all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
+all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins python-ext)
 
 # ---- dependencies -----------------------------------------------------------------------
 DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
-            libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm python3-lmdb \
-            python3-pip python3-venv clang libclang-rt-14-dev valgrind \
+            libhnswlib-dev python3 python3-dev python3-numpy python3-protobuf python3-pytest \
+            python3-tqdm python3-lmdb python3-pip python3-venv clang libclang-rt-14-dev valgrind \
             libmicrohttpd-dev libssl-dev openssl python3-prometheus-client
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -134,7 +135,8 @@ $(B)/gen/suites.h: $(UNIT_SRC)
 
 $(B)/obj/tests/unit/runner.o: $(B)/gen/suites.h
 
-$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP) bench/bench_common.c) $(LIB)
+# The embedded module's thread pool is plain C: its concurrent suite runs here, under TSan too.
+$(B)/test-unit: $(call obj,$(UNIT_SRC) $(UNIT_HELP) bench/bench_common.c client/python/ext/pool.c) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_EXT) $(CHECK_LIBS)
 
 # ---- benchmarks -------------------------------------------------------------------------
@@ -154,11 +156,33 @@ $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/be
 # bench-net drives the daemon through the tests' blocking client.
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 
+# ---- the embedded Python module ---------------------------------------------------------
+# vectord._engine: the daemon's engine in process (vectord.open), built from the same sources
+# (common, index, storage, engine, and proto/wire.c for the status codes) compiled again as
+# position-independent code, hidden but for PyInit__engine, against $(PYTHON)'s headers. It
+# lands next to the package in the source tree, so PYTHONPATH=client/python imports it;
+# client/python/setup.py runs this rule for pip (PYTHON=its interpreter). Only the plain
+# build makes it: a sanitizer build would put an instrumented module in the same place.
+PY_EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))" 2>/dev/null)
+PY_INCLUDE := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
+PY_EXT := client/python/vectord/_engine$(PY_EXT_SUFFIX)
+EXT_SRC := $(wildcard client/python/ext/*.c)
+EMBED_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(ENGINE_SRC) proto/wire.c $(EXT_SRC)
+pic = $(patsubst %.c,$(B)/pic/%.o,$(1))
+$(B)/pic/%.o: %.c | $(GEN_PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -I$(PY_INCLUDE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+$(PY_EXT): $(call pic,$(EMBED_SRC))
+	$(CC) $(LDFLAGS) -shared -o $@ $^ -llmdb -lm
+python-ext: $(PY_EXT) $(PY_PB)
+.PHONY: python-ext
+
 # ---- running ----------------------------------------------------------------------------
-# The Python wire module too, so `PYTHONPATH=client/python` imports the client right away.
+# The Python wire and engine modules too, so `PYTHONPATH=client/python` imports the client
+# (and vectord.open) right away.
 SERVE_ARGS ?=
 run: deps
-	@$(MAKE) --no-print-directory $(B)/vectord $(PY_PB)
+	@$(MAKE) --no-print-directory $(B)/vectord $(PY_PB) $(if $(SAN),,python-ext)
 	./$(B)/vectord serve --data ./vectord-data $(SERVE_ARGS)
 
 # ---- tests ------------------------------------------------------------------------------
@@ -212,7 +236,7 @@ test-fuzz: $(FUZZ_BINS)
 fuzz:
 	$(MAKE) test-fuzz FUZZ_SECONDS=600
 
-test-e2e: $(B)/vectord $(PY_PB)
+test-e2e: $(B)/vectord $(PY_PB) $(if $(SAN),,python-ext)
 	@echo "== Python end-to-end tests"
 	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
 	  VECTORD_BIN=$(CURDIR)/$(B)/vectord PYTHONPATH=$(CURDIR)/client/python \
@@ -228,7 +252,7 @@ soak: deps
 	$(PYTHON) tests/soak/soak.py --minutes $(SOAK_MINUTES) --bin build/vectord
 
 # Every benchmark, peers measured in the same run: tables on the terminal, JSON lines into
-# build/bench-results.jsonl. About 40 minutes on 2 cores; bench/README.md lists each command.
+# build/bench-results.jsonl. About 50 minutes on 2 cores; bench/README.md lists each command.
 BENCH_TMP ?= /tmp
 BENCH_OUT := build/bench-results.jsonl
 bench: deps
@@ -243,8 +267,11 @@ bench: deps
 	rm -rf $(BENCH_TMP)/vd-bench-storage
 	./build/bench-storage all $(BENCH_TMP)/vd-bench-storage 1000000 128 | tee -a $(BENCH_OUT).txt
 	./build/bench-net --json >> $(BENCH_OUT)
-	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
-	  >> $(BENCH_OUT)
+	@for d in $(dir $(DATA_SETS)); do \
+	  PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --data $$d --ef 10,32,64,128,256 \
+	    --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
+	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 \
+	  --ef 10,32,64,128,256 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_ids.py --synthetic 100000x128 \
 	  --scroll-n 1000000 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	@echo "make bench: results in $(BENCH_OUT)"
@@ -253,6 +280,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz $(PY_PB)
+	rm -rf build build-asan build-tsan build-fuzz $(PY_PB) client/python/vectord/_engine*.so
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)

@@ -40,7 +40,8 @@ import numpy as np
 import vectord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_client import Daemon, exact_top, read_fvecs, recall  # noqa: E402  (same folder)
+from bench_client import (Daemon, cpu_seconds, exact_top, read_fvecs,  # noqa: E402
+                          recall)  # (same folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,13 +50,7 @@ class Served(Daemon):
     """`vectord serve` on a given data directory, and its resident memory."""
 
     def __init__(self, binary, data, threads=0):
-        super().__init__(binary, threads, data)
-
-    def cpu_s(self):
-        """The daemon's CPU seconds so far (user + system)."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        super().__init__(binary, data, threads, f"{data}.log")
 
     def rss_bytes(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -138,11 +133,11 @@ def phase_ids(args, base, queries, truth, metric, common, emit, tmp):
                     db.knn(kind, queries[:100], k=args.k, ef=ef)  # warm
                 for _ in range(args.runs):
                     for kind in kinds:
-                        t0, s0, c0 = time.perf_counter(), srv.cpu_s(), time.process_time()
+                        t0, c0 = time.perf_counter(), cpu_seconds([srv.proc.pid])
                         found[kind], _ = db.knn(kind, queries, k=args.k, ef=ef)
                         times[kind].append(time.perf_counter() - t0)
-                        cpu[(kind, ef)] = cpu.get((kind, ef), 0.0) + srv.cpu_s() - s0 + \
-                            time.process_time() - c0
+                        cpu[(kind, ef)] = cpu.get((kind, ef), 0.0) + \
+                            cpu_seconds([srv.proc.pid]) - c0
                         rss.setdefault(kind, srv.rss_bytes())  # int first: before any naming
                 found["str"] = np.array([[row.get(s, -1) for s in r] for r in found["str"]])
                 for kind in kinds:

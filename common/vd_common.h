@@ -24,6 +24,7 @@
     X(UNAUTHENTICATED, -9, "unauthenticated")                              \
     X(UNAVAILABLE, -10, "unavailable")                                     \
     X(INTERNAL, -11, "internal error")                                     \
+    X(PRECONDITION, -12, "failed precondition")                            \
     X(DENIED, -13, "permission denied")
 
 typedef enum vd_status {

@@ -12,16 +12,16 @@
  *      value read once (record dims, NaN/Inf, zero rows under cosine), the ids checked
  *      (count, sign, duplicates; string ids from a .txt file: storage's id rule, distinct),
  *      each payload line checked as a JSON object, all before the data directory is opened
- *      or created; a .txt ids file makes the collection one of string ids, whose index is
- *      built under the row numbers (its internal keys, vd_store_import_str);
+ *      or created; a .txt ids file makes the collection one of string ids;
  *   3. the store is opened (created if missing) and an existing collection of that name is
  *      refused unless --replace, before the long build;
- *   4. the index is built in memory with vd_index_add_batch on --threads workers, fed chunk by
+ *   4. vd_engine_build (engine/build.c, the one bulk build, also the embedded module's): the
+ *      index is built in memory with vd_index_add_batch on --threads workers, fed chunk by
  *      chunk from the input mapping (float32 .npy in place, other formats converted into one
  *      chunk buffer); pages behind each chunk are dropped, so memory holds the index's own copy
  *      of the vectors plus about one chunk of input, not the input twice;
- *   5. the input vectors are unmapped, and vd_store_import writes points, payloads and graph in
- *      ONE LMDB transaction.
+ *   5. the input vectors are unmapped, and the engine's import writes points, payloads and
+ *      graph in ONE LMDB transaction.
  *
  * All or nothing: until the commit in phase 5 nothing is visible in DIR, and the commit is
  * atomic, so Ctrl-C, kill -9 or a failure at any point leaves either no collection or the
@@ -35,9 +35,7 @@
  *
  * Rejected: building into a temporary directory and renaming it into place (DIR may hold
  * other collections, which a rename would replace, and the storage import already gives the
- * atomicity); one add_batch over the whole input (simpler, but with converted formats it needs
- * the whole converted copy next to the index, and with in-place .npy the whole mapping
- * becomes resident: two copies at the peak instead of one). */
+ * atomicity). */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,13 +44,10 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
+#include "engine/vd_engine.h"
 #include "ingest/vd_ingest.h"
 #include "index/vd_index.h"
 #include "storage/vd_storage.h"
-
-/* Rows per add_batch call: big enough that thread start/join at chunk edges is noise, small
- * enough that one chunk of converted input is small next to the index. */
-#define CHUNK_BYTES ((size_t)8 << 20)
 
 typedef struct build_args {
     const char *data, *input, *ids, *payloads;
@@ -136,11 +131,8 @@ static int parse_args(int argc, char **argv, build_args *a)
 /* ---- progress ---------------------------------------------------------------------------- */
 typedef struct progress {
     int tty;
-    int shown;          /* a progress line is on screen (needs a newline before other output) */
-    const char *phase;  /* "building", "writing" */
-    const char *unit;   /* "points", "records" */
-    int chunked;        /* building: callbacks count within the current add_batch chunk */
-    size_t base;        /* points done before the current add_batch chunk */
+    int shown;            /* a progress line is on screen (needs a newline before other output) */
+    vd_build_phase phase; /* 0 before the first call */
     size_t total;
     uint64_t t0_ns, last_ns;
 } progress;
@@ -165,26 +157,13 @@ static void progress_draw(progress *p, size_t done, int force)
     } else if (done >= p->total) {
         snprintf(eta, sizeof eta, "0:00");
     }
-    fprintf(stderr, "\r  %-8s %zu/%zu %s  %.0f %s/s  ETA %s\033[K", p->phase, done, p->total,
-            p->unit, rate, p->chunked ? "pts" : p->unit, eta);
+    int linking = p->phase == VD_BUILD_LINKING;
+    fprintf(stderr, "\r  %-8s %zu/%zu %s  %.0f %s/s  ETA %s\033[K",
+            linking ? "building" : "writing", done, p->total, linking ? "points" : "records",
+            rate, linking ? "pts" : "records", eta);
     fflush(stderr);
     p->shown = 1;
     progress_on_screen = 1;
-}
-
-static void progress_start(progress *p, const char *phase, const char *unit, int chunked,
-                           size_t total)
-{
-    if (p->shown) fputc('\n', stderr);
-    p->shown = 0;
-    p->phase = phase;
-    p->unit = unit;
-    p->chunked = chunked;
-    p->base = 0;
-    p->total = total;
-    p->t0_ns = vd_now_ns();
-    p->last_ns = 0;
-    if (chunked) progress_draw(p, 0, 1); /* the store's total is known at its first call */
 }
 
 static void progress_end(progress *p)
@@ -194,18 +173,21 @@ static void progress_end(progress *p)
     progress_on_screen = 0;
 }
 
-static void on_progress(void *ctx, size_t done, size_t total)
+/* The engine's progress, on this thread: a new line per phase, redrawn twice a second. */
+static void on_progress(void *ctx, vd_build_phase phase, size_t done, size_t total)
 {
     progress *p = ctx;
-    if (p->chunked) {
-        progress_draw(p, p->base + done, 0); /* total is the chunk's; p->total the input's */
-    } else {
-        p->total = total; /* the store counts its own records */
-        progress_draw(p, done, 0);
+    if (phase != p->phase) {
+        progress_end(p);
+        p->phase = phase;
+        p->t0_ns = vd_now_ns();
+        p->last_ns = 0;
     }
+    p->total = total;
+    progress_draw(p, done, done == 0 || done >= total);
 }
 
-/* Nothing is committed before vd_store_import's commit, and that commit is atomic: an
+/* Nothing is committed before the import's commit, and that commit is atomic: an
  * interrupt only needs to end the process. Async-signal-safe: write(2) and _exit(2) only. */
 static void on_signal(int sig)
 {
@@ -227,21 +209,14 @@ static int fail_line(const vd_err *e)
 typedef struct build {
     build_args a;
     vd_vectors_file *vf;
-    vd_ids_file *idf;      /* integer ids, or the row numbers under string ids */
-    vd_text_ids_file *tf;  /* string ids (--ids FILE.txt) */
+    vd_ids_file *idf;     /* integer ids */
+    vd_text_ids_file *tf; /* string ids (--ids FILE.txt) */
     vd_payloads_file *pf;
     vd_store *st;
-    vd_index *ix;     /* until vd_store_import adopts it */
-    float *chunk;     /* converted rows; NULL when the input is used in place */
-    size_t n, chunk_rows;
-    vd_index_params ip;
-    double build_s, write_s;
+    vd_engine *engine;
+    size_t n;
+    vd_build_result res;
 } build;
-
-static size_t rows_from(const build *b, size_t first)
-{
-    return b->n - first < b->chunk_rows ? b->n - first : b->chunk_rows;
-}
 
 /* Storage's rule for a whole set of string ids (distinct), as ingest calls it. */
 static vd_status check_text_ids(const uint8_t *bytes, size_t n_bytes, const uint32_t *ends,
@@ -256,147 +231,113 @@ static vd_status check_text_ids(const uint8_t *bytes, size_t n_bytes, const uint
  * then every value, the ids and the payload lines. */
 static vd_status check_input(build *b, vd_err *e)
 {
+    float *chunk = NULL;
     vd_status s = vd_vectors_open(b->a.input, &b->vf, e);
     if (s != VD_OK) return s;
     b->n = vd_vectors_count(b->vf);
     b->a.cp.dim = vd_vectors_dim(b->vf);
-    b->ip = (vd_index_params){.dim = b->a.cp.dim,
-                              .metric = b->a.cp.metric,
-                              .m = b->a.cp.m,
-                              .ef_construction = b->a.cp.ef_construction,
-                              .seed = 0x5eedb011dull, /* docs/architecture.md "Bulk build" */
-                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n};
-    if ((s = vd_index_params_check(&b->ip, e)) != VD_OK) return s;
-    b->chunk_rows = CHUNK_BYTES / ((size_t)b->ip.dim * sizeof(float));
-    if (b->chunk_rows == 0) b->chunk_rows = 1;
-    if (b->chunk_rows > b->n) b->chunk_rows = b->n;
-    if (!vd_vectors_in_place(b->vf)) {
-        b->chunk = vd_malloc(b->chunk_rows * b->ip.dim * sizeof(float));
-        if (!b->chunk)
-            return vd_err_set(e, VD_NOMEM, "out of memory for a %zu-row input chunk",
-                              b->chunk_rows);
-    }
+    vd_index_params ip = {.dim = b->a.cp.dim,
+                          .metric = b->a.cp.metric,
+                          .m = b->a.cp.m,
+                          .ef_construction = b->a.cp.ef_construction};
+    if ((s = vd_index_params_check(&ip, e)) != VD_OK) return s;
+    size_t step = vd_build_chunk_rows(ip.dim, b->n);
+    if (!vd_vectors_in_place(b->vf) && !(chunk = vd_malloc(step * ip.dim * sizeof(float))))
+        return vd_err_set(e, VD_NOMEM, "out of memory for a %zu-row input chunk", step);
     const int refuse_zero = b->a.cp.metric == VD_METRIC_COSINE;
-    for (size_t first = 0; first < b->n; first += b->chunk_rows) {
+    for (size_t first = 0; first < b->n && s == VD_OK; first += step) {
         const float *v;
-        size_t rows = rows_from(b, first);
-        if ((s = vd_vectors_rows(b->vf, first, rows, b->chunk, refuse_zero, &v, e)) != VD_OK)
-            return s;
+        size_t rows = b->n - first < step ? b->n - first : step;
+        s = vd_vectors_rows(b->vf, first, rows, chunk, refuse_zero, &v, e);
         vd_vectors_release(b->vf, first, rows);
     }
-    if (b->a.cp.id_type == VD_ID_STR) {
-        /* String ids: the index is built under the row numbers (its internal keys). */
-        if ((s = vd_text_ids_open(b->a.ids, b->n, vd_str_id_check, check_text_ids, &b->tf, e)) ||
-            (s = vd_ids_open(NULL, b->n, &b->idf, e)))
-            return s;
-    } else if ((s = vd_ids_open(b->a.ids, b->n, &b->idf, e)) != VD_OK) {
-        return s;
-    }
-    if (b->a.payloads)
+    vd_free(chunk);
+    if (s == VD_OK && b->a.cp.id_type == VD_ID_STR)
+        s = vd_text_ids_open(b->a.ids, b->n, vd_str_id_check, check_text_ids, &b->tf, e);
+    else if (s == VD_OK)
+        s = vd_ids_open(b->a.ids, b->n, &b->idf, e);
+    if (s == VD_OK && b->a.payloads)
         s = vd_payloads_open(b->a.payloads, b->n, vd_json_check_object, &b->pf, e);
     return s;
 }
 
-/* 3. The store, and the name: an existing collection is refused (unless --replace) before
- * the long build. */
+/* 3. The store (created if missing) and the engine on it. */
 static vd_status open_store(build *b, vd_err *e)
 {
     vd_store_options so = {.create = 1, .n_threads = b->a.threads};
     vd_status s = vd_store_open(b->a.data, &so, &b->st, e);
-    if (s != VD_OK) return s;
-    vd_collection *coll = NULL;
-    int exists = vd_store_acquire(b->st, b->a.cp.name, &coll, NULL) == VD_OK;
-    vd_collection_release(coll);
-    if (exists && !b->a.replace)
-        return vd_err_set(e, VD_EXISTS, "collection %s already exists in %s (--replace "
-                          "replaces it)", b->a.cp.name, b->a.data);
-    return VD_OK;
+    if (s == VD_OK) s = vd_engine_new(b->st, NULL, &b->engine, e);
+    return s;
 }
 
-/* 4. The index, chunk by chunk from the input mapping; the input is closed afterwards. */
-static vd_status build_index(build *b, vd_err *e)
+/* The input file as the engine's row source: read (checked again, converted or in place),
+ * released behind each chunk, closed once every row is in the index. */
+static vd_status rows_read(void *ctx, size_t first, size_t n, float *buf, const float **out,
+                           vd_err *e)
 {
-    vd_status s = vd_index_open(&b->ip, &b->ix, e);
-    if (s != VD_OK) return s;
-    vd_index_set_ef_search(b->ix, b->a.cp.ef_search);
-    const uint64_t *ids = vd_ids_get(b->idf);
-    const int refuse_zero = b->a.cp.metric == VD_METRIC_COSINE;
-    uint64_t t0 = vd_now_ns();
-    progress_start(&prog, "building", "points", 1, b->n);
-    for (size_t first = 0; first < b->n; first += b->chunk_rows) {
-        const float *v;
-        size_t rows = rows_from(b, first);
-        if ((s = vd_vectors_rows(b->vf, first, rows, b->chunk, refuse_zero, &v, e)) != VD_OK)
-            return s;
-        /* Converted rows live in the chunk now; in-place rows are needed until added. */
-        if (v == b->chunk) vd_vectors_release(b->vf, first, rows);
-        prog.base = first;
-        s = vd_index_add_batch(b->ix, ids + first, v, rows, b->a.threads, on_progress, &prog, e);
-        if (s != VD_OK) return s;
-        vd_vectors_release(b->vf, first, rows);
-        progress_draw(&prog, first + rows, first + rows == b->n);
-    }
-    b->build_s = (double)(vd_now_ns() - t0) / 1e9;
-    /* The index holds its own copy now: drop the input before the write phase. */
-    vd_free(b->chunk);
-    b->chunk = NULL;
+    build *b = ctx;
+    return vd_vectors_rows(b->vf, first, n, buf, b->a.cp.metric == VD_METRIC_COSINE, out, e);
+}
+
+static void rows_release(void *ctx, size_t first, size_t n)
+{
+    vd_vectors_release(((build *)ctx)->vf, first, n);
+}
+
+static void rows_finish(void *ctx)
+{
+    build *b = ctx;
     vd_vectors_close(b->vf);
     b->vf = NULL;
-    return VD_OK;
 }
 
-/* 5. Points, payloads and graph in one transaction; the store adopts the index. */
-static vd_status write_collection(build *b, vd_err *e)
+/* 4 and 5. An existing collection is refused (unless --replace) before the long part. */
+static vd_status run_build(build *b, vd_err *e)
 {
-    uint64_t t0 = vd_now_ns();
-    progress_start(&prog, "writing", "records", 0, b->n);
-    const uint8_t *const *pp = b->pf ? vd_payloads_ptrs(b->pf) : NULL;
-    const uint32_t *pl = b->pf ? vd_payloads_lens(b->pf) : NULL;
-    vd_status s;
-    if (b->tf) {
-        vd_str_ids ids = {.bytes = vd_text_ids_bytes(b->tf), .ends = vd_text_ids_ends(b->tf),
-                          .n = b->n, .n_bytes = vd_text_ids_n_bytes(b->tf)};
-        s = vd_store_import_str(b->st, &b->a.cp, b->ix, &ids, pp, pl, b->a.replace,
-                                on_progress, &prog, e);
-    } else {
-        s = vd_store_import(b->st, &b->a.cp, b->ix, b->n, vd_ids_get(b->idf), pp, pl,
-                            b->a.replace, on_progress, &prog, e);
-    }
-    if (s != VD_OK) return s;
-    b->ix = NULL;
-    progress_draw(&prog, prog.total, 1);
+    vd_str_ids sids = {0};
+    if (b->tf)
+        sids = (vd_str_ids){.bytes = vd_text_ids_bytes(b->tf), .ends = vd_text_ids_ends(b->tf),
+                            .n = b->n, .n_bytes = vd_text_ids_n_bytes(b->tf)};
+    vd_build_req req = {.params = b->a.cp,
+                        .n = b->n,
+                        .ids = b->idf ? vd_ids_get(b->idf) : NULL,
+                        .str_ids = b->tf ? &sids : NULL,
+                        .payloads = b->pf ? vd_payloads_ptrs(b->pf) : NULL,
+                        .payload_lens = b->pf ? vd_payloads_lens(b->pf) : NULL,
+                        .rows = {.read = rows_read,
+                                 .release = rows_release,
+                                 .finish = rows_finish,
+                                 .ctx = b,
+                                 .in_place = vd_vectors_in_place(b->vf)},
+                        .threads = b->a.threads,
+                        .replace = b->a.replace,
+                        .progress = prog.tty ? on_progress : NULL,
+                        .progress_ctx = &prog};
+    vd_status s = vd_engine_build(b->engine, &req, &b->res, e);
     progress_end(&prog);
-    b->write_s = (double)(vd_now_ns() - t0) / 1e9;
-    return VD_OK;
+    return s;
 }
 
 static void print_summary(const build *b)
 {
-    const vd_collection_params *cp = &b->a.cp;
-    double mb = 0;
-    vd_collection *coll = NULL;
-    if (vd_store_acquire(b->st, cp->name, &coll, NULL) == VD_OK) {
-        vd_collection_info ci;
-        vd_collection_info_get(coll, &ci);
-        mb = (double)ci.bytes_disk / 1e6;
-    }
-    vd_collection_release(coll);
+    const vd_collection_params *cp = &b->res.info.params;
+    double build_s = (double)b->res.link_ns / 1e9, write_s = (double)b->res.write_ns / 1e9;
     printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
            "%s in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
            cp->name, b->n, cp->dim, vd_metric_name(cp->metric), cp->m, cp->ef_construction,
            cp->id_type == VD_ID_STR ? ", string ids" : "",
-           b->build_s, b->build_s > 0 ? (double)b->n / b->build_s : 0.0, mb, b->write_s);
+           build_s, build_s > 0 ? (double)b->n / build_s : 0.0,
+           (double)b->res.info.bytes_disk / 1e6, write_s);
     fflush(stdout);
 }
 
 static void build_close(build *b)
 {
-    vd_index_close(b->ix);
+    vd_engine_free(b->engine);
     vd_store_close(b->st);
     vd_payloads_close(b->pf);
     vd_ids_close(b->idf);
     vd_text_ids_close(b->tf);
-    vd_free(b->chunk);
     vd_vectors_close(b->vf);
 }
 
@@ -423,8 +364,7 @@ int vd_cmd_build(int argc, char **argv)
     vd_err e = {0};
     vd_status s = check_input(&b, &e);
     if (s == VD_OK) s = open_store(&b, &e);
-    if (s == VD_OK) s = build_index(&b, &e);
-    if (s == VD_OK) s = write_collection(&b, &e);
+    if (s == VD_OK) s = run_build(&b, &e);
     if (s == VD_OK) print_summary(&b);
     rc = s == VD_OK ? 0 : fail_line(&e);
     build_close(&b);

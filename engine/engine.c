@@ -33,6 +33,13 @@ void vd_engine_free(vd_engine *e)
     vd_free(e);
 }
 
+void vd_engine_set_parallel(vd_engine *e, vd_parallel_fn fn, void *host, size_t width)
+{
+    e->par.fn = fn;
+    e->par.host = host;
+    e->par.width = fn ? width : 0;
+}
+
 const vd_engine_limits *vd_engine_limits_of(const vd_engine *e)
 {
     return &e->limits;

@@ -7,7 +7,8 @@
  *   scroll.c  scroll (any thread)
  *   read.c    list, info, count, stats, get, search, and the dispatch of reads (any thread)
  *   write.c   create, drop, upsert, delete, set_payload: prepare, group commit, results
- *             (one thread) */
+ *             (one thread)
+ *   build.c   the bulk build: rows -> index on n threads -> one import (one thread) */
 #ifndef VD_ENGINE_INT_H
 #define VD_ENGINE_INT_H
 
@@ -16,6 +17,11 @@
 struct vd_engine {
     vd_store *store;         /* borrowed */
     vd_engine_limits limits; /* defaults filled in */
+    struct {
+        vd_parallel_fn fn; /* NULL: every read runs on its caller's thread */
+        void *host;
+        size_t width;
+    } par;
 };
 
 /* Bytes an encoding adds around a response's arrays (status, tags, lengths): the precheck

@@ -9,8 +9,9 @@
  * without a copy.
  *
  * Threads: vd_engine_read() from any number of threads at once, concurrently with writes;
- * the write functions from ONE thread at a time (vd_store_write's rule). The engine itself
- * keeps no state that changes after vd_engine_new().
+ * the write functions and vd_engine_build from ONE thread at a time (vd_store_write's
+ * rule). The engine itself keeps no state that changes after vd_engine_new() (and
+ * vd_engine_set_parallel, before it is shared).
  *
  * Messages: every error of a request begins with the operation's name ("search: k is 0...",
  * "upsert into docs: ..."), and a missing collection is always VD_NOTFOUND
@@ -258,6 +259,16 @@ vd_status vd_engine_new(vd_store *st, const vd_engine_limits *limits, vd_engine 
 void vd_engine_free(vd_engine *e);                               /* NULL is a no-op */
 const vd_engine_limits *vd_engine_limits_of(const vd_engine *e); /* defaults filled in */
 
+/* A host's parallel-for: runs task(ctx, i) for every i in [0, n), on whatever threads it
+ * likes (the caller's included), and returns once all have returned. Tasks never block on
+ * each other. */
+typedef void (*vd_parallel_fn)(void *host, size_t n, void (*task)(void *ctx, size_t i),
+                               void *ctx);
+/* Lends the engine `width` threads through fn for the queries of one search (the embedded
+ * module's pool); without it, every read runs on its caller's thread (the daemon, whose
+ * reader threads take whole requests). Call before the engine is shared; fn NULL undoes. */
+void vd_engine_set_parallel(vd_engine *e, vd_parallel_fn fn, void *host, size_t width);
+
 /* Executes a read (LIST, INFO, COUNT, STATS, GET, SEARCH, SCROLL) into *out, which the caller
  * releases with vd_result_free() whatever the status (zeroed on error). Search: the
  * collection is referenced only for the call, so a concurrent drop lets it finish. */
@@ -302,6 +313,62 @@ static inline vd_status vd_engine_execute(vd_engine *e, const vd_request *req, v
     return vd_request_is_write(req->kind) ? vd_engine_write(e, req, out, err)
                                           : vd_engine_read(e, req, out, err);
 }
+
+/* ---- The bulk build (the writing thread, like the writes) --------------------------------
+ * n rows become a new collection in the offline order: the index built in memory on
+ * `threads` workers, chunk by chunk, then written with its points and payloads in ONE
+ * transaction (vd_store_import), so the collection appears complete or not at all and a
+ * failure at any step leaves the directory as it was. `vectord build` feeds rows from a file
+ * reader, the embedded module from a numpy array. Messages begin "build NAME: ". */
+typedef enum vd_build_phase {
+    VD_BUILD_LINKING = 1, /* done/total: rows in the index */
+    VD_BUILD_WRITING = 2, /* done/total: records written (storage's count) */
+} vd_build_phase;
+typedef void (*vd_build_progress_fn)(void *ctx, vd_build_phase phase, size_t done, size_t total);
+
+/* A source of rows, read chunk by chunk in ascending order. */
+typedef struct vd_build_rows {
+    /* Rows [first, first + n) as row-major float32 with their values checked (finite, not
+     * zero under cosine), into *out: either the caller's memory (in place, valid until those
+     * rows are released) or `buf` (room for n x dim floats; NULL when in_place). */
+    vd_status (*read)(void *ctx, size_t first, size_t n, float *buf, const float **out,
+                      vd_err *err);
+    void (*release)(void *ctx, size_t first, size_t n); /* optional: those rows are done */
+    void (*finish)(void *ctx); /* optional: once every row is in the index, before writing */
+    void *ctx;
+    int in_place; /* read never writes buf: no chunk buffer is allocated */
+} vd_build_rows;
+
+typedef struct vd_build_req {
+    vd_collection_params params; /* name, dim, metric; m, ef_construction, ef_search 0 = default */
+    size_t n;                    /* rows, >= 1 */
+    const uint64_t *ids;         /* int collections: n distinct ids (checked here), borrowed */
+    const vd_str_ids *str_ids;   /* str collections (params.id_type VD_ID_STR): n distinct
+                                  * string ids (checked here), borrowed; ids is NULL then */
+    const uint8_t *const *payloads; /* NULL, or n JSON objects (NULL entry: none), borrowed */
+    const uint32_t *payload_lens;
+    const float *vectors; /* n x dim floats, row-major, borrowed; used when rows.read is NULL
+                           * (then every row is checked here with vd_vector_check) */
+    vd_build_rows rows;
+    uint32_t threads; /* linking workers; 0 = cores */
+    int replace;      /* an existing collection of that name is dropped in the same commit;
+                       * without it VD_EXISTS before any work */
+    vd_build_progress_fn progress; /* optional, on the calling thread, about twice a second */
+    void *progress_ctx;
+} vd_build_req;
+
+typedef struct vd_build_result {
+    vd_collection_info info;   /* of the new collection */
+    uint64_t link_ns, write_ns; /* the two phases' wall time */
+} vd_build_result;
+
+/* Rows per chunk of a build of n rows of `dim` floats (>= 1, <= n): what `read` is asked
+ * for at a time, and the size of its `buf`. */
+size_t vd_build_chunk_rows(uint32_t dim, size_t n);
+
+/* The writing thread only (vd_store_import's rule), with no snapshot held by it. */
+vd_status vd_engine_build(vd_engine *e, const vd_build_req *b, vd_build_result *out,
+                          vd_err *err);
 
 /* The one message for a response too large to deliver, shared by the engine's check before
  * the work and the encoder's check after it (proto/): VD_FULL "search: the response would

@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -214,14 +213,11 @@ vd_status vd_storage__env_open(vd_store *st, int create, vd_err *err)
     st->map_bytes = ei.me_mapsize;
     if (st->read_only) return VD_OK;
     /* One writing process per directory: two would each keep an index that the other's
-     * commits bypass. flock on LMDB's own data-file descriptor (LMDB takes no lock on
-     * data.mdb, and closing this fd never drops LMDB's fcntl locks on lock.mdb); it goes away
-     * with the process, also after kill -9. Readers (info, check, backup) do not take it. */
+     * commits bypass (lock.c). */
     int fd = -1;
-    if (mdb_env_get_fd(st->env, &fd) == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
-        return vd_err_set(err, VD_UNAVAILABLE, "data directory %s is in use by another "
-                          "vectord process (only one may write it)", st->dir);
-    return VD_OK;
+    int rc2 = mdb_env_get_fd(st->env, &fd);
+    if (rc2) return vd_storage__mdb_err(st, rc2, err, "locking the data directory");
+    return vd_storage__writer_lock(st, fd, err);
 }
 
 /* ---- reader gate and map growth ---------------------------------------------------------- */

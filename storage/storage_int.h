@@ -7,6 +7,7 @@
  *   names.c    the name rule and the one check of collection parameters  } pure: no LMDB,
  *   json.c     the JSON payload validator                                } the fuzz target
  *   records.c  the record codec (records.h)                              } links them
+ *   lock.c     one writing process per directory, one open per process, the holder's pid
  *   env.c      the LMDB environment: errors, precheck, open, reader gate, map growth, retry
  *   db.c       the databases: handles, identification, get/put/del of each record kind
  *   catalog.c  the in-memory collections: reference counts, the sorted list, info
@@ -23,6 +24,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "storage/records.h"
 
@@ -57,6 +59,10 @@ struct vd_store {
     int opened; /* open completed: close may flush */
     int catalog_only;
     uint32_t n_threads;
+    /* lock.c: in this process's registry of open directories; holding the writer flock */
+    int registered, locked;
+    dev_t dir_dev;
+    ino_t dir_ino;
     /* Reader gate (env.c): mdb_env_set_mapsize() needs no transaction alive in this process,
      * but a snapshot may be ended on another thread than the one that began it, which a
      * pthread rwlock forbids; a counter under a mutex allows it. Writer-preferring. */
@@ -83,6 +89,17 @@ typedef struct vd_txn {
     int write;  /* a write transaction (vd_storage__write_txn) */
     int mdb_rc; /* LMDB code behind the last failure, 0 if none (MDB_MAP_FULL: grow, retry) */
 } vd_txn;
+
+/* ---- lock.c ------------------------------------------------------------------------------
+ * Refuses (VD_PRECONDITION) a directory this process has open already, before LMDB opens it,
+ * else enters it in the process's registry; unregister after the environment is closed. */
+vd_status vd_storage__register_dir(vd_store *st, vd_err *err);
+void vd_storage__unregister_dir(vd_store *st); /* no-op unless registered */
+/* The one-writer lock on the environment's data.mdb descriptor `fd`, recording this
+ * process's pid in DIR/writer.pid; VD_PRECONDITION naming the holder's pid if another process
+ * has it. writer_unlock removes the pid file; the flock itself goes with the environment. */
+vd_status vd_storage__writer_lock(vd_store *st, int fd, vd_err *err);
+void vd_storage__writer_unlock(vd_store *st); /* no-op unless locked */
 
 /* ---- env.c -------------------------------------------------------------------------------- */
 /* Test hooks (tests/unit only): the initial map size (0 = the normal policy) and whether

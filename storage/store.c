@@ -1,8 +1,8 @@
 /* storage/store.c: opening and closing a data directory (vd_store_open, vd_store_close) and
  * its figures (vd_store_info_get). The steps live in the files that own them; this file
  * only orders them:
- *   the directory (created with opt->create) -> the environment, data.mdb prechecked first
- *   (env.c) -> identification and the database handles, a new directory initialized
+ *   the directory (created with opt->create) -> not open in this process already (lock.c)
+ *   -> the environment, data.mdb prechecked first, the writer lock (env.c, lock.c) -> identification and the database handles, a new directory initialized
  *   (db.c) -> every collection loaded into the catalog (load.c).
  * Every refusal happens before anything is written, so a directory that is not ours, or of a
  * newer format, is left byte for byte as it was. Closing flushes what publish changed after
@@ -67,7 +67,8 @@ vd_status vd_store_open(const char *dir, const vd_store_options *opt, vd_store *
     if (!(st = store_new(dir, opt))) return vd_err_set(err, VD_NOMEM, "out of memory opening %s",
                                                        dir);
     int create = opt->create && !opt->read_only;
-    if ((s = vd_storage__env_open(st, create, err)) != VD_OK ||
+    if ((s = vd_storage__register_dir(st, err)) != VD_OK ||
+        (s = vd_storage__env_open(st, create, err)) != VD_OK ||
         (s = vd_storage__db_open(st, create, err)) != VD_OK ||
         (s = vd_storage__load_all(st, opt, err)) != VD_OK) {
         vd_store_close(st);
@@ -85,7 +86,9 @@ void vd_store_close(vd_store *st)
     if (st->opened && st->n_colls && vd_storage__flush(st, &e) != VD_OK)
         vd_log(VD_LOG_WARN, "storage: closing %s: %s", st->dir, e.msg);
     vd_storage__catalog_clear(st);
-    if (st->env) mdb_env_close(st->env);
+    vd_storage__writer_unlock(st);
+    if (st->env) mdb_env_close(st->env); /* releases the flock */
+    vd_storage__unregister_dir(st);     /* only now may this process open it again */
     pthread_mutex_destroy(&st->gate_mu);
     pthread_cond_destroy(&st->gate_cv);
     pthread_mutex_destroy(&st->cat_mu);

@@ -1,10 +1,14 @@
-"""Fixtures that run the real daemon (``$VECTORD_BIN``, default build/vectord) for the
-end-to-end tests.
+"""Fixtures that run the real daemon (``$VECTORD_BIN``, default build/vectord) and the
+embedded engine (``vectord.open``, the compiled vectord._engine) for the end-to-end tests.
 
 ``server`` is one daemon shared by the session (tests use their own collection names);
 ``fresh_server`` gives a test its own daemon and data directory, to restart or kill it.
 Both listen on a free loopback port, are "up" once a Hello succeeds, and must exit with
-status 0 on SIGTERM. A missing binary makes every test that needs it fail, never skip.
+status 0 on SIGTERM. ``embedded`` is one vectord.open handle shared by the session, on a
+data directory of its own. ``db`` is the API under test in both forms: a test taking it runs
+once against a Client of the shared daemon and once against the embedded handle, so the
+two cannot drift. A missing binary or module makes every test that needs it fail, never
+skip.
 """
 import itertools
 import os
@@ -205,6 +209,24 @@ def tls_client_context(ca: dict, client_cert: bool = False):
     if client_cert:
         ctx.load_cert_chain(ca["client.pem"], ca["client.key"])
     return ctx
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory):
+    """One embedded handle for the whole session (2 threads, as the daemon's readers)."""
+    base = tmp_path_factory.mktemp("vectord-embedded")
+    with vectord.open(base / "data", threads=2) as db:
+        yield db
+
+
+@pytest.fixture(params=["served", "embedded"])
+def db(request):
+    """The API under test: a Client of the shared daemon, or the embedded handle."""
+    if request.param == "served":
+        with vectord.Client(request.getfixturevalue("server").address, timeout=60) as c:
+            yield c
+    else:
+        yield request.getfixturevalue("embedded")
 
 
 _counter = itertools.count()

@@ -16,7 +16,8 @@ import vectord
 from vectord import vectord_pb2 as pb
 from vectord._codec import (PAD_ID, decode_payload, encode_payload, encode_payloads,
                             metric_from_wire, metric_to_wire, to_ids, to_matrix, to_queries)
-from vectord._conn import Connection, ConnectionBroken, FrameReader, encode_frame, parse_address
+from vectord._conn import (Connection, ConnectionBroken, FrameReader, SearchEncoder, encode_frame,
+                           parse_address)
 from vectord._errors import ERROR_CLASSES, Code, error_from_status
 
 
@@ -225,6 +226,28 @@ def test_encode_frame_is_length_prefixed():
     assert n == len(frame) - 4 and pb.Request.FromString(frame[4:]) == req
 
 
+@pytest.mark.parametrize("name", ["docs", "", "ünï-☕" * 9])
+@pytest.mark.parametrize("rid", [1, 127, 128, 2 ** 40, 2 ** 64 - 1])
+def test_hand_encoded_search_frames_are_what_protobuf_would_send(name, rid):
+    """The search hot path encodes its frame head by hand around the borrowed queries: the
+    frame must parse into exactly the message the generated encoder builds, for varints of
+    every length, empty and multi-byte names, zero and non-zero scalars, big payloads."""
+    for nq, dim, k, ef, wp in ((1, 3, 10, 0, False), (300, 784, 1, 2 ** 31, True),
+                               (2, 1, 0, 0, False), (5000, 40, 200, 128, True)):
+        q = np.random.default_rng(nq).standard_normal((nq, dim)).astype("<f4")
+        want = pb.Request(request_id=rid)
+        want.search.collection, want.search.queries = name, q.tobytes()
+        want.search.dim, want.search.k, want.search.ef, want.search.with_payloads = dim, k, ef, wp
+        parts = SearchEncoder(name.encode(), dim, k, ef, wp).frame(memoryview(q)).parts(rid)
+        assert parts[1].obj is q  # the queries are sent from the caller's array
+        frame = b"".join(bytes(p) for p in parts)
+        (n,) = struct.unpack(">I", frame[:4])
+        assert n == len(frame) - 4
+        got = pb.Request.FromString(frame[4:])
+        assert got == want
+        assert len(frame) == len(encode_frame(want))  # the same size as the generated one
+
+
 # ---- the pipelining pump over a socketpair ------------------------------------------------
 
 def _read_request(sock):
@@ -339,16 +362,20 @@ def test_pump_does_not_deadlock_when_both_directions_are_full():
     # 8 requests of 4 MiB each; the peer answers each with 4 MiB before reading the next.
     # A client that blocked in send() without reading would hang here.
     blob = bytes(4 << 20)
+    queries = np.zeros((1 << 20,), dtype="<f4")  # 4 MiB, sent from the array in pieces
 
     def build(i):
+        if i % 2:  # hand-encoded frames: partial sendmsg calls resume mid-part
+            return SearchEncoder(b"big", 1, 1, 0, False).frame(memoryview(queries))
         req = pb.Request()
         req.upsert.collection = "big"
         req.upsert.vectors = blob
         return req
 
     def script(s):
-        for _ in range(8):
+        for i in range(8):
             req = _read_request(s)
+            assert len(req.search.queries if i % 2 else req.upsert.vectors) == 4 << 20
             s.sendall(_response_frame(req.request_id, ids=blob))
 
     conn, t = _peer(script)

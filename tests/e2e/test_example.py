@@ -43,22 +43,31 @@ def _python_blocks(markdown):
     return blocks
 
 
-def test_readme_snippets_run(server, capsys):
-    """The Python code in README.md and client/python/README.md runs as written against a
-    daemon (only the address is changed)."""
+def test_readme_snippets_run(server, capsys, tmp_path):
+    """The Python code in README.md and client/python/README.md runs as written, served
+    against a daemon and embedded on a fresh directory (only the address and the directory
+    are changed)."""
     top = _python_blocks((REPO / "README.md").read_text())
-    assert len(top) == 1
+    assert len(top) == 2 and "vectord.Client(" in top[0] and "vectord.open(" in top[1]
     blocks = top + _python_blocks((REPO / "client" / "python" / "README.md").read_text())
-    assert len(blocks) >= 2
+    assert len(blocks) >= 6
     with vectord.Client(server.address) as c:
-        for block in blocks:
+        for i, block in enumerate(blocks):
             if "docs" in [x.name for x in c.list_collections()]:
                 c.drop_collection("docs")
-            exec(compile(block.replace("127.0.0.1:7711", server.address), "README", "exec"),
-                 {})
-            if '"docs"' in block:  # the blocks about collection docs leave it filled
+            code = block.replace("127.0.0.1:7711", server.address)
+            for path in ("./my-vectors", "./vectord-data"):
+                code = code.replace(f'"{path}"', repr(str(tmp_path / f"block{i}")))
+            exec(compile(code, "README", "exec"), {})
+            if '"docs"' not in block:  # the blocks about other collections (string ids...)
+                continue
+            if "vectord.Client(" in block:  # it wrote to the daemon, and left docs filled
                 assert c.count("docs") > 0
+            else:  # it wrote a directory of its own
+                with vectord.open(tmp_path / f"block{i}") as db:
+                    assert db.count("docs") > 0
         for name in ("docs", "notes", "chunks", "chunks_v2"):  # what the blocks create
             if name in [x.name for x in c.list_collections()]:
                 c.drop_collection(name)
-    assert "chunk 42" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("chunk 42") >= 2  # served and embedded

@@ -6,7 +6,8 @@ prints from that table and then, at the values just outside and at both ends of 
 asks three entry points whether they accept it:
 
 - `vectord build` (the CLI, checked before the input is read),
-- `create_collection` from the Python client (the request decoder and the store),
+- `create_collection` from Python, served (the request decoder and the store) and embedded
+  (vectord.open: the engine in process),
 - a stored catalog record carrying the value (the decoder of stored data, through
   `vectord info`, which decodes the catalog and nothing else).
 
@@ -103,26 +104,26 @@ def catalog_accepts(data_dir, param, value):
     return r.returncode == 0
 
 
-def create_accepts(client, name, param, value):
+def create_accepts(db, name, param, value):
     kw = {"dim": 4}
     kw[param] = value
     try:
-        client.create_collection(name, metric="l2", **kw)
+        db.create_collection(name, metric="l2", **kw)
     except vectord.InvalidArgument as e:
         assert param in str(e), str(e)
         return False
-    client.drop_collection(name)
+    db.drop_collection(name)
     return True
 
 
-def test_every_entry_point_draws_the_same_boundaries(tmp_path, client, name, marked_dir):
+def test_every_entry_point_draws_the_same_boundaries(tmp_path, db, name, marked_dir):
     ranges = table_ranges()
-    ranges["dim"] = (1, client.limits.max_dim)  # the server announces the table's max_dim
+    ranges["dim"] = (1, db.limits.max_dim)  # the server announces the table's max_dim
     verdicts = {}
     for param, (lo, hi) in ranges.items():
         for v in probes(lo, hi):
             b = build(tmp_path, f"{param}{v}", param, v).returncode == 0
-            c = create_accepts(client, f"lim_{param}_{v}", param, v)
+            c = create_accepts(db, f"lim_{param}_{v}", param, v)
             s = catalog_accepts(marked_dir, param, v)
             verdicts[(param, v)] = (b, c, s)
             assert b == c == s, f"{param} {v}: build {b}, create {c}, catalog {s}"
@@ -134,13 +135,13 @@ def test_every_entry_point_draws_the_same_boundaries(tmp_path, client, name, mar
         assert max(accepted) == hi and min(accepted) == lo
 
 
-def test_zero_means_not_given(tmp_path, client, name, marked_dir):
+def test_zero_means_not_given(tmp_path, db, name, marked_dir):
     for param in ("m", "ef_construction", "ef_search"):
         assert build(tmp_path, f"z{param}", param, 0).returncode == 2  # omit the flag instead
-        info = client.create_collection(f"lim0_{param}", dim=4, metric="l2", **{param: 0})
+        info = db.create_collection(f"lim0_{param}", dim=4, metric="l2", **{param: 0})
         assert getattr(info, param) > 0  # the table's default
-        client.drop_collection(f"lim0_{param}")
+        db.drop_collection(f"lim0_{param}")
         assert not catalog_accepts(marked_dir, param, 0)
     with pytest.raises(vectord.InvalidArgument, match="dim 0 is outside"):
-        client.create_collection(f"{name}_dim", dim=0, metric="l2")
+        db.create_collection(f"{name}_dim", dim=0, metric="l2")
     assert not catalog_accepts(marked_dir, "dim", 0)

@@ -1,8 +1,10 @@
 """The package installs with Debian's pip and no network (--no-build-isolation --no-deps), the
 build step generates vectord_pb2.py from proto/vectord.proto with protoc, and the installed
-package imports outside the source tree with its typing marker. And without pip: in a fresh
-checkout, `make run` (and plain `make`) leave the client importable with
-PYTHONPATH=client/python, as the example's docstring and client/python/README.md say."""
+package imports outside the source tree with its typing marker; without the C sources it is
+the TCP client alone, and from a checkout (`pip install -e`) it builds the embedded engine
+through the Makefile. And without pip: in a fresh checkout, `make run` (and plain `make`)
+leave the client and the engine importable with PYTHONPATH=client/python, as the example's
+docstring and client/python/README.md say."""
 import os
 import re
 import shutil
@@ -35,11 +37,37 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
              "p = pathlib.Path(vectord.__file__).parent; "
              "assert (p / 'py.typed').exists(); "
              "assert pb.Request.DESCRIPTOR.full_name == 'vectord.v1.Request'; "
-             "print(vectord.__version__, p)")
+             "assert not list(p.glob('_engine*.so')); "  # no C sources were copied
+             "print(vectord.__version__, p)\n"
+             "try:\n    vectord.open('never')\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([str(py), "-c", check], capture_output=True, text=True,
                          cwd=str(tmp_path), timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert str(venv) in out.stdout  # imported from the venv, not from the checkout
+    assert "vectord.open needs the compiled module vectord._engine" in out.stdout
+
+
+def test_pip_install_editable_builds_the_engine_from_a_checkout(tmp_path):
+    src = fresh_checkout(tmp_path / "src")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MAKEFLAGS", "MFLAGS")}
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True)
+    py = venv / "bin" / "python"
+    out = subprocess.run([str(py), "-m", "pip", "install", "--no-build-isolation", "--no-deps",
+                          "--no-index", "-e", str(src / "client" / "python")],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert list((src / "client" / "python" / "vectord").glob("_engine*.so"))  # built in place
+    check = ("import sys, numpy as np, vectord, vectord._engine as e; "
+             "print(e.__file__); db = vectord.open(sys.argv[1], threads=1); "
+             "db.create_collection('c', dim=2, metric='l2'); db.upsert('c', [1], [[1, 2]]); "
+             "print(db.search('c', [1, 2], k=1)[0].id); db.close()")
+    out = subprocess.run([str(py), "-c", check, str(tmp_path / "data")], capture_output=True,
+                         text=True, cwd=str(tmp_path), timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    where, hit = out.stdout.split()
+    assert where.startswith(str(src)) and hit == "1"  # editable: the checkout's module
 
 
 def fresh_checkout(dest):
@@ -63,6 +91,7 @@ def test_make_and_make_run_generate_the_python_wire_module(tmp_path):
                              timeout=120)
         assert out.returncode == 0, out.stderr
         assert "protoc --python_out=client/python/vectord" in out.stdout, (goal, out.stdout)
+        assert "-shared -o client/python/vectord/_engine" in out.stdout, (goal, out.stdout)
 
 
 def test_make_run_serves_and_the_example_imports_from_the_checkout(tmp_path):
@@ -91,9 +120,11 @@ def test_make_run_serves_and_the_example_imports_from_the_checkout(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "1. honeybees.txt" in out.stdout
-        where = subprocess.run([sys.executable, "-c", "import vectord; print(vectord.__file__)"],
+        where = subprocess.run([sys.executable, "-c", "import vectord, vectord._engine as e; "
+                                "print(vectord.__file__, e.__file__)"],
                                cwd=src, env=env, capture_output=True, text=True, timeout=60)
-        assert where.stdout.startswith(str(src)), where.stdout + where.stderr
+        assert where.returncode == 0, where.stderr
+        assert all(p.startswith(str(src)) for p in where.stdout.split()), where.stdout
     finally:
         os.killpg(run.pid, signal.SIGINT)  # make and the daemon: the daemon stops cleanly
         try:

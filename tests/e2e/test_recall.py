@@ -1,6 +1,7 @@
-"""Real data through the client: 100k GloVe vectors (cosine) upserted over the network, then
-knn recall@10 against exact neighbours recomputed with numpy (the shipped gt.ivecs is for the
-full 340k base, so it does not apply to a prefix)."""
+"""Real data through both front ends: 100k GloVe vectors (cosine) upserted over the network
+(Client) and in process (vectord.open), then knn recall@10 against exact neighbours
+recomputed with numpy (the shipped gt.ivecs is for the full 340k base, so it does not apply
+to a prefix)."""
 import time
 
 import numpy as np
@@ -31,7 +32,7 @@ def exact_cosine_top(base, queries, k):
     return np.take_along_axis(cand, order, axis=1)
 
 
-def test_glove_100k_recall_at_10(client, name):
+def test_glove_100k_recall_at_10(db, name):
     folder = DATA_SETS / "glove6b-100-cosine"
     base = read_fvecs(folder / "base.fvecs", N_BASE)
     queries = read_fvecs(folder / "query.fvecs", N_QUERIES)
@@ -45,14 +46,14 @@ def test_glove_100k_recall_at_10(client, name):
         if len(in_prefix) == K:
             assert in_prefix.tolist() == truth[i].tolist(), f"query {i}"
 
-    client.create_collection(name, dim=100, metric="cosine", m=16, ef_construction=64)
+    db.create_collection(name, dim=100, metric="cosine", m=16, ef_construction=64)
     t0 = time.perf_counter()
-    assert client.upsert(name, np.arange(N_BASE), base) == N_BASE
+    assert db.upsert(name, np.arange(N_BASE), base) == N_BASE
     t_upsert = time.perf_counter() - t0
-    assert client.count(name) == N_BASE
+    assert db.count(name) == N_BASE
 
     t0 = time.perf_counter()
-    ids, dists = client.knn(name, queries, k=K, ef=EF)
+    ids, dists = db.knn(name, queries, k=K, ef=EF)
     t_knn = time.perf_counter() - t0
     hits = sum(len(set(ids[i].tolist()) & set(truth[i].tolist())) for i in range(N_QUERIES))
     recall = hits / (N_QUERIES * K)
@@ -62,6 +63,6 @@ def test_glove_100k_recall_at_10(client, name):
     assert (np.diff(dists, axis=1) >= 0).all()  # nearest first
     # The same answers one at a time through search().
     for i in range(3):
-        assert [h.id for h in client.search(name, queries[i], k=K, ef=EF)] == ids[i].tolist()
-    client.drop_collection(name)
-    assert name not in [c.name for c in client.list_collections()]
+        assert [h.id for h in db.search(name, queries[i], k=K, ef=EF)] == ids[i].tolist()
+    db.drop_collection(name)
+    assert name not in [c.name for c in db.list_collections()]

@@ -1,9 +1,11 @@
-"""String ids, scroll and set_payload through the Python client against the real daemon:
-round trips of awkward ids (Unicode, 512 bytes, shared prefixes, ids that look like
-integers), the refusals for ids of the wrong kind or shape (naming the row), knn's object
-array with None padding, set_payload's merge and replace, scroll and iter_points for both id
-types (also while another client writes), a kill -9 while string ids are being written, and
-`vectord build --ids FILE.txt`."""
+"""String ids, scroll and set_payload, served (a Client of the real daemon) and embedded
+(vectord.open): the API tests take the ``db`` fixture and run against both - round trips of
+awkward ids (Unicode, 512 bytes, shared prefixes, ids that look like integers), the refusals
+for ids of the wrong kind or shape (naming the row), knn's object array with None padding,
+set_payload's merge and replace, scroll and iter_points for both id types (also while another
+thread writes). The daemon's own: a kill -9 while a client writes string ids, and `vectord
+build --ids FILE.txt` (the embedded ones are in test_embedded.py)."""
+import contextlib
 import random
 import subprocess
 import threading
@@ -33,42 +35,42 @@ AWKWARD = [
 ]
 
 
-def test_awkward_string_ids_round_trip(client, name):
-    info = client.create_collection(name, dim=DIM, metric="l2", id_type="str")
-    assert info.id_type == "str" and client.collection_info(name).id_type == "str"
-    assert client.upsert(name, AWKWARD, vecs(range(len(AWKWARD))),
-                         payloads=[{"row": i} for i in range(len(AWKWARD))]) == len(AWKWARD)
-    got = client.get(name, AWKWARD + ["nope"])
+def test_awkward_string_ids_round_trip(db, name):
+    info = db.create_collection(name, dim=DIM, metric="l2", id_type="str")
+    assert info.id_type == "str" and db.collection_info(name).id_type == "str"
+    assert db.upsert(name, AWKWARD, vecs(range(len(AWKWARD))),
+                     payloads=[{"row": i} for i in range(len(AWKWARD))]) == len(AWKWARD)
+    got = db.get(name, AWKWARD + ["nope"])
     assert got[-1] is None
     for i, rec in enumerate(got[:-1]):
         assert rec.id == AWKWARD[i] and rec.payload == {"row": i}
         np.testing.assert_array_equal(rec.vector, vec(i))
     for i, ident in enumerate(AWKWARD):
-        hit = client.search(name, vec(i), k=1)[0]
+        hit = db.search(name, vec(i), k=1)[0]
         assert hit.id == ident and hit.payload == {"row": i}
-    assert [r.id for r in client.iter_points(name, batch=3)] == \
+    assert [r.id for r in db.iter_points(name, batch=3)] == \
         sorted(AWKWARD, key=lambda s: s.encode())
-    assert client.count(name) == len(AWKWARD)
+    assert db.count(name) == len(AWKWARD)
 
 
-def test_knn_returns_str_objects_padded_with_none(client, name):
-    client.create_collection(name, dim=DIM, metric="l2", id_type="str")
-    client.upsert(name, np.array(["b", "a", "c"]), vecs([0, 1, 2]))
-    ids, dist = client.knn(name, vecs([1, 2]), k=5)
+def test_knn_returns_str_objects_padded_with_none(db, name):
+    db.create_collection(name, dim=DIM, metric="l2", id_type="str")
+    db.upsert(name, np.array(["b", "a", "c"]), vecs([0, 1, 2]))
+    ids, dist = db.knn(name, vecs([1, 2]), k=5)
     assert ids.dtype == object and ids.shape == (2, 5)
     assert ids[0, 0] == "a" and ids[1, 0] == "c"
     assert sorted(ids[0, :3]) == ["a", "b", "c"]
     assert list(ids[:, 3:].ravel()) == [None] * 4 and np.isinf(dist[:, 3:]).all()
     # an int collection keeps its uint64 ids and 2**64-1 padding
-    client.create_collection(name + "_i", dim=DIM, metric="l2")
-    client.upsert(name + "_i", [5], vecs([5]))
-    ids, _ = client.knn(name + "_i", vecs([5]), k=2)
+    db.create_collection(name + "_i", dim=DIM, metric="l2")
+    db.upsert(name + "_i", [5], vecs([5]))
+    ids, _ = db.knn(name + "_i", vecs([5]), k=2)
     assert ids.dtype == np.uint64 and list(ids[0]) == [5, vectord.PAD_ID]
 
 
-def test_ids_of_the_wrong_kind_or_shape_are_refused_naming_the_row(client, name):
-    client.create_collection(name, dim=DIM, metric="l2", id_type="str")
-    client.create_collection(name + "_i", dim=DIM, metric="l2")
+def test_ids_of_the_wrong_kind_or_shape_are_refused_naming_the_row(db, name):
+    db.create_collection(name, dim=DIM, metric="l2", id_type="str")
+    db.create_collection(name + "_i", dim=DIM, metric="l2")
     two = vecs([0, 1])
     cases = [
         (name, [1, 2], "collection %s has string ids; row 0 is an integer id (1)" % name),
@@ -84,68 +86,68 @@ def test_ids_of_the_wrong_kind_or_shape_are_refused_naming_the_row(client, name)
     ]
     for coll, ids, msg in cases:
         with pytest.raises(vectord.InvalidArgument) as e:
-            client.upsert(coll, ids, two)
+            db.upsert(coll, ids, two)
         assert msg in str(e.value), (ids, str(e.value))
     with pytest.raises(vectord.InvalidArgument, match="row 0 is an integer id"):
-        client.get(name, [3])
+        db.get(name, [3])
     with pytest.raises(vectord.InvalidArgument, match="row 0 is a string id"):
-        client.delete(name + "_i", ["a"])
-    assert client.count(name) == 0 and client.count(name + "_i") == 0
+        db.delete(name + "_i", ["a"])
+    assert db.count(name) == 0 and db.count(name + "_i") == 0
     with pytest.raises(vectord.InvalidArgument, match="id_type must be 'int' or 'str'"):
-        client.create_collection(name + "_x", dim=DIM, id_type="uuid")
+        db.create_collection(name + "_x", dim=DIM, id_type="uuid")
 
 
-def test_delete_frees_an_id(client, name):
-    client.create_collection(name, dim=DIM, metric="l2", id_type="str")
-    client.upsert(name, ["keep", "gone"], vecs([1, 2]))
-    assert client.delete(name, ["gone", "never"]) == 1
-    assert [r and r.id for r in client.get(name, ["keep", "gone"])] == ["keep", None]
-    assert [h.id for h in client.search(name, vec(2), k=5)] == ["keep"]
-    client.upsert(name, ["gone"], vecs([3]))
-    np.testing.assert_array_equal(client.get(name, ["gone"])[0].vector, vec(3))
+def test_delete_frees_an_id(db, name):
+    db.create_collection(name, dim=DIM, metric="l2", id_type="str")
+    db.upsert(name, ["keep", "gone"], vecs([1, 2]))
+    assert db.delete(name, ["gone", "never"]) == 1
+    assert [r and r.id for r in db.get(name, ["keep", "gone"])] == ["keep", None]
+    assert [h.id for h in db.search(name, vec(2), k=5)] == ["keep"]
+    db.upsert(name, ["gone"], vecs([3]))
+    np.testing.assert_array_equal(db.get(name, ["gone"])[0].vector, vec(3))
 
 
 @pytest.mark.parametrize("id_type", ["int", "str"])
-def test_set_payload_merges_or_replaces(client, name, id_type):
-    client.create_collection(name, dim=DIM, metric="l2", id_type=id_type)
+def test_set_payload_merges_or_replaces(db, name, id_type):
+    db.create_collection(name, dim=DIM, metric="l2", id_type=id_type)
     ids = [1, 2, 3] if id_type == "int" else ["p1", "p2", "p3"]
-    client.upsert(name, ids[:2], vecs([1, 2]), payloads=[{"a": 1, "b": {"x": [1]}}, None])
+    db.upsert(name, ids[:2], vecs([1, 2]), payloads=[{"a": 1, "b": {"x": [1]}}, None])
     missing = ids[2]
-    assert client.set_payload(name, [ids[0], ids[1], missing],
-                              [{"b": 2, "c": "t"}, {"c": 0.1}, {"z": 1}]) == 2
-    got = client.get(name, ids)
+    assert db.set_payload(name, [ids[0], ids[1], missing],
+                          [{"b": 2, "c": "t"}, {"c": 0.1}, {"z": 1}]) == 2
+    got = db.get(name, ids)
     assert got[0].payload == {"a": 1, "b": 2, "c": "t"} and got[1].payload == {"c": 0.1}
     assert got[2] is None
     np.testing.assert_array_equal(got[0].vector, vec(1))  # vectors untouched
-    assert client.set_payload(name, ids[:2], {"tag": "all"}) == 2  # one dict for every id
-    assert [r.payload["tag"] for r in client.get(name, ids[:2])] == ["all", "all"]
-    assert client.set_payload(name, ids[:2], [{"only": True}, None], merge=False) == 2
-    got = client.get(name, ids[:2])
+    assert db.set_payload(name, ids[:2], {"tag": "all"}) == 2  # one dict for every id
+    assert [r.payload["tag"] for r in db.get(name, ids[:2])] == ["all", "all"]
+    assert db.set_payload(name, ids[:2], [{"only": True}, None], merge=False) == 2
+    got = db.get(name, ids[:2])
     assert got[0].payload == {"only": True} and got[1].payload is None
-    assert client.set_payload(name, ids[:1], [None]) == 1  # merge with nothing: unchanged
-    assert client.get(name, ids[:1])[0].payload == {"only": True}
+    assert db.set_payload(name, ids[:1], [None]) == 1  # merge with nothing: unchanged
+    assert db.get(name, ids[:1])[0].payload == {"only": True}
     with pytest.raises(vectord.InvalidArgument, match="appears more than once"):
-        client.set_payload(name, [ids[0], ids[0]], {"a": 1})
+        db.set_payload(name, [ids[0], ids[0]], {"a": 1})
     with pytest.raises(vectord.InvalidArgument, match="payload 0 is a list"):
-        client.set_payload(name, ids[:1], [[1]])
+        db.set_payload(name, ids[:1], [[1]])
     with pytest.raises(vectord.NotFound):
-        client.set_payload(name + "_none", ids[:1], {"a": 1})
+        db.set_payload(name + "_none", ids[:1], {"a": 1})
 
 
 @pytest.mark.parametrize("id_type", ["int", "str"])
-def test_scroll_pages_in_id_order(client, name, id_type):
-    client.create_collection(name, dim=DIM, metric="l2", id_type=id_type)
+def test_scroll_pages_in_id_order(db, name, id_type):
+    db.create_collection(name, dim=DIM, metric="l2", id_type=id_type)
     rng = random.Random(3)
     nums = rng.sample(range(10_000), 250)
     ids = nums if id_type == "int" else [f"doc{n}" for n in nums]
-    client.upsert(name, ids, vecs(nums), payloads=[{"n": n} for n in nums])
+    db.upsert(name, ids, vecs(nums), payloads=[{"n": n} for n in nums])
     want = sorted(ids, key=(lambda s: s.encode()) if id_type == "str" else None)
-    page = client.scroll(name, limit=100)
+    page = db.scroll(name, limit=100)
     assert isinstance(page, vectord.ScrollPage) and len(page.records) == 100
     seen, pages = [], 0
     cursor = None
     while True:
-        page = client.scroll(name, limit=37, cursor=cursor, with_vectors=True)
+        page = db.scroll(name, limit=37, cursor=cursor, with_vectors=True)
         pages += 1
         for r in page.records:
             n = r.id if id_type == "int" else int(r.id[3:])
@@ -156,33 +158,38 @@ def test_scroll_pages_in_id_order(client, name, id_type):
         if cursor is None:
             break
     assert seen == want and pages == 7
-    recs = list(client.iter_points(name, batch=1000, with_payload=False))
+    recs = list(db.iter_points(name, batch=1000, with_payload=False))
     assert [r.id for r in recs] == want and all(r.payload is None for r in recs)
     with pytest.raises(vectord.InvalidArgument, match="scroll: invalid cursor"):
-        client.scroll(name, cursor=b"\x01\x00garbage-garbage")
+        db.scroll(name, cursor=b"\x01\x00garbage-garbage")
     with pytest.raises(vectord.InvalidArgument, match="filter is not supported"):
-        client.scroll(name, filter={"n": 1})
+        db.scroll(name, filter={"n": 1})
     with pytest.raises(vectord.InvalidArgument, match="limit must be at least 1"):
-        client.scroll(name, limit=0)
+        db.scroll(name, limit=0)
 
 
-def test_scroll_cursor_is_stale_after_the_collection_is_recreated(client, name):
-    client.create_collection(name, dim=DIM, metric="l2", id_type="str")
-    client.upsert(name, ["a", "b", "c"], vecs([0, 1, 2]))
-    cur = client.scroll(name, limit=1).next_cursor
-    client.drop_collection(name)
-    client.create_collection(name, dim=DIM, metric="l2", id_type="str")
+def test_scroll_cursor_is_stale_after_the_collection_is_recreated(db, name):
+    db.create_collection(name, dim=DIM, metric="l2", id_type="str")
+    db.upsert(name, ["a", "b", "c"], vecs([0, 1, 2]))
+    cur = db.scroll(name, limit=1).next_cursor
+    db.drop_collection(name)
+    db.create_collection(name, dim=DIM, metric="l2", id_type="str")
     with pytest.raises(vectord.InvalidArgument, match="belongs to another collection"):
-        client.scroll(name, cursor=cur)
+        db.scroll(name, cursor=cur)
 
 
 @pytest.mark.parametrize("id_type", ["int", "str"])
-def test_scroll_under_concurrent_writes(server, name, id_type):
+def test_scroll_under_concurrent_writes(db, name, id_type):
     """Every point present for the whole walk is seen exactly once; none twice."""
     def ident(n):
         return n if id_type == "int" else f"k{n:06d}"
 
-    with vectord.Client(server.address) as c:
+    def another():  # served: a client of its own; embedded: the one handle, shared
+        if isinstance(db, vectord.Client):
+            return vectord.Client(db.address)
+        return contextlib.nullcontext(db)
+
+    with another() as c:
         c.create_collection(name, dim=DIM, metric="l2", id_type=id_type)
         stable = list(range(0, 4000, 2))
         for lo in range(0, len(stable), 1000):
@@ -193,7 +200,7 @@ def test_scroll_under_concurrent_writes(server, name, id_type):
 
     def churn():
         try:
-            with vectord.Client(server.address) as w:
+            with another() as w:
                 rng = random.Random(5)
                 while not stop.is_set():
                     odd = [2 * rng.randrange(2000) + 1 for _ in range(50)]
@@ -208,7 +215,7 @@ def test_scroll_under_concurrent_writes(server, name, id_type):
     t = threading.Thread(target=churn)
     t.start()
     try:
-        with vectord.Client(server.address) as c:
+        with another() as c:
             for _ in range(3):
                 seen = [r.id for r in c.iter_points(name, batch=97, with_payload=False)]
                 key = (lambda s: s.encode()) if id_type == "str" else None

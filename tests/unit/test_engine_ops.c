@@ -382,6 +382,57 @@ START_TEST(every_allocation_failure_of_a_search_is_reported_not_crashed)
 }
 END_TEST
 
+/* A host's parallel-for that runs the tasks backwards on this thread: the rows each task
+ * writes, and the error chosen among failing tasks, must not depend on the order. */
+static size_t tasks_run;
+static void backwards(void *host, size_t n, void (*task)(void *, size_t), void *ctx)
+{
+    ck_assert_ptr_eq(host, &tasks_run);
+    for (size_t i = n; i-- > 0;) task(ctx, i);
+    tasks_run += n;
+}
+
+START_TEST(a_lent_parallel_for_runs_a_search_in_tasks_with_the_serial_answer)
+{
+    ok(&(vd_request){.kind = VD_REQ_CREATE, .create = {.name = "par", .dim = 4}});
+    fill_line("par", 40);
+    float q[40 * 4] = {0};
+    for (size_t i = 0; i < 40; i++) q[i * 4] = (float)i + 0.9f;
+    vd_request s = search_req("par", q, 160, 3);
+    vd_result serial, par;
+    vd_err e;
+    ck_assert_int_eq(run(&s, &serial, &e), VD_OK);
+    vd_engine_set_parallel(eng, backwards, &tasks_run, 2);
+    tasks_run = 0;
+    ck_assert_int_eq(run(&s, &par, &e), VD_OK);
+    ck_assert_uint_eq(tasks_run, 2); /* one per thread, taking queries one at a time */
+    ck_assert_int_eq(memcmp(serial.search.ids, par.search.ids, 120 * sizeof(uint64_t)), 0);
+    ck_assert_int_eq(memcmp(serial.search.distances, par.search.distances, 120 * sizeof(float)),
+                     0);
+    vd_result_free(&serial);
+    vd_result_free(&par);
+    q[7 * 4 + 1] = NAN; /* in two tasks: the lowest query is reported, as serially */
+    q[31 * 4 + 2] = INFINITY;
+    refused(&s, VD_INVALID, "search par: query 7: query: component 1 is NaN");
+    tasks_run = 0;
+    vd_request one = search_req("par", q, 4, 3); /* one query: on the caller's thread */
+    ok(&one);
+    ck_assert_uint_eq(tasks_run, 0);
+    q[7 * 4 + 1] = q[31 * 4 + 2] = 0;
+    int succeeded = 0; /* every allocation failure, the tasks' own included, is reported */
+    for (long fail = 0; fail < 64 && !succeeded; fail++) {
+        vd_result r;
+        vd_alloc_fail_after(fail);
+        vd_status st_ = run(&s, &r, &e);
+        vd_alloc_fail_after(-1);
+        succeeded = st_ == VD_OK;
+        if (!succeeded) ck_assert_msg(st_ == VD_NOMEM && !strncmp(e.msg, "search", 6), "%s", e.msg);
+        vd_result_free(&r);
+    }
+    ck_assert(succeeded);
+}
+END_TEST
+
 Suite *engine_ops_suite(void)
 {
     Suite *s = suite_create("engine_ops");
@@ -397,6 +448,7 @@ Suite *engine_ops_suite(void)
     tcase_add_test(tc, a_missing_collection_is_one_message_for_every_operation);
     tcase_add_test(tc, writes_prepared_together_commit_in_one_group);
     tcase_add_test(tc, every_allocation_failure_of_a_search_is_reported_not_crashed);
+    tcase_add_test(tc, a_lent_parallel_for_runs_a_search_in_tasks_with_the_serial_answer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -44,6 +44,7 @@ START_TEST(status_table_maps_both_ways)
     ck_assert_int_eq(vd_proto_code_of(VD_CORRUPT), VD_CODE_DATA_LOSS);
     ck_assert_int_eq(vd_proto_code_of(VD_IO), VD_CODE_INTERNAL);
     ck_assert_int_eq(vd_proto_code_of(VD_VERSION), VD_CODE_FAILED_PRECONDITION);
+    ck_assert_int_eq(vd_proto_code_of(VD_PRECONDITION), VD_CODE_FAILED_PRECONDITION);
     ck_assert_int_eq(vd_proto_code_of(VD_UNAUTHENTICATED), VD_CODE_UNAUTHENTICATED);
     ck_assert_int_eq(vd_proto_code_of(VD_UNAVAILABLE), VD_CODE_UNAVAILABLE);
     ck_assert_int_eq(vd_proto_code_of((vd_status)-999), VD_CODE_INTERNAL);

@@ -241,18 +241,60 @@ START_TEST(only_one_process_may_write_a_directory)
     vd_store *st = NULL;
     vd_store_options opt = {.n_threads = 1};
     vd_err e;
-    ck_assert_int_eq(vd_store_open(dir, &opt, &st, &e), VD_UNAVAILABLE);
-    ck_assert_ptr_nonnull(strstr(e.msg, "is in use by another vectord process"));
+    ck_assert_int_eq(vd_store_open(dir, &opt, &st, &e), VD_PRECONDITION);
+    char want[128];
+    snprintf(want, sizeof want, "is in use by process %ld (", (long)pid); /* names the holder */
+    ck_assert_msg(strstr(e.msg, want) != NULL, "%s", e.msg);
+    ck_assert_ptr_nonnull(strstr(e.msg, "only one process may write it"));
     ck_assert_ptr_null(st);
+    ck_assert(exists(dir, "writer.pid"));
     vd_store_options ro = {.read_only = 1};
     ck_assert_int_eq(vd_store_open(dir, &ro, &st, &e), VD_OK); /* readers are welcome */
     vd_store_close(st);
     kill(pid, SIGKILL);
     int status;
     waitpid(pid, &status, 0);
-    st = st_open(dir); /* the lock died with the process */
+    st = st_open(dir); /* the lock died with the process; its stale pid file is overwritten */
     vd_store_close(st);
+    ck_assert(!exists(dir, "writer.pid")); /* a clean close removes it */
     close(fds[0]);
+    st_rmtree(dir);
+}
+END_TEST
+
+/* LMDB forbids one environment opened twice in a process (closing the second handle would
+ * drop the first one's locks on lock.mdb): the second open, read-only too, is refused
+ * before LMDB sees it, and the first keeps working. */
+START_TEST(a_directory_opens_once_per_process)
+{
+    quiet();
+    char dir[64];
+    st_tmpdir(dir);
+    make_store(dir, 100);
+    vd_store *st = st_open(dir), *again = NULL;
+    vd_err e;
+    char want[160];
+    snprintf(want, sizeof want, "data directory %s is already open in this process (pid %ld)",
+             dir, (long)getpid());
+    vd_store_options rw = {.n_threads = 1}, ro = {.read_only = 1};
+    const vd_store_options *opts[] = {&rw, &ro};
+    for (size_t i = 0; i < VD_ARRAY_LEN(opts); i++) {
+        ck_assert_int_eq(vd_store_open(dir, opts[i], &again, &e), VD_PRECONDITION);
+        ck_assert_msg(strstr(e.msg, want) == e.msg, "%s", e.msg);
+        ck_assert_ptr_null(again);
+    }
+    char other[64];
+    st_tmpdir(other);
+    make_store(other, 10); /* another directory is no conflict */
+    vd_store *st2 = st_open(other);
+    vd_collection *c = NULL;
+    ck_assert_int_eq(vd_store_acquire(st, "docs", &c, &e), VD_OK); /* the first handle works */
+    vd_collection_release(c);
+    vd_store_close(st2);
+    vd_store_close(st);
+    st = st_open(dir); /* closed: it opens again */
+    vd_store_close(st);
+    st_rmtree(other);
     st_rmtree(dir);
 }
 END_TEST
@@ -456,6 +498,7 @@ Suite *storage_files_suite(void)
     tcase_add_test(tc, a_newer_format_version_is_refused_untouched);
     tcase_add_test(tc, read_only_opens_create_nothing);
     tcase_add_test(tc, only_one_process_may_write_a_directory);
+    tcase_add_test(tc, a_directory_opens_once_per_process);
     tcase_add_test(tc, catalog_only_opens_list_without_loading_graphs);
     tcase_add_test(tc, admin_commands_parse_their_arguments);
     tcase_add_test(tc, check_reports_damaged_records);

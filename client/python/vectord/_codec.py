@@ -18,17 +18,29 @@ Everything here validates structure (shapes, dtypes, lengths, JSON-ability) and 
 :class:`InvalidArgument` naming the offending argument; value checks that need the
 collection (dimension, NaN/Inf, name syntax, k range) are the server's, so its message is
 the one users see.
+
+Both front ends use this module: :class:`vectord.Client` (which packs the arrays into
+request frames) and the embedded handle of :func:`vectord.open` (which hands the same
+arrays to the engine in process, zero-copy). So the argument checks of an operation
+(``create_args``, ``upsert_arrays``, ``set_payload_args``, ``scroll_args``,
+``search_params``; ids of both kinds by ``to_point_ids`` and ``check_distinct``) and the
+shaping of its results (``hits_of``, ``records_of``, ``page_of``, ``info_of``, string ids by
+``decode_str_ids`` and ``str_id_matrix``; ``iter_points`` over either's scroll) are written
+once, here, and the two cannot disagree; string ids reach the engine in the very packing the
+wire carries (``StrIds.packed``). Whatever needs the collection is the engine's in both cases
+(the daemon runs the same engine), so its messages are word for word the same.
 """
 from __future__ import annotations
 
 import json
 import numbers
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._errors import InvalidArgument
+from ._types import CollectionInfo, Hit, Record, ScrollPage
 
 PAD_ID = (1 << 64) - 1
 """Id the server puts in knn rows that have fewer than k hits (distance is +inf there)."""
@@ -43,7 +55,8 @@ _METRICS = {"l2": 1, "cosine": 2, "ip": 3}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
 
 IdsLike = Any
-"""An int, or a 1-D sequence / ndarray of non-negative integers below 2**64."""
+"""An int, or a 1-D sequence / ndarray of non-negative integers below 2**64; or, for a
+collection of string ids, a str or a 1-D sequence / str ndarray of them."""
 MatrixLike = Any
 """A 2-D ndarray of any real dtype, or a list of equal-length lists of numbers."""
 
@@ -83,9 +96,16 @@ def check_uint32(value: Any, what: str) -> int:
 
 
 def check_name(name: Any, what: str = "collection name") -> str:
-    """Names must be ``str``; their syntax is checked by the server."""
+    """Names must be ``str`` without NUL characters (C strings on both sides would cut them
+    short); their syntax is checked by the server."""
     if not isinstance(name, str):
         raise InvalidArgument(f"{what} must be a str, got {type(name).__name__}")
+    if "\0" in name:
+        raise InvalidArgument(f"{what} {name!r} holds a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgument(f"{what} {name!r} is not valid Unicode: {e.reason}") from None
     return name
 
 
@@ -109,11 +129,18 @@ class StrIds:
         """Wire bytes of each row's id (its bytes and its end offset)."""
         return np.diff(self.ends, prepend=0).astype(np.int64) + 4
 
+    def packed(self, lo: int, hi: int) -> Tuple[bytes, np.ndarray]:
+        """Rows lo..hi-1 packed as the wire and the engine take them: their bytes, and one
+        ``'<u4'`` end offset each, counted from the first of them."""
+        a = int(self.ends[lo - 1]) if lo else 0
+        blob = self.blob if lo == 0 and hi == len(self.ids) else \
+            self.blob[a:int(self.ends[hi - 1])]
+        return blob, (self.ends[lo:hi] - a).astype("<u4")
+
     def fill(self, msg: Any, lo: int, hi: int) -> None:
         """Set a ``StrIds`` message to rows lo..hi-1."""
-        a = int(self.ends[lo - 1]) if lo else 0
-        msg.data = self.blob[a:int(self.ends[hi - 1])]
-        msg.ends = (self.ends[lo:hi] - a).astype("<u4").tobytes()
+        blob, ends = self.packed(lo, hi)
+        msg.data, msg.ends = blob, ends.tobytes()
 
 
 def _bad_str_row(items: Sequence[Any], what: str) -> InvalidArgument:
@@ -202,12 +229,18 @@ def check_distinct(ids: Any, what: str = "ids") -> None:
         seen[s] = i
 
 
-def decode_str_ids(m: Any) -> List[Optional[str]]:
-    """A ``StrIds`` message -> list of str, ``None`` for empty entries (padding)."""
-    ends = np.frombuffer(m.ends, dtype="<u4")
+def id_values(ids: Any, lo: int, hi: int) -> List[Any]:
+    """Rows lo..hi-1 of ids (as to_point_ids returns them) as Python values (int or str)."""
+    return ids.ids[lo:hi] if isinstance(ids, StrIds) else ids[lo:hi].tolist()
+
+
+def decode_str_ids(data: bytes, ends: Any) -> List[Optional[str]]:
+    """Packed string ids (``data``, and ``ends``: a buffer of ``'<u4'`` end offsets, as the
+    wire's ``StrIds`` and the engine's results hold them) -> list of str, ``None`` for empty
+    entries (padding)."""
+    ends = np.frombuffer(ends, dtype="<u4")
     if ends.size == 0:
         return []
-    data = m.data
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1]
@@ -215,6 +248,32 @@ def decode_str_ids(m: Any) -> List[Optional[str]]:
     if len(text) == len(data):  # all ASCII: byte offsets are character offsets
         return [text[a:b] or None for a, b in zip(starts.tolist(), ends.tolist())]
     return [data[a:b].decode("utf-8") or None for a, b in zip(starts.tolist(), ends.tolist())]
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """Points per write: a positive int."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
+def create_args(name: Any, dim: Any, metric: Any, m: Any, ef_construction: Any,
+                ef_search: Any, id_type: Any = "int"
+                ) -> Tuple[str, int, str, int, int, int, str]:
+    """create_collection's (and build's) arguments checked: (name, dim, metric in lower case,
+    m, ef_construction, ef_search, id_type); 0 means the server's default for m,
+    ef_construction and ef_search."""
+    check_name(name)
+    metric_to_wire(metric)
+    id_type_to_wire(id_type)
+    return (name, check_uint32(dim, "dim"), metric.lower(), check_uint32(m, "m"),
+            check_uint32(ef_construction, "ef_construction"), check_uint32(ef_search, "ef_search"),
+            id_type)
+
+
+def search_params(k: Any, ef: Any) -> Tuple[int, int]:
+    """(k, ef) as the request carries them: ef None -> 0 (the collection's ef_search)."""
+    return check_uint32(k, "k"), 0 if ef is None else check_uint32(ef, "ef")
 
 
 def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
@@ -298,6 +357,63 @@ def to_queries(x: MatrixLike) -> Tuple[np.ndarray, bool]:
     raise InvalidArgument(f"query must be 1-D (dim,) or 2-D (nq, dim), got shape {a.shape}")
 
 
+def upsert_arrays(collection: Any, ids: IdsLike, vectors: MatrixLike,
+                  payloads: Optional[Sequence[Optional[Mapping]]], batch_size: Any
+                  ) -> Optional[Tuple[Any, np.ndarray, List[bytes]]]:
+    """An upsert's arguments checked and its points converted once: ``(ids (to_point_ids:
+    '<u8' (n,) or StrIds), vectors '<f4' (n, dim) C-contiguous, encoded payloads or [])``, or
+    ``None`` for an empty call (0 ids, nothing to write). Refuses a bad name or batch size,
+    a bad string id, mismatched lengths and repeated ids before anything is written."""
+    check_name(collection)
+    check_batch_size(batch_size)
+    id_arr = to_point_ids(ids)
+    n = len(id_arr)
+    if n == 0:
+        if payloads is not None and len(list(payloads)) != 0:
+            raise InvalidArgument("payloads given for 0 ids")
+        if not (isinstance(vectors, np.ndarray) and vectors.size == 0) and len(vectors) != 0:
+            raise InvalidArgument(f"got 0 ids and {len(vectors)} vectors")
+        return None
+    vecs = to_matrix(vectors)
+    if vecs.shape[0] != n:
+        raise InvalidArgument(f"got {n} ids and {vecs.shape[0]} vectors")
+    check_distinct(id_arr)
+    return id_arr, vecs, encode_payloads(payloads, n)
+
+
+def set_payload_args(collection: Any, ids: IdsLike, payloads: Any
+                     ) -> Optional[Tuple[Any, List[bytes]]]:
+    """set_payload's arguments checked: ``(ids as to_point_ids returns them, one encoded
+    payload per id)`` - a single dict (or None) applies to every id - or ``None`` for an
+    empty call. Refuses repeated ids and a count of payloads other than 1 or len(ids)."""
+    check_name(collection)
+    id_arr = to_point_ids(ids)
+    n = len(id_arr)
+    if isinstance(payloads, Mapping) or payloads is None:
+        encoded = [encode_payload(payloads)] * n
+    else:
+        encoded = encode_payloads(payloads, n) or [b""] * n
+    if n == 0:
+        return None
+    check_distinct(id_arr)
+    return id_arr, encoded
+
+
+def scroll_args(collection: Any, limit: Any, cursor: Any, filter: Any) -> Tuple[int, bytes]:
+    """scroll's arguments checked: ``(limit, cursor bytes; b"" for the first page)``."""
+    check_name(collection)
+    if filter is not None:
+        raise InvalidArgument("scroll: filter is not supported by this version of vectord; "
+                              "pass filter=None")
+    lim = check_uint32(limit, "limit")
+    if lim < 1:
+        raise InvalidArgument("limit must be at least 1")
+    if cursor is not None and not isinstance(cursor, (bytes, bytearray)):
+        raise InvalidArgument(f"cursor must be bytes (a next_cursor) or None, got "
+                              f"{type(cursor).__name__}")
+    return lim, bytes(cursor) if cursor else b""
+
+
 def encode_payload(p: Optional[Mapping], i: int = 0) -> bytes:
     """A payload dict -> compact UTF-8 JSON; ``None`` -> ``b""`` (no payload)."""
     if p is None:
@@ -334,3 +450,77 @@ def decode_payload(raw: bytes) -> Optional[Dict[str, Any]]:
     if not raw:
         return None
     return json.loads(raw)
+
+
+# ---- results: the same Python values from either front end --------------------------------
+
+def info_of(name: str, dim: int, metric: str, m: int, ef_construction: int, ef_search: int,
+            count: int, created_unix_s: int = 0, bytes_disk: int = 0,
+            bytes_memory: int = 0, id_type: str = "int") -> CollectionInfo:
+    """A :class:`CollectionInfo` from its fields (the wire message's, or the engine's)."""
+    return CollectionInfo(name=name, dim=dim, metric=metric, m=m,
+                          ef_construction=ef_construction, ef_search=ef_search, count=count,
+                          created_unix_s=created_unix_s, bytes_disk=bytes_disk,
+                          bytes_memory=bytes_memory, id_type=id_type)
+
+
+def str_id_matrix(data: bytes, ends: Any, rows: int, k: int) -> np.ndarray:
+    """Packed string ids of rows x k hits (decode_str_ids' input) -> a ``(rows, k)`` object
+    array of str, ``None`` where a row has fewer hits: knn's ids in a str collection."""
+    flat = np.empty(rows * k, dtype=object)
+    flat[:] = decode_str_ids(data, ends)
+    return flat.reshape(rows, k)
+
+
+def hits_of(ids: np.ndarray, distances: np.ndarray,
+            payloads: Optional[Sequence[bytes]]) -> List[List[Hit]]:
+    """Rows of ``(rows, k)`` ids (uint64 padded with PAD_ID, or str_id_matrix's objects
+    padded with None) and distances (and ``rows * k`` payload entries, or None) -> one list
+    of :class:`Hit` per row, padding dropped."""
+    rows, k = ids.shape
+    pad = None if ids.dtype == object else PAD_ID
+    id_rows, d_rows = ids.tolist(), distances.tolist()
+    pls = payloads if payloads is not None and len(payloads) else None
+    out = []
+    for r in range(rows):
+        row_ids, row_d, base = id_rows[r], d_rows[r], r * k
+        out.append([Hit(id_, d, decode_payload(pls[base + j]) if pls else None)
+                    for j, (id_, d) in enumerate(zip(row_ids, row_d)) if id_ != pad])
+    return out
+
+
+def records_of(ids: Sequence[Any], found: Sequence[int], vectors: Optional[np.ndarray],
+               payloads: Optional[Sequence[bytes]]) -> List[Optional[Record]]:
+    """One :class:`Record` (or None where ``found`` is 0) per requested id (``ids``: Python
+    values, id_values' rows); ``vectors`` is ``(n, dim)`` or None, ``payloads`` n entries or
+    None."""
+    pls = payloads if payloads is not None and len(payloads) else None
+    return [Record(ids[r], vectors[r] if vectors is not None else None,
+                   decode_payload(pls[r]) if pls else None) if found[r] else None
+            for r in range(len(ids))]
+
+
+def page_of(ids: List[Any], vectors: Optional[np.ndarray], payloads: Optional[Sequence[bytes]],
+            next_cursor: Optional[bytes]) -> ScrollPage:
+    """A :class:`ScrollPage` of n points: their ids (Python values), ``(n, dim)`` vectors or
+    None, n payload entries or None, the next page's cursor (None or b"" at the end)."""
+    pls = payloads if payloads is not None and len(payloads) else None
+    if vectors is None and pls is None:
+        records = [Record(i) for i in ids]
+    else:
+        records = [Record(ids[r], vectors[r] if vectors is not None else None,
+                          decode_payload(pls[r]) if pls else None) for r in range(len(ids))]
+    return ScrollPage(records, bytes(next_cursor) if next_cursor else None)
+
+
+def iter_points(scroll: Callable[..., ScrollPage], collection: str, batch: int,
+                with_vectors: bool, with_payload: bool, filter: Any) -> Iterator[Record]:
+    """iter_points of either front end over its ``scroll``: page after page until the end."""
+    cursor: Optional[bytes] = None
+    while True:
+        page = scroll(collection, limit=batch, cursor=cursor, filter=filter,
+                      with_vectors=with_vectors, with_payload=with_payload)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

@@ -33,7 +33,7 @@ import socket
 import ssl
 import struct
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import vectord_pb2 as pb
 from ._errors import (DeadlineExceeded, Error, FailedPrecondition, Internal, InvalidArgument,
@@ -77,6 +77,80 @@ def encode_frame(req: "pb.Request") -> bytes:
     """Serialize one Request with its 4-byte big-endian length prefix."""
     body = req.SerializeToString()
     return _HDR.pack(len(body)) + body
+
+
+# ---- hand-encoded requests around a borrowed payload -----------------------------------------
+# The hot path (search/knn frames) carries one big bytes field: the queries. Building a
+# pb.Request copies them three times (ndarray.tobytes, the message, the frame); here the
+# frame's head - the length prefix and every other field - is encoded by hand and the
+# queries are sent from the caller's array with sendmsg, copied only by the kernel. The
+# field numbers come from the generated descriptors, the encoding is protobuf's (varints,
+# length-delimited fields in any order; zero scalars omitted as proto3 encoders do), and
+# tests/e2e/test_client_offline.py checks that pb.Request parses the result into the very
+# message the generated encoder would have built.
+
+_ONE_BYTE = [bytes((v,)) for v in range(0x80)]
+
+
+def _varint(v: int) -> bytes:
+    if v < 0x80:
+        return _ONE_BYTE[v]
+    out = bytearray()
+    while v > 0x7F:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _tag(descriptor: "Any", field: str, wire_type: int) -> bytes:
+    return _varint(descriptor.fields_by_name[field].number << 3 | wire_type)
+
+
+_VARINT, _LEN = 0, 2
+_REQ_ID = _tag(pb.Request.DESCRIPTOR, "request_id", _VARINT)
+_REQ_SEARCH = _tag(pb.Request.DESCRIPTOR, "search", _LEN)
+_S = pb.SearchRequest.DESCRIPTOR
+_S_COLLECTION, _S_QUERIES = _tag(_S, "collection", _LEN), _tag(_S, "queries", _LEN)
+_S_K, _S_EF = _tag(_S, "k", _VARINT), _tag(_S, "ef", _VARINT)
+_S_PAYLOADS, _S_DIM = _tag(_S, "with_payloads", _VARINT), _tag(_S, "dim", _VARINT)
+
+
+class Encoded:
+    """A request encoded by hand: ``parts(request_id)`` gives the buffers of its frame, the
+    last one borrowed from the caller (it must stay unchanged until the call returns)."""
+
+    __slots__ = ("_body_head", "_tail", "_size")
+
+    def __init__(self, body_head: bytes, tail: memoryview) -> None:
+        self._body_head, self._tail = body_head, tail
+        self._size = len(body_head) + tail.nbytes
+
+    def parts(self, request_id: int) -> List[memoryview]:
+        rid = _REQ_ID + _varint(request_id) if request_id else b""
+        head = _HDR.pack(len(rid) + self._size) + rid + self._body_head
+        return [memoryview(head), self._tail]
+
+
+class SearchEncoder:
+    """The SearchRequest frames of one call (``collection`` UTF-8): the fields they share
+    are encoded once, each frame adds its queries."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, collection: bytes, dim: int, k: int, ef: int, with_payloads: bool
+                 ) -> None:
+        self._fields = b"".join([
+            _S_COLLECTION + _varint(len(collection)) + collection if collection else b"",
+            _S_K + _varint(k) if k else b"", _S_EF + _varint(ef) if ef else b"",
+            _S_PAYLOADS + b"\x01" if with_payloads else b"",
+            _S_DIM + _varint(dim) if dim else b"", _S_QUERIES])
+
+    def frame(self, queries: memoryview) -> Encoded:
+        """A frame around ``queries`` (nq x dim little-endian float32, borrowed), sent last."""
+        q = queries.cast("B")
+        fields = self._fields + _varint(q.nbytes)
+        return Encoded(_REQ_SEARCH + _varint(len(fields) + q.nbytes) + fields, q)
 
 
 class FrameReader:
@@ -133,7 +207,7 @@ class FrameReader:
         return out
 
 
-Build = Callable[[int], "pb.Request"]
+Build = Callable[[int], Union["pb.Request", Encoded]]
 Handle = Callable[[int, "pb.Response"], None]
 
 
@@ -258,8 +332,7 @@ class Connection:
         inflight: Dict[int, Tuple[int, int]] = {}  # request_id -> (index, frame bytes)
         inflight_bytes = 0
         errors: Dict[int, Error] = {}
-        out: Optional[memoryview] = None
-        out_off = 0
+        out: Optional[List[memoryview]] = None  # what is left to send of the current frame
         nxt = 0
         stopping = False
         timeout_ms = None if self.timeout is None else max(1, int(self.timeout * 1000))
@@ -274,22 +347,23 @@ class Connection:
                     req = build(i)
                     rid = self._next_id
                     self._next_id += 1
-                    req.request_id = rid
-                    frame = encode_frame(req)
-                    if len(frame) - 4 > limit:
+                    if isinstance(req, Encoded):
+                        parts = req.parts(rid)
+                    else:
+                        req.request_id = rid
+                        parts = [memoryview(encode_frame(req))]
+                    size = sum(p.nbytes for p in parts)
+                    if size - 4 > limit:
                         ctx = describe(i) if describe else ""
                         errors[i] = InvalidArgument(
-                            f"request of {len(frame) - 4} bytes exceeds the server's "
+                            f"request of {size - 4} bytes exceeds the server's "
                             f"max frame of {limit} bytes; use a smaller batch", context=ctx)
                         errors[i].frame_index = i
                         stopping = True
                         break
-                    inflight[rid] = (i, len(frame))
-                    inflight_bytes += len(frame)
-                    out, out_off = memoryview(frame), 0
-                    out_off = self._send(sock, out, out_off)
-                    if out_off == len(out):
-                        out = None
+                    inflight[rid] = (i, size)
+                    inflight_bytes += size
+                    out = self._send(sock, parts)
                 if not inflight:
                     break
                 self._watch(_POLLIN | (select.POLLOUT if out is not None else 0))
@@ -301,9 +375,7 @@ class Connection:
                         "connection closed (the request may still complete)")
                 ev = ready[0][1]
                 if out is not None and ev & (select.POLLOUT | _POLLBAD):
-                    out_off = self._send(sock, out, out_off)
-                    if out_off == len(out):
-                        out = None
+                    out = self._send(sock, out)
                 if ev & (_POLLIN | _POLLBAD):
                     for resp in self._recv(sock):
                         entry = inflight.pop(resp.request_id, None)
@@ -343,14 +415,27 @@ class Connection:
             self._poll.modify(self.sock.fileno(), mask)
             self._mask = mask
 
-    def _send(self, sock: socket.socket, out: memoryview, off: int) -> int:
+    def _send(self, sock: socket.socket, parts: List[memoryview]
+              ) -> Optional[List[memoryview]]:
+        """Sends what the socket takes of ``parts`` (one sendmsg, no copy); returns what is
+        left, or None once all is sent."""
         try:
-            return off + sock.send(out[off:])
+            # An SSLSocket has no sendmsg: it sends the first part, the rest next time.
+            if len(parts) > 1 and not isinstance(sock, ssl.SSLSocket):
+                n = sock.sendmsg(parts)
+            else:
+                n = sock.send(parts[0])
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return off
+            return parts
         except OSError as e:
             raise ConnectionBroken(f"connection to {self.address} broke while sending: "
                                    f"{e.strerror or e}") from None
+        while parts and n >= parts[0].nbytes:
+            n -= parts[0].nbytes
+            parts = parts[1:]
+        if not parts:
+            return None
+        return [parts[0][n:], *parts[1:]]
 
     def _recv(self, sock: socket.socket) -> List["pb.Response"]:
         out: List[pb.Response] = []
