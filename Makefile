@@ -49,7 +49,7 @@ CFLAGS ?=
 CFLAGS += -std=c11 -g $(OPT) $(ARCH) $(WARN) -pthread -MMD -MP
 CXXFLAGS += -std=c++17 -g $(OPT) $(ARCH) -pthread -MMD -MP
 LDFLAGS += $(LDSAN) -pthread
-LIBS_EXT := -luv -llmdb -lprotobuf-c -lm
+LIBS_EXT := -luv -llmdb -lprotobuf-c -ljansson -lroaring -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 # ---- sources ----------------------------------------------------------------------------
@@ -84,7 +84,8 @@ all: $(B)/vectord $(B)/test-unit $(PY_PB) $(if $(SAN),,bench-bins)
 DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimde-dev \
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
             libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm \
-            python3-pip python3-venv clang libclang-rt-14-dev valgrind
+            python3-pip python3-venv clang libclang-rt-14-dev valgrind \
+            libroaring-dev libjansson-dev libfaiss-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \

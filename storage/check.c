@@ -409,7 +409,7 @@ vd_status vd_store_check(vd_store *st, vd_report_fn report, void *ctx, vd_err *e
     for (size_t i = 1; s == VD_OK && i < n_cids; i++)
         if (cids[i] == cids[i - 1]) problem(&k, "catalog: two collections share id %u", cids[i]);
     for (int db = 0; s == VD_OK && db < VD_DB_COUNT; db++)
-        if (vd_storage__db_info((vd_db)db)->cid_key_bytes)
+        if (vd_storage__db_info((vd_db)db)->cid_key_bytes && !st->db_absent[db])
             s = check_orphans(&k, (vd_db)db, cids, n_cids);
     if (s == VD_OK) check_loaded(&k);
     vd_storage__read_end(&k.t);

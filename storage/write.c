@@ -96,21 +96,6 @@ static vd_status gfind(group *g, const char *name, vd_wcoll **out, vd_err *err)
     return VD_OK;
 }
 
-static vd_status pending_add(vd_wcoll *w, const uint64_t *ids, size_t n, vd_err *err)
-{
-    if (w->n_pending + n > w->cap_pending) {
-        size_t cap = w->cap_pending ? w->cap_pending : 64;
-        while (cap < w->n_pending + n) cap *= 2;
-        uint64_t *a = vd_realloc(w->pending, cap * sizeof *a);
-        if (!a) return vd_err_set(err, VD_NOMEM, "out of memory in a write group");
-        w->pending = a;
-        w->cap_pending = cap;
-    }
-    memcpy(w->pending + w->n_pending, ids, n * sizeof *ids);
-    w->n_pending += n;
-    return VD_OK;
-}
-
 /* ---- operations --------------------------------------------------------------------------
  * Each returns VD_OK when the op was applied or rejected (op->status tells), or a group
  * failure (NOMEM, LMDB, damage) with err set. */
@@ -216,6 +201,9 @@ static vd_status upsert_points(group *g, vd_wcoll *w, const vd_op *op, vd_err *e
         if (s != VD_OK) return s;
         if (found) w->payload_bytes -= r.payload_len;
         else w->count++;
+        if ((s = vd_storage__payload_changed(w, op->ids[i], found ? r.slot : VD_SLOT_UNRESOLVED,
+                                             err)) != VD_OK)
+            return s;
         size_t plen = op->payloads && op->payloads[i] ? op->payload_lens[i] : 0;
         s = vd_storage__point_put(g->t, c->cid, op->ids[i],
                                   found ? r.slot : VD_SLOT_UNRESOLVED,
@@ -250,11 +238,51 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
         op->err.msg[0] = 0;
         return s;
     }
-    if ((s = pending_add(w, op->ids, op->n, err)) != VD_OK ||
-        (s = upsert_points(g, w, op, err)) != VD_OK)
-        return s;
+    if ((s = upsert_points(g, w, op, err)) != VD_OK) return s;
     op->n_done = op->n;
     return VD_OK;
+}
+
+/* Deletes ids[0..n) (distinct) from w's collection, counting those that existed. */
+static vd_status delete_ids(group *g, vd_wcoll *w, vd_op *op, const uint64_t *ids, size_t n,
+                            vd_err *err)
+{
+    vd_collection *c = w->c;
+    for (size_t i = 0; i < n; i++) {
+        vd_point_rec r;
+        int found;
+        vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, ids[i], &r, &found, err);
+        if (s != VD_OK) return s;
+        if (!found) continue;
+        w->mutated = 1;
+        s = vd_index_remove(c->ix, ids[i], err);
+        if (s == VD_NOTFOUND)
+            return vd_err_set(err, VD_CORRUPT, "delete from %s: id %" PRIu64 " is stored but "
+                              "not in the index", op->collection, ids[i]);
+        if (s != VD_OK || (s = vd_storage__payload_changed(w, ids[i], r.slot, err)) != VD_OK ||
+            (s = vd_storage__point_del(g->t, c->cid, ids[i], err)) != VD_OK)
+            return s;
+        w->count--;
+        w->payload_bytes -= r.payload_len;
+        op->n_done++;
+    }
+    return VD_OK;
+}
+
+/* Every point the filter matches, as the group stands, in one op (one transaction). */
+static vd_status delete_filtered(group *g, vd_wcoll *w, vd_op *op, vd_err *err)
+{
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    if (op->ids || op->n)
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: give ids or a "
+                                     "filter, not both", op->collection));
+    if (vd_filter_check(op->filter, &op->err) != VD_OK)
+        return reject(op, vd_err_prefix(&op->err, "delete from %s", op->collection));
+    vd_status s = vd_storage__filter_ids(g->t, w, op->filter, &ids, &n, err);
+    if (s == VD_OK) s = delete_ids(g, w, op, ids, n, err);
+    vd_free(ids);
+    return s;
 }
 
 static vd_status op_delete(group *g, vd_op *op, vd_err *err)
@@ -262,30 +290,21 @@ static vd_status op_delete(group *g, vd_op *op, vd_err *err)
     vd_wcoll *w;
     vd_status s = op_target(g, op, &w, err);
     if (s != VD_OK || !w) return s;
+    if (op->filter) return delete_filtered(g, w, op, err);
     if (op->n == 0 || !op->ids)
         return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: empty batch",
                                      op->collection));
     if ((s = check_batch(op, "delete from", 0, err)) != VD_OK || op->status != VD_OK) return s;
-    vd_collection *c = w->c;
-    for (size_t i = 0; i < op->n; i++) {
-        vd_point_rec r;
-        int found;
-        s = vd_storage__point_get(g->t, c->cid, &c->params, op->ids[i], &r, &found, err);
-        if (s != VD_OK) return s;
-        if (!found) continue;
-        w->mutated = 1;
-        s = vd_index_remove(c->ix, op->ids[i], err);
-        if (s == VD_NOTFOUND)
-            return vd_err_set(err, VD_CORRUPT, "delete from %s: id %" PRIu64 " is stored but "
-                              "not in the index", op->collection, op->ids[i]);
-        if (s != VD_OK ||
-            (s = vd_storage__point_del(g->t, c->cid, op->ids[i], err)) != VD_OK)
-            return s;
-        w->count--;
-        w->payload_bytes -= r.payload_len;
-        op->n_done++;
-    }
-    return VD_OK;
+    return delete_ids(g, w, op, op->ids, op->n, err);
+}
+
+static vd_status op_pindex(group *g, vd_op *op, vd_err *err)
+{
+    vd_wcoll *w;
+    vd_status s = op_target(g, op, &w, err);
+    if (s != VD_OK || !w) return s;
+    return op->kind == VD_OP_PINDEX_CREATE ? vd_storage__op_pindex_create(g->t, w, op, err)
+                                           : vd_storage__op_pindex_drop(g->t, w, op, err);
 }
 
 /* ---- the group --------------------------------------------------------------------------- */
@@ -300,6 +319,7 @@ static vd_status apply(group *g, vd_op *op, vd_err *err)
     case VD_OP_DROP: return op_drop(g, op, err);
     case VD_OP_UPSERT: return op_upsert(g, op, err);
     case VD_OP_DELETE: return op_delete(g, op, err);
+    case VD_OP_PINDEX_CREATE: case VD_OP_PINDEX_DROP: return op_pindex(g, op, err);
     }
     return reject(op, vd_err_set(&op->err, VD_INVALID, "unknown operation kind %d",
                                  (int)op->kind));
@@ -317,10 +337,17 @@ static vd_status group_fill(void *ctx, vd_txn *t, vd_err *err)
         s = apply(g, &g->ops[i], err);
     }
     for (size_t i = 0; i < g->n_w && s == VD_OK; i++)
-        if (!g->w[i].dropped && (g->w[i].mutated || g->w[i].old))
-            s = vd_storage__persist(t, &g->w[i], err);
+        if (!g->w[i].dropped && (g->w[i].mutated || g->w[i].old) &&
+            (s = vd_storage__persist(t, &g->w[i], err)) == VD_OK)
+            s = vd_storage__ppersist(t, &g->w[i], err);
     /* Room for what group_finish adds, so that making the commit visible cannot fail. */
     if (s == VD_OK) s = vd_storage__catalog_reserve(g->st, n_created + g->n_w, err);
+    /* The commit follows: readers of stored payloads wait for its publish (fquery.c). */
+    for (size_t i = 0; i < g->n_w && s == VD_OK; i++) {
+        if (g->w[i].dropped) continue;
+        atomic_store(&g->w[i].c->committing, 1);
+        if (g->w[i].old) atomic_store(&g->w[i].old->committing, 1);
+    }
     return s;
 }
 
@@ -330,6 +357,7 @@ static void group_release(group *g)
         vd_collection_release(g->w[i].c);
         vd_collection_release(g->w[i].old);
         vd_free(g->w[i].pending);
+        vd_storage__prelease(&g->w[i]);
     }
     vd_free(g->w);
     g->w = NULL;
@@ -351,10 +379,24 @@ static void group_finish(group *g)
         c->count = w->count;
         c->payload_bytes = w->payload_bytes;
         c->needs_reload = 0;
-        /* Clear first: publish itself repairs around removed nodes and may vacuum; those
-         * changes stay marked and are persisted by the next group (or the flush at close). */
+        /* Payload indexes and the index become visible together to filtered reads. Clear
+         * first: publish itself repairs around removed nodes and may vacuum; those changes
+         * stay marked and are persisted by the next group (or the flush at close). */
+        vd_err e;
+        pthread_rwlock_wrlock(&c->flock);
+        if (vd_storage__pfinish(w, &e) != VD_OK) {
+            vd_log(VD_LOG_ERROR, "storage: collection %s: payload indexes: %s; reloading them "
+                   "with the next write", c->params.name, e.msg);
+            c->needs_reload = 1;
+        }
         vd_index_changes_clear(c->ix);
         vd_index_publish(c->ix);
+        atomic_store(&c->committing, 0);
+        pthread_rwlock_unlock(&c->flock);
+        if (w->old) { /* nothing publishes on it again; readers still holding it go on */
+            atomic_store(&w->old->retired, 1);
+            atomic_store(&w->old->committing, 0);
+        }
         vd_storage__update_bytes(c);
         if (w->created || w->old) {
             vd_storage__coll_ref(c);
@@ -376,6 +418,8 @@ static void group_end(void *ctx, vd_status s)
     for (size_t i = 0; i < g->n_w; i++) {
         vd_wcoll *w = &g->w[i];
         if (!w->created && !w->old && w->mutated) w->c->needs_reload = 1;
+        atomic_store(&w->c->committing, 0);
+        if (w->old) atomic_store(&w->old->committing, 0);
     }
     group_release(g);
 }
@@ -395,6 +439,10 @@ static size_t estimate_bytes(vd_store *st, const vd_op *ops, size_t n_ops)
             if (op->payloads && op->payload_lens)
                 for (size_t j = 0; j < op->n; j++) need += op->payload_lens[j];
             need += op->n * per * 3; /* new records, rewritten neighbours, copied pages */
+        } else if (op->kind == VD_OP_DELETE && op->filter) {
+            vd_collection *c = op->collection ? vd_storage__catalog_find(st, op->collection) : NULL;
+            need += (c ? c->count : 0) * 1024; /* at worst every point */
+            vd_collection_release(c);
         } else if (op->kind == VD_OP_DELETE) {
             need += op->n * 2048;
         } else {

@@ -1,0 +1,109 @@
+/* storage/fquery.c: filtered reads - a filter compiled against a collection as of the state
+ * its searches see (vd_filtered_*), on any reader thread.
+ *
+ * What a filtered read must not do is mix states: a set computed before a write group's
+ * publish, then used by a search after it, would miss a point the group replaced (its old
+ * slot in the set but dead, its new slot live but not in the set) - too few results. So
+ * begin takes the collection's filter lock shared and end releases it: the writer makes a
+ * group visible (payload index changes, then vd_index_publish) with the lock exclusive, so
+ * the set and every search run before end see one published state.
+ *
+ * Stored payloads (conditions no index answers) add a second clock: LMDB shows a commit to
+ * new snapshots at once, the index only at the publish that follows. The writer raises the
+ * collection's `committing` flag before such a commit and lowers it with the publish;
+ * begin opens its snapshot only with the flag down, and checks it again once the snapshot is
+ * open (seq_cst): down both times means the snapshot predates the commit, so it is the
+ * published state. Up, the reader lets go of the lock and retries a moment later - it waits
+ * at most for one commit and publish. A collection a reload replaced (retired) publishes no
+ * more: its readers go on with what they have.
+ *
+ * The set is a private CRoaring bitmap: allows() is one lookup, next() an iterator from any
+ * slot; nothing in it changes under the search. Rejected: evaluating the filter per slot
+ * during the traversal (stored payloads cost a parse per visited node, and the exact plan
+ * needs the whole set anyway); copy-on-write postings shared with the writer (CRoaring's
+ * copy-on-write counters are not atomic). */
+#include <time.h>
+
+#include "storage/storage_int.h"
+
+struct vd_filtered {
+    vd_collection *c; /* borrowed: the caller holds it */
+    roaring_bitmap_t *set;
+    vd_filtered_stats stats;
+    int locked;
+};
+
+static void nap(void)
+{
+    struct timespec ts = {0, 200 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Compiles under the lock (held on success), with a snapshot when payloads are read. */
+static vd_status compile_locked(vd_store *st, vd_filtered *v, const vd_filter *f, vd_err *err)
+{
+    vd_collection *c = v->c;
+    for (;;) {
+        pthread_rwlock_rdlock(&c->flock);
+        int reads = vd_storage__filter_reads_payloads(c, f);
+        vd_txn t = {.st = st};
+        vd_status s = VD_OK;
+        int ready = !reads || atomic_load(&c->retired) || !atomic_load(&c->committing);
+        if (ready && reads) {
+            s = vd_storage__read_begin(st, &t, err, "reading payloads for a filter");
+            ready = s != VD_OK || atomic_load(&c->retired) || !atomic_load(&c->committing);
+        }
+        if (ready && s == VD_OK) {
+            memset(&v->stats, 0, sizeof v->stats);
+            s = vd_storage__filter_compile(&t, c, f, &v->set, &v->stats, err);
+        }
+        vd_storage__read_end(&t);
+        if (ready && s == VD_OK) return VD_OK;
+        pthread_rwlock_unlock(&c->flock);
+        if (s != VD_OK) return s;
+        nap();
+    }
+}
+
+vd_status vd_filtered_begin(vd_store *st, vd_collection *c, const vd_filter *f,
+                            vd_filtered **out, vd_err *err)
+{
+    *out = NULL;
+    vd_status s = vd_filter_check(f, err);
+    if (s != VD_OK) return s;
+    if (!c->ix) return vd_err_set(err, VD_INVALID, "collection %s was opened catalog-only",
+                                  c->params.name);
+    vd_filtered *v = vd_calloc(1, sizeof *v);
+    if (!v) return vd_err_set(err, VD_NOMEM, "out of memory for a filter");
+    v->c = c;
+    if ((s = compile_locked(st, v, f, err)) != VD_OK) {
+        vd_free(v);
+        return s;
+    }
+    v->locked = 1;
+    *out = v;
+    return VD_OK;
+}
+
+void vd_filtered_end(vd_filtered *v)
+{
+    if (!v) return;
+    if (v->locked) pthread_rwlock_unlock(&v->c->flock);
+    if (v->set) roaring_bitmap_free(v->set);
+    vd_free(v);
+}
+
+void vd_filtered_stats_get(const vd_filtered *v, vd_filtered_stats *out) { *out = v->stats; }
+
+int vd_filtered_allows(const vd_filtered *v, uint32_t slot)
+{
+    return roaring_bitmap_contains(v->set, slot);
+}
+
+size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, size_t cap)
+{
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(v->set, &it);
+    if (!roaring_move_uint32_iterator_equalorlarger(&it, from)) return 0;
+    return roaring_read_uint32_iterator(&it, slots, (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap));
+}
