@@ -131,8 +131,9 @@ static vd_status check_condition(gcheck *g, const vd_filter *c, char *path, size
 {
     vd_err e;
     const char *op = vd_filter_op_name(c->op);
-    snprintf(path + plen, cap - plen, ".%.*s", (int)(c->field_len < 200 ? c->field_len : 200),
-             c->field ? c->field : "");
+    /* A long path is cut in the message's path (the message says how long it is). */
+    snprintf(path + plen, cap - plen, ".%.*s%s", (int)(c->field_len < 40 ? c->field_len : 40),
+             c->field ? c->field : "", c->field_len > 40 ? "..." : "");
     if (vd_storage__path_check(c->field, c->field_len, &e) != VD_OK)
         return vd_err_set(g->err, VD_INVALID, "%s: %s", path, e.msg);
     if (c->n_children)
@@ -144,6 +145,8 @@ static vd_status check_condition(gcheck *g, const vd_filter *c, char *path, size
     if (c->n_values && !c->values)
         return vd_err_set(g->err, VD_INVALID, "%s: %s has no values", path, op);
     g->terms += list ? c->n_values : 0;
+    if (g->terms > VD_FILTER_MAX_TERMS)
+        return vd_err_set(g->err, VD_INVALID, "filter: more than %d terms", VD_FILTER_MAX_TERMS);
     for (size_t i = 0; i < c->n_values; i++) {
         vd_status s = check_value(c, &c->values[i], path, g->err);
         if (s != VD_OK) return s;

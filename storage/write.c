@@ -389,7 +389,10 @@ static void group_finish(group *g)
                    "with the next write", c->params.name, e.msg);
             c->needs_reload = 1;
         }
-        vd_index_changes_clear(c->ix);
+        /* Only what this group's persist walked may be forgotten: a group that changed
+         * nothing here (a refused op) walked nothing, and a clear then would forget every
+         * repair the last publish marked, leaving stale links records. */
+        if (w->mutated || w->old) vd_index_changes_clear(c->ix);
         vd_index_publish(c->ix);
         atomic_store(&c->committing, 0);
         pthread_rwlock_unlock(&c->flock);
