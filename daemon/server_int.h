@@ -76,6 +76,9 @@ void vd_jobq_push(vd_jobq *q, vd_job *j);
 vd_job *vd_jobq_pop(vd_jobq *q);                 /* blocks */
 vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max); /* blocks; up to max jobs as a list */
 vd_job *vd_jobq_take_all(vd_jobq *q);            /* never blocks; every job, or NULL */
+/* Never blocks: up to max jobs, or NULL; *closed tells whether the queue is closed. For a
+ * queue with one consumer (the writer's). */
+vd_job *vd_jobq_poll_all(vd_jobq *q, size_t max, int *closed);
 void vd_jobq_close(vd_jobq *q);
 
 struct vd_server {

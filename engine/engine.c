@@ -70,6 +70,7 @@ void vd_result_free(vd_result *r)
         vd_free(r->search.ids);
         vd_free(r->search.distances);
         vd_free(r->search.payloads);
+        vd_free(r->search.explain);
         break;
     case VD_REQ_GET:
         vd_free(r->get.found);

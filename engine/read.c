@@ -26,14 +26,31 @@ static vd_status read_info(vd_engine *e, const vd_request *req, vd_result *out, 
     vd_collection *c = NULL;
     vd_status s = vd_store_acquire(e->store, req->name, &c, err);
     if (s != VD_OK) return s;
-    vd_collection_info info;
-    vd_collection_info_get(c, &info);
+    vd_collection_info_get(c, &out->info);
     vd_collection_release(c);
-    if (req->kind == VD_REQ_COUNT)
-        out->n = info.count;
-    else
-        out->info = info;
     return VD_OK;
+}
+
+/* Every point, or the points a filter matches: the size of its set (fquery.c). */
+static vd_status read_count(vd_engine *e, const vd_count_req *q, vd_result *out, vd_err *err)
+{
+    vd_collection *c = NULL;
+    vd_filtered *fv = NULL;
+    vd_status s = q->filter ? vd_filter_check(q->filter, err) : VD_OK;
+    if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
+    if (s != VD_OK) return s;
+    if (!q->filter) {
+        vd_collection_info info;
+        vd_collection_info_get(c, &info);
+        out->n = info.count;
+    } else if ((s = vd_filtered_begin(e->store, c, q->filter, &fv, err)) == VD_OK) {
+        vd_filtered_stats fs;
+        vd_filtered_stats_get(fv, &fs);
+        out->n = fs.matching;
+        vd_filtered_end(fv);
+    }
+    vd_collection_release(c);
+    return s;
 }
 
 static vd_status read_stats(vd_engine *e, vd_result *out, vd_err *err)
@@ -136,16 +153,19 @@ static vd_status query_rows(const vd_engine *e, const vd_search_req *r,
     return VD_OK;
 }
 
-/* Runs every query into the result rows; `hits` has room for k. */
-static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_hit *hits,
-                             vd_search_result *out, vd_err *err)
+/* Runs every query into the result rows; `hits` has room for k; filter may be NULL. */
+static vd_status run_queries(const vd_collection *c, const vd_search_req *r,
+                             const vd_slot_filter *filter, vd_hit *hits, vd_search_result *out,
+                             vd_err *err)
 {
     const vd_collection_params *p = vd_collection_params_of(c);
     const vd_index *ix = vd_collection_index(c);
     size_t k = out->k;
     for (size_t i = 0; i < out->nq; i++) {
         uint32_t got = 0;
-        vd_status s = vd_index_search(ix, r->queries + i * p->dim, out->k, r->ef, hits, &got, err);
+        vd_search_opts o = {.k = out->k, .ef = r->ef, .filter = filter,
+                            .explain = out->explain ? &out->explain[i] : NULL};
+        vd_status s = vd_index_search_opts(ix, r->queries + i * p->dim, &o, hits, &got, err);
         if (s != VD_OK) {
             if (out->nq > 1)
                 vd_err_prefix(err, "search %s: query %zu", p->name, i);
@@ -180,6 +200,26 @@ static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result 
     return s;
 }
 
+/* The queries, under the filter's set when there is one: the index gets it as a dense
+ * bitmap (tested inline on its traversal) with its exact size, so the planner knows the
+ * selectivity. The set is released before payloads are fetched. */
+static vd_status filtered_queries(vd_engine *e, vd_collection *c, const vd_search_req *q,
+                                  vd_hit *hits, vd_search_result *r, vd_err *err)
+{
+    if (!q->filter) return run_queries(c, q, NULL, hits, r, err);
+    vd_filtered *fv = NULL;
+    vd_status s = vd_filtered_begin(e->store, c, q->filter, &fv, err);
+    if (s != VD_OK) return s;
+    vd_slot_filter sf = {0};
+    vd_filtered_stats_get(fv, &r->filter);
+    r->filtered = 1;
+    sf.n_allowed = r->filter.matching;
+    if (!(sf.bits = vd_filtered_bits(fv, &sf.n_bits, err))) s = VD_NOMEM;
+    if (s == VD_OK) s = run_queries(c, q, &sf, hits, r, err);
+    vd_filtered_end(fv);
+    return s;
+}
+
 static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *out, vd_err *err)
 {
     vd_search_result *r = &out->search;
@@ -187,6 +227,7 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
     vd_hit *hits = NULL;
     size_t nq = 0;
     vd_status s = check_k(e, q, err);
+    if (s == VD_OK && q->filter) s = vd_filter_check(q->filter, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
     if (s != VD_OK) return s;
     if ((s = query_rows(e, q, vd_collection_params_of(c), &nq, err)) != VD_OK) goto done;
@@ -203,7 +244,11 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
         goto done;
     }
-    s = run_queries(c, q, hits, r, err);
+    if (q->explain && !(r->explain = vd_calloc(nq, sizeof *r->explain))) {
+        s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu plans", nq);
+        goto done;
+    }
+    s = filtered_queries(e, c, q, hits, r, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
 done:
     vd_free(hits);
@@ -223,8 +268,10 @@ vd_status vd_engine_read(vd_engine *e, const vd_request *req, vd_result *out, vd
         s = vd_store_list(e->store, &out->list.items, &out->list.n, err);
         break;
     case VD_REQ_INFO:
-    case VD_REQ_COUNT:
         s = read_info(e, req, out, err);
+        break;
+    case VD_REQ_COUNT:
+        s = read_count(e, &req->count, out, err);
         break;
     case VD_REQ_STATS:
         s = read_stats(e, out, err);

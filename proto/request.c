@@ -25,6 +25,7 @@ typedef struct decoded {
     void *copies[2]; /* arrays converted because the host is not little-endian (or the bytes
                       * are unaligned): at most ids and vectors */
     int n_copies;
+    void *filter_mem; /* the filter tree's nodes (filter.c) */
 } decoded;
 
 /* Little-endian uint64 (width 8) or float32 (width 4) values from a bytes field: the bytes
@@ -111,7 +112,22 @@ static vd_status search_of(decoded *d, const Vectord__V1__SearchRequest *q, vd_s
     r->k = q->k;
     r->ef = q->ef;
     r->with_payloads = q->with_payloads;
+    r->explain = q->explain;
+    vd_status s = vd_proto__filter_of(q->filter, VD_REQ_SEARCH, &r->filter, &d->filter_mem, err);
+    if (s != VD_OK) return s;
     return floats_of(d, &q->queries, VD_REQ_SEARCH, "queries", &r->queries, &r->n_floats, err);
+}
+
+static vd_status pindex_of(const char *collection, const char *field,
+                           Vectord__V1__PayloadIndexKind kind, vd_request_kind k,
+                           vd_pindex_req *r, vd_err *err)
+{
+    r->collection = collection;
+    r->field = field;
+    r->kind = (vd_pindex_kind)kind; /* the numbers agree (filter.c asserts it) */
+    if (k == VD_REQ_DROP_PINDEX || vd_pindex_kind_name(r->kind)[0]) return VD_OK;
+    return vd_err_set(err, VD_INVALID, "create_payload_index %s: kind %d is not one of KEYWORD "
+                      "(1), INTEGER (2), FLOAT (3), BOOL (4)", collection, (int)kind);
 }
 
 /* The operation of d->pb into d->pub.op. */
@@ -119,6 +135,7 @@ static vd_status op_of(decoded *d, vd_err *err)
 {
     const Vectord__V1__Request *q = d->pb;
     vd_request *r = &d->pub.op;
+    vd_status s;
     switch (q->op_case) {
     case VECTORD__V1__REQUEST__OP_HELLO:
         d->pub.is_hello = 1;
@@ -146,6 +163,9 @@ static vd_status op_of(decoded *d, vd_err *err)
     case VECTORD__V1__REQUEST__OP_DELETE:
         r->kind = VD_REQ_DELETE;
         r->del.collection = q->delete_->collection;
+        if ((s = vd_proto__filter_of(q->delete_->filter, VD_REQ_DELETE, &r->del.filter,
+                                     &d->filter_mem, err)) != VD_OK)
+            return s;
         return ids_of(d, &q->delete_->ids, VD_REQ_DELETE, &r->del.ids, &r->del.n_ids, err);
     case VECTORD__V1__REQUEST__OP_GET:
         r->kind = VD_REQ_GET;
@@ -158,8 +178,17 @@ static vd_status op_of(decoded *d, vd_err *err)
         return search_of(d, q->search, &r->search, err);
     case VECTORD__V1__REQUEST__OP_COUNT:
         r->kind = VD_REQ_COUNT;
-        r->name = q->count->collection;
-        return VD_OK;
+        r->count.collection = q->count->collection;
+        return vd_proto__filter_of(q->count->filter, VD_REQ_COUNT, &r->count.filter,
+                                   &d->filter_mem, err);
+    case VECTORD__V1__REQUEST__OP_CREATE_PAYLOAD_INDEX:
+        r->kind = VD_REQ_CREATE_PINDEX;
+        return pindex_of(q->create_payload_index->collection, q->create_payload_index->field,
+                         q->create_payload_index->kind, r->kind, &r->pindex, err);
+    case VECTORD__V1__REQUEST__OP_DROP_PAYLOAD_INDEX:
+        r->kind = VD_REQ_DROP_PINDEX;
+        return pindex_of(q->drop_payload_index->collection, q->drop_payload_index->field, 0,
+                         r->kind, &r->pindex, err);
     case VECTORD__V1__REQUEST__OP_STATS:
         r->kind = VD_REQ_STATS;
         return VD_OK;
@@ -172,6 +201,17 @@ vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_requ
                                   vd_err *err)
 {
     *out = NULL;
+    uint64_t request_id;
+    vd_request_kind kind;
+    if (vd_proto__filter_prescan(body, len, &request_id, &kind, err) != VD_OK) {
+        /* Not unpacked, but answerable: its id and operation are known. */
+        decoded *d = vd_calloc(1, sizeof *d);
+        if (!d) return vd_err_set(err, VD_NOMEM, "out of memory decoding a request");
+        d->pub.request_id = request_id;
+        d->pub.op.kind = kind;
+        *out = &d->pub;
+        return VD_INVALID;
+    }
     Vectord__V1__Request *pb = vectord__v1__request__unpack(&vd_proto_allocator, len, body);
     if (!pb)
         return vd_err_set(err, VD_INVALID, "frame of %zu bytes is not a valid vectord.v1.Request",
@@ -191,8 +231,9 @@ void vd_proto_request_free(vd_proto_request *r)
 {
     if (!r) return;
     decoded *d = (decoded *)r;
-    vectord__v1__request__free_unpacked(d->pb, &vd_proto_allocator);
+    if (d->pb) vectord__v1__request__free_unpacked(d->pb, &vd_proto_allocator);
     for (int i = 0; i < d->n_copies; i++)
         vd_free(d->copies[i]);
+    vd_free(d->filter_mem);
     vd_free(d);
 }

@@ -31,6 +31,8 @@ struct vd_filtered {
     roaring_bitmap_t *set;
     vd_filtered_stats stats;
     int locked;
+    uint64_t *bits; /* the set as a dense bitmap, made on demand (vd_filtered_bits) */
+    uint32_t n_bits;
 };
 
 static void nap(void)
@@ -90,7 +92,59 @@ void vd_filtered_end(vd_filtered *v)
     if (!v) return;
     if (v->locked) pthread_rwlock_unlock(&v->c->flock);
     if (v->set) roaring_bitmap_free(v->set);
+    vd_free(v->bits);
     vd_free(v);
+}
+
+/* One CRoaring container (keys hi << 16 ..) into the dense bitmap. The container layouts are
+ * CRoaring's (its installed headers, so they match the library); copy-on-write is never
+ * enabled here, so no container is shared. */
+static void container_bits(uint64_t *bits, uint32_t hi, uint8_t type, const void *c)
+{
+    uint64_t *w = bits + ((size_t)hi << 10); /* 65536 bits = 1024 words per container */
+    switch (type) {
+    case BITSET_CONTAINER_TYPE_CODE:
+        memcpy(w, ((const bitset_container_t *)c)->array, 1024 * sizeof *w);
+        break;
+    case ARRAY_CONTAINER_TYPE_CODE: {
+        const array_container_t *a = c;
+        for (int32_t i = 0; i < a->cardinality; i++) w[a->array[i] >> 6] |= 1ull << (a->array[i] & 63);
+        break;
+    }
+    case RUN_CONTAINER_TYPE_CODE: {
+        const run_container_t *r = c;
+        for (int32_t i = 0; i < r->n_runs; i++)
+            for (uint32_t x = r->runs[i].value, end = x + r->runs[i].length; x <= end; x++)
+                w[x >> 6] |= 1ull << (x & 63);
+        break;
+    }
+    }
+}
+
+const uint64_t *vd_filtered_bits(vd_filtered *v, uint32_t *n_bits, vd_err *err)
+{
+    *n_bits = 0;
+    static const uint64_t none = 0;
+    if (v->bits || roaring_bitmap_is_empty(v->set)) {
+        *n_bits = v->n_bits;
+        return v->bits ? v->bits : &none;
+    }
+    const roaring_array_t *ra = &v->set->high_low_container;
+    uint32_t top = ra->keys[ra->size - 1];
+    /* Whole containers, so a bitset container is one memcpy. */
+    size_t words = ((size_t)top + 1) << 10;
+    if (!(v->bits = vd_calloc(words, sizeof *v->bits))) {
+        vd_err_set(err, VD_NOMEM, "out of memory for a filter's bitmap (%zu bytes)", words * 8);
+        return NULL;
+    }
+    for (int32_t i = 0; i < ra->size; i++) {
+        uint8_t type = ra->typecodes[i];
+        const void *c = container_unwrap_shared(ra->containers[i], &type);
+        container_bits(v->bits, ra->keys[i], type, c);
+    }
+    v->n_bits = (uint32_t)(words * 64 > UINT32_MAX ? UINT32_MAX : words * 64);
+    *n_bits = v->n_bits;
+    return v->bits;
 }
 
 void vd_filtered_stats_get(const vd_filtered *v, vd_filtered_stats *out) { *out = v->stats; }

@@ -245,6 +245,10 @@ void vd_filtered_stats_get(const vd_filtered *v, vd_filtered_stats *out);
 int vd_filtered_allows(const vd_filtered *v, uint32_t slot);
 /* The slots of the set in ascending order from `from`, up to cap; returns how many. */
 size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, size_t cap);
+/* The set as a dense bitmap (bit s of word s / 64), made on the first call and owned by v;
+ * *n_bits covers every slot of the set. NULL (VD_NOMEM) on allocation failure. The thread
+ * that began v. */
+const uint64_t *vd_filtered_bits(vd_filtered *v, uint32_t *n_bits, vd_err *err);
 
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {
