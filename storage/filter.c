@@ -87,6 +87,16 @@ vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err)
     return VD_OK;
 }
 
+/* The path as a message shows it: whole up to 72 bytes, else its head and tail, so that the
+ * message after it survives the 200-byte error record (and "count: " before it). */
+static const char *show(const char *path, char buf[80])
+{
+    size_t n = strlen(path);
+    if (n <= 72) return path;
+    snprintf(buf, 80, "%.16s...%s", path, path + n - 52);
+    return buf;
+}
+
 typedef struct gcheck {
     size_t terms;
     vd_err *err;
@@ -134,21 +144,23 @@ static vd_status check_condition(gcheck *g, const vd_filter *c, char *path, size
     /* A long path is cut in the message's path (the message says how long it is). */
     snprintf(path + plen, cap - plen, ".%.*s%s", (int)(c->field_len < 40 ? c->field_len : 40),
              c->field ? c->field : "", c->field_len > 40 ? "..." : "");
+    char sp[80];
+    const char *shown = show(path, sp);
     if (vd_storage__path_check(c->field, c->field_len, &e) != VD_OK)
-        return vd_err_set(g->err, VD_INVALID, "%s: %s", path, e.msg);
+        return vd_err_set(g->err, VD_INVALID, "%s: %s", shown, e.msg);
     if (c->n_children)
-        return vd_err_set(g->err, VD_INVALID, "%s: %s takes values, not filters", path, op);
+        return vd_err_set(g->err, VD_INVALID, "%s: %s takes values, not filters", shown, op);
     int list = c->op == VD_FOP_IN || c->op == VD_FOP_NIN;
     if (!list && c->n_values != 1)
-        return vd_err_set(g->err, VD_INVALID, "%s: %s expects one value, got %zu", path, op,
+        return vd_err_set(g->err, VD_INVALID, "%s: %s expects one value, got %zu", shown, op,
                           c->n_values);
     if (c->n_values && !c->values)
-        return vd_err_set(g->err, VD_INVALID, "%s: %s has no values", path, op);
+        return vd_err_set(g->err, VD_INVALID, "%s: %s has no values", shown, op);
     g->terms += list ? c->n_values : 0;
     if (g->terms > VD_FILTER_MAX_TERMS)
         return vd_err_set(g->err, VD_INVALID, "filter: more than %d terms", VD_FILTER_MAX_TERMS);
     for (size_t i = 0; i < c->n_values; i++) {
-        vd_status s = check_value(c, &c->values[i], path, g->err);
+        vd_status s = check_value(c, &c->values[i], shown, g->err);
         if (s != VD_OK) return s;
     }
     return VD_OK;
@@ -162,21 +174,31 @@ static vd_status check_node(gcheck *g, const vd_filter *f, int depth, char *path
     if (++g->terms > VD_FILTER_MAX_TERMS)
         return vd_err_set(g->err, VD_INVALID, "filter: more than %d terms", VD_FILTER_MAX_TERMS);
     if (f->op >= VD_FOP_EQ && f->op <= VD_FOP_EXISTS) return check_condition(g, f, path, plen, cap);
+    if (f->op == 0 && f->field_len)
+        return vd_err_set(g->err, VD_INVALID, "%s.%.*s: a condition without an operator",
+                          show(path, (char[80]){0}), (int)(f->field_len < 40 ? f->field_len : 40),
+                          f->field ? f->field : "");
+    if (f->op == 0)
+        return vd_err_set(g->err, VD_INVALID, "%s: an empty filter (no condition, $and, $or "
+                          "or $not)", show(path, (char[80]){0}));
     if (f->op < VD_FOP_AND || f->op > VD_FOP_NOT)
-        return vd_err_set(g->err, VD_INVALID, "%s: unknown operator %d", path, (int)f->op);
+        return vd_err_set(g->err, VD_INVALID, "%s: unknown operator %d", show(path, (char[80]){0}),
+                          (int)f->op);
     const char *op = vd_filter_op_name(f->op);
+    char sp[80];
+    const char *shown = show(path, sp);
     if (depth + 1 > VD_FILTER_MAX_DEPTH)
-        return vd_err_set(g->err, VD_INVALID, "%s: nesting deeper than %d levels", path,
+        return vd_err_set(g->err, VD_INVALID, "%s: nesting deeper than %d levels", shown,
                           VD_FILTER_MAX_DEPTH);
     if (f->n_values || f->field_len)
         return vd_err_set(g->err, VD_INVALID, "%s: %s takes filters, not a field or values",
-                          path, op);
+                          shown, op);
     if (f->op == VD_FOP_NOT && f->n_children != 1)
-        return vd_err_set(g->err, VD_INVALID, "%s: $not expects one filter, got %zu", path,
+        return vd_err_set(g->err, VD_INVALID, "%s: $not expects one filter, got %zu", shown,
                           f->n_children);
     if (f->n_children == 0 || !f->children)
         return vd_err_set(g->err, VD_INVALID, "%s: %s expects a non-empty list of filters",
-                          path, op);
+                          shown, op);
     for (size_t i = 0; i < f->n_children; i++) {
         size_t n = plen;
         if (f->op == VD_FOP_NOT) n += (size_t)snprintf(path + n, cap - n, ".$not");

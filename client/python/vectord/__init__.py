@@ -22,7 +22,7 @@ from ._errors import (Aborted, AlreadyExists, Cancelled, Code, DataLoss, Deadlin
                       Error, FailedPrecondition, Internal, InvalidArgument, NotFound,
                       OutOfRange, PermissionDenied, ResourceExhausted, Unauthenticated,
                       Unavailable, Unimplemented, Unknown)
-from ._types import CollectionInfo, Hit, Limits, Record
+from ._types import CollectionInfo, Hit, Limits, PayloadIndexInfo, Record
 from ._version import __version__
 from .client import Client
 
@@ -30,7 +30,8 @@ PAD_ID: int = (1 << 64) - 1
 """The id that pads :meth:`Client.knn` rows holding fewer than k hits (distance ``inf``)."""
 
 __all__ = [
-    "Client", "CollectionInfo", "Hit", "Record", "Limits", "Code", "PAD_ID", "__version__",
+    "Client", "CollectionInfo", "Hit", "Record", "Limits", "PayloadIndexInfo", "Code", "PAD_ID",
+    "__version__",
     "Error", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
     "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
     "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",

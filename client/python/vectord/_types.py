@@ -2,9 +2,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class PayloadIndexInfo:
+    """One payload index of a collection.
+
+    Attributes:
+        field: the dotted field path it indexes (``"meta.lang"``).
+        kind: ``"keyword"``, ``"integer"``, ``"float"`` or ``"bool"``.
+        points: points holding a value of its kind (while building: points scanned so far).
+        bytes_memory: bytes its in-memory postings hold.
+        building: still being built over the points stored before it (filters on its field
+            are evaluated from the payloads meanwhile: correct, slower).
+    """
+
+    field: str
+    kind: str
+    points: int = 0
+    bytes_memory: int = 0
+    building: bool = False
 
 
 @dataclass(frozen=True)
@@ -22,6 +42,7 @@ class CollectionInfo:
         created_unix_s: creation time, seconds since the epoch.
         bytes_disk: bytes the collection occupies on disk (as reported by the server).
         bytes_memory: bytes of index memory (as reported by the server).
+        payload_indexes: the collection's :class:`PayloadIndexInfo`, by field.
     """
 
     name: str
@@ -34,6 +55,7 @@ class CollectionInfo:
     created_unix_s: int = 0
     bytes_disk: int = 0
     bytes_memory: int = 0
+    payload_indexes: List[PayloadIndexInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from ._codec import (PAD_ID, IdsLike, MatrixLike, check_name, check_uint32, deco
 from ._conn import DEFAULT_MAX_FRAME, Connection, ConnectionBroken, parse_address
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
                       Unavailable)
-from ._types import CollectionInfo, Hit, Limits, Record
+from ._filter import Filter, encode as encode_filter
+from ._types import CollectionInfo, Hit, Limits, PayloadIndexInfo, Record
 from ._version import __version__
 
 # Room left in each frame for everything but the bulk bytes (field tags, name, varints).
@@ -46,12 +47,23 @@ _GET_BATCH = 1024
 _DELETE_BATCH = 16384
 
 
+_PINDEX_KINDS = {"keyword": pb.PAYLOAD_INDEX_KEYWORD, "integer": pb.PAYLOAD_INDEX_INTEGER,
+                 "float": pb.PAYLOAD_INDEX_FLOAT, "bool": pb.PAYLOAD_INDEX_BOOL}
+_PINDEX_NAMES = {v: k for k, v in _PINDEX_KINDS.items()}
+
+
+def _pindex_from_wire(p: "pb.PayloadIndexInfo") -> PayloadIndexInfo:
+    return PayloadIndexInfo(field=p.field, kind=_PINDEX_NAMES.get(p.kind, f"unknown({p.kind})"),
+                            points=p.points, bytes_memory=p.bytes_memory, building=p.building)
+
+
 def _info_from_wire(info: "pb.CollectionInfo") -> CollectionInfo:
     return CollectionInfo(name=info.name, dim=info.dim, metric=metric_from_wire(info.metric),
                           m=info.m, ef_construction=info.ef_construction,
                           ef_search=info.ef_search, count=info.count,
                           created_unix_s=info.created_unix_s, bytes_disk=info.bytes_disk,
-                          bytes_memory=info.bytes_memory)
+                          bytes_memory=info.bytes_memory,
+                          payload_indexes=[_pindex_from_wire(p) for p in info.payload_indexes])
 
 
 def _chunks(n: int, step: int) -> List[Tuple[int, int]]:
@@ -178,7 +190,8 @@ class Client:
 
     def _run(self, bounds: List[Tuple[int, int]], build: Callable[[int], "pb.Request"],
              handle: Callable[[int, "pb.Response"], None], *, idempotent: bool,
-             describe: Optional[Callable[[int], str]] = None, splittable: bool = False) -> None:
+             describe: Optional[Callable[[int], str]] = None, splittable: bool = False,
+             timeout: Any = "default") -> None:
         """Send frames 0..len(bounds)-1 pipelined on one pooled connection.
 
         ``bounds[i]`` is the (lo, hi) row range of frame i, read by ``build``/``handle``. If the
@@ -200,6 +213,9 @@ class Client:
             if not todo:
                 return
             conn = self._checkout()
+            saved = conn.timeout
+            if timeout != "default":
+                conn.timeout = timeout
             try:
                 conn.run(todo, build, on_response, window=self.window, describe=describe)
                 return
@@ -220,12 +236,14 @@ class Client:
                 bounds.append(((lo + hi) // 2, hi))
                 done.append(False)
             finally:
+                conn.timeout = saved
                 self._checkin(conn)
 
-    def _call(self, build: Callable[[], "pb.Request"], *, idempotent: bool) -> "pb.Response":
+    def _call(self, build: Callable[[], "pb.Request"], *, idempotent: bool,
+              timeout: Any = "default") -> "pb.Response":
         result: List[pb.Response] = []
         self._run([(0, 1)], lambda i: build(), lambda i, r: result.append(r),
-                  idempotent=idempotent)
+                  idempotent=idempotent, timeout=timeout)
         return result[0]
 
     def _frame_budget(self) -> int:
@@ -282,11 +300,56 @@ class Client:
         resp = self._call(lambda: req, idempotent=True)
         return _info_from_wire(resp.collection_info.info)
 
-    def count(self, collection: str) -> int:
-        """Number of points in ``collection``. Raises NotFound."""
+    def count(self, collection: str, filter: Optional[Filter] = None) -> int:
+        """Number of points in ``collection``, or of those the filter matches (the filter
+        grammar is in :mod:`vectord._filter`; conditions on fields with a payload index are
+        answered from it, others by reading the payloads). Raises NotFound, InvalidArgument
+        (a bad filter, naming the fault and its path)."""
         req = pb.Request()
         req.count.collection = check_name(collection)
+        flt = encode_filter(filter)
+        if flt is not None:
+            req.count.filter.CopyFrom(flt)
         return int(self._call(lambda: req, idempotent=True).count.count)
+
+    # -- payload indexes -------------------------------------------------------------------
+
+    def create_payload_index(self, collection: str, field: str, kind: str = "keyword", *,
+                             timeout: Optional[float] = None) -> PayloadIndexInfo:
+        """Index a payload field so filters on it are fast; returns its info once built.
+
+        Args:
+            collection: collection name.
+            field: dotted path into the payloads (``"source"``, ``"meta.lang"``).
+            kind: ``"keyword"`` (strings, exact), ``"integer"`` (integral numbers),
+                ``"float"`` (numbers) or ``"bool"``. A filter uses the index for conditions
+                whose values have its type.
+            timeout: seconds to wait for the build over the points already stored (``None``:
+                as long as it takes; the server logs its progress). Writes and searches go
+                on meanwhile; once created, every write maintains the index.
+
+        Raises:
+            AlreadyExists: the field has an index. NotFound: no such collection.
+            InvalidArgument: a bad field path or kind. ResourceExhausted: 16 indexes already.
+            Unavailable: the connection broke; not retried (``collection_info`` tells).
+        """
+        if not isinstance(kind, str) or kind not in _PINDEX_KINDS:
+            raise InvalidArgument(f"kind must be one of {', '.join(_PINDEX_KINDS)}; got {kind!r}")
+        req = pb.Request()
+        c = req.create_payload_index
+        c.collection = check_name(collection)
+        c.field = check_name(field, "field")
+        c.kind = _PINDEX_KINDS[kind]
+        resp = self._call(lambda: req, idempotent=False, timeout=timeout)
+        return _pindex_from_wire(resp.create_payload_index.info)
+
+    def drop_payload_index(self, collection: str, field: str) -> None:
+        """Drop the payload index on ``field``; filters on it then read the payloads.
+        Raises NotFound (no such index or collection). Not retried on a broken connection."""
+        req = pb.Request()
+        req.drop_payload_index.collection = check_name(collection)
+        req.drop_payload_index.field = check_name(field, "field")
+        self._call(lambda: req, idempotent=False)
 
     def stats(self) -> Dict[str, Any]:
         """Server statistics (version, uptime, connections, requests, commits, points,
@@ -400,7 +463,8 @@ class Client:
 
     def _search_frames(self, collection: str, q: np.ndarray, k: int, ef: Optional[int],
                        with_payload: bool,
-                       handle: Callable[[int, int, int, "pb.SearchResponse"], None]) -> None:
+                       handle: Callable[[int, int, int, "pb.SearchResponse"], None],
+                       flt: Optional["pb.Filter"] = None, explain: bool = False) -> None:
         """Split queries into frames, run them pipelined, hand each checked response to
         ``handle(lo, hi, k, search_response)``."""
         check_name(collection)
@@ -423,6 +487,9 @@ class Client:
             s.k = k
             s.ef = ef_v
             s.with_payloads = with_payload
+            s.explain = explain
+            if flt is not None:
+                s.filter.CopyFrom(flt)
             return req
 
         def on_response(i: int, resp: "pb.Response") -> None:
@@ -441,7 +508,8 @@ class Client:
                   describe=lambda i: f"queries {bounds[i][0]}..{bounds[i][1] - 1}")
 
     def search(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
-               with_payload: bool = True) -> Union[List[Hit], List[List[Hit]]]:
+               with_payload: bool = True,
+               filter: Optional[Filter] = None) -> Union[List[Hit], List[List[Hit]]]:
         """Nearest neighbours of one query or of a batch.
 
         Args:
@@ -453,13 +521,18 @@ class Client:
             ef: candidate list size; ``None`` uses the collection's ef_search. The server
                 uses max(ef, k).
             with_payload: fetch each hit's payload (else ``Hit.payload`` is None).
+            filter: only points whose payload matches are hits, e.g.
+                ``{"source": "a.md", "year": {"$gte": 2020}}`` (grammar: :mod:`vectord._filter`).
 
-        Hits are nearest first (ties by id); a query gets fewer than k hits when the
-        collection holds fewer points. Large batches are split and pipelined.
+        Hits are nearest first (ties by id); a query gets fewer than k hits only when fewer
+        points (matching the filter) exist: a filtered search returns exactly min(k,
+        matching points). Large batches are split and pipelined.
 
         Raises:
-            InvalidArgument: wrong dimension, NaN/Inf, k = 0 or k > max_k. NotFound.
+            InvalidArgument: wrong dimension, NaN/Inf, k = 0 or k > max_k, a bad filter
+                (naming the fault and its path). NotFound.
         """
+        flt = encode_filter(filter)
         q, single = to_queries(query)
         out: List[List[Hit]] = [[] for _ in range(q.shape[0])]
 
@@ -474,24 +547,26 @@ class Client:
                                if id_ != PAD_ID]
 
         if q.shape[0]:
-            self._search_frames(collection, q, k, ef, with_payload, handle)
+            self._search_frames(collection, q, k, ef, with_payload, handle, flt)
         return out[0] if single else out
 
-    def knn(self, collection: str, queries: MatrixLike, k: int = 10,
-            ef: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def knn(self, collection: str, queries: MatrixLike, k: int = 10, ef: Optional[int] = None,
+            filter: Optional[Filter] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Batch k-nearest-neighbour search returning arrays (the fast path).
 
         Args:
             collection: collection name.
             queries: ``(nq, dim)`` array (any real dtype) or list of lists; a 1-D vector
                 counts as one query.
-            k: neighbours per query. ef: as in :meth:`search`.
+            k: neighbours per query. ef, filter: as in :meth:`search` (one filter for every
+                query).
 
         Returns:
             ``(ids, distances)``: ``uint64`` and ``float32`` arrays of shape ``(nq, k)``,
             nearest first. Rows with fewer than k points are padded with id ``2**64 - 1``
             and distance ``inf``.
         """
+        flt = encode_filter(filter)
         q, _ = to_queries(queries)
         kk = check_uint32(k, "k")
         ids = np.empty((q.shape[0], kk), dtype=np.uint64)
@@ -502,8 +577,34 @@ class Client:
             dists[lo:hi] = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, k_)
 
         if q.shape[0]:
-            self._search_frames(collection, q, kk, ef, False, handle)
+            self._search_frames(collection, q, kk, ef, False, handle, flt)
         return ids, dists
+
+    def explain(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
+                filter: Optional[Filter] = None) -> Dict[str, Any]:
+        """How the server plans and runs a search (without payloads): a dict with, for a
+        filter, ``matching`` (points it matches), ``conditions_indexed`` /
+        ``conditions_scanned`` (answered by payload indexes / by reading payloads),
+        ``payloads_read`` and ``filter_us``, and ``queries``: per query the ``plan``
+        (``"graph"``, ``"exact"`` or ``"graph_then_exact"``), the ``fallback`` that sent a
+        traversal to the exact scan, ``ef``, ``nodes_visited``, ``distances``, the assumed
+        ``selectivity`` and the planner's cost estimates."""
+        flt = encode_filter(filter)
+        q, _ = to_queries(query)
+        out: Dict[str, Any] = {"queries": [None] * q.shape[0]}
+
+        def handle(lo: int, hi: int, k_: int, sr: "pb.SearchResponse") -> None:
+            x = sr.explain
+            for f in ("filtered", "matching", "conditions_indexed", "conditions_scanned",
+                      "payloads_read", "filter_us"):
+                out[f] = getattr(x, f)
+            for i, p in enumerate(x.queries):
+                out["queries"][lo + i] = {f.name: getattr(p, f.name) for f in p.DESCRIPTOR.fields}
+
+        if q.shape[0]:
+            self._search_frames(collection, q, check_uint32(k, "k"), ef, False, handle, flt,
+                                explain=True)
+        return out
 
     def get(self, collection: str, ids: IdsLike, with_vectors: bool = True,
             with_payload: bool = True) -> List[Optional[Record]]:
@@ -555,10 +656,23 @@ class Client:
                   describe=lambda i: f"get ids {bounds[i][0]}..{bounds[i][1] - 1}")
         return out
 
-    def delete(self, collection: str, ids: IdsLike) -> int:
-        """Delete points by id; returns how many existed. Unknown ids are ignored; the
-        points leave search results at once. Raises NotFound (no such collection)."""
+    def delete(self, collection: str, ids: Optional[IdsLike] = None,
+               filter: Optional[Filter] = None) -> int:
+        """Delete points by id, or every point a filter matches; returns how many were
+        deleted. Unknown ids are ignored; the points leave search results at once. A delete
+        by filter is one atomic, durable write (all its points or none); give ids or a filter,
+        not both. Raises NotFound (no such collection), InvalidArgument (a bad filter)."""
         check_name(collection)
+        flt = encode_filter(filter)
+        if flt is not None:
+            req = pb.Request()
+            req.delete.collection = collection
+            req.delete.filter.CopyFrom(flt)
+            if ids is not None:  # the server refuses both: its rule, its message
+                req.delete.ids = to_ids(ids)[:1].tobytes()
+            return int(self._call(lambda: req, idempotent=True).delete.deleted)
+        if ids is None:
+            raise InvalidArgument("delete: give ids or a filter")
         id_arr = to_ids(ids)
         n = len(id_arr)
         if n == 0:
