@@ -193,12 +193,13 @@ test-tsan: $(B)/test-unit
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 # storage's record codec is pure (no LMDB): fuzz targets link it without an environment.
-STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c
+STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c storage/filter.c \
+                     storage/pindex.c
 FUZZ_LINK_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_CODEC_SRC) $(PROTO_SRC) $(GEN_PB_C)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LINK_SRC)
 	@mkdir -p build-fuzz
 	clang $(CPPFLAGS) -I$(B)/gen -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
-	  -o $@ $< $(FUZZ_LINK_SRC) -lprotobuf-c -lm
+	  -o $@ $< $(FUZZ_LINK_SRC) -lprotobuf-c -ljansson -lroaring -lm
 test-fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  echo "== fuzz $$f ($(FUZZ_SECONDS) s)"; mkdir -p $$f.corpus; \
