@@ -51,42 +51,6 @@ const char *vd_filter_op_name(vd_filter_op op)
 }
 
 /* ---- the grammar ------------------------------------------------------------------------- */
-static int utf8_valid(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 :
-                     c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        if (!len || n - i < len) return 0;
-        uint32_t cp = len == 1 ? c : (uint32_t)(c & (0x7F >> len));
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
-vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err)
-{
-    size_t max = VD_FILTER_MAX_PATH_BYTES;
-    if (n == 0 || !p) return vd_err_set(err, VD_INVALID, "the field path is empty");
-    if (n > max)
-        return vd_err_set(err, VD_INVALID, "the field path has %zu bytes, over the %zu allowed",
-                          n, max);
-    if (memchr(p, 0, n)) return vd_err_set(err, VD_INVALID, "the field path holds a NUL byte");
-    if (p[0] == '.' || p[n - 1] == '.' || memmem(p, n, "..", 2))
-        return vd_err_set(err, VD_INVALID, "the field path \"%.*s\" has an empty segment",
-                          (int)n, p);
-    if (!utf8_valid((const uint8_t *)p, n))
-        return vd_err_set(err, VD_INVALID, "the field path is not valid UTF-8");
-    return VD_OK;
-}
-
 /* The path as a message shows it: whole up to 72 bytes, else its head and tail, so that the
  * message after it survives the 200-byte error record (and "count: " before it). */
 static const char *show(const char *path, char buf[80])
@@ -131,7 +95,7 @@ static vd_status check_value(const vd_filter *c, const vd_fval *v, const char *p
                           isnan(v->f) ? "nan" : v->f > 0 ? "inf" : "-inf");
     if (v->type == VD_FVAL_STRING && (!v->s.p && v->s.len))
         return vd_err_set(err, VD_INVALID, "%s: %s has a string without bytes", path, op);
-    if (v->type == VD_FVAL_STRING && !utf8_valid((const uint8_t *)v->s.p, v->s.len))
+    if (v->type == VD_FVAL_STRING && !vd_storage__utf8_valid((const uint8_t *)v->s.p, v->s.len))
         return vd_err_set(err, VD_INVALID, "%s: %s expects valid UTF-8 strings", path, op);
     return VD_OK;
 }

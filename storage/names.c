@@ -1,12 +1,16 @@
 /* storage/names.c: the rules storage owns for what users name: collection names
- * ([A-Za-z0-9_-]{1,64}: safe in keys, file names, logs and URLs without escaping), and the one
- * check of collection parameters in storage, vd_storage__params_check.
+ * ([A-Za-z0-9_-]{1,64}: safe in keys, file names, logs and URLs without escaping), the one
+ * check of collection parameters in storage, vd_storage__params_check, and payload field
+ * paths (1..256 bytes of UTF-8 in non-empty dot-separated segments: filters and payload
+ * indexes name fields the same way) and payload index kinds.
  *
  * Parameter limits and defaults are not restated here: they are the index's table
  * (VD_PARAM_MAP in index/vd_index.h, checked by vd_index_params_check and vd_param_resolve),
  * so create, import and the decoder of a stored catalog record accept exactly what
  * `vectord build`, the request decoder and the index accept. Pure: no LMDB, no state. */
-#include "storage/records.h"
+#include <stdio.h>
+
+#include "storage/storage_int.h"
 
 vd_status vd_name_check(const char *name, vd_err *err)
 {
@@ -68,4 +72,62 @@ vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
     p->m = ip.m;
     p->ef_construction = ip.ef_construction;
     return VD_OK;
+}
+
+/* ---- payload fields: their paths and index kinds --------------------------------------- */
+int vd_storage__utf8_valid(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 :
+                     c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (!len || n - i < len) return 0;
+        uint32_t cp = len == 1 ? c : (uint32_t)(c & (0x7F >> len));
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err)
+{
+    size_t max = VD_FILTER_MAX_PATH_BYTES;
+    if (n == 0 || !p) return vd_err_set(err, VD_INVALID, "the field path is empty");
+    if (n > max)
+        return vd_err_set(err, VD_INVALID, "the field path has %zu bytes, over the %zu allowed",
+                          n, max);
+    if (memchr(p, 0, n)) return vd_err_set(err, VD_INVALID, "the field path holds a NUL byte");
+    if (p[0] == '.' || p[n - 1] == '.' || memmem(p, n, "..", 2))
+        return vd_err_set(err, VD_INVALID, "the field path \"%.*s\" has an empty segment",
+                          (int)n, p);
+    if (!vd_storage__utf8_valid((const uint8_t *)p, n))
+        return vd_err_set(err, VD_INVALID, "the field path is not valid UTF-8");
+    return VD_OK;
+}
+
+const char *vd_pindex_kind_name(vd_pindex_kind k)
+{
+    switch (k) {
+    case VD_PINDEX_KEYWORD: return "keyword";
+    case VD_PINDEX_INTEGER: return "integer";
+    case VD_PINDEX_FLOAT: return "float";
+    case VD_PINDEX_BOOL: return "bool";
+    }
+    return "";
+}
+
+vd_status vd_pindex_kind_parse(const char *s, vd_pindex_kind *out)
+{
+    for (int k = VD_PINDEX_KEYWORD; k <= VD_PINDEX_BOOL; k++)
+        if (s && !strcmp(s, vd_pindex_kind_name((vd_pindex_kind)k))) {
+            *out = (vd_pindex_kind)k;
+            return VD_OK;
+        }
+    return VD_INVALID;
 }

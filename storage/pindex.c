@@ -66,27 +66,6 @@ struct vd_pidx {
     size_t n_staged, cap_staged;
 };
 
-const char *vd_pindex_kind_name(vd_pindex_kind k)
-{
-    switch (k) {
-    case VD_PINDEX_KEYWORD: return "keyword";
-    case VD_PINDEX_INTEGER: return "integer";
-    case VD_PINDEX_FLOAT: return "float";
-    case VD_PINDEX_BOOL: return "bool";
-    }
-    return "";
-}
-
-vd_status vd_pindex_kind_parse(const char *s, vd_pindex_kind *out)
-{
-    for (int k = VD_PINDEX_KEYWORD; k <= VD_PINDEX_BOOL; k++)
-        if (s && !strcmp(s, vd_pindex_kind_name((vd_pindex_kind)k))) {
-            *out = (vd_pindex_kind)k;
-            return VD_OK;
-        }
-    return VD_INVALID;
-}
-
 static int is_numeric(vd_pindex_kind k) { return k == VD_PINDEX_INTEGER || k == VD_PINDEX_FLOAT; }
 
 vd_pidx *vd_pidx_new(vd_pindex_kind kind)

@@ -4,10 +4,11 @@
  *
  * Files, from the bottom up; each calls only files listed before it, never back (no two call
  * each other: tests/layout/check_layout.py):
- *   names.c    the name rule and the one check of collection parameters  } pure: no LMDB,
- *   json.c     JSON payloads parsed (jansson) and checked                } the fuzz
- *   filter.c   the filter grammar; filters and field values on a payload } targets
+ *   names.c    name rules: collections, payload field paths, index kinds } pure: no LMDB,
+ *              and the one check of collection parameters                } the fuzz
+ *   json.c     JSON payloads parsed (jansson) and checked                } targets
  *   records.c  the record codec (records.h)                              } link them
+ *   filter.c   the filter grammar; filters and field values on a payload }
  *   pindex.c   a payload index's postings in memory (CRoaring bitmaps)   }
  *   env.c      the LMDB environment: errors, precheck, open, reader gate, map growth, retry
  *   db.c       the databases: handles, identification, get/put/del of each record kind
@@ -124,9 +125,12 @@ typedef struct vd_txn {
  * fault. Any thread. */
 vd_status vd_storage__json_parse(const uint8_t *p, size_t n, json_t **out, vd_err *err);
 
-/* ---- filter.c ----------------------------------------------------------------------------- */
+/* ---- names.c (the rest is in records.h) ------------------------------------------------ */
 /* A field path: 1..VD_FILTER_MAX_PATH_BYTES bytes of UTF-8, no NUL, no empty segment. */
 vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err);
+int vd_storage__utf8_valid(const uint8_t *s, size_t n); /* strict: no overlong, no surrogate */
+
+/* ---- filter.c ----------------------------------------------------------------------------- */
 /* Calls fn(ctx, v) on each value the path finds in root (NULL: none) until fn returns non-zero
  * (returned); *present = 1 when the path finds anything. */
 int vd_storage__path_visit(const json_t *root, const char *path, size_t n,
