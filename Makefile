@@ -85,7 +85,7 @@ DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimd
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
             libhnswlib-dev python3 python3-numpy python3-protobuf python3-pytest python3-tqdm \
             python3-pip python3-venv clang libclang-rt-14-dev valgrind \
-            libroaring-dev libjansson-dev libfaiss-dev
+            libroaring-dev libjansson-dev libfaiss-dev zlib1g-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
@@ -152,6 +152,12 @@ $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/be
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
 # bench-net drives the daemon through the tests' blocking client.
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
+# bench-filter measures FAISS HNSW with an IDSelector next to vectord (Debian's libfaiss-dev).
+$(B)/obj/bench/faiss_peer.o: bench/faiss_peer.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -fopenmp -w -c $< -o $@
+$(B)/bench-filter: $(B)/obj/bench/faiss_peer.o
+$(B)/bench-filter: LIBS_EXT += -lfaiss -lblas -llapack -lz -fopenmp
 
 # ---- running ----------------------------------------------------------------------------
 # The Python wire module too, so `PYTHONPATH=client/python` imports the client right away.
@@ -233,6 +239,7 @@ bench: deps
 	rm -rf $(BENCH_TMP)/vd-bench-storage
 	./build/bench-storage all $(BENCH_TMP)/vd-bench-storage 1000000 128 | tee -a $(BENCH_OUT).txt
 	./build/bench-net --json >> $(BENCH_OUT)
+	./build/bench-filter --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 --json \
 	  >> $(BENCH_OUT)
 	@echo "make bench: results in $(BENCH_OUT)"

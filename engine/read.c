@@ -200,9 +200,10 @@ static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result 
     return s;
 }
 
-/* The queries, under the filter's set when there is one: the index gets it as a dense
- * bitmap (tested inline on its traversal) with its exact size, so the planner knows the
- * selectivity. The set is released before payloads are fetched. */
+/* The queries, under the filter's set when there is one: the index gets it with its exact
+ * size, so the planner knows the selectivity (vd_filtered_slot_filter: a dense bitmap tested
+ * inline on the traversal, or lookups for a small set). The set is released before payloads
+ * are fetched. */
 static vd_status filtered_queries(vd_engine *e, vd_collection *c, const vd_search_req *q,
                                   vd_hit *hits, vd_search_result *r, vd_err *err)
 {
@@ -210,11 +211,10 @@ static vd_status filtered_queries(vd_engine *e, vd_collection *c, const vd_searc
     vd_filtered *fv = NULL;
     vd_status s = vd_filtered_begin(e->store, c, q->filter, &fv, err);
     if (s != VD_OK) return s;
-    vd_slot_filter sf = {0};
+    vd_slot_filter sf;
     vd_filtered_stats_get(fv, &r->filter);
     r->filtered = 1;
-    sf.n_allowed = r->filter.matching;
-    if (!(sf.bits = vd_filtered_bits(fv, &sf.n_bits, err))) s = VD_NOMEM;
+    s = vd_filtered_slot_filter(fv, &sf, err);
     if (s == VD_OK) s = run_queries(c, q, &sf, hits, r, err);
     vd_filtered_end(fv);
     return s;

@@ -161,3 +161,30 @@ size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, si
     if (!roaring_move_uint32_iterator_equalorlarger(&it, from)) return 0;
     return roaring_read_uint32_iterator(&it, slots, (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap));
 }
+
+/* Sparse sets go to the index as callbacks (a set lookup per traversal question, and the
+ * exact scan walks the set itself), dense ones as a bitmap the traversal tests inline: below
+ * this many matches, building the bitmap (a word per 64 slots, up to the set's largest)
+ * would cost more than the lookups it saves. */
+#define DENSE_MIN 2048
+
+static int allow_cb(void *ctx, uint32_t slot) { return vd_filtered_allows(ctx, slot); }
+
+static size_t next_cb(void *ctx, uint32_t from, uint32_t *slots, size_t cap)
+{
+    return vd_filtered_next(ctx, from, slots, cap);
+}
+
+vd_status vd_filtered_slot_filter(vd_filtered *v, vd_slot_filter *out, vd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->n_allowed = v->stats.matching;
+    if (v->stats.matching < DENSE_MIN) {
+        out->allow = allow_cb;
+        out->next = next_cb;
+        out->ctx = v;
+        return VD_OK;
+    }
+    if (!(out->bits = vd_filtered_bits(v, &out->n_bits, err))) return VD_NOMEM;
+    return VD_OK;
+}

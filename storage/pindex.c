@@ -415,8 +415,18 @@ vd_status vd_pidx_load_finish(vd_pidx *x, vd_err *err)
     for (size_t i = 0; i < x->n_b; i++) bucket_free(&x->b[i]);
     x->n_b = 0;
     for (size_t at = 0; s == VD_OK && at < x->n_staged;) {
-        /* Up to BUCKET_TARGET pairs, then on to the end of the last key's run. */
+        /* Up to BUCKET_TARGET pairs, then on to the end of the last key's run; a long run (a
+         * frequent value) gets a bucket of its own, so that equality on it is one bitmap. */
         size_t end = at + BUCKET_TARGET < x->n_staged ? at + BUCKET_TARGET : x->n_staged;
+        for (size_t r = at + 1; r < end; r++)
+            if (x->staged[r].key != x->staged[r - 1].key) {
+                size_t run = r, e2 = r;
+                while (e2 < x->n_staged && x->staged[e2].key == x->staged[run].key) e2++;
+                if (e2 - run >= BUCKET_TARGET / 4) { /* the next key is frequent: stop before */
+                    end = run;
+                    break;
+                }
+            }
         while (end < x->n_staged && x->staged[end].key == x->staged[end - 1].key) end++;
         if (!buckets_reserve(x, x->n_b + 1)) {
             s = nomem(err);
@@ -488,8 +498,9 @@ vd_status vd_pidx_range(const vd_pidx *x, uint64_t lo, uint64_t hi, roaring_bitm
     for (size_t i = i0; i <= i1; i++) {
         const nbucket *b = &x->b[i];
         uint64_t top = i + 1 < x->n_b ? x->b[i + 1].lo - 1 : UINT64_MAX;
-        if (b->lo >= lo && top <= hi) {
-            full[n_full++] = b->bm;
+        /* Whole when its key range, or just the keys it holds, lie inside lo..hi. */
+        if ((b->lo >= lo && top <= hi) || (b->n && b->keys[0] >= lo && b->keys[b->n - 1] <= hi)) {
+            if (b->n) full[n_full++] = b->bm;
             continue;
         }
         for (uint32_t j = pair_lower(b, lo, 0); j < b->n && b->keys[j] <= hi; j++) {

@@ -249,6 +249,10 @@ size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, si
  * *n_bits covers every slot of the set. NULL (VD_NOMEM) on allocation failure. The thread
  * that began v. */
 const uint64_t *vd_filtered_bits(vd_filtered *v, uint32_t *n_bits, vd_err *err);
+/* The set as the index's search filter (vd_index_search_opts), valid until vd_filtered_end:
+ * its exact size, and a dense bitmap when it is large or set-lookup callbacks when it is
+ * small (the exact scan then walks the set, not the slots). VD_NOMEM. */
+vd_status vd_filtered_slot_filter(vd_filtered *v, vd_slot_filter *out, vd_err *err);
 
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {

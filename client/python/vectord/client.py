@@ -11,10 +11,12 @@ Retry rules: a connection found closed before a call starts (server restart, idl
 is replaced silently. A connection that breaks *during* a call makes the call raise
 :class:`Unavailable`, except for idempotent calls, which are re-sent once on a fresh
 connection (only their unacknowledged frames): ``list_collections``, ``collection_info``,
-``count``, ``stats``, ``search``, ``knn``, ``get``, ``upsert`` (writing the same points twice
-leaves the same state) and ``delete`` (its returned count may then miss points the lost
-attempt already deleted). ``create_collection`` and ``drop_collection`` are never re-sent:
-after :class:`Unavailable` from them, look (``list_collections``) before trying again.
+``count``, ``stats``, ``search``, ``knn``, ``explain``, ``get``, ``upsert`` (writing the same
+points twice leaves the same state) and ``delete`` (by ids or filter: its returned count may
+then miss points the lost attempt already deleted). ``create_collection``,
+``drop_collection``, ``create_payload_index`` and ``drop_payload_index`` are never re-sent:
+after :class:`Unavailable` from them, look (``list_collections``, ``collection_info``) before
+trying again.
 Server errors (a non-OK status) and timeouts are never retried.
 """
 from __future__ import annotations
