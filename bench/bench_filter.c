@@ -649,6 +649,7 @@ static void report(const opts *o, const dset *d, const fspec *fs, const truth *t
             vd->short_rows ? "SHORT" : "ok", vd2 ? vd2->recall : NAN, vd2 ? vd2->qps : NAN,
             vd2 ? vd2->qps / unf->qps : NAN, t->exact_qps, t->exact_given_qps, fa->ef,
             fa->recall, fa->qps, vd->reached && vd->qps >= peer ? "yes" : "NO");
+    fflush(txt);
     if (!o->json) return;
     vd_bench_json j;
     vd_bench_json_begin(&j);
