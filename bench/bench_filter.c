@@ -146,7 +146,10 @@ static int row_matches(const dset *d, const fspec *fs, size_t q, size_t r)
     return 0;
 }
 
-static int per_query(const fspec *fs) { return fs->kind == F_LABEL_OWN || fs->kind == F_LABEL_OTHER; }
+static int per_query(const fspec *fs)
+{
+    return fs->kind == F_LABEL_OWN || fs->kind == F_LABEL_OTHER;
+}
 
 /* ---- data ------------------------------------------------------------------------------- */
 static uint64_t rng = 0x5eedf117e2ull;
@@ -336,7 +339,8 @@ static vd_status vd_indexes(const opts *o, const dset *d, vd_side *v, vd_err *e)
     if (s == VD_OK && d->glove) s = create_index(v, "rank", VD_PINDEX_INTEGER, e);
     if (s == VD_OK && d->glove) s = create_index(v, "initial", VD_PINDEX_KEYWORD, e);
     if (s == VD_OK && d->glove) s = create_index(v, "len", VD_PINDEX_INTEGER, e);
-    for (int c = 0; c < 4 && s == VD_OK; c++) s = create_index(v, kw_field[c], VD_PINDEX_KEYWORD, e);
+    for (int c = 0; c < 4 && s == VD_OK; c++)
+        s = create_index(v, kw_field[c], VD_PINDEX_KEYWORD, e);
     if (s == VD_OK) s = reopen(o, v, &v->open_indexed_s, e);
     int more = 0;
     if (s == VD_OK) s = vd_store_pindex_step(v->st, 1, &more, e);
@@ -575,55 +579,58 @@ static void faiss_run(faiss_peer *p, const dset *d, const fspec *fs, const truth
     r->recall = want ? (double)hit / (double)want : 1.0;
 }
 
-/* g_runs passes at ef: the best QPS (the same answers each time). */
-static void vd_best(vd_side *v, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
+/* One pass of a system over every query at ef. */
+typedef void (*run_fn)(void *sys, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
+                       run *r);
+
+static void vd_pass(void *sys, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
                     run *r)
 {
-    run x;
-    vd_run(v, d, fs, t, ef, r);
-    for (uint32_t i = 1; i < g_runs; i++) {
-        vd_run(v, d, fs, t, ef, &x);
-        if (x.qps > r->qps) r->qps = x.qps;
-    }
+    vd_run(sys, d, fs, t, ef, r);
 }
 
-static void faiss_best(faiss_peer *p, const dset *d, const fspec *fs, const truth *t,
-                       uint32_t ef, run *r)
+static void faiss_pass(void *sys, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
+                       run *r)
+{
+    faiss_run(sys, d, fs, t, ef, r);
+}
+
+/* g_runs passes at ef: the best QPS (the same answers each time). */
+static void best_of(run_fn f, void *sys, const dset *d, const fspec *fs, const truth *t,
+                    uint32_t ef, run *r)
 {
     run x;
-    faiss_run(p, d, fs, t, ef, r);
+    f(sys, d, fs, t, ef, r);
     for (uint32_t i = 1; i < g_runs; i++) {
-        faiss_run(p, d, fs, t, ef, &x);
+        f(sys, d, fs, t, ef, &x);
         if (x.qps > r->qps) r->qps = x.qps;
     }
 }
 
 /* Sweeps ef upwards until recall >= 0.95: the first such run, or the last one. Recall is
  * found with one pass per ef; only the chosen ef is timed (best of g_runs). */
-static run sweep_vd(vd_side *v, const dset *d, const fspec *fs, const truth *t)
+static run sweep(run_fn f, void *sys, const uint32_t *efs, size_t n_efs, const dset *d,
+                 const fspec *fs, const truth *t)
 {
     run r = {0};
-    for (size_t i = 0; i < VD_ARRAY_LEN(efs_vd); i++) {
-        vd_run(v, d, fs, t, efs_vd[i], &r);
+    for (size_t i = 0; i < n_efs; i++) {
+        f(sys, d, fs, t, efs[i], &r);
         if ((r.reached = r.recall >= 0.95)) break;
     }
     int reached = r.reached;
-    vd_best(v, d, fs, t, r.ef, &r);
+    best_of(f, sys, d, fs, t, r.ef, &r);
     r.reached = reached;
     return r;
 }
 
+static run sweep_vd(vd_side *v, const dset *d, const fspec *fs, const truth *t)
+{
+    return sweep(vd_pass, v, efs_vd, VD_ARRAY_LEN(efs_vd), d, fs, t);
+}
+
 static run sweep_faiss(faiss_peer *p, const dset *d, const fspec *fs, const truth *t)
 {
-    run r = {0};
-    for (size_t i = 0; i < VD_ARRAY_LEN(efs_faiss); i++) {
-        faiss_run(p, d, fs, t, efs_faiss[i], &r);
-        if ((r.reached = r.recall >= 0.95)) break;
-    }
-    int reached = r.reached;
-    faiss_best(p, d, fs, t, r.ef, &r);
-    r.reached = reached;
-    return r;
+    return sweep(faiss_pass, p, efs_faiss, VD_ARRAY_LEN(efs_faiss), d, fs, t);
 }
 
 /* ---- the report ---------------------------------------------------------------------------- */
@@ -699,8 +706,8 @@ static void report_set(const opts *o, const dset *d, const vd_side *v, double fa
     fprintf(txt, "\n== %s: %zu x %u %s, M %u, ef_construction %u, %zu queries, k %d, 1 search "
            "thread\n", d->name, d->base.n, d->base.dim, vd_metric_name(d->metric), o->m,
            o->efc, d->queries.n, K);
-    fprintf(txt, "build (%u threads): vectord %.1f s, FAISS %.1f s. Unfiltered recall 0.95: vectord "
-           "ef %u (recall %.3f) %.0f QPS; FAISS ef %u (recall %.3f) %.0f QPS\n", o->threads,
+    fprintf(txt, "build (%u threads): vectord %.1f s, FAISS %.1f s. Unfiltered recall 0.95: "
+           "vectord ef %u (recall %.3f) %.0f QPS; FAISS ef %u (recall %.3f) %.0f QPS\n", o->threads,
            v->build_s, faiss_build_s, unf->ef, unf->recall, unf->qps, funf->ef, funf->recall,
            funf->qps);
     for (int i = 0; i < v->n_pi; i++)
@@ -789,7 +796,7 @@ static int run_set(const opts *o, const char *dir, const vd_bench_env *env)
         truth_of(&d, &fs[i], &t);
         exact_run(&v, &d, &fs[i], &t);
         run r = sweep_vd(&v, &d, &fs[i], &t), r2 = {0}, fr = sweep_faiss(fp, &d, &fs[i], &t);
-        if (fs[i].uncorrelated) vd_best(&v, &d, &fs[i], &t, 2 * unf.ef, &r2);
+        if (fs[i].uncorrelated) best_of(vd_pass, &v, &d, &fs[i], &t, 2 * unf.ef, &r2);
         report(o, &d, &fs[i], &t, &r, fs[i].uncorrelated ? &r2 : NULL, &unf, &fr, env);
         truth_free(&t, !per_query(&fs[i]));
     }

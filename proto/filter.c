@@ -32,11 +32,11 @@ _Static_assert((int)VD_FOP_EQ == VECTORD__V1__FILTER_OP__FILTER_EQ &&
                    (int)VD_FOP_NIN == VECTORD__V1__FILTER_OP__FILTER_NIN &&
                    (int)VD_FOP_EXISTS == VECTORD__V1__FILTER_OP__FILTER_EXISTS,
                "FilterOp and vd_filter_op agree");
-_Static_assert((int)VD_PINDEX_KEYWORD == VECTORD__V1__PAYLOAD_INDEX_KIND__PAYLOAD_INDEX_KEYWORD &&
-                   (int)VD_PINDEX_INTEGER == VECTORD__V1__PAYLOAD_INDEX_KIND__PAYLOAD_INDEX_INTEGER &&
-                   (int)VD_PINDEX_FLOAT == VECTORD__V1__PAYLOAD_INDEX_KIND__PAYLOAD_INDEX_FLOAT &&
-                   (int)VD_PINDEX_BOOL == VECTORD__V1__PAYLOAD_INDEX_KIND__PAYLOAD_INDEX_BOOL,
+#define PK(x) VECTORD__V1__PAYLOAD_INDEX_KIND__PAYLOAD_INDEX_##x
+_Static_assert((int)VD_PINDEX_KEYWORD == PK(KEYWORD) && (int)VD_PINDEX_INTEGER == PK(INTEGER) &&
+                   (int)VD_PINDEX_FLOAT == PK(FLOAT) && (int)VD_PINDEX_BOOL == PK(BOOL),
                "PayloadIndexKind and vd_pindex_kind agree");
+#undef PK
 
 /* ---- the guard --------------------------------------------------------------------------- */
 typedef struct span {

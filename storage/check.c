@@ -134,7 +134,8 @@ static vd_status read_pdefs(checker *k, ccheck *x)
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (cur) mdb_cursor_close(cur);
-    if (s == VD_OK && rc && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND)
+        s = vd_storage__txn_fail(&k->t, rc, k->err, "checking");
     return s;
 }
 

@@ -242,8 +242,9 @@ static vd_status postings(fc *x, const vd_filter *c, vd_filter_op op, const vd_p
     }
     uint64_t lo, hi;
     if (kind != VD_PINDEX_KEYWORD)
-        return key_range(kind, op, &c->values[0], &lo, &hi) ? vd_pidx_range(idx, lo, hi, out, x->err)
-                                                            : VD_OK;
+        return key_range(kind, op, &c->values[0], &lo, &hi)
+                   ? vd_pidx_range(idx, lo, hi, out, x->err)
+                   : VD_OK;
     vd_pval_item it = item_of(&c->values[0]);
     int low = op == VD_FOP_GT || op == VD_FOP_GTE, incl = op == VD_FOP_GTE || op == VD_FOP_LTE;
     return vd_pidx_string_range(idx, low ? &it : NULL, incl, low ? NULL : &it, incl, out);

@@ -108,7 +108,8 @@ static void container_bits(uint64_t *bits, uint32_t hi, uint8_t type, const void
         break;
     case ARRAY_CONTAINER_TYPE_CODE: {
         const array_container_t *a = c;
-        for (int32_t i = 0; i < a->cardinality; i++) w[a->array[i] >> 6] |= 1ull << (a->array[i] & 63);
+        for (int32_t i = 0; i < a->cardinality; i++)
+            w[a->array[i] >> 6] |= 1ull << (a->array[i] & 63);
         break;
     }
     case RUN_CONTAINER_TYPE_CODE: {
@@ -159,7 +160,8 @@ size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, si
     roaring_uint32_iterator_t it;
     roaring_init_iterator(v->set, &it);
     if (!roaring_move_uint32_iterator_equalorlarger(&it, from)) return 0;
-    return roaring_read_uint32_iterator(&it, slots, (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap));
+    return roaring_read_uint32_iterator(&it, slots,
+                                        (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap));
 }
 
 /* Sparse sets go to the index as callbacks (a set lookup per traversal question, and the

@@ -336,13 +336,19 @@ static vd_status nomem(vd_err *err)
     return vd_err_set(err, VD_NOMEM, "out of memory in a payload index");
 }
 
+/* What every kind keeps of a slot's record besides its values. */
+static void note_slot(vd_pidx *x, uint32_t slot, const vd_pvals *r)
+{
+    if (r->flags & VD_PVAL_PRESENT) roaring_bitmap_add(x->present, slot);
+    if (r->flags & VD_PVAL_FALLBACK) roaring_bitmap_add(x->fallback, slot);
+    if (r->n) x->n_points++;
+}
+
 vd_status vd_pidx_add(vd_pidx *x, uint32_t slot, const vd_pvals *r, vd_err *err)
 {
     size_t it = 0;
     vd_pval_item v;
-    if (r->flags & VD_PVAL_PRESENT) roaring_bitmap_add(x->present, slot);
-    if (r->flags & VD_PVAL_FALLBACK) roaring_bitmap_add(x->fallback, slot);
-    if (r->n) x->n_points++;
+    note_slot(x, slot, r);
     while (vd_storage__pvals_next(r, &it, &v)) {
         if (x->kind == VD_PINDEX_KEYWORD) {
             kentry *e = kget(x, v.s, v.len);
@@ -384,9 +390,7 @@ vd_status vd_pidx_load_add(vd_pidx *x, uint32_t slot, const vd_pvals *r, vd_err 
     if (!is_numeric(x->kind)) return vd_pidx_add(x, slot, r, err);
     size_t it = 0;
     vd_pval_item v;
-    if (r->flags & VD_PVAL_PRESENT) roaring_bitmap_add(x->present, slot);
-    if (r->flags & VD_PVAL_FALLBACK) roaring_bitmap_add(x->fallback, slot);
-    if (r->n) x->n_points++;
+    note_slot(x, slot, r);
     while (vd_storage__pvals_next(r, &it, &v)) {
         if (x->n_staged == x->cap_staged) {
             size_t cap = x->cap_staged ? x->cap_staged * 2 : 4096;

@@ -388,7 +388,8 @@ vd_status vd_storage__filter_ids(vd_txn *t, vd_wcoll *w, const vd_filter *f, uin
         const float *v;
         vd_point_rec pr;
         int found;
-        if (vd_index_slot_vector(c->ix, slot, &id, &v, NULL) != VD_OK || id_in(changed, n_changed, id))
+        if (vd_index_slot_vector(c->ix, slot, &id, &v, NULL) != VD_OK ||
+            id_in(changed, n_changed, id))
             continue;
         s = vd_storage__point_get(t, c->cid, &c->params, id, &pr, &found, err);
         if (s == VD_OK && found && pr.slot == slot && push_id(&out, &n, &cap, id)) s = nomem(err);

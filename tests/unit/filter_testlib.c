@@ -148,3 +148,20 @@ const vd_filter *ft_parse(ft_arena *a, const char *text)
     json_decref(j);
     return f;
 }
+
+uint64_t ft_count(vd_store *st, const char *collection, const char *json)
+{
+    ft_arena *a = ft_new();
+    vd_collection *c = NULL;
+    ck_assert_int_eq(vd_store_acquire(st, collection, &c, NULL), VD_OK);
+    vd_filtered *v = NULL;
+    vd_err e = {0};
+    ck_assert_msg(vd_filtered_begin(st, c, ft_parse(a, json), &v, &e) == VD_OK, "%s: %s", json,
+                  e.msg);
+    vd_filtered_stats fs;
+    vd_filtered_stats_get(v, &fs);
+    vd_filtered_end(v);
+    vd_collection_release(c);
+    ft_free(a);
+    return fs.matching;
+}

@@ -14,5 +14,8 @@ ft_arena *ft_new(void);
 void ft_free(ft_arena *a); /* frees every tree it built */
 /* The tree of `json` (asserting it parses); valid until ft_free. */
 const vd_filter *ft_parse(ft_arena *a, const char *json);
+/* The number of points of `collection` the filter `json` matches (vd_filtered_*), asserting
+ * it compiles. */
+uint64_t ft_count(vd_store *st, const char *collection, const char *json);
 
 #endif

@@ -134,7 +134,8 @@ START_TEST(collections_are_created_listed_counted_and_dropped)
     ck_assert_str_eq(r.list.items[0].params.name, "b");
     ck_assert_uint_eq(r.list.items[1].count, 5);
     vd_result_free(&r);
-    ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "docs"}}, &r, &e), VD_OK);
+    ck_assert_int_eq(
+        run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "docs"}}, &r, &e), VD_OK);
     ck_assert_uint_eq(r.n, 5);
     ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_INFO, .name = "docs"}, &r, &e), VD_OK);
     ck_assert_uint_eq(r.info.count, 5);
@@ -344,7 +345,8 @@ START_TEST(writes_prepared_together_commit_in_one_group)
     ck_assert_int_eq(vd_engine_write_result(eng, &w[2], &r, &e), VD_OK);
     ck_assert_uint_eq(r.n, 0); /* id 3 did not exist */
     vd_result c;
-    ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "grp"}}, &c, &e), VD_OK);
+    ck_assert_int_eq(
+        run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "grp"}}, &c, &e), VD_OK);
     ck_assert_uint_eq(c.n, 2);
     /* a create or drop ends its group */
     vd_write cw;

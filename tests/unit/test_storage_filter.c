@@ -218,9 +218,12 @@ static int random_payload(char *buf, size_t cap)
     }
     if (rnd() % 4) {
         if (rnd() % 7 == 0) n += (size_t)snprintf(buf + n, cap - n, "\"f\":9007199254740993,");
-        else n += (size_t)snprintf(buf + n, cap - n, "\"f\":%.3f,", (double)(rnd() % 2000) / 100.0 - 5);
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "\"f\":%.3f,",
+                                  (double)(rnd() % 2000) / 100.0 - 5);
     }
-    if (rnd() % 3) n += (size_t)snprintf(buf + n, cap - n, "\"b\":%s,", rnd() % 2 ? "true" : "false");
+    if (rnd() % 3)
+        n += (size_t)snprintf(buf + n, cap - n, "\"b\":%s,", rnd() % 2 ? "true" : "false");
     if (rnd() % 3) {
         const char *lang = rnd() % 2 ? "en" : "de";
         if (rnd() % 3)
@@ -499,22 +502,6 @@ START_TEST(pindex_ops_are_checked)
 }
 END_TEST
 
-static uint64_t count_of(vd_store *st, const char *name, const char *filter)
-{
-    ft_arena *a = ft_new();
-    vd_collection *c = NULL;
-    ck_assert_int_eq(vd_store_acquire(st, name, &c, NULL), VD_OK);
-    vd_filtered *v = NULL;
-    vd_err e;
-    ck_assert_msg(vd_filtered_begin(st, c, ft_parse(a, filter), &v, &e) == VD_OK, "%s", e.msg);
-    vd_filtered_stats fs;
-    vd_filtered_stats_get(v, &fs);
-    vd_filtered_end(v);
-    vd_collection_release(c);
-    ft_free(a);
-    return fs.matching;
-}
-
 START_TEST(delete_by_filter_sees_its_group)
 {
     char dir[64];
@@ -534,12 +521,13 @@ START_TEST(delete_by_filter_sees_its_group)
                 .payloads = pl, .payload_lens = lens};
     ck_assert_int_eq(vd_store_write(st, &up, 1, &e), VD_OK);
     check_ok(st);
-    ck_assert_uint_eq(count_of(st, "d", "{\"src\":\"a\"}"), 2);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"src\":\"a\"}"), 2);
     check_ok(st);
     /* One group: id 2 becomes "a", id 3 becomes "c", then delete where src == "a": the
      * delete sees the group's own upserts (ids 1 and 2 go, not 3). */
     ft_arena *a = ft_new();
-    const uint8_t *pl2[2] = {(const uint8_t *)"{\"src\":\"a\"}", (const uint8_t *)"{\"src\":\"c\"}"};
+    const uint8_t *pl2[2] = {(const uint8_t *)"{\"src\":\"a\"}",
+                             (const uint8_t *)"{\"src\":\"c\"}"};
     uint32_t lens2[2] = {11, 11};
     vd_op ops[3] = {
         {.kind = VD_OP_UPSERT, .collection = "d", .ids = ids + 1, .n = 2, .vectors = v + DIM,
@@ -554,9 +542,9 @@ START_TEST(delete_by_filter_sees_its_group)
     ck_assert_uint_eq(ops[1].n_done, 2);
     ck_assert_int_eq(ops[2].status, VD_INVALID);
     ck_assert_str_eq(ops[2].err.msg, "delete from d: give ids or a filter, not both");
-    ck_assert_uint_eq(count_of(st, "d", "{\"src\":\"a\"}"), 0);
-    ck_assert_uint_eq(count_of(st, "d", "{\"src\":{\"$exists\":true}}"), 1);
-    ck_assert_uint_eq(count_of(st, "d", "{\"src\":{\"$ne\":\"c\"}}"), 1); /* id 4, no payload */
+    ck_assert_uint_eq(ft_count(st, "d", "{\"src\":\"a\"}"), 0);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"src\":{\"$exists\":true}}"), 1);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"src\":{\"$ne\":\"c\"}}"), 1); /* id 4, no payload */
     /* A bad filter is refused with the op's prefix. */
     vd_op bad = {.kind = VD_OP_DELETE, .collection = "d", .filter = ft_parse(a, "{\"$or\":[]}")};
     ck_assert_int_eq(vd_store_write(st, &bad, 1, &e), VD_OK);
@@ -580,7 +568,7 @@ START_TEST(check_finds_damaged_values_records)
     ck_assert_int_eq(pindex_op(st, VD_OP_PINDEX_CREATE, "d", "id", VD_PINDEX_INTEGER, &e), VD_OK);
     build_all(st, 7);
     check_ok(st);
-    ck_assert_uint_eq(count_of(st, "d", "{\"id\":{\"$lt\":5}}"), 5);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"id\":{\"$lt\":5}}"), 5);
     /* Rewrite one values record behind the store's back, and add one for no point. */
     vd_collection *c = NULL;
     ck_assert_int_eq(vd_store_acquire(st, "d", &c, NULL), VD_OK);
@@ -627,14 +615,14 @@ START_TEST(directory_without_payload_index_tables)
     ck_assert_msg(vd_store_open(dir, &ro, &st, &e) == VD_OK, "%s", e.msg);
     ck_assert_int_eq(st->db_absent[VD_DB_PINDEXES], 1);
     check_ok(st);
-    ck_assert_uint_eq(count_of(st, "d", "{\"id\":{\"$gte\":5}}"), 5);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"id\":{\"$gte\":5}}"), 5);
     vd_store_close(st);
     /* Read-write: the tables appear, and indexes work. */
     st = st_open(dir);
     ck_assert_int_eq(st->db_absent[VD_DB_PINDEXES], 0);
     ck_assert_int_eq(pindex_op(st, VD_OP_PINDEX_CREATE, "d", "id", VD_PINDEX_FLOAT, &e), VD_OK);
     build_all(st, 3);
-    ck_assert_uint_eq(count_of(st, "d", "{\"id\":{\"$gte\":5}}"), 5);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"id\":{\"$gte\":5}}"), 5);
     check_ok(st);
     vd_store_close(st);
     st_rmtree(dir);

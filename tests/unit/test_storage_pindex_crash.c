@@ -86,18 +86,7 @@ static uint64_t count(vd_store *st, const char *fmt, uint64_t b, int with_uninde
     snprintf(text, sizeof text, fmt, (unsigned long long)b);
     if (with_unindexed) /* a condition no index answers: the payloads decide the rest too */
         text[strlen(text) - 1] = 0, strcat(text, ",\"nope\":{\"$exists\":false}}");
-    ft_arena *a = ft_new();
-    vd_collection *c = NULL;
-    ck_assert_int_eq(vd_store_acquire(st, "p", &c, NULL), VD_OK);
-    vd_filtered *v = NULL;
-    vd_err e = {0};
-    ck_assert_msg(vd_filtered_begin(st, c, ft_parse(a, text), &v, &e) == VD_OK, "%s", e.msg);
-    vd_filtered_stats fs;
-    vd_filtered_stats_get(v, &fs);
-    vd_filtered_end(v);
-    vd_collection_release(c);
-    ft_free(a);
-    return fs.matching;
+    return ft_count(st, "p", text);
 }
 
 /* What the parent expects of batch bb when `last` is the last committed batch. */
@@ -122,24 +111,8 @@ START_TEST(kill_9_during_filtered_deletes_upserts_and_builds)
     uint64_t next = 1;
     srand((unsigned)time(NULL));
     for (int round = 0; round < rounds; round++) {
-        int fds[2];
-        ck_assert_int_eq(pipe(fds), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            close(fds[0]);
-            child(dir, next, fds[1]);
-        }
-        close(fds[1]);
-        usleep((useconds_t)(10000 + rand() % (st_sanitized() ? 400000 : 200000)));
-        kill(pid, SIGKILL);
-        int status;
-        waitpid(pid, &status, 0);
-        ck_assert_msg(WIFSIGNALED(status), "child exited on its own with %d",
-                      WEXITSTATUS(status));
-        uint64_t acked = next - 1, b;
-        while (read(fds[0], &b, sizeof b) == (ssize_t)sizeof b) acked = b;
-        close(fds[0]);
+        uint64_t acked = st_crash_round(child, dir, next, 10000,
+                                        st_sanitized() ? 400000 : 200000);
         if (acked >= next) killed_writing++;
         vd_store *st = st_open(dir);
         vd_collection *c = NULL;
