@@ -204,6 +204,7 @@ static vd_status load_pdef(vd_txn *t, vd_collection *c, uint32_t no, const MDB_v
     d->ready = r.ready;
     d->resume = r.resume;
     d->scanned = r.scanned;
+    d->end = r.end;
     memcpy(d->path, r.path, r.path_len);
     d->path_len = r.path_len;
     if (d->ready && (s = vd_storage__pidx_load(t, &c->params, c->cid, no, d->kind, &d->idx,

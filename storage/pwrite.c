@@ -155,6 +155,14 @@ static vd_status stored_json(const vd_collection *c, uint64_t id, const vd_point
     return s;
 }
 
+vd_status vd_storage__plive(vd_txn *t, vd_wcoll *w, vd_err *err)
+{
+    if (!w->pnewset) return VD_OK;
+    roaring_bitmap_free(w->pnewset->live);
+    w->pnewset->live = NULL;
+    return vd_storage__live_load(t, w->c->cid, &w->pnewset->live, err);
+}
+
 vd_status vd_storage__ppersist(vd_txn *t, vd_wcoll *w, vd_err *err)
 {
     vd_collection *c = w->c;
@@ -271,6 +279,25 @@ static const vd_pdef *group_find(const vd_wcoll *w, const char *path, size_t len
     return d && d->path_len == len && !memcmp(d->path, path, len) ? d : NULL;
 }
 
+/* One past the largest point id of collection cid (0: none): where a new index's scan may
+ * stop, since every point written after the index's creation indexes itself. */
+static vd_status scan_end(vd_txn *t, uint32_t cid, uint64_t *end, vd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    uint64_t id;
+    int rc;
+    *end = 0;
+    vd_storage__key_point(kb, cid + 1, 0); /* cid UINT32_MAX is never taken (db.c) */
+    vd_status s = vd_storage__cursor_at(t, VD_DB_POINTS, kb, sizeof kb, &cur, &k, &v, &rc, err);
+    if (s != VD_OK || !cur) return s;
+    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (rc == 0 && vd_storage__key_point_decode(k.mv_data, k.mv_size, cid, &id)) *end = id + 1;
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? vd_storage__txn_fail(t, rc, err, "reading") : VD_OK;
+}
+
 vd_status vd_storage__op_pindex_create(vd_txn *t, vd_wcoll *w, vd_op *op, vd_err *err)
 {
     vd_collection *c = w->c;
@@ -297,19 +324,17 @@ vd_status vd_storage__op_pindex_create(vd_txn *t, vd_wcoll *w, vd_op *op, vd_err
         if (c->pset->defs[i]->no >= no) no = c->pset->defs[i]->no + 1;
     for (size_t i = 0; i < w->n_pdropped; i++)
         if (w->pdropped[i] >= no) no = w->pdropped[i] + 1;
-    vd_pdef *d = vd_calloc(1, sizeof *d);
-    if (!d) return nomem(err);
-    *d = (vd_pdef){.no = no, .kind = op->pindex_kind, .path_len = len};
+    uint64_t end;
+    vd_status s = scan_end(t, c->cid, &end, err);
+    vd_pdef *d = s == VD_OK ? vd_calloc(1, sizeof *d) : NULL;
+    if (!d) return s != VD_OK ? s : nomem(err);
+    *d = (vd_pdef){.no = no, .kind = op->pindex_kind, .path_len = len, .end = end};
     memcpy(d->path, field, len);
-    vd_pdef_rec r = {.kind = d->kind, .path = d->path, .path_len = len};
-    vd_status s = vd_storage__pdef_put(t, c->cid, no, &r, err);
-    if (s == VD_OK && !c->pset) {
-        /* The collection's first index: its live slots now, so the finish cannot fail. */
-        if (!(w->pnewset = vd_pset_new())) s = nomem(err);
-        roaring_bitmap_free(w->pnewset ? w->pnewset->live : NULL);
-        if (w->pnewset) w->pnewset->live = NULL;
-        if (s == VD_OK) s = vd_storage__live_load(t, c->cid, &w->pnewset->live, err);
-    }
+    vd_pdef_rec r = {.kind = d->kind, .path = d->path, .path_len = len, .end = end};
+    s = vd_storage__pdef_put(t, c->cid, no, &r, err);
+    /* The collection's first index: its set now, so the finish cannot fail; its live slots
+     * once the group's slots are resolved (vd_storage__plive). */
+    if (s == VD_OK && !c->pset && !(w->pnewset = vd_pset_new())) s = nomem(err);
     if (s != VD_OK) {
         vd_pdef_free(d);
         return s;
@@ -466,7 +491,7 @@ static vd_status build_fill(void *ctx, vd_txn *t, vd_err *err)
     vd_storage__key_point(kb, c->cid, b->d->resume);
     vd_status s = vd_storage__cursor_at(t, VD_DB_POINTS, kb, sizeof kb, &cur, &k, &v, &rc, err);
     while (s == VD_OK && rc == 0 && n < b->max_points &&
-           vd_storage__key_point_decode(k.mv_data, k.mv_size, c->cid, &id)) {
+           vd_storage__key_point_decode(k.mv_data, k.mv_size, c->cid, &id) && id < b->d->end) {
         /* The cursor stays valid across the puts of other tables. */
         if ((s = build_point(t, b, id, &v, &buf, err)) != VD_OK) break;
         n++;
@@ -474,15 +499,17 @@ static vd_status build_fill(void *ctx, vd_txn *t, vd_err *err)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (s == VD_OK && rc && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(t, rc, err, "reading");
-    b->finished = s == VD_OK && (rc != 0 || !vd_storage__key_point_decode(k.mv_data, k.mv_size,
-                                                                          c->cid, &id));
+    b->finished = s == VD_OK &&
+                  (rc != 0 || !vd_storage__key_point_decode(k.mv_data, k.mv_size, c->cid, &id) ||
+                   id >= b->d->end);
     if (cur) mdb_cursor_close(cur);
     vd_storage__buf_free(&buf);
     b->scanned = b->d->scanned + n;
     if (s == VD_OK && b->finished)
         s = vd_storage__pidx_load(t, &c->params, c->cid, b->d->no, b->d->kind, &b->idx, err);
     vd_pdef_rec r = {.kind = b->d->kind, .ready = b->finished, .resume = b->resume,
-                     .scanned = b->scanned, .path = b->d->path, .path_len = b->d->path_len};
+                     .scanned = b->scanned, .end = b->d->end, .path = b->d->path,
+                     .path_len = b->d->path_len};
     if (s == VD_OK) s = vd_storage__pdef_put(t, c->cid, b->d->no, &r, err);
     return s;
 }

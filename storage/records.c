@@ -343,7 +343,8 @@ void vd_storage__pdef_encode(uint8_t *out, const vd_pdef_rec *r)
     out[3] = 0;
     vd_put_u64le(out + 4, r->resume);
     vd_put_u64le(out + 12, r->scanned);
-    vd_put_u32le(out + 20, (uint32_t)r->path_len);
+    vd_put_u64le(out + 20, r->end);
+    vd_put_u32le(out + 28, (uint32_t)r->path_len);
     memcpy(out + VD_PDEF_REC_MIN, r->path, r->path_len);
 }
 
@@ -354,7 +355,7 @@ vd_status vd_storage__pdef_decode(const void *p, size_t n, vd_pdef_rec *r, vd_er
     if (n >= 1 && b[0] > VD_PDEF_REC_VERSION)
         return vd_err_set(err, VD_VERSION, "payload index definition has version %u; this "
                           "vectord reads %u", b[0], VD_PDEF_REC_VERSION);
-    if (n < VD_PDEF_REC_MIN || b[0] == 0 || n != VD_PDEF_REC_MIN + vd_get_u32le(b + 20) ||
+    if (n < VD_PDEF_REC_MIN || b[0] == 0 || n != VD_PDEF_REC_MIN + vd_get_u32le(b + 28) ||
         b[2] > 1 || b[3] != 0)
         return vd_err_set(err, VD_CORRUPT, "payload index definition of %zu bytes is "
                           "malformed", n);
@@ -364,6 +365,7 @@ vd_status vd_storage__pdef_decode(const void *p, size_t n, vd_pdef_rec *r, vd_er
     r->ready = b[2];
     r->resume = vd_get_u64le(b + 4);
     r->scanned = vd_get_u64le(b + 12);
+    r->end = vd_get_u64le(b + 20);
     r->path = (const char *)b + VD_PDEF_REC_MIN;
     r->path_len = n - VD_PDEF_REC_MIN;
     vd_err e;

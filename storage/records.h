@@ -162,13 +162,15 @@ void vd_storage__buf_free(vd_buf *b);
 
 /* ---- Payload index definition (pindexes) -------------------------------------------------
  * u8 version | u8 kind | u8 ready | u8 0 | u64 resume (building: the next point id to scan) |
- * u64 scanned (points scanned so far) | u32 path_len | path bytes. */
+ * u64 scanned (points scanned so far) | u64 end (the scan stops below it: one past the
+ * largest id stored when the index was created; the writes made since index themselves) |
+ * u32 path_len | path bytes. */
 #define VD_PDEF_REC_VERSION 1
-#define VD_PDEF_REC_MIN 24
+#define VD_PDEF_REC_MIN 32
 typedef struct vd_pdef_rec {
     vd_pindex_kind kind;
     int ready;
-    uint64_t resume, scanned;
+    uint64_t resume, scanned, end;
     const char *path; /* borrowed, path_len bytes */
     size_t path_len;
 } vd_pdef_rec;

@@ -43,6 +43,7 @@ typedef struct vd_pdef { /* one payload index of a collection */
     vd_pindex_kind kind;
     int ready;                  /* built over every point: filters use it */
     uint64_t resume, scanned;   /* building: next id to scan, points scanned */
+    uint64_t end;               /* building: the scan stops below this id (records.h) */
     char path[VD_FILTER_MAX_PATH_BYTES + 1];
     size_t path_len;
     vd_pidx *idx;               /* ready: its postings; NULL while building */
@@ -388,6 +389,9 @@ vd_status vd_storage__payload_changed(vd_wcoll *w, uint64_t id, uint32_t old_slo
 /* After vd_storage__persist resolved the slots: the values records of every changed point,
  * and the in-memory changes to apply at finish. */
 vd_status vd_storage__ppersist(vd_txn *t, vd_wcoll *w, vd_err *err);
+/* After every op and persist of the group: the live slots of a collection getting its first
+ * payload index (the points records name their final slots only then). */
+vd_status vd_storage__plive(vd_txn *t, vd_wcoll *w, vd_err *err);
 /* After the commit, with c->flock held exclusively: the in-memory changes. VD_NOMEM leaves
  * the postings short of the commit: the caller marks the collection for reload. */
 vd_status vd_storage__pfinish(vd_wcoll *w, vd_err *err);

@@ -340,6 +340,8 @@ static vd_status group_fill(void *ctx, vd_txn *t, vd_err *err)
         if (!g->w[i].dropped && (g->w[i].mutated || g->w[i].old) &&
             (s = vd_storage__persist(t, &g->w[i], err)) == VD_OK)
             s = vd_storage__ppersist(t, &g->w[i], err);
+    for (size_t i = 0; i < g->n_w && s == VD_OK; i++)
+        if (!g->w[i].dropped) s = vd_storage__plive(t, &g->w[i], err);
     /* Room for what group_finish adds, so that making the commit visible cannot fail. */
     if (s == VD_OK) s = vd_storage__catalog_reserve(g->st, n_created + g->n_w, err);
     /* The commit follows: readers of stored payloads wait for its publish (fquery.c). */

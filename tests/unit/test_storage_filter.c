@@ -557,6 +557,41 @@ START_TEST(delete_by_filter_sees_its_group)
 }
 END_TEST
 
+START_TEST(first_index_in_a_group_of_upserts)
+{
+    /* The points records of a group's upserts name their slots only once the group resolves
+     * them: the live slots of a collection's first index must be taken after that. */
+    char dir[64];
+    st_tmpdir(dir);
+    vd_store *st = st_open(dir);
+    ck_assert_int_eq(st_create(st, "d", DIM, VD_METRIC_L2), VD_OK);
+    ck_assert_int_eq(st_upsert_range(st, "d", 0, 30, DIM, 1), VD_OK);
+    uint64_t ids[20];
+    float v[20 * DIM];
+    for (int i = 0; i < 20; i++) {
+        ids[i] = (uint64_t)i * 2; /* 15 replaced, 5 new */
+        st_vector_of(ids[i] + 1000, DIM, v + i * DIM);
+    }
+    vd_op ops[2] = {
+        {.kind = VD_OP_UPSERT, .collection = "d", .ids = ids, .n = 20, .vectors = v},
+        {.kind = VD_OP_PINDEX_CREATE, .collection = "d", .field = "id",
+         .pindex_kind = VD_PINDEX_INTEGER},
+    };
+    vd_err e;
+    ck_assert_int_eq(vd_store_write(st, ops, 2, &e), VD_OK);
+    ck_assert_int_eq(ops[0].status, VD_OK);
+    ck_assert_int_eq(ops[1].status, VD_OK);
+    build_all(st, 4);
+    check_ok(st);
+    /* 35 points: the 15 odd ones keep {"id": n}; the 15 replaced and the 5 new have none. */
+    ck_assert_uint_eq(ft_count(st, "d", "{\"id\":{\"$exists\":false}}"), 20);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"$not\":{\"id\":{\"$gte\":0}}}"), 20);
+    ck_assert_uint_eq(ft_count(st, "d", "{\"id\":{\"$gte\":0}}"), 15);
+    vd_store_close(st);
+    st_rmtree(dir);
+}
+END_TEST
+
 START_TEST(check_finds_damaged_values_records)
 {
     char dir[64];
@@ -640,6 +675,7 @@ Suite *storage_filter_suite(void)
     tcase_add_test(t, indexes_answer_what_payloads_answer);
     tcase_add_test(t, pindex_ops_are_checked);
     tcase_add_test(t, delete_by_filter_sees_its_group);
+    tcase_add_test(t, first_index_in_a_group_of_upserts);
     tcase_add_test(t, check_finds_damaged_values_records);
     tcase_add_test(t, directory_without_payload_index_tables);
     suite_add_tcase(s, t);
