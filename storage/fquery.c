@@ -165,10 +165,12 @@ size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, si
 }
 
 /* Sparse sets go to the index as callbacks (a set lookup per traversal question, and the
- * exact scan walks the set itself), dense ones as a bitmap the traversal tests inline: below
- * this many matches, building the bitmap (a word per 64 slots, up to the set's largest)
- * would cost more than the lookups it saves. */
+ * exact scan walks the set itself), dense ones as a bitmap the traversal tests inline. A set
+ * is dense from one match per DENSE_SPAN slots (up to its largest) and DENSE_MIN matches:
+ * below that, making the bitmap (a word per 64 slots) costs more than the lookups it saves,
+ * and the planner scans such a set exactly anyway. */
 #define DENSE_MIN 2048
+#define DENSE_SPAN 32
 
 static int allow_cb(void *ctx, uint32_t slot) { return vd_filtered_allows(ctx, slot); }
 
@@ -181,7 +183,8 @@ vd_status vd_filtered_slot_filter(vd_filtered *v, vd_slot_filter *out, vd_err *e
 {
     memset(out, 0, sizeof *out);
     out->n_allowed = v->stats.matching;
-    if (v->stats.matching < DENSE_MIN) {
+    uint64_t top = roaring_bitmap_is_empty(v->set) ? 0 : roaring_bitmap_maximum(v->set);
+    if (v->stats.matching < DENSE_MIN || v->stats.matching * DENSE_SPAN < top) {
         out->allow = allow_cb;
         out->next = next_cb;
         out->ctx = v;
