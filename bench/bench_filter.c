@@ -318,6 +318,8 @@ static vd_status vd_setup(const opts *o, const dset *d, vd_side *v, vd_err *e)
     free(pl);
     free(lens);
     free(ids);
+    /* Twice, the second counts: the first after the import also warms the page cache. */
+    if (s == VD_OK) s = reopen(o, v, &v->open_plain_s, e);
     if (s == VD_OK) s = reopen(o, v, &v->open_plain_s, e);
     return s;
 }
@@ -357,6 +359,7 @@ static vd_status vd_indexes(const opts *o, const dset *d, vd_side *v, vd_err *e)
     if (s == VD_OK && d->glove) s = create_index(v, "len", VD_PINDEX_INTEGER, e);
     for (int c = 0; c < 4 && s == VD_OK; c++)
         s = create_index(v, kw_field[c], VD_PINDEX_KEYWORD, e);
+    if (s == VD_OK) s = reopen(o, v, &v->open_indexed_s, e);
     if (s == VD_OK) s = reopen(o, v, &v->open_indexed_s, e);
     int more = 0;
     if (s == VD_OK) s = vd_store_pindex_step(v->st, 1, &more, e);
