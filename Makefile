@@ -51,7 +51,7 @@ CFLAGS ?=
 CFLAGS += -std=c11 -g $(OPT) $(ARCH) $(WARN) -pthread -MMD -MP
 CXXFLAGS += -std=c++17 -g $(OPT) $(ARCH) -pthread -MMD -MP
 LDFLAGS += $(LDSAN) -pthread
-LIBS_EXT := -luv -llmdb -lprotobuf-c -lmicrohttpd -lssl -lcrypto -lm
+LIBS_EXT := -luv -llmdb -lprotobuf-c -ljansson -lroaring -lmicrohttpd -lssl -lcrypto -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 # ---- sources ----------------------------------------------------------------------------
@@ -87,7 +87,8 @@ DEB_PKGS := build-essential pkg-config libuv1-dev liblmdb-dev lmdb-utils libsimd
             libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check libsubunit-dev \
             libhnswlib-dev python3 python3-dev python3-numpy python3-protobuf python3-pytest \
             python3-tqdm python3-lmdb python3-pip python3-venv clang libclang-rt-14-dev valgrind \
-            libmicrohttpd-dev libssl-dev openssl python3-prometheus-client
+            libmicrohttpd-dev libssl-dev openssl python3-prometheus-client \
+            libroaring-dev libjansson-dev libfaiss-dev zlib1g-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
@@ -155,6 +156,12 @@ $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/be
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
 # bench-net drives the daemon through the tests' blocking client.
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
+# bench-filter measures FAISS HNSW with an IDSelector next to vectord (Debian's libfaiss-dev).
+$(B)/obj/bench/faiss_peer.o: bench/faiss_peer.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -fopenmp -w -c $< -o $@
+$(B)/bench-filter: $(B)/obj/bench/faiss_peer.o
+$(B)/bench-filter: LIBS_EXT += -lfaiss -lblas -llapack -lz -fopenmp
 
 # ---- the embedded Python module ---------------------------------------------------------
 # vectord._engine: the daemon's engine in process (vectord.open), built from the same sources
@@ -173,7 +180,7 @@ $(B)/pic/%.o: %.c | $(GEN_PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -I$(PY_INCLUDE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 $(PY_EXT): $(call pic,$(EMBED_SRC))
-	$(CC) $(LDFLAGS) -shared -o $@ $^ -llmdb -lm
+	$(CC) $(LDFLAGS) -shared -o $@ $^ -llmdb -ljansson -lroaring -lm
 python-ext: $(PY_EXT) $(PY_PB)
 .PHONY: python-ext
 
@@ -218,14 +225,15 @@ test-tsan: $(B)/test-unit
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 # storage's record codec is pure (no LMDB): fuzz targets link it without an environment.
-STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c storage/jsonmerge.c
+STORAGE_CODEC_SRC := storage/records.c storage/names.c storage/json.c storage/jsonmerge.c \
+                     storage/filter.c storage/pindex.c
 # engine/cursor.c is pure too: the frame target decodes scroll cursors with it.
 FUZZ_LINK_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_CODEC_SRC) engine/cursor.c $(PROTO_SRC) \
                  $(GEN_PB_C)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LINK_SRC)
 	@mkdir -p build-fuzz
 	clang $(CPPFLAGS) -I$(B)/gen -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
-	  -o $@ $< $(FUZZ_LINK_SRC) -lprotobuf-c -lm
+	  -o $@ $< $(FUZZ_LINK_SRC) -lprotobuf-c -ljansson -lroaring -lm
 test-fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  echo "== fuzz $$f ($(FUZZ_SECONDS) s)"; mkdir -p $$f.corpus; \
@@ -270,6 +278,7 @@ bench: deps
 	@for d in $(dir $(DATA_SETS)); do \
 	  PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --data $$d --ef 10,32,64,128,256 \
 	    --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
+	./build/bench-filter --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 \
 	  --ef 10,32,64,128,256 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_ids.py --synthetic 100000x128 \

@@ -67,6 +67,15 @@ vd_job *vd_jobq_pop(vd_jobq *q)
     return vd_jobq_pop_all(q, 1);
 }
 
+vd_job *vd_jobq_poll_all(vd_jobq *q, size_t max, int *closed)
+{
+    pthread_mutex_lock(&q->mu);
+    *closed = q->closed;
+    int any = q->head != NULL;
+    pthread_mutex_unlock(&q->mu);
+    return any ? vd_jobq_pop_all(q, max) : NULL; /* only this thread pops: it stays non-empty */
+}
+
 vd_job *vd_jobq_take_all(vd_jobq *q)
 {
     pthread_mutex_lock(&q->mu);

@@ -91,6 +91,9 @@ vd_job *vd_jobq_pop(vd_jobq *q);                 /* blocks */
 vd_job *vd_jobq_pop_all(vd_jobq *q, size_t max); /* blocks; up to max jobs as a list */
 vd_job *vd_jobq_take_all(vd_jobq *q);            /* never blocks; every job, or NULL */
 size_t vd_jobq_len(vd_jobq *q);                  /* jobs queued now; any thread */
+/* Never blocks: up to max jobs, or NULL; *closed tells whether the queue is closed. For a
+ * queue with one consumer (the writer's). */
+vd_job *vd_jobq_poll_all(vd_jobq *q, size_t max, int *closed);
 void vd_jobq_close(vd_jobq *q);
 
 struct vd_server {

@@ -33,10 +33,32 @@ static void log_ddl(const vd_write *w)
                op->params.dim, vd_metric_name(op->params.metric));
     else if (op->kind == VD_OP_DROP)
         vd_log(VD_LOG_INFO, "dropped collection %s", op->collection);
+    else if (op->kind == VD_OP_PINDEX_CREATE)
+        vd_log(VD_LOG_INFO, "created payload index %s.%s (%s)", op->collection, op->field,
+               vd_pindex_kind_name(op->pindex_kind));
+    else if (op->kind == VD_OP_PINDEX_DROP)
+        vd_log(VD_LOG_INFO, "dropped payload index %s.%s", op->collection, op->field);
 }
 
-/* Commits jobs[0..n) (all prepared), answers every one of them and hands them back. */
-static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_write **ws)
+static void answer(vd_server *srv, vd_job *j)
+{
+    vd_result res;
+    vd_err err;
+    vd_status st = vd_engine_write_result(srv->engine, &j->write, &res, &err);
+    if (st == VD_OK) {
+        atomic_fetch_add(&srv->ops_committed, 1);
+        vd_reply_result(srv, j, &res);
+    } else {
+        vd_reply_status(srv, j, st, &err);
+    }
+    vd_job_done(srv, j);
+}
+
+/* Commits jobs[0..n) (all prepared), answers every one of them and hands them back - but a
+ * write whose work goes on in the background (a payload index being built) is parked on
+ * *parked and answered when it is done. */
+static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_write **ws,
+                         vd_job **parked)
 {
     if (n == 0) return;
     for (size_t i = 0; i < n; i++)
@@ -60,15 +82,63 @@ static void commit_group(vd_server *srv, vd_job **jobs, size_t n, vd_write **ws)
     }
     for (size_t i = 0; i < n; i++) {
         vd_job *j = jobs[i];
-        vd_result res;
         if (j->write.op.status == VD_OK) log_ddl(&j->write);
-        vd_status st = vd_engine_write_result(srv->engine, &j->write, &res, &err);
-        if (st == VD_OK) {
-            atomic_fetch_add(&srv->ops_committed, 1);
-            vd_reply_result(srv, j, &res);
-        } else {
-            vd_reply_status(srv, j, st, &err);
+        if (vd_engine_write_pending(srv->engine, &j->write)) {
+            j->next = *parked;
+            *parked = j;
+            continue;
         }
+        answer(srv, j);
+    }
+}
+
+/* Prepares and commits a list of jobs in groups. */
+static void run_jobs(vd_server *srv, vd_job *list, vd_job **group, vd_write **ws,
+                     vd_job **parked)
+{
+    size_t n = 0;
+    while (list) {
+        vd_job *j = list;
+        list = list->next;
+        j->next = NULL;
+        vd_err err;
+        vd_status s = vd_engine_write_prepare(srv->engine, &j->req->op, &j->write, &err);
+        if (s != VD_OK) {
+            vd_reply_status(srv, j, s, &err);
+            vd_job_done(srv, j);
+            continue;
+        }
+        group[n++] = j;
+        if (vd_write_ends_group(&j->write)) {
+            commit_group(srv, group, n, ws, parked);
+            n = 0;
+        }
+    }
+    commit_group(srv, group, n, ws, parked);
+}
+
+/* Answers the parked jobs whose background work is done; with `why`, the others too, with
+ * that error (the work stopped: it resumes at the next start). */
+static void answer_parked(vd_server *srv, vd_job **parked, const vd_err *why)
+{
+    for (vd_job **p = parked; *p;) {
+        vd_job *j = *p;
+        int pending = vd_engine_write_pending(srv->engine, &j->write);
+        if (pending && !why) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        j->next = NULL;
+        if (!pending) {
+            answer(srv, j);
+            continue;
+        }
+        vd_err err;
+        vd_err_set(&err, why->code, "%s: %s; the index build resumes when the server starts "
+                   "again", vd_request_name(j->kind), why->msg);
+        vd_write_release(&j->write);
+        vd_reply_status(srv, j, why->code, &err);
         vd_job_done(srv, j);
     }
 }
@@ -87,34 +157,37 @@ static void refuse_all(vd_server *srv)
     }
 }
 
+/* Background work (payload index builds) runs one bounded step at a time between groups,
+ * never while writes wait: the queue is polled, not waited on, while there is any. One is
+ * looked for at start too: a build a crash interrupted resumes. */
 void *vd_writer__main(void *arg)
 {
     vd_server *srv = arg;
     vd_job **group = vd_malloc(MAX_GROUP * sizeof *group);
     vd_write **ws = vd_malloc(MAX_GROUP * sizeof *ws);
-    vd_job *list;
+    vd_job *list, *parked = NULL;
+    int background = 1, closed = 0;
     if (!group || !ws) refuse_all(srv);
-    while (group && ws && (list = vd_jobq_pop_all(&srv->writeq, MAX_GROUP)) != NULL) {
-        size_t n = 0;
-        while (list) {
-            vd_job *j = list;
-            list = list->next;
-            j->next = NULL;
+    while (group && ws) {
+        if (background || parked)
+            list = vd_jobq_poll_all(&srv->writeq, MAX_GROUP, &closed);
+        else if (!(list = vd_jobq_pop_all(&srv->writeq, MAX_GROUP)))
+            break;
+        if (list) run_jobs(srv, list, group, ws, &parked);
+        else if (closed) break;
+        if (background || parked) {
             vd_err err;
-            vd_status s = vd_engine_write_prepare(srv->engine, &j->req->op, &j->write, &err);
+            vd_status s = vd_engine_background(srv->engine, &background, &err);
             if (s != VD_OK) {
-                vd_reply_status(srv, j, s, &err);
-                vd_job_done(srv, j);
-                continue;
+                vd_log(VD_LOG_ERROR, "writer: %s", err.msg);
+                background = 0;
             }
-            group[n++] = j;
-            if (vd_write_ends_group(&j->write)) {
-                commit_group(srv, group, n, ws);
-                n = 0;
-            }
+            answer_parked(srv, &parked, s != VD_OK ? &err : NULL);
         }
-        commit_group(srv, group, n, ws);
     }
+    vd_err stop;
+    vd_err_set(&stop, VD_UNAVAILABLE, "the server is shutting down");
+    answer_parked(srv, &parked, &stop);
     vd_free(group);
     vd_free(ws);
     return NULL;

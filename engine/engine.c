@@ -79,6 +79,7 @@ void vd_result_free(vd_result *r)
         vd_free(r->search.payloads);
         vd_free(r->search.str_ids);
         vd_free(r->search.str_id_ends);
+        vd_free(r->search.explain);
         break;
     case VD_REQ_SCROLL:
         vd_free(r->scroll.ids);

@@ -38,14 +38,31 @@ static vd_status read_info(vd_engine *e, const vd_request *req, vd_result *out, 
     vd_collection *c = NULL;
     vd_status s = vd_store_acquire(e->store, req->name, &c, err);
     if (s != VD_OK) return s;
-    vd_collection_info info;
-    vd_collection_info_get(c, &info);
+    vd_collection_info_get(c, &out->info);
     vd_collection_release(c);
-    if (req->kind == VD_REQ_COUNT)
-        out->n = info.count;
-    else
-        out->info = info;
     return VD_OK;
+}
+
+/* Every point, or the points a filter matches: the size of its set (fquery.c). */
+static vd_status read_count(vd_engine *e, const vd_count_req *q, vd_result *out, vd_err *err)
+{
+    vd_collection *c = NULL;
+    vd_filtered *fv = NULL;
+    vd_status s = q->filter ? vd_filter_check(q->filter, err) : VD_OK;
+    if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
+    if (s != VD_OK) return s;
+    if (!q->filter) {
+        vd_collection_info info;
+        vd_collection_info_get(c, &info);
+        out->n = info.count;
+    } else if ((s = vd_filtered_begin(e->store, c, q->filter, &fv, err)) == VD_OK) {
+        vd_filtered_stats fs;
+        vd_filtered_stats_get(fv, &fs);
+        out->n = fs.matching;
+        vd_filtered_end(fv);
+    }
+    vd_collection_release(c);
+    return s;
 }
 
 static vd_status read_stats(vd_engine *e, vd_result *out, vd_err *err)
@@ -172,16 +189,19 @@ static vd_status query_rows(const vd_engine *e, const vd_search_req *r,
     return VD_OK;
 }
 
-/* Runs queries [lo, hi) into the result rows; `hits` has room for k. */
-static vd_status run_rows(const vd_collection *c, const vd_search_req *r, size_t lo, size_t hi,
-                          vd_hit *hits, vd_search_result *out, vd_err *err)
+/* Runs queries [lo, hi) into the result rows; `hits` has room for k; filter may be NULL. */
+static vd_status run_rows(const vd_collection *c, const vd_search_req *r,
+                          const vd_slot_filter *filter, size_t lo, size_t hi, vd_hit *hits,
+                          vd_search_result *out, vd_err *err)
 {
     const vd_collection_params *p = vd_collection_params_of(c);
     const vd_index *ix = vd_collection_index(c);
     size_t k = out->k;
     for (size_t i = lo; i < hi; i++) {
         uint32_t got = 0;
-        vd_status s = vd_index_search(ix, r->queries + i * p->dim, out->k, r->ef, hits, &got, err);
+        vd_search_opts o = {.k = out->k, .ef = r->ef, .filter = filter,
+                            .explain = out->explain ? &out->explain[i] : NULL};
+        vd_status s = vd_index_search_opts(ix, r->queries + i * p->dim, &o, hits, &got, err);
         if (s != VD_OK) {
             if (out->nq > 1)
                 vd_err_prefix(err, "search %s: query %zu", p->name, i);
@@ -207,6 +227,7 @@ static vd_status run_rows(const vd_collection *c, const vd_search_req *r, size_t
 typedef struct search_tasks {
     const vd_collection *c;
     const vd_search_req *r;
+    const vd_slot_filter *filter; /* read-only: shared by the tasks */
     vd_search_result *out;
     atomic_size_t next;
     vd_status *status;
@@ -226,7 +247,7 @@ static void search_task(void *ctx, size_t t)
         return;
     }
     for (size_t i; (i = atomic_fetch_add(&st->next, 1)) < st->out->nq;)
-        if ((st->status[t] = run_rows(st->c, st->r, i, i + 1, hits, st->out, &st->errs[t]))) {
+        if ((st->status[t] = run_rows(st->c, st->r, st->filter, i, i + 1, hits, st->out, &st->errs[t]))) {
             st->failed_at[t] = i;
             break;
         }
@@ -236,11 +257,12 @@ static void search_task(void *ctx, size_t t)
 /* Every query into the result rows: on the host's threads when it lent them and there is
  * more than one query, else here. `hits` has room for k. */
 static vd_status run_queries(const vd_engine *e, const vd_collection *c, const vd_search_req *r,
-                             vd_hit *hits, vd_search_result *out, vd_err *err)
+                             const vd_slot_filter *filter, vd_hit *hits, vd_search_result *out,
+                             vd_err *err)
 {
     size_t width = e->par.width < out->nq ? e->par.width : out->nq;
-    if (!e->par.fn || width < 2) return run_rows(c, r, 0, out->nq, hits, out, err);
-    search_tasks st = {.c = c, .r = r, .out = out};
+    if (!e->par.fn || width < 2) return run_rows(c, r, filter, 0, out->nq, hits, out, err);
+    search_tasks st = {.c = c, .r = r, .filter = filter, .out = out};
     atomic_init(&st.next, 0);
     st.status = vd_calloc(width, sizeof *st.status);
     st.failed_at = vd_malloc(width * sizeof *st.failed_at);
@@ -282,6 +304,26 @@ static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result 
     return s;
 }
 
+/* The queries, under the filter's set when there is one: the index gets it with its exact
+ * size, so the planner knows the selectivity (vd_filtered_slot_filter: a dense bitmap tested
+ * inline on the traversal, or lookups for a small set). The set is released before payloads
+ * are fetched. */
+static vd_status filtered_queries(vd_engine *e, vd_collection *c, const vd_search_req *q,
+                                  vd_hit *hits, vd_search_result *r, vd_err *err)
+{
+    if (!q->filter) return run_queries(e, c, q, NULL, hits, r, err);
+    vd_filtered *fv = NULL;
+    vd_status s = vd_filtered_begin(e->store, c, q->filter, &fv, err);
+    if (s != VD_OK) return s;
+    vd_slot_filter sf;
+    vd_filtered_stats_get(fv, &r->filter);
+    r->filtered = 1;
+    s = vd_filtered_slot_filter(fv, &sf, err);
+    if (s == VD_OK) s = run_queries(e, c, q, &sf, hits, r, err);
+    vd_filtered_end(fv);
+    return s;
+}
+
 static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *out, vd_err *err)
 {
     vd_search_result *r = &out->search;
@@ -289,6 +331,7 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
     vd_hit *hits = NULL;
     size_t nq = 0;
     vd_status s = check_k(e, q, err);
+    if (s == VD_OK && q->filter) s = vd_filter_check(q->filter, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
     if (s != VD_OK) return s;
     if ((s = query_rows(e, q, vd_collection_params_of(c), &nq, err)) != VD_OK) goto done;
@@ -305,11 +348,15 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
         goto done;
     }
+    if (q->explain && !(r->explain = vd_calloc(nq, sizeof *r->explain))) {
+        s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu plans", nq);
+        goto done;
+    }
     /* String ids are named through a snapshot begun before the search (engine/ids.c). */
     int str = vd_collection_params_of(c)->id_type == VD_ID_STR;
     if (str && (s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK) goto done;
     if (str && vd_engine__test_after_snapshot) vd_engine__test_after_snapshot();
-    s = run_queries(e, c, q, hits, r, err);
+    s = filtered_queries(e, c, q, hits, r, err);
     if (s == VD_OK && str) s = vd_engine__name_hits(e, c, r, &out->snapshot, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
     if (s == VD_OK && str) { /* the internal keys are nobody's business past this point */
@@ -338,8 +385,10 @@ vd_status vd_engine_read(vd_engine *e, const vd_request *req, vd_result *out, vd
         s = vd_store_list(e->store, &out->list.items, &out->list.n, err);
         break;
     case VD_REQ_INFO:
-    case VD_REQ_COUNT:
         s = read_info(e, req, out, err);
+        break;
+    case VD_REQ_COUNT:
+        s = read_count(e, &req->count, out, err);
         break;
     case VD_REQ_STATS:
         s = read_stats(e, out, err);

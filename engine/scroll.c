@@ -6,7 +6,8 @@
  * the response past max_response_bytes (the page is then short and carries a cursor: a
  * scroll never fails for size unless a single point is too big), or the collection ends
  * (no cursor). The walk stops on the first point it does not take, so "no cursor" means the
- * collection really ended. Ids, vectors and string ids are copied into the result's arrays;
+ * collection really ended. With a filter, points it does not match are passed over (storage
+ * evaluates it on each record of the page's snapshot) and a page holds matches only. Ids, vectors and string ids are copied into the result's arrays;
  * payloads borrow from the snapshot, which the result keeps, as for get.
  * Any thread. */
 #include "engine/engine_int.h"
@@ -112,6 +113,7 @@ vd_status vd_engine__read_scroll(vd_engine *e, const vd_scroll_req *q, vd_result
     vd_scroll_from from = {.start = 1};
     int at_end = 1;
     vd_status s = limit_of(e, q->limit, &pg.limit, err);
+    if (s == VD_OK && q->filter) s = vd_filter_check(q->filter, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
     if (s != VD_OK) return s;
     const vd_collection_params *p = vd_collection_params_of(c);
@@ -129,7 +131,8 @@ vd_status vd_engine__read_scroll(vd_engine *e, const vd_scroll_req *q, vd_result
     if ((s = alloc_page(e, q, str, &pg, err)) != VD_OK ||
         (s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK)
         goto done;
-    s = vd_snapshot_scroll(out->snapshot, c, &from, q->with_vectors, take, &pg, &at_end, err);
+    s = vd_snapshot_scroll(out->snapshot, c, &from, q->with_vectors, q->filter, take, &pg,
+                           &at_end, err);
     if (s == VD_OK) s = pg.s;
     if (s == VD_OK && !at_end && r->n) s = next_cursor(c, &pg, r, err);
     if (s == VD_OK && str) vd_engine__pack_take(&pg.ids, &r->str_ids, &r->str_id_ends);

@@ -43,7 +43,9 @@ typedef struct vd_engine vd_engine; /* opaque */
     X(COUNT, "count", 0)                  \
     X(STATS, "stats", 0)                  \
     X(SCROLL, "scroll", 0)                \
-    X(SET_PAYLOAD, "set_payload", 1)
+    X(SET_PAYLOAD, "set_payload", 1)      \
+    X(CREATE_PINDEX, "create_payload_index", 1) \
+    X(DROP_PINDEX, "drop_payload_index", 1)
 
 typedef enum vd_request_kind {
     VD_REQ_NONE = 0, /* no operation (a protocol-level message, or one unknown to this version) */
@@ -65,7 +67,8 @@ static inline const char *vd_request_name(vd_request_kind k)
     return (unsigned)k < VD_REQ_KINDS ? names[k] : "none";
 }
 
-/* 1 for create, drop, upsert, delete and set_payload: they go through vd_engine_write*. */
+/* 1 for create, drop, upsert, delete, set_payload and the payload index writes: they go
+ * through vd_engine_write*. */
 static inline int vd_request_is_write(vd_request_kind k)
 {
     static const unsigned char writes[VD_REQ_KINDS] = {
@@ -115,6 +118,8 @@ typedef struct vd_delete_req {
     const uint64_t *ids;
     size_t n_ids;
     vd_str_ids str_ids;
+    const vd_filter *filter; /* instead of ids (either kind): every point it matches, in one
+                              * write */
 } vd_delete_req;
 
 typedef struct vd_get_req {
@@ -134,6 +139,7 @@ typedef struct vd_scroll_req {
     uint32_t limit;   /* points per page, 1..max_batch; 0 -> VD_SCROLL_LIMIT_DEFAULT */
     vd_bytes cursor;  /* len 0: from the first point; else a next_cursor this server gave */
     int with_vectors, with_payloads;
+    const vd_filter *filter; /* NULL, or only the points it matches (pages may then be short) */
 } vd_scroll_req;
 #define VD_SCROLL_LIMIT_DEFAULT 100u
 
@@ -161,19 +167,34 @@ typedef struct vd_search_req {
     uint32_t ef; /* 0 -> the collection's ef_search, else VD_PARAM_EF's range; the
                   * effective ef is max(ef, k) */
     int with_payloads;
+    const vd_filter *filter; /* one filter for every query: only matching points are hits */
+    int explain;             /* fill vd_search_result.explain */
 } vd_search_req;
+
+typedef struct vd_count_req {
+    const char *collection;
+    const vd_filter *filter; /* NULL: every point */
+} vd_count_req;
+
+typedef struct vd_pindex_req { /* CREATE_PINDEX, DROP_PINDEX */
+    const char *collection;
+    const char *field;   /* dotted path */
+    vd_pindex_kind kind; /* CREATE_PINDEX */
+} vd_pindex_req;
 
 typedef struct vd_request {
     vd_request_kind kind;
     union {
         vd_create_req create; /* CREATE */
-        const char *name;     /* DROP, INFO, COUNT: the collection */
+        const char *name;     /* DROP, INFO: the collection */
         vd_upsert_req upsert;
         vd_delete_req del;
         vd_get_req get;
         vd_search_req search;
         vd_scroll_req scroll;
         vd_set_payload_req set_payload;
+        vd_count_req count;
+        vd_pindex_req pindex; /* CREATE_PINDEX, DROP_PINDEX */
     }; /* LIST and STATS carry nothing */
 } vd_request;
 
@@ -190,6 +211,9 @@ typedef struct vd_search_result {
      * (see vd_str_ids); padding entries are empty. */
     uint8_t *str_ids;
     uint32_t *str_id_ends;
+    vd_search_explain *explain; /* with explain: nq entries, how each query ran, else NULL */
+    vd_filtered_stats filter;   /* with a filter: what compiling it cost, and its matches */
+    int filtered;
 } vd_search_result;
 
 typedef struct vd_get_result {
@@ -234,7 +258,8 @@ typedef struct vd_result {
         uint64_t n;            /* COUNT: points; UPSERT: written; DELETE: ids that existed;
                                 * SET_PAYLOAD: points updated */
         vd_engine_stats stats; /* STATS */
-    };                         /* DROP carries nothing */
+        vd_pindex_info pindex; /* CREATE_PINDEX */
+    };                         /* DROP, DROP_PINDEX carry nothing */
     /* Held until vd_result_free(): the payload bytes borrow from it. Ending it early (say,
      * once the bytes are encoded) is the caller's business: vd_snapshot_end, then NULL. */
     vd_snapshot *snapshot;
@@ -292,7 +317,8 @@ typedef struct vd_write {
 vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w, vd_err *err);
 static inline int vd_write_ends_group(const vd_write *w)
 {
-    return w->kind == VD_REQ_CREATE || w->kind == VD_REQ_DROP;
+    return w->kind == VD_REQ_CREATE || w->kind == VD_REQ_DROP ||
+           w->kind == VD_REQ_CREATE_PINDEX || w->kind == VD_REQ_DROP_PINDEX;
 }
 /* Commits ws[0..n) (all prepared) in one transaction and one sync. Returns the commit's
  * status: on failure nothing changed and every write carries "commit failed, nothing
@@ -303,7 +329,18 @@ vd_status vd_engine_write_commit(vd_engine *e, vd_write *const *ws, size_t n, vd
 vd_status vd_engine_write_result(vd_engine *e, vd_write *w, vd_result *out, vd_err *err);
 void vd_write_release(vd_write *w); /* idempotent */
 
-/* One write on its own: prepare, commit, result. */
+/* Work a committed write leaves to the background: a CREATE_PINDEX is committed as a
+ * definition, then its index is built over the stored points by vd_engine_background
+ * steps; its result waits until then. 1 while the write's work goes on (call
+ * vd_engine_write_result once it is 0, or to give up waiting: the build goes on). */
+int vd_engine_write_pending(vd_engine *e, const vd_write *w);
+/* One bounded step of background work (a payload index build: one transaction of at most
+ * VD_ENGINE_BUILD_STEP points), between write groups, on the writing thread. *more = 1
+ * while any work remains (a build left by a crash counts: call it when idle). */
+#define VD_ENGINE_BUILD_STEP 16384
+vd_status vd_engine_background(vd_engine *e, int *more, vd_err *err);
+
+/* One write on its own: prepare, commit, background work until done, result. */
 vd_status vd_engine_write(vd_engine *e, const vd_request *req, vd_result *out, vd_err *err);
 
 /* Any request: the read or the single write. */

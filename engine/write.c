@@ -138,6 +138,39 @@ static vd_status prepare_set_payload(const vd_engine *e, const vd_set_payload_re
     return VD_OK;
 }
 
+/* By ids (1..max_batch of them) or by filter (checked here, so it is refused before the
+ * write queues behind others), never both. */
+static vd_status prepare_delete(const vd_engine *e, const vd_delete_req *d, vd_op *op,
+                                vd_err *err)
+{
+    vd_status s;
+    size_t n = batch_size(d->n_ids, d->ids, &d->str_ids);
+    if (d->filter && n)
+        return vd_err_set(err, VD_INVALID, "delete: give ids or a filter, not both");
+    if (d->filter) s = vd_filter_check(d->filter, err);
+    else s = vd_engine__check_batch(e, VD_REQ_DELETE, n, err);
+    *op = (vd_op){.kind = VD_OP_DELETE,
+                  .collection = d->collection,
+                  .ids = d->filter ? NULL : d->ids,
+                  .n = d->filter ? 0 : n,
+                  .str_ids = d->str_ids,
+                  .filter = d->filter};
+    return s;
+}
+
+/* The field and kind are storage's to check (one rule: vd_storage__path_check). */
+static vd_status prepare_pindex(vd_request_kind k, const vd_pindex_req *p, vd_op *op,
+                                vd_err *err)
+{
+    if (!p->field)
+        return vd_err_set(err, VD_INVALID, "%s: no field named", vd_request_name(k));
+    *op = (vd_op){.kind = k == VD_REQ_CREATE_PINDEX ? VD_OP_PINDEX_CREATE : VD_OP_PINDEX_DROP,
+                  .collection = p->collection,
+                  .field = p->field,
+                  .pindex_kind = p->kind};
+    return VD_OK;
+}
+
 vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write *w, vd_err *err)
 {
     vd_status s = VD_OK;
@@ -153,19 +186,15 @@ vd_status vd_engine_write_prepare(vd_engine *e, const vd_request *req, vd_write 
     case VD_REQ_UPSERT:
         s = prepare_upsert(e, &req->upsert, w, err);
         break;
-    case VD_REQ_DELETE: {
-        const vd_delete_req *d = &req->del;
-        size_t n = batch_size(d->n_ids, d->ids, &d->str_ids);
-        s = vd_engine__check_batch(e, VD_REQ_DELETE, n, err);
-        w->op = (vd_op){.kind = VD_OP_DELETE,
-                        .collection = d->collection,
-                        .ids = d->ids,
-                        .n = n,
-                        .str_ids = d->str_ids};
+    case VD_REQ_DELETE:
+        s = prepare_delete(e, &req->del, &w->op, err);
         break;
-    }
     case VD_REQ_SET_PAYLOAD:
         s = prepare_set_payload(e, &req->set_payload, w, err);
+        break;
+    case VD_REQ_CREATE_PINDEX:
+    case VD_REQ_DROP_PINDEX:
+        s = prepare_pindex(req->kind, &req->pindex, &w->op, err);
         break;
     default:
         s = vd_err_set(err, VD_INTERNAL, "%s is not a write operation", vd_request_name(req->kind));
@@ -202,6 +231,38 @@ vd_status vd_engine_write_commit(vd_engine *e, vd_write *const *ws, size_t n, vd
     return s;
 }
 
+/* The info of the index a committed CREATE_PINDEX made; VD_NOTFOUND if a drop came first. */
+static vd_status pindex_result(vd_engine *e, const vd_op *op, vd_pindex_info *out, vd_err *err)
+{
+    vd_collection *c = NULL;
+    vd_collection_info info;
+    if (vd_store_acquire(e->store, op->collection, &c, NULL) == VD_OK) {
+        vd_collection_info_get(c, &info);
+        vd_collection_release(c);
+        for (uint32_t i = 0; c && i < info.n_pindexes; i++)
+            if (!strcmp(info.pindexes[i].field, op->field)) {
+                *out = info.pindexes[i];
+                return VD_OK;
+            }
+    }
+    return vd_err_set(err, VD_NOTFOUND, "create_payload_index %s.%s: the index was dropped "
+                      "(or its collection) before its build finished", op->collection,
+                      op->field);
+}
+
+int vd_engine_write_pending(vd_engine *e, const vd_write *w)
+{
+    int building = 0;
+    if (w->kind != VD_REQ_CREATE_PINDEX || w->op.status != VD_OK) return 0;
+    return vd_store_pindex_state(e->store, w->op.collection, w->op.field, &building, NULL) ==
+               VD_OK && building;
+}
+
+vd_status vd_engine_background(vd_engine *e, int *more, vd_err *err)
+{
+    return vd_store_pindex_step(e->store, VD_ENGINE_BUILD_STEP, more, err);
+}
+
 vd_status vd_engine_write_result(vd_engine *e, vd_write *w, vd_result *out, vd_err *err)
 {
     vd_status s = w->op.status;
@@ -229,6 +290,12 @@ vd_status vd_engine_write_result(vd_engine *e, vd_write *w, vd_result *out, vd_e
         }
         break;
     }
+    case VD_REQ_CREATE_PINDEX:
+        if ((s = pindex_result(e, &w->op, &out->pindex, err)) != VD_OK) {
+            vd_write_release(w);
+            return vd_engine__fail(s, err, w->kind);
+        }
+        break;
     default:
         break;
     }
@@ -254,5 +321,14 @@ vd_status vd_engine_write(vd_engine *e, const vd_request *req, vd_result *out, v
     if (s != VD_OK) return s;
     vd_write *one = &w;
     vd_engine_write_commit(e, &one, 1, NULL);
+    int more = 1;
+    while (more && vd_engine_write_pending(e, &w)) {
+        vd_err e2;
+        if ((s = vd_engine_background(e, &more, &e2)) != VD_OK) {
+            vd_write_release(&w);
+            if (err) *err = e2;
+            return vd_engine__fail(s, err, req->kind);
+        }
+    }
     return vd_engine_write_result(e, &w, out, err);
 }

@@ -237,6 +237,7 @@ static void scratch_destroy(void *p)
     vd_free(sc->s);
     vd_free(sc->h);
     vd_free(sc->q);
+    vd_free(sc->fr);
     vd_free(sc);
 }
 
@@ -307,6 +308,7 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->visible_epoch = 0;
     ix->write_epoch = 1;
     ix->ef_search = vd_param_info_of(VD_PARAM_EF_SEARCH)->def;
+    ix->effort_per_ef = 20.0f; /* query.c: the prior until searches measure it */
     ix->rng = p->seed;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
     ix->rbuf = vd_malloc((4 * (size_t)ix->m0 + 2) * sizeof(vd_cand));

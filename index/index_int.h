@@ -111,6 +111,7 @@ struct vd_index {
     size_t n_visible;       /* atomic: n_live as of the last publish */
     size_t n_tomb;          /* atomic: tombstones not reclaimed yet */
     uint32_t ef_search;     /* atomic */
+    float effort_per_ef;    /* atomic (relaxed, racy updates): query.c's learned cost model */
     uint64_t rng;
     size_t ops_since_check; /* mutations since the last reachability check */
     size_t removes_since_check;
@@ -410,6 +411,8 @@ typedef struct vd_scratch {
     size_t cap_h;
     float *q;
     size_t cap_q;
+    uint32_t *fr; /* filtered search: rejected nodes a dry traversal may bridge through */
+    size_t cap_fr;
 } vd_scratch;
 
 /* This thread's scratch (created on first use, freed by a pthread key destructor when the
@@ -435,6 +438,17 @@ static inline void vd_scratch_visit_begin(vd_scratch *sc)
         memset(sc->tags, 0, sc->n_tags * sizeof(uint16_t));
         sc->gen = 1;
     }
+}
+/* Starts a traversal whose tags hold n states: g .. g + n - 1 (returns g), all fresh. */
+static inline uint16_t vd_scratch_visit_begin_n(vd_scratch *sc, unsigned n)
+{
+    if (sc->gen > UINT16_MAX - n) {
+        memset(sc->tags, 0, sc->n_tags * sizeof(uint16_t));
+        sc->gen = 0;
+    }
+    uint16_t g = (uint16_t)(sc->gen + 1);
+    sc->gen = (uint16_t)(sc->gen + n);
+    return g;
 }
 
 vd_status vd_index__grow_u32(uint32_t **a, size_t *cap, size_t want); /* VD_NOMEM or VD_OK */
@@ -531,15 +545,99 @@ void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind);
  * inserters, every node not removed in the writer's view. Both traverse every node. */
 enum { VD_MODE_READ, VD_MODE_BUILD };
 
-/* Greedy descent from `cur` through levels from .. to+1 (every node is traversable). */
+/* What a search did, for vd_search_explain (searches add to it; callers zero it). */
+typedef struct vd_search_counts {
+    uint64_t expanded;  /* link lists read */
+    uint64_t distances;
+    uint64_t allows;    /* filter calls */
+} vd_search_counts;
+
+/* Greedy descent from `cur` through levels from .. to+1 (every node is traversable).
+ * Distances and lists read are added to *cnt when it is not NULL. */
 vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned from,
-                         unsigned to);
+                         unsigned to, vd_search_counts *cnt);
 /* Beam search of one level from the n_ent entries; leaves up to ef accepted nodes as a
  * max-heap in sc->w (*n_w of them). `skip` is never visited (the node being connected;
- * VD_SLOT_NONE for none). VD_NOMEM when the scratch cannot grow. */
+ * VD_SLOT_NONE for none). Adds to *cnt when not NULL. VD_NOMEM when the scratch cannot
+ * grow. */
 vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const float *q,
                                  const vd_cand *ent, size_t n_ent, unsigned level, uint32_t ef,
-                                 int mode, uint64_t v, uint32_t skip, size_t *n_w);
+                                 int mode, uint64_t v, uint32_t skip, size_t *n_w,
+                                 vd_search_counts *cnt);
+
+/* A filtered traversal (search.c, driven by query.c). Tags hold four states from base g:
+ * g allowed (in the beam), g+1 rejected (not allowed or not visible), g+2 rejected and its
+ * links scanned for a second hop, g+3 rejected and pushed as a bridge. The state lives in
+ * the scratch from the descent to the exact scan that may follow, so that allow() runs at
+ * most once per slot. */
+enum { VD_TAG_OK = 0, VD_TAG_REJ = 1, VD_TAG_HOP = 2, VD_TAG_BRIDGE = 3, VD_TAG_STATES = 4 };
+typedef struct vd_fsearch {
+    const vd_slot_filter *f;
+    uint64_t v;           /* the visible epoch of the search */
+    uint16_t g;           /* tag base */
+    uint32_t k;           /* bridging continues while fewer than k allowed points are found */
+    uint32_t want;        /* hops stop once an expansion has this many new allowed nodes */
+    double cap;           /* effort cap, in distances (see vd_fsearch_effort) */
+    double w_hop, w_allow; /* the cost model's weights of a second-hop list and a filter call */
+    int aborted;          /* a VD_FALLBACK_* reason to end in the exact scan, or 0 */
+    double sel;           /* the share of visible points allowed (the planner's estimate) */
+    int probed;           /* the query's neighbourhood was sampled (search.c) */
+    size_t nc, nw;        /* entries in sc->c (candidates) and sc->w (results) */
+    size_t n_fr;          /* entries in sc->fr */
+    vd_search_counts cnt;
+} vd_fsearch;
+
+static inline double vd_fsearch_effort(const vd_fsearch *fs)
+{
+    return (double)fs->cnt.distances + fs->w_hop * (double)fs->cnt.expanded +
+           fs->w_allow * (double)fs->cnt.allows;
+}
+
+/* Greedy descent through levels from .. 1 that also checks every node it measures against
+ * the filter: allowed ones enter the beam (sc->c and sc->w, fs->nc / fs->nw) as seeds, so an
+ * anti-correlated filter starts level 0 next to matches the upper levels passed. Returns the
+ * nearest node of the descent, allowed or not. VD_NOMEM via *st. */
+vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+                                  vd_cand cur, unsigned from, uint32_t ef, vd_fsearch *fs,
+                                  vd_status *st);
+/* The level-0 filtered beam search from what the descent left in the beam plus `bridge`
+ * (a rejected start, VD_SLOT_NONE for none): only allowed visible nodes get a distance and
+ * enter the beam; rejected neighbours of an expanded node are hops whose links are scanned
+ * for allowed nodes (ACORN's two-hop expansion, truncated at 2M new nodes per expansion);
+ * when the beam runs dry with fewer than fs->k results, rejected neighbours seen so far are
+ * measured and traversed as bridges. Leaves the results as a max-heap in sc->w. Stops early
+ * with fs->aborted once the effort passes fs->cap. */
+vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+                                    vd_cand bridge, uint32_t ef, vd_fsearch *fs);
+/* Asks the filter about the unseen slot x once: sets its tag to OK or REJ. Visibility is
+ * the caller's to check where it reads the node anyway (an allowed node that turns out
+ * invisible becomes REJ); the caller checked that the tag was unseen (tags cover x). */
+static inline int vd_index__fs_bit(const vd_slot_filter *f, uint32_t x)
+{
+    return x < f->n_bits && (f->bits[x >> 6] >> (x & 63)) & 1;
+}
+static inline int vd_index__fs_allow(vd_scratch *sc, vd_fsearch *fs, uint32_t x)
+{
+    const vd_slot_filter *f = fs->f;
+    int ok;
+    if (f->bits) {
+        ok = vd_index__fs_bit(f, x);
+    } else {
+        fs->cnt.allows++;
+        ok = f->allow(f->ctx, x) != 0;
+    }
+    sc->tags[x] = (uint16_t)(fs->g + (ok ? VD_TAG_OK : VD_TAG_REJ));
+    return ok;
+}
+static inline int vd_index__fs_visible(const vd_node *nd, const vd_fsearch *fs)
+{
+    return LD_ACQ(&nd->born) <= fs->v && fs->v < LD_ACQ(&nd->died);
+}
+/* x's tag relative to fs->g: VD_TAG_* or VD_TAG_STATES and above for unseen. */
+static inline unsigned vd_index__fs_tag(const vd_scratch *sc, const vd_fsearch *fs, uint32_t x)
+{
+    return (uint16_t)(sc->tags[x] - fs->g);
+}
 
 /* ---- neighbors.c: neighbour selection and link writes ------------------------------------ */
 

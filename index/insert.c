@@ -94,13 +94,13 @@ static vd_status insert_node(vd_index *ix, vd_scratch *sc, uint32_t slot)
     if (ix->mt && !hold) pthread_mutex_unlock(&ix->ep_lock);
 
     vd_cand cur = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep};
-    cur = vd_index__greedy(ix, q, cur, maxl, level < maxl ? level : maxl);
+    cur = vd_index__greedy(ix, q, cur, maxl, level < maxl ? level : maxl, NULL);
     const vd_cand *ent = &cur;
     size_t n_ent = 1;
     for (int l = (int)(level < maxl ? level : maxl); l >= 0; l--) {
         size_t nw = 0;
         st = vd_index__search_layer(ix, sc, q, ent, n_ent, (unsigned)l, ix->efc, VD_MODE_BUILD,
-                                    0, slot, &nw);
+                                    0, slot, &nw, NULL);
         if (st) goto done;
         if (nw == 0) continue; /* only tombstones around: keep the previous entries */
         if (vd_cands_reserve(&sc->s, &sc->cap_s, nw)) {

@@ -78,7 +78,8 @@ static int orphan_candidates(vd_index *ix, vd_scratch *sc, uint32_t u, const uin
 {
     size_t nw = 0, k = 0;
     const float *q = vd_index__vec(ix, u);
-    if (vd_index__search_layer(ix, sc, q, &start, 1, 0, ix->efc, VD_MODE_BUILD, 0, u, &nw) ||
+    if (vd_index__search_layer(ix, sc, q, &start, 1, 0, ix->efc, VD_MODE_BUILD, 0, u, &nw,
+                               NULL) ||
         nw == 0 || vd_cands_reserve(&sc->s, &sc->cap_s, nw))
         return 0;
     for (size_t i = 0; i < nw; i++)
@@ -125,7 +126,7 @@ static void connect_orphan(vd_index *ix, vd_scratch *sc, uint32_t u, const uint8
     /* The descent finds better neighbours, but upper-level links may lead into the very
      * component that is cut off at level 0: then the level-0 search from the entry point,
      * which only sees reachable nodes. */
-    vd_cand cur = vd_index__greedy(ix, q, at_ep, vd_index__node(ix, ep)->level, 0);
+    vd_cand cur = vd_index__greedy(ix, q, at_ep, vd_index__node(ix, ep)->level, 0, NULL);
     size_t nw = 0;
     if (cur.slot == u || !orphan_candidates(ix, sc, u, seen, cur, &nw))
         if (!orphan_candidates(ix, sc, u, seen, at_ep, &nw)) return;

@@ -1,26 +1,33 @@
-/* index/search.c: searching the graph: greedy descent, the layer beam search (used by
- * queries, inserts and reconnections alike), vd_index_search and the exact scan.
+/* index/search.c: traversing the graph: greedy descent, the layer beam search (used by
+ * queries, inserts and reconnections alike) and the filtered traversal; query.c drives them.
  *
- * A query descends greedily through the upper levels from the entry point, then runs a beam
- * search of level 0 with ef = max(ef, k): a min-heap of candidates and a bounded max-heap of
- * results. Only visible nodes (born <= visible_epoch < died) enter the results; invisible
- * ones are still expanded, so a removed or unpublished node never cuts a path. Neighbours are
+ * The beam: a min-heap of candidates and a bounded max-heap of results (ef). Only accepted
+ * nodes (visible ones for a query, live ones for a build) enter the results; the others are
+ * still expanded, so a removed or unpublished node never cuts a path. Neighbours are
  * filtered through the visited tags first, their node headers prefetched, then distances
  * computed while the vectors PF_AHEAD neighbours later are prefetched; the next candidate's
- * link list is prefetched when one is popped. Results are sorted by (distance, id).
+ * link list is prefetched when one is popped.
  *
- * Speed. The beam loop (search_layer_m) is always inlined into one copy per metric, so the
- * kernel is inlined without a switch per distance; under l2 every distance is bounded by the
- * one a candidate must beat (vd_kern_l2sq_below: most 784-dim candidates are rejected after
- * a fraction of their vector). The heaps, tags, node addressing and kernels are static
- * inline in index_int.h for the same reason: this file's loops must not call across files.
+ * The filtered traversal (after ACORN-1, Patel et al. 2024, and Qdrant's filterable HNSW)
+ * keeps the beam on allowed nodes: only they get a distance. Rejected neighbours of an
+ * expanded node (not allowed, or not visible) are hops: their own links are scanned for
+ * allowed nodes, so a filter that allows 1 % of the points still sees a connected graph
+ * (two hops reach ~M^2 nodes). The new allowed nodes of one expansion are truncated at 2M,
+ * direct neighbours first. Two more things keep selective and anti-correlated filters
+ * connected: the descent through the upper levels checks every node it measures and seeds
+ * the beam with the allowed ones (the upper levels are a sample of the whole set, so they
+ * pass matches far from the query's own cluster), and when the beam runs dry with fewer
+ * than k results the rejected nodes seen so far are measured and traversed as bridges. An
+ * effort cap (query.c's cost model) ends a traversal that would cost more than the exact
+ * scan. Rejected: ACORN-gamma's denser build (M x gamma links per node: memory for every
+ * query's sake, and our filters are not known at build time); computing distances for
+ * rejected nodes (hnswlib's filtered search: cost grows as 1/selectivity).
  *
- * Readers. A search takes no lock. It counts itself into one of the two grace-period
- * counters (vd_index__reader_enter, see vacuum.c) from before it reads the entry point until
- * it has read its last node, so vacuum never frees a slot it may still hold. If the beam
- * comes back with fewer than k visible points while more exist (a large unpublished batch
- * or many tombstones all around the query), the search falls back to the exact scan, so
- * n_out < k only when fewer points are visible.
+ * Speed. The beam loops (search_layer_m, search_filtered_m) are always inlined into one copy
+ * per metric, so the kernel is inlined without a switch per distance; under l2 every
+ * distance is bounded by the one a candidate must beat (vd_kern_l2sq_below: most 784-dim
+ * candidates are rejected after a fraction of their vector). The heaps, tags, node
+ * addressing and kernels are static inline in index_int.h for the same reason.
  *
  * Rejected: 32-bit visited tags (twice the cache footprint, to save one memset every 65535
  * traversals). */
@@ -39,7 +46,7 @@ static inline int accept(const vd_node *nd, int mode, uint64_t v)
 }
 
 vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned from,
-                         unsigned to)
+                         unsigned to, vd_search_counts *cnt)
 {
     for (unsigned l = from; l > to; l--) {
         int changed = 1;
@@ -48,6 +55,10 @@ vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsign
             const uint32_t *list = vd_index__list(ix, cur.slot, l);
             uint32_t n = LD_ACQ(&list[0]);
             if (n > ix->m) n = ix->m;
+            if (cnt) {
+                cnt->expanded++;
+                cnt->distances += n;
+            }
             for (uint32_t i = 0; i < n; i++) {
                 uint32_t x = LD_ACQ(&list[1 + i]);
                 float d = vd_index__dist_below(ix, q, vd_index__vec(ix, x), cur.d);
@@ -87,9 +98,9 @@ seed_beam(const vd_index *ix, vd_scratch *sc, const vd_cand *ent, size_t n_ent, 
 static inline __attribute__((always_inline)) vd_status
 search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand *ent,
                size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v, uint32_t skip,
-               size_t *n_w, int metric)
+               size_t *n_w, vd_search_counts *cnt, int metric)
 {
-    size_t nc = 0, nw = 0;
+    size_t nc = 0, nw = 0, n_exp = 0, n_dist = 0;
     const uint32_t dim = ix->dim, maxl = vd_index__max_links(ix, level);
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
     const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
@@ -126,6 +137,8 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand
             k++;
         }
         if (vd_cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
+        n_exp++;
+        n_dist += k;
         for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
             for (size_t l = 1; l <= vec_lines && l < 12; l++)
                 __builtin_prefetch(bp[i] + vec_off + 64 * l);
@@ -147,198 +160,284 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand
         }
     }
     *n_w = nw;
+    if (cnt) {
+        cnt->expanded += n_exp;
+        cnt->distances += n_dist + n_ent;
+    }
     return VD_OK;
 }
 
 vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const float *q,
                                  const vd_cand *ent, size_t n_ent, unsigned level, uint32_t ef,
-                                 int mode, uint64_t v, uint32_t skip, size_t *n_w)
+                                 int mode, uint64_t v, uint32_t skip, size_t *n_w,
+                                 vd_search_counts *cnt)
 {
     switch (ix->metric) {
     case VD_METRIC_L2:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_L2);
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
+                              VD_METRIC_L2);
     case VD_METRIC_COSINE:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w,
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
                               VD_METRIC_COSINE);
     default:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, VD_METRIC_IP);
+        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
+                              VD_METRIC_IP);
     }
 }
 
-/* ---- queries ------------------------------------------------------------------------------ */
 
-static int hit_cmp(const void *a, const void *b)
-{
-    const vd_hit *x = a, *y = b;
-    if (x->distance < y->distance) return -1;
-    if (x->distance > y->distance) return 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
+/* ---- filtered traversal ------------------------------------------------------------------ */
 
-/* Room for n hits in the scratch. */
-static vd_status hits_reserve(vd_scratch *sc, size_t n, vd_err *err)
+/* Appends x to the frontier of rejected nodes (sc->fr) a dry beam may bridge through. */
+static inline vd_status fr_append(vd_scratch *sc, vd_fsearch *fs, uint32_t x)
 {
-    if (sc->cap_h >= n) return VD_OK;
-    vd_hit *h = vd_realloc(sc->h, n * sizeof(vd_hit));
-    if (!h) return vd_err_set(err, VD_NOMEM, "out of memory for %zu hits", n);
-    sc->h = h;
-    sc->cap_h = n;
+    if (fs->n_fr == sc->cap_fr) {
+        size_t cap = sc->cap_fr;
+        if (vd_index__grow_u32(&sc->fr, &cap, fs->n_fr + 1)) return VD_NOMEM;
+        sc->cap_fr = cap;
+    }
+    sc->fr[fs->n_fr++] = x;
     return VD_OK;
 }
 
-/* Common argument checks; on success *qp is the query to use (normalized under cosine). */
-static vd_status prepare_query(const vd_index *ix, vd_scratch **scp, const float *query,
-                               uint32_t k, const vd_hit *hits, uint32_t *n_out, const float **qp,
-                               vd_err *err)
+/* The allowed visible node e enters the beam (candidates and results) unless the results
+ * are full of nearer ones. sc->w has room for ef + 1. */
+static inline vd_status fs_push(vd_scratch *sc, vd_fsearch *fs, vd_cand e, uint32_t ef)
 {
-    if (n_out) *n_out = 0;
-    if (!ix || !query || !hits || !n_out)
-        return vd_err_set(err, VD_INVALID, "index, query, hits and n_out are required");
-    if (k == 0) return vd_err_set(err, VD_INVALID, "k must be at least 1");
-    double inv;
-    vd_status st = vd_index__check_vector(ix, query, "query", &inv, err);
-    if (st) return st;
-    vd_scratch *sc = vd_scratch_get();
-    if (!sc) return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-    *scp = sc;
-    *qp = query;
-    if (ix->metric == VD_METRIC_COSINE) {
-        if (sc->cap_q < ix->dim) {
-            float *q = vd_realloc(sc->q, ix->dim * sizeof(float));
-            if (!q) return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-            sc->q = q;
-            sc->cap_q = ix->dim;
+    if (fs->nw >= ef && e.d >= sc->w[0].d) return VD_OK;
+    if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + 1)) return VD_NOMEM;
+    vd_minheap_push(sc->c, &fs->nc, e);
+    vd_maxheap_push(sc->w, &fs->nw, e);
+    if (fs->nw > ef) vd_maxheap_pop(sc->w, &fs->nw);
+    return VD_OK;
+}
+
+/* Tags cover slot x (a slot added since the search began may be past them). */
+static inline vd_status fs_cover(vd_scratch *sc, uint32_t x)
+{
+    return x < sc->n_tags ? VD_OK : vd_scratch_grow_tags(sc, (size_t)x + 1);
+}
+
+/* Whether the unseen node x, whose vector is being read anyway, may be returned: allowed,
+ * then visible. Sets its tag. */
+static inline int fs_check(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs, uint32_t x)
+{
+    if (!vd_index__fs_allow(sc, fs, x)) return 0;
+    if (vd_index__fs_visible(vd_index__node(ix, x), fs)) return 1;
+    sc->tags[x] = (uint16_t)(fs->g + VD_TAG_REJ);
+    return 0;
+}
+
+vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+                                  vd_cand cur, unsigned from, uint32_t ef, vd_fsearch *fs,
+                                  vd_status *st)
+{
+    *st = VD_OK;
+    if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) || fs_cover(sc, cur.slot)) {
+        *st = VD_NOMEM;
+        return cur;
+    }
+    if (vd_index__fs_tag(sc, fs, cur.slot) >= VD_TAG_STATES) {
+        if (fs_check(ix, sc, fs, cur.slot)) *st = fs_push(sc, fs, cur, ef);
+        else *st = fr_append(sc, fs, cur.slot);
+    }
+    for (unsigned l = from; l > 0 && !*st; l--) {
+        int changed = 1;
+        while (changed && !*st) {
+            changed = 0;
+            const uint32_t *list = vd_index__list(ix, cur.slot, l);
+            uint32_t n = LD_ACQ(&list[0]);
+            if (n > ix->m) n = ix->m;
+            fs->cnt.expanded++;
+            fs->cnt.distances += n;
+            for (uint32_t i = 0; i < n && !*st; i++) {
+                uint32_t x = LD_ACQ(&list[1 + i]);
+                if ((*st = fs_cover(sc, x))) break;
+                const float *xv = vd_index__vec(ix, x);
+                /* A newly allowed node needs its exact distance to enter the beam; any other
+                 * only has to beat the current one. */
+                float d;
+                if (vd_index__fs_tag(sc, fs, x) >= VD_TAG_STATES && fs_check(ix, sc, fs, x)) {
+                    d = vd_index__dist(ix, q, xv);
+                    *st = fs_push(sc, fs, (vd_cand){d, x}, ef);
+                } else {
+                    d = vd_index__dist_below(ix, q, xv, cur.d);
+                }
+                if (d < cur.d) {
+                    cur.d = d;
+                    cur.slot = x;
+                    changed = 1;
+                }
+            }
         }
-        vd_index__store_vector(ix, sc->q, query, inv);
-        *qp = sc->q;
     }
-    return VD_OK;
+    return cur;
 }
 
-/* Sifts x down from the root of the max-heap h (n hits, by hit_cmp) into its place. */
-static void hits_sift_down(vd_hit *h, size_t n, vd_hit x)
+/* The beam ran dry with too few results: every rejected node seen so far (the frontier)
+ * is measured and becomes a bridge candidate, so the traversal can cross a region where
+ * nothing matches. Returns how many were added. */
+static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const float *q, vd_fsearch *fs,
+                        vd_status *st)
 {
-    size_t i = 0;
+    size_t added = 0;
+    for (size_t i = 0; i < fs->n_fr; i++) {
+        uint32_t x = sc->fr[i];
+        unsigned t = vd_index__fs_tag(sc, fs, x);
+        if (t != VD_TAG_REJ && t != VD_TAG_HOP) continue;
+        if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + 1)) {
+            *st = VD_NOMEM;
+            break;
+        }
+        sc->tags[x] = (uint16_t)(fs->g + VD_TAG_BRIDGE);
+        vd_cand e = {vd_index__dist(ix, q, vd_index__vec(ix, x)), x};
+        vd_minheap_push(sc->c, &fs->nc, e);
+        fs->cnt.distances++;
+        added++;
+    }
+    fs->n_fr = 0;
+    return added;
+}
+
+/* Collects the new allowed neighbours of candidate c into nb (returns how many, at most
+ * maxl): its direct neighbours first, then, through each rejected one (a hop), that node's
+ * own neighbours. Every hop list is prefetched before the first is read. Rejected direct
+ * neighbours join the frontier. Visibility is checked later, with the distance. */
+static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs,
+                                 uint32_t c, uint32_t *nb, uint32_t *checked, vd_status *st)
+{
+    const uint32_t maxl = ix->m0;
+    const uint32_t *list = vd_index__list0(ix, c);
+    uint32_t n = LD_ACQ(&list[0]), k = 0, h = 0, hop[2 * VD_M_MAX], seen = 0;
+    if (n > maxl) n = maxl;
+    fs->cnt.expanded++;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t x = LD_ACQ(&list[1 + i]);
+        if ((*st = fs_cover(sc, x))) return 0;
+        unsigned t = vd_index__fs_tag(sc, fs, x);
+        if (t >= VD_TAG_STATES) {
+            seen++;
+            if (vd_index__fs_allow(sc, fs, x)) {
+                nb[k++] = x;
+                continue;
+            }
+            if ((*st = fr_append(sc, fs, x))) return 0;
+        } else if (t != VD_TAG_REJ) {
+            continue;
+        }
+        hop[h++] = x;
+        __builtin_prefetch(vd_index__list0(ix, x));
+    }
+    for (uint32_t j = 0; j < h && k < fs->want; j++) {
+        uint32_t x = hop[j];
+        sc->tags[x] = (uint16_t)(fs->g + VD_TAG_HOP);
+        const uint32_t *xl = vd_index__list0(ix, x);
+        uint32_t xn = LD_ACQ(&xl[0]);
+        if (xn > maxl) xn = maxl;
+        fs->cnt.expanded++;
+        seen += xn;
+        for (uint32_t i = 0; i < xn && k < fs->want; i++) {
+            uint32_t y = LD_ACQ(&xl[1 + i]);
+            /* With a bitmap, a rejected second hop costs one bit test and no tag: testing it
+             * again later is as cheap as remembering it. */
+            if (fs->f->bits && !vd_index__fs_bit(fs->f, y)) continue;
+            if ((*st = fs_cover(sc, y))) return 0;
+            if (vd_index__fs_tag(sc, fs, y) >= VD_TAG_STATES && vd_index__fs_allow(sc, fs, y))
+                nb[k++] = y;
+        }
+    }
+    *checked = seen;
+    return k;
+}
+
+/* Probe for an anti-correlated filter, on the first expansion of the traversal's rejected
+ * start (the node nearest the query the descent found): if its two-hop neighbourhood holds
+ * far fewer allowed nodes than the filter's share predicts, every allowed point lies far
+ * from the query's neighbourhood, where a graph search for it is an out-of-distribution
+ * search (recall 0.5-0.85 at any ef measured on clustered data): the exact scan answers
+ * instead. A random filter at 1 % meets the probe's floor of 2 expected matches among 200+
+ * checked slots; the threshold (a quarter of the expected count) misfires for it with
+ * probability < 1e-3. */
+#define PROBE_MIN_CHECKED 200u
+static inline int fs_anti_correlated(const vd_fsearch *fs, uint32_t found, uint32_t checked)
+{
+    return checked >= PROBE_MIN_CHECKED && (double)found < 0.25 * fs->sel * (double)checked &&
+           found < fs->want;
+}
+
+/* vd_index__search_filtered for one metric (inlined once per metric, as search_layer_m). */
+static inline __attribute__((always_inline)) vd_status
+search_filtered_m(const vd_index *ix, vd_scratch *sc, const float *q, vd_cand bridge,
+                  uint32_t ef, vd_fsearch *fs, int metric)
+{
+    const uint32_t dim = ix->dim;
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
+    const size_t lines = (vec_off - hdr_off + dim * sizeof(float) + 63) / 64;
+    vd_status st = VD_OK;
+    if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1)) return VD_NOMEM;
+    if (bridge.slot != VD_SLOT_NONE) {
+        if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + 1)) return VD_NOMEM;
+        sc->tags[bridge.slot] = (uint16_t)(fs->g + VD_TAG_BRIDGE);
+        vd_minheap_push(sc->c, &fs->nc, bridge);
+    }
+    float bound = fs->nw >= ef ? sc->w[0].d : INFINITY;
+    uint32_t nb[2 * VD_M_MAX];
     for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && hit_cmp(&h[c + 1], &h[c]) > 0) c++;
-        if (hit_cmp(&x, &h[c]) >= 0) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-}
-
-/* Adds x to the max-heap h of hits (room for one more). */
-static void hits_push(vd_hit *h, size_t *n, vd_hit x)
-{
-    size_t i = (*n)++;
-    while (i) {
-        size_t pa = (i - 1) / 2;
-        if (hit_cmp(&h[pa], &x) >= 0) break;
-        h[i] = h[pa];
-        i = pa;
-    }
-    h[i] = x;
-}
-
-static vd_status exact_scan(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                            vd_hit *hits, uint32_t *n_out, vd_err *err)
-{
-    vd_status st = hits_reserve(sc, k, err);
-    if (st) return st;
-    vd_hit *h = sc->h; /* a max-heap by (distance, id) of the k nearest so far */
-    size_t nh = 0;
-    unsigned p = vd_index__reader_enter(ix);
-    uint64_t v = LD_ACQ(&ix->visible_epoch);
-    uint32_t ns = LD_ACQ(&ix->n_slots);
-    for (uint32_t s = 0; s < ns; s++) {
-        const vd_node *nd = vd_index__node(ix, s);
-        if (!accept(nd, VD_MODE_READ, v)) continue;
-        vd_hit x = {nd->id, vd_index__dist(ix, q, vd_index__vec(ix, s))};
-        if (nh < k) hits_push(h, &nh, x);
-        else if (hit_cmp(&x, &h[0]) < 0) hits_sift_down(h, nh, x); /* replaces the farthest */
-    }
-    vd_index__reader_exit(ix, p);
-    if (nh) {
-        qsort(h, nh, sizeof *h, hit_cmp);
-        memcpy(hits, h, nh * sizeof *h);
-    }
-    *n_out = (uint32_t)nh;
-    return VD_OK;
-}
-
-vd_status vd_index_search_exact(const vd_index *ix, const float *query, uint32_t k,
-                                vd_hit *hits, uint32_t *n_out, vd_err *err)
-{
-    vd_scratch *sc = NULL;
-    const float *q = NULL;
-    vd_status st = prepare_query(ix, &sc, query, k, hits, n_out, &q, err);
-    if (st) return st;
-    return exact_scan(ix, sc, q, k, hits, n_out, err);
-}
-
-/* Beam search from the entry point into sc->h: the k nearest visible points by distance
- * (ties in heap order), their number into *n. Inside the reader's grace period. */
-static vd_status beam(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                      uint32_t ef, size_t *n, vd_err *err)
-{
-    uint64_t v = LD_ACQ(&ix->visible_epoch);
-    uint32_t ep = LD_ACQ(&ix->entry);
-    size_t nw = 0;
-    *n = 0;
-    if (ep == VD_SLOT_NONE) return VD_OK;
-    if (vd_scratch_tags(sc, LD_ACQ(&ix->n_slots)))
-        return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-    vd_cand cur = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep};
-    cur = vd_index__greedy(ix, q, cur, vd_index__node(ix, ep)->level, 0);
-    vd_status st = vd_index__search_layer(ix, sc, q, &cur, 1, 0, ef, VD_MODE_READ, v,
-                                          VD_SLOT_NONE, &nw);
-    if (st) return vd_err_set(err, st, "out of memory for search scratch");
-    if ((st = hits_reserve(sc, nw, err))) return st;
-    /* Drop the ef - k farthest, then pop the k nearest into place, farthest first. */
-    while (nw > k) vd_maxheap_pop(sc->w, &nw);
-    *n = nw;
-    for (size_t i = nw; i-- > 0;) {
-        sc->h[i].id = vd_index__node(ix, sc->w[0].slot)->id;
-        sc->h[i].distance = sc->w[0].d;
-        size_t m = i + 1;
-        vd_maxheap_pop(sc->w, &m);
-    }
-    return VD_OK;
-}
-
-vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, uint32_t ef,
-                          vd_hit *hits, uint32_t *n_out, vd_err *err)
-{
-    vd_scratch *sc = NULL;
-    const float *q = NULL;
-    vd_status st = prepare_query(ix, &sc, query, k, hits, n_out, &q, err);
-    if (st) return st;
-    if (ef == 0) ef = LD_RLX(&ix->ef_search);
-    if (ef < k) ef = k;
-    size_t nw = 0;
-    unsigned p = vd_index__reader_enter(ix);
-    st = beam(ix, sc, q, k, ef, &nw, err);
-    vd_index__reader_exit(ix, p);
-    if (st) return st;
-    uint32_t n = (uint32_t)nw;
-    /* Ties by id: an insertion pass, a no-op unless distances repeat. */
-    for (uint32_t i = 1; i < n; i++) {
-        vd_hit x = sc->h[i];
-        uint32_t j = i;
-        while (j && hit_cmp(&sc->h[j - 1], &x) > 0) {
-            sc->h[j] = sc->h[j - 1];
-            j--;
+        if (fs->nc == 0 && (fs->nw >= fs->k || fs_bridge(ix, sc, q, fs, &st) == 0)) break;
+        if (st) return st;
+        vd_cand c = sc->c[0];
+        if (c.d > bound) break;
+        if (vd_fsearch_effort(fs) > fs->cap) {
+            fs->aborted = VD_FALLBACK_EFFORT;
+            break;
         }
-        sc->h[j] = x;
+        vd_minheap_pop(sc->c, &fs->nc);
+        if (fs->nc) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
+        uint32_t checked = 0, k = fs_expand(ix, sc, fs, c.slot, nb, &checked, &st);
+        if (st) return st;
+        if (c.slot == bridge.slot && !fs->probed) {
+            fs->probed = 1;
+            if (fs_anti_correlated(fs, k, checked)) {
+                fs->aborted = VD_FALLBACK_LOCAL;
+                break;
+            }
+        }
+        if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + k)) return VD_NOMEM;
+        /* Header and vector of each allowed node, PF_AHEAD ahead of the one computed. */
+        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
+            for (size_t l = 0; l < lines && l < 12; l++)
+                __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i]) + hdr_off + 64 * l);
+        for (uint32_t i = 0; i < k; i++) {
+            if (i + PF_AHEAD < k)
+                for (size_t l = 0; l < lines && l < 12; l++)
+                    __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i + PF_AHEAD]) + hdr_off +
+                                       64 * l);
+            const uint8_t *blk = vd_arena_at(&ix->nodes, nb[i]);
+            if (!vd_index__fs_visible((const vd_node *)(blk + hdr_off), fs)) {
+                sc->tags[nb[i]] = (uint16_t)(fs->g + VD_TAG_REJ); /* a hop another time */
+                continue;
+            }
+            fs->cnt.distances++;
+            float d = vd_index__dist_below_m(metric, dim, q, (const float *)(blk + vec_off),
+                                             bound);
+            if (fs->nw < ef || d < bound) {
+                vd_cand e = {d, nb[i]};
+                vd_minheap_push(sc->c, &fs->nc, e);
+                vd_maxheap_push(sc->w, &fs->nw, e);
+                if (fs->nw > ef) vd_maxheap_pop(sc->w, &fs->nw);
+                if (fs->nw >= ef) bound = sc->w[0].d;
+            }
+        }
     }
-    if (n) memcpy(hits, sc->h, n * sizeof(vd_hit));
-    *n_out = n;
-    /* The beam can come back short when most nodes around are invisible (a large unpublished
-     * batch, many tombstones): then the scan keeps the "fewer than k only when fewer points
-     * are visible" promise. */
-    if (n < k && n < vd_index_count(ix)) return exact_scan(ix, sc, q, k, hits, n_out, err);
-    return VD_OK;
+    return st;
+}
+
+vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+                                    vd_cand bridge, uint32_t ef, vd_fsearch *fs)
+{
+    switch (ix->metric) {
+    case VD_METRIC_L2: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_L2);
+    case VD_METRIC_COSINE: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_COSINE);
+    default: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_IP);
+    }
 }

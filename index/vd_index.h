@@ -159,6 +159,90 @@ vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, ui
 vd_status vd_index_search_exact(const vd_index *ix, const float *query, uint32_t k,
                                 vd_hit *hits, uint32_t *n_out, vd_err *err);
 
+/* ---- Filtered search ---------------------------------------------------------------------
+ * The index filters by slot: slots are its dense internal ids, and a reader has no id ->
+ * slot map (the caller knows each point's slot from storage's points records, and the id
+ * of a slot from vd_index_slot_id). A filter says which slots may be returned.
+ *
+ * Callbacks run on the searching thread, during the search call only, and must not call
+ * back into the index except vd_index_slot_id. allow() is asked at most once per slot per
+ * search, about any slot below the index's slot count - including slots of removed,
+ * unpublished or free points: the index checks the visibility of the allowed ones itself
+ * (where it reads their vector anyway; checking first would cost a cache miss per rejected
+ * node). So allow() must be cheap and total: a bitmap or a set lookup by slot. next() may
+ * hand out any slots too, but must agree with allow(). */
+#define VD_FILTER_COUNT_UNKNOWN UINT64_MAX
+typedef struct vd_slot_filter {
+    /* Non-zero when slot may be returned. Required unless `bits` is given. */
+    int (*allow)(void *ctx, uint32_t slot);
+    /* Optional: writes the allowed slots >= from, ascending, up to cap of them, into slots;
+     * returns how many (0: none left). Lets the exact scan visit only the matches. */
+    size_t (*next)(void *ctx, uint32_t from, uint32_t *slots, size_t cap);
+    void *ctx;
+    uint64_t n_allowed; /* the number of allowed points, or VD_FILTER_COUNT_UNKNOWN */
+    /* Optional, and then allow() and next() are not called: slot s is allowed when s <
+     * n_bits and bit s % 64 of bits[s / 64] is set. The index tests bits inline, which at
+     * 1 % selectivity is most of the traversal's saving over a callback (a two-hop
+     * expansion looks at ~M^2 slots). Borrowed for the call. */
+    const uint64_t *bits;
+    uint32_t n_bits;
+} vd_slot_filter;
+
+/* How a search ran (the planner's choice, see docs/architecture.md "Filtered search"). */
+typedef enum vd_search_plan {
+    VD_PLAN_GRAPH = 1,            /* the graph alone */
+    VD_PLAN_EXACT = 2,            /* an exact scan over the allowed slots, chosen up front */
+    VD_PLAN_GRAPH_THEN_EXACT = 3, /* the graph, then the exact scan: the traversal hit its
+                                   * effort cap or came back with fewer than k hits */
+} vd_search_plan;
+const char *vd_search_plan_name(vd_search_plan p); /* "graph", "exact", "graph_then_exact" */
+
+/* Why a traversal ended in the exact scan (vd_search_explain.fallback). */
+typedef enum vd_search_fallback {
+    VD_FALLBACK_NONE = 0,
+    VD_FALLBACK_EFFORT = 1, /* it cost more than the scan would have */
+    VD_FALLBACK_SHORT = 2,  /* it found fewer than k allowed points */
+    VD_FALLBACK_LOCAL = 3,  /* anti-correlated: the query's neighbourhood holds under a
+                             * quarter of the matches the filter's share predicts */
+} vd_search_fallback;
+
+typedef struct vd_search_explain {
+    vd_search_plan plan;
+    vd_search_fallback fallback;
+    uint32_t ef;            /* the ef the traversal ran with (scaled up for selective filters) */
+    uint64_t nodes_visited; /* nodes whose link lists were read, every level */
+    uint64_t distances;     /* distance computations, the exact scan's included */
+    uint64_t filter_calls;  /* allow() calls */
+    double selectivity;     /* allowed / visible points the planner assumed (1 unfiltered) */
+    double cost_graph;      /* the planner's estimates, in distance computations */
+    double cost_exact;
+} vd_search_explain;
+
+typedef struct vd_search_opts {
+    uint32_t k;                   /* hits wanted, >= 1 */
+    uint32_t ef;                  /* 0: the index default; effective ef is max(ef, k) */
+    const vd_slot_filter *filter; /* NULL: every visible point may be returned */
+    vd_search_explain *explain;   /* NULL, or filled with how the search ran */
+    /* 0: the planner chooses. VD_PLAN_EXACT or VD_PLAN_GRAPH forces a plan (tests and
+     * benchmarks); a forced traversal has no effort cap but still ends in the exact scan
+     * when it finds fewer than k allowed points. */
+    vd_search_plan plan;
+} vd_search_opts;
+
+/* Up to o->k nearest visible points that the filter allows, nearest first (ties by id):
+ * exactly min(k, allowed visible points) of them, whatever the plan. The planner scans the
+ * allowed slots exactly when that costs fewer distance computations than the graph would,
+ * otherwise it traverses the graph through non-matching nodes (two-hop expansion, so
+ * selective and anti-correlated filters stay connected) under an effort cap, falling back to
+ * the exact scan. Without a filter it is vd_index_search. Same errors and threads as
+ * vd_index_search; `o` and the filter are read during the call only. */
+vd_status vd_index_search_opts(const vd_index *ix, const float *query, const vd_search_opts *o,
+                               vd_hit *hits, uint32_t *n_out, vd_err *err);
+
+/* The id of a filled slot; for filter callbacks (from inside a search the slot stays valid
+ * for the whole call) and the writer. VD_ID_NONE for a slot that is not filled. */
+uint64_t vd_index_slot_id(const vd_index *ix, uint32_t slot);
+
 void vd_index_set_ef_search(vd_index *ix, uint32_t ef); /* 0: the table's default */
 
 /* Number of visible points (readers) - O(1). */

@@ -2,6 +2,7 @@
  *
  *   frame.c     the incremental frame decoder
  *   wire.c      the status-code table, the allocator, byte order (calls no other proto file)
+ *   filter.c    the Filter tree both ways: the depth guard before unpacking, and the decoder
  *   request.c   Request frames -> the engine's domain requests
  *   response.c  domain results -> Response frames; Response decoding for clients and tests */
 #ifndef VD_PROTO_INT_H
@@ -15,6 +16,16 @@ static inline int vd_proto__host_is_le(void)
     const uint16_t one = 1;
     return *(const uint8_t *)&one == 1;
 }
+
+/* filter.c: refuses (VD_INVALID) a Request whose filters nest deeper than protobuf-c's
+ * recursion may safely go, before it is unpacked, with the request's id and kind for the
+ * answer; anything unparsable passes (protobuf-c refuses it). */
+vd_status vd_proto__filter_prescan(const uint8_t *body, size_t len, uint64_t *request_id,
+                                   vd_request_kind *kind, vd_err *err);
+/* The storage tree of a wire Filter (NULL: none), into *out; *mem (vd_free) owns its nodes,
+ * which borrow strings from f. */
+vd_status vd_proto__filter_of(const Vectord__V1__Filter *f, vd_request_kind k,
+                              const vd_filter **out, void **mem, vd_err *err);
 
 /* Wire metric <-> domain metric. from_wire: 0 when the wire value is not a metric. */
 /* Set by the protobuf-c allocator when an allocation fails (this thread): protobuf-c's

@@ -28,6 +28,7 @@ typedef struct decoded {
     void *copies[3]; /* arrays converted because the host is not little-endian (or the bytes
                       * are unaligned): at most ids, vectors and string id ends */
     int n_copies;
+    void *filter_mem; /* the filter tree's nodes (filter.c) */
 } decoded;
 
 /* Little-endian uint64 (width 8), float32 or uint32 (width 4, named by `type`) values from a
@@ -130,14 +131,15 @@ static vd_status upsert_of(decoded *d, const Vectord__V1__UpsertRequest *u, vd_u
     return floats_of(d, &u->vectors, VD_REQ_UPSERT, "vectors", &r->vectors, &r->n_floats, err);
 }
 
-static vd_status scroll_of(const Vectord__V1__ScrollRequest *q, vd_scroll_req *r)
+static vd_status scroll_of(decoded *d, const Vectord__V1__ScrollRequest *q, vd_scroll_req *r,
+                           vd_err *err)
 {
     r->collection = q->collection;
     r->limit = q->limit;
     r->cursor = (vd_bytes){q->cursor.len, q->cursor.data};
     r->with_vectors = q->with_vectors;
     r->with_payloads = q->with_payloads;
-    return VD_OK;
+    return vd_proto__filter_of(q->filter, VD_REQ_SCROLL, &r->filter, &d->filter_mem, err);
 }
 
 static vd_status set_payload_of(decoded *d, const Vectord__V1__SetPayloadRequest *q,
@@ -159,7 +161,22 @@ static vd_status search_of(decoded *d, const Vectord__V1__SearchRequest *q, vd_s
     r->k = q->k;
     r->ef = q->ef;
     r->with_payloads = q->with_payloads;
+    r->explain = q->explain;
+    vd_status s = vd_proto__filter_of(q->filter, VD_REQ_SEARCH, &r->filter, &d->filter_mem, err);
+    if (s != VD_OK) return s;
     return floats_of(d, &q->queries, VD_REQ_SEARCH, "queries", &r->queries, &r->n_floats, err);
+}
+
+static vd_status pindex_of(const char *collection, const char *field,
+                           Vectord__V1__PayloadIndexKind kind, vd_request_kind k,
+                           vd_pindex_req *r, vd_err *err)
+{
+    r->collection = collection;
+    r->field = field;
+    r->kind = (vd_pindex_kind)kind; /* the numbers agree (filter.c asserts it) */
+    if (k == VD_REQ_DROP_PINDEX || vd_pindex_kind_name(r->kind)[0]) return VD_OK;
+    return vd_err_set(err, VD_INVALID, "create_payload_index %s: kind %d is not one of KEYWORD "
+                      "(1), INTEGER (2), FLOAT (3), BOOL (4)", collection, (int)kind);
 }
 
 /* The operation of d->pb into d->pub.op. */
@@ -167,6 +184,7 @@ static vd_status op_of(decoded *d, vd_err *err)
 {
     const Vectord__V1__Request *q = d->pb;
     vd_request *r = &d->pub.op;
+    vd_status s;
     switch (q->op_case) {
     case VECTORD__V1__REQUEST__OP_HELLO:
         d->pub.is_hello = 1;
@@ -191,23 +209,24 @@ static vd_status op_of(decoded *d, vd_err *err)
     case VECTORD__V1__REQUEST__OP_UPSERT:
         r->kind = VD_REQ_UPSERT;
         return upsert_of(d, q->upsert, &r->upsert, err);
-    case VECTORD__V1__REQUEST__OP_DELETE: {
+    case VECTORD__V1__REQUEST__OP_DELETE:
         r->kind = VD_REQ_DELETE;
         r->del.collection = q->delete_->collection;
-        vd_status s = ids_of(d, &q->delete_->ids, VD_REQ_DELETE, &r->del.ids, &r->del.n_ids, err);
+        if ((s = vd_proto__filter_of(q->delete_->filter, VD_REQ_DELETE, &r->del.filter,
+                                     &d->filter_mem, err)) != VD_OK)
+            return s;
+        s = ids_of(d, &q->delete_->ids, VD_REQ_DELETE, &r->del.ids, &r->del.n_ids, err);
         return s ? s : str_ids_of(d, q->delete_->str_ids, VD_REQ_DELETE, &r->del.str_ids, err);
-    }
-    case VECTORD__V1__REQUEST__OP_GET: {
+    case VECTORD__V1__REQUEST__OP_GET:
         r->kind = VD_REQ_GET;
         r->get.collection = q->get->collection;
         r->get.with_vectors = q->get->with_vectors;
         r->get.with_payloads = q->get->with_payloads;
-        vd_status s = ids_of(d, &q->get->ids, VD_REQ_GET, &r->get.ids, &r->get.n_ids, err);
+        s = ids_of(d, &q->get->ids, VD_REQ_GET, &r->get.ids, &r->get.n_ids, err);
         return s ? s : str_ids_of(d, q->get->str_ids, VD_REQ_GET, &r->get.str_ids, err);
-    }
     case VECTORD__V1__REQUEST__OP_SCROLL:
         r->kind = VD_REQ_SCROLL;
-        return scroll_of(q->scroll, &r->scroll);
+        return scroll_of(d, q->scroll, &r->scroll, err);
     case VECTORD__V1__REQUEST__OP_SET_PAYLOAD:
         r->kind = VD_REQ_SET_PAYLOAD;
         return set_payload_of(d, q->set_payload, &r->set_payload, err);
@@ -216,8 +235,17 @@ static vd_status op_of(decoded *d, vd_err *err)
         return search_of(d, q->search, &r->search, err);
     case VECTORD__V1__REQUEST__OP_COUNT:
         r->kind = VD_REQ_COUNT;
-        r->name = q->count->collection;
-        return VD_OK;
+        r->count.collection = q->count->collection;
+        return vd_proto__filter_of(q->count->filter, VD_REQ_COUNT, &r->count.filter,
+                                   &d->filter_mem, err);
+    case VECTORD__V1__REQUEST__OP_CREATE_PAYLOAD_INDEX:
+        r->kind = VD_REQ_CREATE_PINDEX;
+        return pindex_of(q->create_payload_index->collection, q->create_payload_index->field,
+                         q->create_payload_index->kind, r->kind, &r->pindex, err);
+    case VECTORD__V1__REQUEST__OP_DROP_PAYLOAD_INDEX:
+        r->kind = VD_REQ_DROP_PINDEX;
+        return pindex_of(q->drop_payload_index->collection, q->drop_payload_index->field, 0,
+                         r->kind, &r->pindex, err);
     case VECTORD__V1__REQUEST__OP_STATS:
         r->kind = VD_REQ_STATS;
         return VD_OK;
@@ -231,6 +259,17 @@ vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_requ
 {
     *out = NULL;
     vd_proto__alloc_failed = 0;
+    uint64_t request_id;
+    vd_request_kind kind;
+    if (vd_proto__filter_prescan(body, len, &request_id, &kind, err) != VD_OK) {
+        /* Not unpacked, but answerable: its id and operation are known. */
+        decoded *d = vd_calloc(1, sizeof *d);
+        if (!d) return vd_err_set(err, VD_NOMEM, "out of memory decoding a request");
+        d->pub.request_id = request_id;
+        d->pub.op.kind = kind;
+        *out = &d->pub;
+        return VD_INVALID;
+    }
     Vectord__V1__Request *pb = vectord__v1__request__unpack(&vd_proto_allocator, len, body);
     if (!pb && vd_proto__alloc_failed)
         return vd_err_set(err, VD_NOMEM, "out of memory decoding a request of %zu bytes", len);
@@ -252,8 +291,9 @@ void vd_proto_request_free(vd_proto_request *r)
 {
     if (!r) return;
     decoded *d = (decoded *)r;
-    vectord__v1__request__free_unpacked(d->pb, &vd_proto_allocator);
+    if (d->pb) vectord__v1__request__free_unpacked(d->pb, &vd_proto_allocator);
     for (int i = 0; i < d->n_copies; i++)
         vd_free(d->copies[i]);
+    vd_free(d->filter_mem);
     vd_free(d);
 }

@@ -33,11 +33,15 @@ typedef struct response_msg {
         Vectord__V1__HelloResponse hello;
         Vectord__V1__ScrollResponse scroll;
         Vectord__V1__SetPayloadResponse set_payload;
+        Vectord__V1__CreatePayloadIndexResponse create_pindex;
+        Vectord__V1__DropPayloadIndexResponse drop_pindex;
     } m;
     Vectord__V1__CollectionInfo ci;
     Vectord__V1__Limits limits;
     Vectord__V1__StrIds str_ids;
-    void *scratch[2]; /* freed after packing */
+    Vectord__V1__PayloadIndexInfo pi;
+    Vectord__V1__SearchExplain explain;
+    void *scratch[4]; /* freed after packing */
 } response_msg;
 
 /* Points the response's oneof at its sub-message m->m.member (generated type `type`), after
@@ -118,6 +122,42 @@ static ProtobufCBinaryData le_floats(float *a, size_t n)
 
 /* ---- one filler per result kind ------------------------------------------------------------- */
 
+/* `out` borrows the field from `in`. */
+static void pindex_to_wire(const vd_pindex_info *in, Vectord__V1__PayloadIndexInfo *out)
+{
+    vectord__v1__payload_index_info__init(out);
+    out->field = (char *)in->field;
+    out->kind = (Vectord__V1__PayloadIndexKind)in->kind; /* the numbers agree (filter.c) */
+    out->building = in->building != 0;
+    out->points = in->points;
+    out->bytes_memory = in->bytes_memory;
+}
+
+/* The payload index messages of infos[0..n) in one scratch block (m->scratch[slot]), each
+ * info's pointers set. */
+static vd_status pindexes_to_wire(response_msg *m, int slot, const vd_collection_info *in,
+                                  Vectord__V1__CollectionInfo *out, size_t n, vd_err *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += in[i].n_pindexes;
+    if (!total) return VD_OK;
+    uint8_t *b = vd_malloc(total * (sizeof(Vectord__V1__PayloadIndexInfo) +
+                                    sizeof(Vectord__V1__PayloadIndexInfo *)));
+    if (!b) return vd_err_set(err, VD_NOMEM, "out of memory encoding payload indexes");
+    m->scratch[slot] = b;
+    Vectord__V1__PayloadIndexInfo *msgs = (Vectord__V1__PayloadIndexInfo *)b;
+    Vectord__V1__PayloadIndexInfo **ptrs = (Vectord__V1__PayloadIndexInfo **)(msgs + total);
+    for (size_t i = 0; i < n; i++) {
+        out[i].payload_indexes = ptrs;
+        out[i].n_payload_indexes = in[i].n_pindexes;
+        for (uint32_t k = 0; k < in[i].n_pindexes; k++) {
+            pindex_to_wire(&in[i].pindexes[k], msgs);
+            *ptrs++ = msgs++;
+        }
+    }
+    return VD_OK;
+}
+
 /* `out` borrows the name from `in`. */
 static void info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionInfo *out)
 {
@@ -135,7 +175,55 @@ static void info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionIn
     out->id_type = vd_proto__id_type_to_wire(in->params.id_type);
 }
 
-static void fill_search(response_msg *m, vd_search_result *s)
+static const char *fallback_name(vd_search_fallback f)
+{
+    switch (f) {
+    case VD_FALLBACK_EFFORT: return "effort";
+    case VD_FALLBACK_SHORT: return "short";
+    case VD_FALLBACK_LOCAL: return "local";
+    default: return "";
+    }
+}
+
+/* SearchExplain: the filter's figures and one QueryPlan per query (scratch[0]). */
+static vd_status fill_explain(response_msg *m, const vd_search_result *s, vd_err *err)
+{
+    Vectord__V1__SearchExplain *x = &m->explain;
+    vectord__v1__search_explain__init(x);
+    x->filtered = s->filtered != 0;
+    x->matching = s->filter.matching;
+    x->conditions_indexed = s->filter.conditions_indexed;
+    x->conditions_scanned = s->filter.conditions_scanned;
+    x->payloads_read = s->filter.payloads_read;
+    x->filter_us = s->filter.compile_ns / 1000;
+    size_t nq = s->nq;
+    uint8_t *b = vd_malloc((nq ? nq : 1) * (sizeof(Vectord__V1__QueryPlan) +
+                                            sizeof(Vectord__V1__QueryPlan *)));
+    if (!b) return vd_err_set(err, VD_NOMEM, "search: out of memory encoding %zu plans", nq);
+    m->scratch[0] = b;
+    Vectord__V1__QueryPlan *plans = (Vectord__V1__QueryPlan *)b;
+    x->queries = (Vectord__V1__QueryPlan **)(plans + (nq ? nq : 1));
+    x->n_queries = nq;
+    for (size_t i = 0; i < nq; i++) {
+        const vd_search_explain *e = &s->explain[i];
+        Vectord__V1__QueryPlan *p = &plans[i];
+        vectord__v1__query_plan__init(p);
+        p->plan = (char *)vd_search_plan_name(e->plan);
+        p->fallback = (char *)fallback_name(e->fallback);
+        p->ef = e->ef;
+        p->nodes_visited = e->nodes_visited;
+        p->distances = e->distances;
+        p->filter_calls = e->filter_calls;
+        p->selectivity = e->selectivity;
+        p->cost_graph = e->cost_graph;
+        p->cost_exact = e->cost_exact;
+        x->queries[i] = p;
+    }
+    m->m.search.explain = x;
+    return VD_OK;
+}
+
+static vd_status fill_search(response_msg *m, vd_search_result *s, vd_err *err)
 {
     Vectord__V1__SearchResponse *sr = &m->m.search;
     size_t n = (size_t)s->nq * s->k;
@@ -149,6 +237,7 @@ static void fill_search(response_msg *m, vd_search_result *s)
         sr->payloads = (ProtobufCBinaryData *)s->payloads;
         sr->n_payloads = n;
     }
+    return s->explain ? fill_explain(m, s, err) : VD_OK;
 }
 
 static vd_status fill_get(response_msg *m, vd_get_result *g, vd_err *err)
@@ -196,6 +285,8 @@ static vd_status fill_list(response_msg *m, const vd_result *res, vd_err *err)
         info_to_wire(&res->list.items[i], &infos[i]);
         ptrs[i] = &infos[i];
     }
+    vd_status s = pindexes_to_wire(m, 2, res->list.items, infos, n, err);
+    if (s != VD_OK) return s;
     SET_RESULT(m, LIST_COLLECTIONS, list_collections, list, list_collections_response);
     m->m.list.n_collections = n;
     m->m.list.collections = ptrs;
@@ -250,12 +341,22 @@ static vd_status fill_plain(response_msg *m, const vd_result *res, vd_err *err)
         SET_RESULT(m, SET_PAYLOAD, set_payload, set_payload, set_payload_response)->updated =
             res->n;
         return VD_OK;
+    case VD_REQ_CREATE_PINDEX:
+        SET_RESULT(m, CREATE_PAYLOAD_INDEX, create_payload_index, create_pindex,
+                   create_payload_index_response);
+        pindex_to_wire(&res->pindex, &m->pi);
+        m->m.create_pindex.info = &m->pi;
+        return VD_OK;
+    case VD_REQ_DROP_PINDEX:
+        SET_RESULT(m, DROP_PAYLOAD_INDEX, drop_payload_index, drop_pindex,
+                   drop_payload_index_response);
+        return VD_OK;
     default:
         return vd_err_set(err, VD_INTERNAL, "no response encoding for %s",
                           vd_request_name(res->kind));
     }
     info_to_wire(&res->info, &m->ci); /* INFO, CREATE */
-    return VD_OK;
+    return pindexes_to_wire(m, 2, &res->info, &m->ci, 1, err);
 }
 
 vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_server_stats *srv,
@@ -268,7 +369,7 @@ vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_s
     *len = 0;
     switch (res->kind) {
     case VD_REQ_SEARCH:
-        fill_search(&m, &res->search);
+        s = fill_search(&m, &res->search, err);
         break;
     case VD_REQ_GET:
         s = fill_get(&m, &res->get, err);
@@ -287,8 +388,7 @@ vd_status vd_proto_encode_result(uint64_t request_id, vd_result *res, const vd_s
         break;
     }
     if (s == VD_OK) s = pack(&m, res->kind, max_frame, frame, len, err);
-    vd_free(m.scratch[0]);
-    vd_free(m.scratch[1]);
+    for (size_t i = 0; i < VD_ARRAY_LEN(m.scratch); i++) vd_free(m.scratch[i]);
     return s;
 }
 

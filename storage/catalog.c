@@ -20,7 +20,21 @@
 vd_collection *vd_storage__coll_new(void)
 {
     vd_collection *c = vd_calloc(1, sizeof *c);
-    if (c) atomic_init(&c->refs, 1);
+    if (!c) return NULL;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->committing, 0);
+    atomic_init(&c->retired, 0);
+    /* Writer-preferring: a steady stream of filtered searches must not keep a commit from
+     * becoming visible; readers never take it twice (no recursion to deadlock). */
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&c->flock, &a);
+    pthread_rwlockattr_destroy(&a);
+    if (rc) {
+        vd_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -44,6 +58,8 @@ void vd_collection_release(vd_collection *c)
     if (!c) return;
     if (atomic_fetch_sub(&c->refs, 1) != 1) return;
     vd_index_close(c->ix);
+    vd_pset_free(c->pset);
+    pthread_rwlock_destroy(&c->flock);
     vd_free(c);
 }
 
@@ -76,6 +92,23 @@ void vd_storage__update_bytes(vd_collection *c)
     atomic_store(&c->bytes_disk, b);
 }
 
+/* The payload indexes, under the filter lock: the writer changes them only with it held. */
+static void pindex_infos(vd_collection *c, vd_collection_info *out)
+{
+    pthread_rwlock_rdlock(&c->flock);
+    for (size_t i = 0; c->pset && i < c->pset->n && i < VD_FILTER_MAX_PINDEXES; i++) {
+        const vd_pdef *d = c->pset->defs[i];
+        vd_pindex_info *p = &out->pindexes[out->n_pindexes++];
+        memcpy(p->field, d->path, d->path_len);
+        p->field[d->path_len] = 0;
+        p->kind = d->kind;
+        p->building = !d->ready;
+        p->points = d->idx ? vd_pidx_points(d->idx) : d->scanned;
+        p->bytes_memory = d->idx ? vd_pidx_bytes(d->idx) : 0;
+    }
+    pthread_rwlock_unlock(&c->flock);
+}
+
 void vd_collection_info_get(const vd_collection *c, vd_collection_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -90,6 +123,7 @@ void vd_collection_info_get(const vd_collection *c, vd_collection_info *out)
     vd_index_stats_get(c->ix, &s);
     out->count = vd_index_count(c->ix);
     out->bytes_memory = s.bytes_total;
+    pindex_infos((vd_collection *)c, out);
 }
 
 /* ---- the sorted list --------------------------------------------------------------------- */

@@ -71,6 +71,14 @@ static void capped_end(checker *k, const char *coll, const capped *c)
     }
 }
 
+/* A payload index as stored, with what the points walk found. */
+typedef struct pcheck {
+    uint32_t no;
+    vd_pdef_rec r;
+    char path[VD_FILTER_MAX_PATH_BYTES + 1];
+    uint64_t n_records; /* values records the points walk found where expected */
+} pcheck;
+
 /* What one collection's check carries from step to step. */
 typedef struct ccheck {
     const vd_catalog_rec *r;
@@ -79,9 +87,12 @@ typedef struct ccheck {
     uint8_t *dirty;   /* per slot: changed in memory since the last commit */
     size_t n_dirty_cap, n_dirty;
     uint64_t n_points, n_vectors;
-    capped bad_point, not_in_graph, bad_payload, bad_slot, bad_sid;
+    capped bad_point, not_in_graph, bad_payload, bad_slot, bad_sid, bad_pvals;
     uint64_t *vec_ids; /* string ids: the key of every stored vector record, for check_skeys */
     size_t n_vec_ids, cap_vec_ids;
+    pcheck pdefs[VD_FILTER_MAX_PINDEXES];
+    size_t n_pdefs;
+    vd_buf pbuf;
 } ccheck;
 
 /* A failed read: VD_OK (a damaged record, reported by the caller) or the fatal status. */
@@ -276,6 +287,138 @@ static vd_status check_str_ids(checker *k, ccheck *x)
     return s == VD_OK ? check_skeys(k, x, &seq) : s;
 }
 
+/* ---- payload indexes ------------------------------------------------------------------ */
+/* Every definition stored for the collection into x->pdefs. */
+static vd_status read_pdefs(checker *k, ccheck *x)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    uint8_t kb[VD_KEY_PDEF_BYTES];
+    uint32_t no;
+    int rc;
+    vd_err e;
+    vd_storage__key_pdef(kb, x->r->cid, 0);
+    vd_status s = vd_storage__cursor_at(&k->t, VD_DB_PINDEXES, kb, sizeof kb, &cur, &key, &val,
+                                        &rc, k->err);
+    while (s == VD_OK && rc == 0 &&
+           vd_storage__key_pdef_decode(key.mv_data, key.mv_size, x->r->cid, &no)) {
+        pcheck p = {.no = no};
+        if (vd_storage__pdef_decode(val.mv_data, val.mv_size, &p.r, &e) != VD_OK) {
+            problem(k, "collection %s: payload index %u: %s", x->r->params.name, no, e.msg);
+        } else if (x->n_pdefs == VD_FILTER_MAX_PINDEXES) {
+            problem(k, "collection %s: more than %d payload indexes", x->r->params.name,
+                    VD_FILTER_MAX_PINDEXES);
+        } else {
+            memcpy(p.path, p.r.path, p.r.path_len);
+            p.r.path = p.path;
+            for (size_t i = 0; i < x->n_pdefs; i++)
+                if (!strcmp(x->pdefs[i].path, p.path))
+                    problem(k, "collection %s: two payload indexes on field %s",
+                            x->r->params.name, p.path);
+            x->pdefs[x->n_pdefs++] = p;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND)
+        s = vd_storage__txn_fail(&k->t, rc, k->err, "checking");
+    return s;
+}
+
+/* Each index's values record of point id (in slot) against its payload j. */
+static vd_status check_point_pvals(checker *k, ccheck *x, uint64_t id, uint32_t slot,
+                                   const json_t *j)
+{
+    const char *name = x->r->params.name;
+    for (size_t i = 0; i < x->n_pdefs; i++) {
+        pcheck *p = &x->pdefs[i];
+        size_t len = 0;
+        vd_pvals have;
+        int found;
+        vd_err e;
+        vd_status s = vd_storage__pvals_extract(p->r.kind, p->path, p->r.path_len, j, &x->pbuf,
+                                                &len, k->err);
+        if (s != VD_OK) return s;
+        s = vd_storage__pval_get(&k->t, x->r->cid, p->no, p->r.kind, slot, &have, &found, &e);
+        if (s != VD_OK && k->t.mdb_rc) return read_failed(k, s, &e);
+        if (s != VD_OK) {
+            CAPPED(k, &x->bad_pvals, "collection %s: point %" PRIu64 ": %s", name, id, e.msg);
+            continue;
+        }
+        p->n_records += found;
+        const uint8_t *w = x->pbuf.p;
+        if (!found && len && (p->r.ready || id < p->r.resume))
+            CAPPED(k, &x->bad_pvals, "collection %s: point %" PRIu64 ": payload index on %s "
+                   "has no values for it", name, id, p->path);
+        else if (found && !len)
+            CAPPED(k, &x->bad_pvals, "collection %s: point %" PRIu64 ": payload index on %s "
+                   "holds values the payload does not have", name, id, p->path);
+        else if (found && (have.flags != w[2] || have.n != vd_get_u32le(w + 4) ||
+                           have.vals_len != len - VD_PVAL_REC_MIN ||
+                           memcmp(have.vals, w + VD_PVAL_REC_MIN, have.vals_len) != 0))
+            CAPPED(k, &x->bad_pvals, "collection %s: point %" PRIu64 ": payload index on %s "
+                   "holds other values than the payload", name, id, p->path);
+    }
+    return VD_OK;
+}
+
+/* After the points walk: records of no point, and the postings in memory. */
+static vd_status check_pindexes(checker *k, ccheck *x)
+{
+    const char *name = x->r->params.name;
+    vd_status s = VD_OK;
+    for (size_t i = 0; i < x->n_pdefs && s == VD_OK; i++) {
+        pcheck *p = &x->pdefs[i];
+        MDB_cursor *cur = NULL;
+        MDB_val key, val;
+        uint8_t kb[VD_KEY_PVAL_BYTES];
+        uint32_t slot;
+        uint64_t n = 0;
+        int rc;
+        vd_storage__key_pval(kb, x->r->cid, p->no, 0);
+        s = vd_storage__cursor_at(&k->t, VD_DB_PVALUES, kb, sizeof kb, &cur, &key, &val, &rc,
+                                  k->err);
+        while (s == VD_OK && rc == 0 &&
+               vd_storage__key_pval_decode(key.mv_data, key.mv_size, x->r->cid, p->no, &slot)) {
+            n++;
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+        if (cur) mdb_cursor_close(cur);
+        if (s != VD_OK) break;
+        if (n != p->n_records)
+            problem(k, "collection %s: payload index on %s has %" PRIu64 " values records, %"
+                    PRIu64 " of them for stored points", name, p->path, n, p->n_records);
+        const vd_pdef *d = x->c ? vd_pset_find(x->c->pset, p->path, p->r.path_len) : NULL;
+        if (x->c && (!d || d->no != p->no || d->ready != p->r.ready || d->kind != p->r.kind)) {
+            problem(k, "collection %s: payload index on %s is stored %s but loaded otherwise",
+                    name, p->path, p->r.ready ? "ready" : "building");
+            continue;
+        }
+        if (!d || !d->ready) continue;
+        vd_pidx *fresh = NULL;
+        if ((s = vd_storage__pidx_load(&k->t, &x->r->params, x->r->cid, p->no, p->r.kind,
+                                       &fresh, k->err)) != VD_OK)
+            break;
+        if (!vd_pidx_same(d->idx, fresh))
+            problem(k, "collection %s: payload index on %s: the postings in memory differ from "
+                    "its values records", name, p->path);
+        vd_pidx_free(fresh);
+    }
+    if (s != VD_OK || !x->c) return s;
+    if (x->c->pset && x->c->pset->n != x->n_pdefs)
+        problem(k, "collection %s: %zu payload indexes loaded, %zu stored", name,
+                x->c->pset->n, x->n_pdefs);
+    if (x->c->pset) {
+        roaring_bitmap_t *live = NULL;
+        if ((s = vd_storage__live_load(&k->t, x->r->cid, &live, k->err)) != VD_OK) return s;
+        if (!roaring_bitmap_equals(live, x->c->pset->live))
+            problem(k, "collection %s: the payload indexes' live slots differ from the points",
+                    name);
+        roaring_bitmap_free(live);
+    }
+    return VD_OK;
+}
+
 /* One points record: payload, vector record, graph. */
 static vd_status check_point(checker *k, ccheck *x, uint64_t id, const MDB_val *val)
 {
@@ -289,10 +432,13 @@ static vd_status check_point(checker *k, ccheck *x, uint64_t id, const MDB_val *
         CAPPED(k, &x->bad_point, "collection %s: point %" PRIu64 ": %s", name, id, e.msg);
         return VD_OK;
     }
-    if (pr.payload && vd_json_check_object(pr.payload, pr.payload_len, &e) != VD_OK)
+    json_t *j = NULL;
+    if (pr.payload && vd_storage__json_parse(pr.payload, pr.payload_len, &j, &e) != VD_OK)
         CAPPED(k, &x->bad_payload, "collection %s: point %" PRIu64 ": %s", name, id, e.msg);
-    vd_status s = vd_storage__vector_get(&k->t, x->r->cid, &x->r->params, pr.slot, &vr, &found,
-                                         &e);
+    vd_status s = check_point_pvals(k, x, id, pr.slot, j);
+    json_decref(j);
+    if (s != VD_OK) return s;
+    s = vd_storage__vector_get(&k->t, x->r->cid, &x->r->params, pr.slot, &vr, &found, &e);
     if (s != VD_OK || !found || vr.id != id) {
         CAPPED(k, &x->bad_point, "collection %s: point %" PRIu64 " names slot %u, which holds "
                "no vector record for it", name, id, pr.slot);
@@ -468,7 +614,8 @@ static vd_status check_collection(checker *k, const vd_catalog_rec *r, float *vb
                 .not_in_graph = {"points missing from the graph or with a different vector", 0},
                 .bad_payload = {"payloads that are not JSON objects", 0},
                 .bad_slot = {"vector/links record mismatches", 0},
-                .bad_sid = {"string id problems", 0}};
+                .bad_sid = {"string id problems", 0},
+                .bad_pvals = {"payload index values that differ from the payloads", 0}};
     vd_status s = VD_OK;
     const char *name = r->params.name;
     x.c = vd_storage__catalog_find(k->st, name);
@@ -487,8 +634,9 @@ static vd_status check_collection(checker *k, const vd_catalog_rec *r, float *vb
         }
         vd_storage__changes(x.c->ix, mark_dirty, &x);
     }
-    if ((s = check_points(k, &x)) != VD_OK || (s = check_slots(k, &x)) != VD_OK ||
-        (s = check_str_ids(k, &x)) != VD_OK)
+    if ((s = read_pdefs(k, &x)) != VD_OK || (s = check_points(k, &x)) != VD_OK ||
+        (s = check_slots(k, &x)) != VD_OK || (s = check_str_ids(k, &x)) != VD_OK ||
+        (s = check_pindexes(k, &x)) != VD_OK)
         goto out;
     check_counts(k, &x);
     capped_end(k, name, &x.bad_point);
@@ -496,7 +644,9 @@ static vd_status check_collection(checker *k, const vd_catalog_rec *r, float *vb
     capped_end(k, name, &x.bad_payload);
     capped_end(k, name, &x.bad_slot);
     capped_end(k, name, &x.bad_sid);
+    capped_end(k, name, &x.bad_pvals);
 out:
+    vd_storage__buf_free(&x.pbuf);
     vd_free(x.dirty);
     vd_free(x.vec_ids);
     vd_collection_release(x.c);

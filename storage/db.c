@@ -182,10 +182,9 @@ vd_status vd_storage__db_open(vd_store *st, int create, vd_err *err)
 {
     int is_empty = 0;
     vd_status s = identify(st, &is_empty, err);
-    if (s == VD_OK && !is_empty && !st->read_only) {
-        for (int i = 0; i < VD_DB_COUNT; i++)
-            if (st->db_absent[i]) return add_missing(st, err);
-    }
+    if (s == VD_OK && !is_empty && !st->read_only &&
+        memchr(st->db_absent, 1, sizeof st->db_absent))
+        s = add_missing(st, err);
     if (s != VD_OK || !is_empty) return s;
     if (!create)
         return vd_err_set(err, VD_CORRUPT, "%s holds an empty LMDB environment, not a vectord "
@@ -480,6 +479,99 @@ vd_status vd_storage__collection_del(vd_txn *t, uint32_t cid, vd_err *err)
         if (!vd_storage__db_info((vd_db)i)->cid_key_bytes || t->st->db_absent[i]) continue;
         int rc = del_prefix(t->txn, dbi(t, (vd_db)i), cid);
         if (rc) return vd_storage__txn_fail(t, rc, err, "dropping a collection");
+    }
+    return VD_OK;
+}
+
+/* ---- payload indexes --------------------------------------------------------------------- */
+vd_status vd_storage__pdef_put(vd_txn *t, uint32_t cid, uint32_t no, const vd_pdef_rec *r,
+                               vd_err *err)
+{
+    uint8_t kb[VD_KEY_PDEF_BYTES];
+    MDB_val v = {vd_storage__pdef_size(r->path_len), NULL};
+    vd_storage__key_pdef(kb, cid, no);
+    vd_status s = put(t, VD_DB_PINDEXES, kb, sizeof kb, &v, MDB_RESERVE, err,
+                      "writing a payload index");
+    if (s == VD_OK) vd_storage__pdef_encode(v.mv_data, r);
+    return s;
+}
+
+vd_status vd_storage__pdef_del(vd_txn *t, uint32_t cid, uint32_t no, vd_err *err)
+{
+    uint8_t kb[VD_KEY_PDEF_BYTES];
+    vd_storage__key_pdef(kb, cid, no);
+    return del(t, VD_DB_PINDEXES, kb, sizeof kb, 1, err, "dropping a payload index");
+}
+
+vd_status vd_storage__pval_get(vd_txn *t, uint32_t cid, uint32_t no, vd_pindex_kind kind,
+                               uint32_t slot, vd_pvals *r, int *found, vd_err *err)
+{
+    uint8_t kb[VD_KEY_PVAL_BYTES];
+    MDB_val v;
+    *found = 0;
+    if (t->st->db_absent[VD_DB_PVALUES]) return VD_OK;
+    vd_storage__key_pval(kb, cid, no, slot);
+    vd_status s = get(t, VD_DB_PVALUES, kb, sizeof kb, &v, found, err,
+                      "reading payload index values");
+    if (s != VD_OK || !*found) return s;
+    if ((s = vd_storage__pvals_decode(v.mv_data, v.mv_size, kind, r, err)) != VD_OK)
+        vd_err_prefix(err, "payload index %u, slot %u", no, slot);
+    return s;
+}
+
+vd_status vd_storage__pval_put(vd_txn *t, uint32_t cid, uint32_t no, uint32_t slot,
+                               const uint8_t *rec, size_t len, vd_err *err)
+{
+    uint8_t kb[VD_KEY_PVAL_BYTES];
+    MDB_val v = {len, (void *)rec};
+    vd_storage__key_pval(kb, cid, no, slot);
+    return put(t, VD_DB_PVALUES, kb, sizeof kb, &v, 0, err, "writing payload index values");
+}
+
+vd_status vd_storage__pval_del(vd_txn *t, uint32_t cid, uint32_t no, uint32_t slot,
+                               vd_err *err)
+{
+    uint8_t kb[VD_KEY_PVAL_BYTES];
+    vd_storage__key_pval(kb, cid, no, slot);
+    return del(t, VD_DB_PVALUES, kb, sizeof kb, 1, err, "deleting payload index values");
+}
+
+vd_status vd_storage__pvals_del_all(vd_txn *t, uint32_t cid, uint32_t no, vd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    uint8_t kb[VD_KEY_PVAL_BYTES];
+    vd_storage__key_pval(kb, cid, no, 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    uint32_t slot;
+    int rc = mdb_cursor_open(t->txn, dbi(t, VD_DB_PVALUES), &cur);
+    if (rc == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && vd_storage__key_pval_decode(k.mv_data, k.mv_size, cid, no, &slot) &&
+           (rc = mdb_cursor_del(cur, 0)) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (cur) mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    return rc ? vd_storage__txn_fail(t, rc, err, "dropping a payload index") : VD_OK;
+}
+
+vd_status vd_storage__cursor_at(vd_txn *t, vd_db db, const void *key, size_t n,
+                                MDB_cursor **cur, MDB_val *k, MDB_val *v, int *rc,
+                                vd_err *err)
+{
+    *cur = NULL;
+    *rc = MDB_NOTFOUND;
+    if (t->st->db_absent[db]) return VD_OK;
+    int r = mdb_cursor_open(t->txn, dbi(t, db), cur);
+    if (r) {
+        *cur = NULL;
+        return vd_storage__txn_fail(t, r, err, "opening a cursor");
+    }
+    *k = (MDB_val){n, (void *)key};
+    *rc = mdb_cursor_get(*cur, k, v, MDB_SET_RANGE);
+    if (*rc && *rc != MDB_NOTFOUND) {
+        r = *rc;
+        mdb_cursor_close(*cur);
+        *cur = NULL;
+        return vd_storage__txn_fail(t, r, err, "reading");
     }
     return VD_OK;
 }

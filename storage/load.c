@@ -136,6 +136,130 @@ static vd_status load_str_bytes(vd_txn *t, vd_collection *c, vd_err *err)
     return s;
 }
 
+/* ---- payload indexes ---------------------------------------------------------------------- */
+vd_status vd_storage__live_load(vd_txn *t, uint32_t cid, roaring_bitmap_t **out, vd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t kb[VD_KEY_POINT_BYTES];
+    uint64_t id;
+    int rc;
+    *out = roaring_bitmap_create();
+    if (!*out) return vd_err_set(err, VD_NOMEM, "out of memory loading payload indexes");
+    vd_storage__key_point(kb, cid, 0);
+    vd_status s = vd_storage__cursor_at(t, VD_DB_POINTS, kb, sizeof kb, &cur, &k, &v, &rc, err);
+    while (s == VD_OK && rc == 0 && vd_storage__key_point_decode(k.mv_data, k.mv_size, cid, &id)) {
+        vd_point_rec pr;
+        if ((s = vd_storage__point_decode(v.mv_data, v.mv_size, &pr, err)) != VD_OK) {
+            vd_err_prefix(err, "point %" PRIu64, id);
+            break;
+        }
+        roaring_bitmap_add(*out, pr.slot);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(t, rc, err, "reading");
+    if (s != VD_OK) {
+        roaring_bitmap_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+vd_status vd_storage__pidx_load(vd_txn *t, const vd_collection_params *p, uint32_t cid,
+                                uint32_t no, vd_pindex_kind kind, vd_pidx **out, vd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t kb[VD_KEY_PVAL_BYTES];
+    uint32_t slot;
+    int rc;
+    vd_pidx *x = vd_pidx_new(kind);
+    if (!x) return vd_err_set(err, VD_NOMEM, "out of memory loading payload indexes");
+    vd_storage__key_pval(kb, cid, no, 0);
+    vd_status s = vd_storage__cursor_at(t, VD_DB_PVALUES, kb, sizeof kb, &cur, &k, &v, &rc, err);
+    while (s == VD_OK && rc == 0 &&
+           vd_storage__key_pval_decode(k.mv_data, k.mv_size, cid, no, &slot)) {
+        vd_pvals r;
+        if ((s = vd_storage__pvals_decode(v.mv_data, v.mv_size, kind, &r, err)) == VD_OK)
+            s = vd_pidx_load_add(x, slot, &r, err);
+        else
+            vd_err_prefix(err, "collection %s: payload index %u, slot %u", p->name, no, slot);
+        if (s == VD_OK) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(t, rc, err, "reading");
+    if (s == VD_OK) s = vd_pidx_load_finish(x, err);
+    if (s != VD_OK) {
+        vd_pidx_free(x);
+        return s;
+    }
+    *out = x;
+    return VD_OK;
+}
+
+/* One definition record into a new vd_pdef (its postings loaded when it is ready). */
+static vd_status load_pdef(vd_txn *t, vd_collection *c, uint32_t no, const MDB_val *v,
+                           vd_pdef **out, vd_err *err)
+{
+    vd_pdef_rec r;
+    vd_status s = vd_storage__pdef_decode(v->mv_data, v->mv_size, &r, err);
+    if (s != VD_OK) {
+        vd_err_prefix(err, "collection %s: payload index %u", c->params.name, no);
+        return s;
+    }
+    vd_pdef *d = vd_calloc(1, sizeof *d);
+    if (!d) return vd_err_set(err, VD_NOMEM, "out of memory loading payload indexes");
+    d->no = no;
+    d->kind = r.kind;
+    d->ready = r.ready;
+    d->resume = r.resume;
+    d->scanned = r.scanned;
+    d->end = r.end;
+    memcpy(d->path, r.path, r.path_len);
+    d->path_len = r.path_len;
+    if (d->ready && (s = vd_storage__pidx_load(t, &c->params, c->cid, no, d->kind, &d->idx,
+                                               err)) != VD_OK) {
+        vd_free(d);
+        return s;
+    }
+    *out = d;
+    return VD_OK;
+}
+
+/* Every payload index of c (none: no pset), and the live slots when there is one. */
+static vd_status load_pindexes(vd_txn *t, vd_collection *c, vd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t kb[VD_KEY_PDEF_BYTES];
+    uint32_t no;
+    int rc;
+    vd_storage__key_pdef(kb, c->cid, 0);
+    vd_status s = vd_storage__cursor_at(t, VD_DB_PINDEXES, kb, sizeof kb, &cur, &k, &v, &rc, err);
+    while (s == VD_OK && rc == 0 && vd_storage__key_pdef_decode(k.mv_data, k.mv_size, c->cid,
+                                                                &no)) {
+        vd_pdef *d = NULL;
+        if (!c->pset && !(c->pset = vd_pset_new()))
+            s = vd_err_set(err, VD_NOMEM, "out of memory loading payload indexes");
+        else if (c->pset->n == VD_FILTER_MAX_PINDEXES)
+            s = vd_err_set(err, VD_CORRUPT, "collection %s has more than %d payload indexes",
+                           c->params.name, VD_FILTER_MAX_PINDEXES);
+        else if ((s = load_pdef(t, c, no, &v, &d, err)) == VD_OK)
+            c->pset->defs[c->pset->n++] = d;
+        if (s == VD_OK) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (s == VD_OK && rc && rc != MDB_NOTFOUND) s = vd_storage__txn_fail(t, rc, err, "reading");
+    if (s == VD_OK && c->pset) {
+        roaring_bitmap_free(c->pset->live);
+        c->pset->live = NULL;
+        s = vd_storage__live_load(t, c->cid, &c->pset->live, err);
+        if (s != VD_OK) vd_err_prefix(err, "collection %s", c->params.name);
+    }
+    return s;
+}
+
 vd_status vd_storage__load(vd_txn *t, const vd_catalog_rec *r, vd_load_progress *progress,
                            vd_collection **out, vd_err *err)
 {
@@ -164,6 +288,7 @@ vd_status vd_storage__load(vd_txn *t, const vd_catalog_rec *r, vd_load_progress 
                        "catalog counts %" PRIu64, name, vd_index_count(c->ix), r->count);
         goto fail;
     }
+    if ((s = load_pindexes(t, c, err)) != VD_OK) goto fail;
     vd_storage__update_bytes(c); /* no changes_clear: see the note at the top */
     *out = c;
     return VD_OK;

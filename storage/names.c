@@ -1,8 +1,10 @@
 /* storage/names.c: the rules storage owns for what users name: collection names
  * ([A-Za-z0-9_-]{1,64}: safe in keys, file names, logs and URLs without escaping), string
  * point ids (1..512 bytes of UTF-8, compared bytewise: what RAG tools use - file names with
- * a chunk number, hashes, UUIDs - and short enough to sit in an LMDB key), and the one
- * check of collection parameters in storage, vd_storage__params_check.
+ * a chunk number, hashes, UUIDs - and short enough to sit in an LMDB key), payload field
+ * paths (1..256 bytes of UTF-8 in non-empty dot-separated segments: filters and payload
+ * indexes name fields the same way), payload index kinds, and the one check of collection
+ * parameters in storage, vd_storage__params_check.
  *
  * String ids are checked as bytes, not normalized: two spellings of one character (NFC and
  * NFD) are two ids, as in Chroma, Qdrant and Redis. Rejected: forbidding NUL or control
@@ -17,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "storage/records.h"
+#include "storage/storage_int.h"
 
 vd_status vd_name_check(const char *name, vd_err *err)
 {
@@ -248,4 +250,53 @@ vd_status vd_point_ids_check(const vd_collection_params *p, const uint64_t *ids,
                           "id (%s)", p->name, label);
     }
     return VD_OK;
+}
+
+/* ---- payload fields: their paths and index kinds --------------------------------------- */
+int vd_storage__utf8_valid(const uint8_t *s, size_t n)
+{
+    const char *why;
+    for (size_t i = 0; i < n;) {
+        int len = vd_storage__utf8_seq(s + i, n - i, &why);
+        if (!len) return 0;
+        i += (size_t)len;
+    }
+    return 1;
+}
+
+vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err)
+{
+    size_t max = VD_FILTER_MAX_PATH_BYTES;
+    if (n == 0 || !p) return vd_err_set(err, VD_INVALID, "the field path is empty");
+    if (n > max)
+        return vd_err_set(err, VD_INVALID, "the field path has %zu bytes, over the %zu allowed",
+                          n, max);
+    if (memchr(p, 0, n)) return vd_err_set(err, VD_INVALID, "the field path holds a NUL byte");
+    if (p[0] == '.' || p[n - 1] == '.' || memmem(p, n, "..", 2))
+        return vd_err_set(err, VD_INVALID, "the field path \"%.*s\" has an empty segment",
+                          (int)n, p);
+    if (!vd_storage__utf8_valid((const uint8_t *)p, n))
+        return vd_err_set(err, VD_INVALID, "the field path is not valid UTF-8");
+    return VD_OK;
+}
+
+const char *vd_pindex_kind_name(vd_pindex_kind k)
+{
+    switch (k) {
+    case VD_PINDEX_KEYWORD: return "keyword";
+    case VD_PINDEX_INTEGER: return "integer";
+    case VD_PINDEX_FLOAT: return "float";
+    case VD_PINDEX_BOOL: return "bool";
+    }
+    return "";
+}
+
+vd_status vd_pindex_kind_parse(const char *s, vd_pindex_kind *out)
+{
+    for (int k = VD_PINDEX_KEYWORD; k <= VD_PINDEX_BOOL; k++)
+        if (s && !strcmp(s, vd_pindex_kind_name((vd_pindex_kind)k))) {
+            *out = (vd_pindex_kind)k;
+            return VD_OK;
+        }
+    return VD_INVALID;
 }

@@ -38,8 +38,9 @@
  * vd_store_check pick the table up from the map. */
 #include <inttypes.h>
 #include <string.h>
+#include <stdlib.h>
 
-#include "storage/records.h"
+#include "storage/storage_int.h"
 
 static const vd_db_info db_table[VD_DB_COUNT] = {
 #define X(id, name, key_bytes) [VD_DB_##id] = {name, key_bytes},
@@ -464,4 +465,217 @@ vd_status vd_storage__slot_load(vd_index *ix, uint32_t slot, const void *v, size
         if (err) err->code = s;
     }
     return s;
+}
+
+/* ---- payload index keys ------------------------------------------------------------------ */
+void vd_storage__key_pdef(uint8_t k[VD_KEY_PDEF_BYTES], uint32_t cid, uint32_t no)
+{
+    vd_put_u32be(k, cid);
+    vd_put_u32be(k + 4, no);
+}
+
+void vd_storage__key_pval(uint8_t k[VD_KEY_PVAL_BYTES], uint32_t cid, uint32_t no,
+                          uint32_t slot)
+{
+    vd_put_u32be(k, cid);
+    vd_put_u32be(k + 4, no);
+    vd_put_u32be(k + 8, slot);
+}
+
+int vd_storage__key_pdef_decode(const void *k, size_t n, uint32_t cid, uint32_t *no)
+{
+    if (n != VD_KEY_PDEF_BYTES || vd_get_u32be(k) != cid) return 0;
+    *no = vd_get_u32be((const uint8_t *)k + 4);
+    return 1;
+}
+
+int vd_storage__key_pval_decode(const void *k, size_t n, uint32_t cid, uint32_t no,
+                                uint32_t *slot)
+{
+    const uint8_t *b = k;
+    if (n != VD_KEY_PVAL_BYTES || vd_get_u32be(b) != cid || vd_get_u32be(b + 4) != no) return 0;
+    *slot = vd_get_u32be(b + 8);
+    return 1;
+}
+
+/* ---- payload index definition ------------------------------------------------------------ */
+size_t vd_storage__pdef_size(size_t path_len) { return VD_PDEF_REC_MIN + path_len; }
+
+void vd_storage__pdef_encode(uint8_t *out, const vd_pdef_rec *r)
+{
+    out[0] = VD_PDEF_REC_VERSION;
+    out[1] = (uint8_t)r->kind;
+    out[2] = (uint8_t)(r->ready != 0);
+    out[3] = 0;
+    vd_put_u64le(out + 4, r->resume);
+    vd_put_u64le(out + 12, r->scanned);
+    vd_put_u64le(out + 20, r->end);
+    vd_put_u32le(out + 28, (uint32_t)r->path_len);
+    memcpy(out + VD_PDEF_REC_MIN, r->path, r->path_len);
+}
+
+vd_status vd_storage__pdef_decode(const void *p, size_t n, vd_pdef_rec *r, vd_err *err)
+{
+    const uint8_t *b = p;
+    memset(r, 0, sizeof *r);
+    if (n >= 1 && b[0] > VD_PDEF_REC_VERSION)
+        return vd_err_set(err, VD_VERSION, "payload index definition has version %u; this "
+                          "vectord reads %u", b[0], VD_PDEF_REC_VERSION);
+    if (n < VD_PDEF_REC_MIN || b[0] == 0 || n != VD_PDEF_REC_MIN + vd_get_u32le(b + 28) ||
+        b[2] > 1 || b[3] != 0)
+        return vd_err_set(err, VD_CORRUPT, "payload index definition of %zu bytes is "
+                          "malformed", n);
+    r->kind = (vd_pindex_kind)b[1];
+    if (!vd_pindex_kind_name(r->kind)[0])
+        return vd_err_set(err, VD_CORRUPT, "payload index definition has unknown kind %u", b[1]);
+    r->ready = b[2];
+    r->resume = vd_get_u64le(b + 4);
+    r->scanned = vd_get_u64le(b + 12);
+    r->end = vd_get_u64le(b + 20);
+    r->path = (const char *)b + VD_PDEF_REC_MIN;
+    r->path_len = n - VD_PDEF_REC_MIN;
+    vd_err e;
+    if (vd_storage__path_check(r->path, r->path_len, &e) != VD_OK)
+        return vd_err_set(err, VD_CORRUPT, "payload index definition: %s", e.msg);
+    return VD_OK;
+}
+
+/* ---- a slot's values --------------------------------------------------------------------- */
+uint64_t vd_storage__key_of_double(double d)
+{
+    uint64_t b;
+    if (d == 0) d = 0; /* -0.0 == 0.0: one key */
+    memcpy(&b, &d, 8);
+    return b >> 63 ? ~b : b | (1ull << 63);
+}
+
+double vd_storage__double_of_key(uint64_t k)
+{
+    uint64_t b = k >> 63 ? k & ~(1ull << 63) : ~k;
+    double d;
+    memcpy(&d, &b, 8);
+    return d;
+}
+
+int vd_storage__item_cmp(vd_pindex_kind kind, const vd_pval_item *a, const vd_pval_item *b)
+{
+    if (kind != VD_PINDEX_KEYWORD) return a->key < b->key ? -1 : a->key > b->key;
+    size_t m = a->len < b->len ? a->len : b->len;
+    int c = m ? memcmp(a->s, b->s, m) : 0;
+    if (c) return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int cmp_key_item(const void *a, const void *b)
+{
+    return vd_storage__item_cmp(VD_PINDEX_INTEGER, a, b);
+}
+
+static int cmp_str_item(const void *a, const void *b)
+{
+    return vd_storage__item_cmp(VD_PINDEX_KEYWORD, a, b);
+}
+
+size_t vd_storage__pvals_sort(vd_pindex_kind kind, vd_pval_item *items, size_t n)
+{
+    if (n < 2) return n;
+    qsort(items, n, sizeof *items, kind == VD_PINDEX_KEYWORD ? cmp_str_item : cmp_key_item);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (vd_storage__item_cmp(kind, &items[i], &items[m - 1]) != 0) items[m++] = items[i];
+    return m;
+}
+
+static size_t item_bytes(vd_pindex_kind kind, const vd_pval_item *it)
+{
+    switch (kind) {
+    case VD_PINDEX_KEYWORD: return 4 + it->len;
+    case VD_PINDEX_BOOL: return 1;
+    default: return 8;
+    }
+}
+
+vd_status vd_storage__pvals_encode(vd_buf *b, vd_pindex_kind kind, unsigned flags,
+                                   vd_pval_item *items, size_t n, size_t *len, vd_err *err)
+{
+    size_t total = VD_PVAL_REC_MIN;
+    for (size_t i = 0; i < n; i++) total += item_bytes(kind, &items[i]);
+    uint8_t *o = vd_storage__buf_reserve(b, total);
+    if (!o) return vd_err_set(err, VD_NOMEM, "out of memory encoding payload index values");
+    o[0] = VD_PVAL_REC_VERSION;
+    o[1] = (uint8_t)kind;
+    o[2] = (uint8_t)flags;
+    o[3] = 0;
+    vd_put_u32le(o + 4, (uint32_t)n);
+    uint8_t *w = o + VD_PVAL_REC_MIN;
+    for (size_t i = 0; i < n; i++) {
+        if (kind == VD_PINDEX_KEYWORD) {
+            vd_put_u32le(w, (uint32_t)items[i].len);
+            if (items[i].len) memcpy(w + 4, items[i].s, items[i].len);
+        } else if (kind == VD_PINDEX_BOOL) {
+            w[0] = (uint8_t)(items[i].key != 0);
+        } else {
+            vd_put_u64le(w, items[i].key);
+        }
+        w += item_bytes(kind, &items[i]);
+    }
+    *len = total;
+    return VD_OK;
+}
+
+int vd_storage__pvals_next(const vd_pvals *r, size_t *it, vd_pval_item *item)
+{
+    if (*it >= r->vals_len) return 0;
+    const uint8_t *p = r->vals + *it;
+    memset(item, 0, sizeof *item);
+    if (r->kind == VD_PINDEX_KEYWORD) {
+        item->len = vd_get_u32le(p);
+        item->s = (const char *)p + 4;
+    } else if (r->kind == VD_PINDEX_BOOL) {
+        item->key = p[0];
+    } else {
+        item->key = vd_get_u64le(p);
+    }
+    *it += item_bytes(r->kind, item);
+    return 1;
+}
+
+vd_status vd_storage__pvals_decode(const void *p, size_t n, vd_pindex_kind kind, vd_pvals *r,
+                                   vd_err *err)
+{
+    const uint8_t *b = p;
+    memset(r, 0, sizeof *r);
+    if (n >= 1 && b[0] > VD_PVAL_REC_VERSION)
+        return vd_err_set(err, VD_VERSION, "payload index values have version %u; this "
+                          "vectord reads %u", b[0], VD_PVAL_REC_VERSION);
+    if (n < VD_PVAL_REC_MIN || b[0] == 0 || b[1] != (uint8_t)kind || b[3] != 0 ||
+        !(b[2] & VD_PVAL_PRESENT) || (b[2] & ~(VD_PVAL_PRESENT | VD_PVAL_FALLBACK)))
+        return vd_err_set(err, VD_CORRUPT, "payload index values record of %zu bytes is "
+                          "malformed", n);
+    r->kind = kind;
+    r->flags = b[2];
+    r->n = vd_get_u32le(b + 4);
+    r->vals = b + VD_PVAL_REC_MIN;
+    r->vals_len = n - VD_PVAL_REC_MIN;
+    /* Walk with bounds before anything trusts the record: each value fits, the count is
+     * exact, values ascend strictly. */
+    size_t off = 0, count = 0;
+    vd_pval_item prev = {0}, cur;
+    while (off < r->vals_len) {
+        size_t left = r->vals_len - off;
+        size_t need = kind == VD_PINDEX_KEYWORD ? 4 : kind == VD_PINDEX_BOOL ? 1 : 8;
+        if (left < need || (kind == VD_PINDEX_KEYWORD && left - 4 < vd_get_u32le(r->vals + off)))
+            goto bad;
+        vd_storage__pvals_next(r, &off, &cur);
+        if ((kind == VD_PINDEX_BOOL && cur.key > 1) ||
+            (count && vd_storage__item_cmp(kind, &prev, &cur) >= 0))
+            goto bad;
+        prev = cur;
+        count++;
+    }
+    if (count != r->n) goto bad;
+    return VD_OK;
+bad:
+    return vd_err_set(err, VD_CORRUPT, "payload index values record of %zu bytes is malformed "
+                      "(values truncated, out of order or miscounted)", n);
 }

@@ -51,6 +51,8 @@
 #define VD_KEY_MAX 511
 #define VD_SID_SPLIT (VD_KEY_MAX - VD_KEY_CID_BYTES)
 #define VD_KEY_SID_MAX VD_KEY_MAX
+#define VD_KEY_PDEF_BYTES 8
+#define VD_KEY_PVAL_BYTES 12
 #define VD_STORAGE_DB_MAP(X)                                                                   \
     X(META, "meta", 0)                                                                         \
     X(CATALOG, "catalog", 0)                                                                   \
@@ -58,7 +60,9 @@
     X(VECTORS, "vectors", VD_KEY_SLOT_BYTES)                                                   \
     X(LINKS, "links", VD_KEY_SLOT_BYTES)                                                       \
     X(SIDS, "sids", VD_KEY_VARIABLE)                                                           \
-    X(SKEYS, "skeys", VD_KEY_POINT_BYTES)
+    X(SKEYS, "skeys", VD_KEY_POINT_BYTES)                                                      \
+    X(PINDEXES, "pindexes", VD_KEY_PDEF_BYTES)                                                 \
+    X(PVALUES, "pvalues", VD_KEY_PVAL_BYTES)
 /* Every table up to LINKS exists in every data directory ever written (missing: damage); a
  * later one may be absent from a directory an older vectord wrote: it reads as empty, and a
  * read-write open creates it (db.c). */
@@ -97,6 +101,15 @@ size_t vd_storage__key_sid(uint8_t k[VD_KEY_SID_MAX], uint32_t cid, const uint8_
  * record is a bucket (exactly VD_SID_SPLIT bytes). The id's own rule is the record's. */
 int vd_storage__key_sid_decode(const void *k, size_t n, uint32_t cid, const uint8_t **id,
                                size_t *len, int *bucket);
+
+/* Payload index keys: cid | field number (u32 BE) for a definition; cid | field number | slot
+ * (u32 BE) for a slot's values, so one index's values are one key range in slot order. */
+void vd_storage__key_pdef(uint8_t k[VD_KEY_PDEF_BYTES], uint32_t cid, uint32_t no);
+void vd_storage__key_pval(uint8_t k[VD_KEY_PVAL_BYTES], uint32_t cid, uint32_t no,
+                          uint32_t slot);
+int vd_storage__key_pdef_decode(const void *k, size_t n, uint32_t cid, uint32_t *no);
+int vd_storage__key_pval_decode(const void *k, size_t n, uint32_t cid, uint32_t no,
+                                uint32_t *slot);
 
 /* ---- Meta values ------------------------------------------------------------------------ */
 #define VD_STORE_MAGIC "vectord-data"
@@ -214,6 +227,78 @@ typedef struct vd_buf { /* a growable byte buffer, for records built before a pu
 } vd_buf;
 uint8_t *vd_storage__buf_reserve(vd_buf *b, size_t n); /* >= n bytes, or NULL (NOMEM) */
 void vd_storage__buf_free(vd_buf *b);
+
+/* ---- Payload index definition (pindexes) -------------------------------------------------
+ * u8 version | u8 kind | u8 ready | u8 0 | u64 resume (building: the next point id to scan) |
+ * u64 scanned (points scanned so far) | u64 end (the scan stops below it: one past the
+ * largest id stored when the index was created; the writes made since index themselves) |
+ * u32 path_len | path bytes. */
+#define VD_PDEF_REC_VERSION 1
+#define VD_PDEF_REC_MIN 32
+typedef struct vd_pdef_rec {
+    vd_pindex_kind kind;
+    int ready;
+    uint64_t resume, scanned, end;
+    const char *path; /* borrowed, path_len bytes */
+    size_t path_len;
+} vd_pdef_rec;
+size_t vd_storage__pdef_size(size_t path_len);
+void vd_storage__pdef_encode(uint8_t *out, const vd_pdef_rec *r);
+/* Exactly VD_PDEF_REC_MIN + path_len bytes; a known kind; a path vd_storage__path_check
+ * accepts; a newer version is VD_VERSION. */
+vd_status vd_storage__pdef_decode(const void *p, size_t n, vd_pdef_rec *r, vd_err *err);
+
+/* ---- A slot's values in one payload index (pvalues) ---------------------------------------
+ * u8 version | u8 kind | u8 flags | u8 0 | u32 n | n values, ascending and distinct:
+ *   keyword: u32 len | bytes (ordered by bytes, then length);  integer, float: u64 key;
+ *   bool: u8 0 or 1.
+ * Keys of numbers are order-preserving: an integer v is (u64)v ^ 2^63, a double's bits are
+ * flipped so that unsigned order is numeric order (vd_storage__key_of_*). flags: PRESENT -
+ * the path finds something in the payload; FALLBACK - it finds a value of the index's type
+ * the index cannot key (an integer index: a fraction or a number beyond int64; a float
+ * index: an integer beyond 2^53), which filters then check in the payload. A record exists
+ * exactly when PRESENT is set. */
+#define VD_PVAL_REC_VERSION 1
+#define VD_PVAL_REC_MIN 8
+#define VD_PVAL_PRESENT 1u
+#define VD_PVAL_FALLBACK 2u
+typedef struct vd_pval_item { /* one value: a key, or a string */
+    uint64_t key;
+    const char *s;
+    size_t len;
+} vd_pval_item;
+typedef struct vd_pvals { /* a decoded record, borrowing its bytes */
+    vd_pindex_kind kind;
+    unsigned flags;
+    uint32_t n;
+    const uint8_t *vals; /* the n values as encoded */
+    size_t vals_len;
+} vd_pvals;
+/* Encodes items[0..n) (sorted and distinct: vd_storage__pvals_sort makes them so) into b;
+ * the length into *len. VD_NOMEM. */
+vd_status vd_storage__pvals_encode(vd_buf *b, vd_pindex_kind kind, unsigned flags,
+                                   vd_pval_item *items, size_t n, size_t *len, vd_err *err);
+/* The kind's order of values: keys numerically; strings by bytes, then length. */
+int vd_storage__item_cmp(vd_pindex_kind kind, const vd_pval_item *a, const vd_pval_item *b);
+/* Sorts items by the kind's order and drops duplicates; returns the new count. */
+size_t vd_storage__pvals_sort(vd_pindex_kind kind, vd_pval_item *items, size_t n);
+/* Checks every length, the kind (must be `kind`), PRESENT set, the order and distinctness. */
+vd_status vd_storage__pvals_decode(const void *p, size_t n, vd_pindex_kind kind, vd_pvals *r,
+                                   vd_err *err);
+/* The i-th value walk: *it starts at 0; fills *item and returns 1, or 0 after the last. Only
+ * for a record vd_storage__pvals_decode accepted. */
+int vd_storage__pvals_next(const vd_pvals *r, size_t *it, vd_pval_item *item);
+
+/* Order-preserving keys of numbers. */
+static inline uint64_t vd_storage__key_of_int(int64_t v) { return (uint64_t)v ^ (1ull << 63); }
+static inline int64_t vd_storage__int_of_key(uint64_t k) { return (int64_t)(k ^ (1ull << 63)); }
+uint64_t vd_storage__key_of_double(double d); /* d finite; -0.0 keys as 0.0 */
+double vd_storage__double_of_key(uint64_t k);
+
+/* ---- Links record -----------------------------------------------------------------------
+ * The value is the index's links record verbatim: the index owns that format
+ * (VD_INDEX_LINKS_FORMAT), serializes it (vd_index_slot_links) and decodes it, hostile input
+ * included (vd_index_load_slot). Storage adds no framing, so it knows none of its offsets. */
 
 /* The links record of filled slot `slot` into b (grown as needed); its length into *len.
  * Valid until the next use of b. VD_NOMEM, or the index's status. */

@@ -134,9 +134,32 @@ typedef struct scroll_walk {
     vd_snapshot *s;
     const vd_collection *c;
     int with_vectors;
+    const vd_filter *filter; /* NULL, or the points to hand over */
     vd_scroll_fn fn;
     void *ctx;
 } scroll_walk;
+
+/* Whether the point's payload (NULL: none) matches the walk's filter. Evaluated on the
+ * snapshot's own record rather than a vd_filtered set: a page then needs no second read
+ * view, and a walk reads every payload it passes anyway. */
+static vd_status scroll_match(const scroll_walk *w, const vd_point_rec *r, uint64_t id,
+                              int *match, vd_err *err)
+{
+    json_t *j = NULL;
+    *match = 1;
+    if (!w->filter) return VD_OK;
+    if (r->payload) {
+        vd_status st = vd_storage__json_parse(r->payload, r->payload_len, &j, err);
+        if (st != VD_OK) { /* it was checked when written: this is damage */
+            if (st == VD_INVALID && err) err->code = VD_CORRUPT;
+            vd_err_prefix(err, "collection %s: point %" PRIu64, w->c->params.name, id);
+            return st == VD_INVALID ? VD_CORRUPT : st;
+        }
+    }
+    *match = vd_storage__filter_match(w->filter, j);
+    json_decref(j);
+    return VD_OK;
+}
 
 /* Hands one point (its points record in v) to the callback: 1 when it said stop. */
 static vd_status scroll_one(scroll_walk *w, vd_scroll_point *pt, const MDB_val *v, int *stop,
@@ -148,6 +171,8 @@ static vd_status scroll_one(scroll_walk *w, vd_scroll_point *pt, const MDB_val *
         vd_err_prefix(err, "collection %s: point %" PRIu64, w->c->params.name, pt->id);
         return st;
     }
+    int match;
+    if ((st = scroll_match(w, &r, pt->id, &match, err)) != VD_OK || !match) return st;
     if (w->with_vectors && (st = snap_vector(w->s, w->c, pt->id, r.slot, &pt->vec, err)))
         return st;
     pt->payload = r.payload;
@@ -270,8 +295,8 @@ static vd_status scroll_str(scroll_walk *w, const vd_scroll_from *from, MDB_curs
 }
 
 vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_scroll_from *from,
-                             int with_vectors, vd_scroll_fn fn, void *ctx, int *at_end,
-                             vd_err *err)
+                             int with_vectors, const vd_filter *filter, vd_scroll_fn fn,
+                             void *ctx, int *at_end, vd_err *err)
 {
     int str = c->params.id_type == VD_ID_STR;
     vd_db db = str ? VD_DB_SIDS : VD_DB_POINTS;
@@ -280,7 +305,8 @@ vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_sc
     if (!vd_storage__db_present(s->t.st, db)) return VD_OK;
     int rc = mdb_cursor_open(s->t.txn, s->t.st->dbi[db], &cur);
     if (rc) return vd_storage__txn_fail(&s->t, rc, err, "scrolling");
-    scroll_walk w = {.s = s, .c = c, .with_vectors = with_vectors, .fn = fn, .ctx = ctx};
+    scroll_walk w = {
+        .s = s, .c = c, .with_vectors = with_vectors, .filter = filter, .fn = fn, .ctx = ctx};
     vd_status st = str ? scroll_str(&w, from, cur, at_end, err)
                        : scroll_int(&w, from, cur, at_end, err);
     mdb_cursor_close(cur);

@@ -4,32 +4,64 @@
  *
  * Files, from the bottom up; each calls only files listed before it, never back (no two call
  * each other: tests/layout/check_layout.py):
- *   names.c    the name rule and the one check of collection parameters  } pure: no LMDB,
- *   json.c     the JSON payload validator                                } the fuzz target
- *   records.c  the record codec (records.h)                              } links them
+ *   names.c    name rules: collections, string ids, payload field paths,  } pure: no LMDB,
+ *              index kinds; the one check of collection parameters        } the fuzz
+ *   json.c     JSON payloads parsed (jansson) and checked                } targets
+ *   records.c  the record codec (records.h)                              } link them
+ *   filter.c   the filter grammar; filters and field values on a payload }
+ *   pindex.c   a payload index's postings in memory (CRoaring bitmaps)   }
  *   lock.c     one writing process per directory, one open per process, the holder's pid
  *   env.c      the LMDB environment: errors, precheck, open, reader gate, map growth, retry
  *   db.c       the databases: handles, identification, get/put/del of each record kind
  *   catalog.c  the in-memory collections: reference counts, the sorted list, info
- *   load.c     a collection from LMDB into a fresh index; every collection at open
+ *   load.c     a collection from LMDB into a fresh index and its payload indexes; all at open
+ *   fcompile.c a filter into the set of matching slots (indexes, stored payloads)
+ *   pwrite.c   payload indexes in a write group: values maintained, create, drop, builds
  *   points.c   the one path of payload changes in a write group
  *   strids.c   string ids in a write group: keys, mappings, the sequence, reaping
  *   persist.c  an index's changes into records, which slot holds an id, the flush at close
  *   write.c    the group commit (vd_store_write)    import.c    vd_store_import
- *   snapshot.c read views (vd_snapshot_*)           check.c     vd_store_check
- *   backup.c   vd_store_backup                      store.c     vd_store_open/close/info */
+ *   snapshot.c read views (vd_snapshot_*)           fquery.c    filtered reads (vd_filtered_*)
+ *   check.c    vd_store_check                       backup.c    vd_store_backup
+ *   store.c    vd_store_open/close/info */
 #ifndef VD_STORAGE_INT_H
 #define VD_STORAGE_INT_H
 
+#include <jansson.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <roaring/roaring.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 
 #include "storage/records.h"
 
-#define VD_STORE_MAX_DBS 8
+#define VD_STORE_MAX_DBS 16
 _Static_assert(VD_DB_COUNT <= VD_STORE_MAX_DBS, "raise VD_STORE_MAX_DBS with the table");
+
+/* ---- Payload indexes in memory (pindex.c) ------------------------------------------------- */
+typedef struct vd_pidx vd_pidx; /* one index's postings */
+
+typedef struct vd_pdef { /* one payload index of a collection */
+    uint32_t no;         /* its field number in keys */
+    vd_pindex_kind kind;
+    int ready;                  /* built over every point: filters use it */
+    uint64_t resume, scanned;   /* building: next id to scan, points scanned */
+    uint64_t end;               /* building: the scan stops below this id (records.h) */
+    char path[VD_FILTER_MAX_PATH_BYTES + 1];
+    size_t path_len;
+    vd_pidx *idx;               /* ready: its postings; NULL while building */
+    uint64_t build_start_ns, build_log_ns; /* writer: progress lines */
+} vd_pdef;
+
+/* A collection's payload indexes; exists iff it has at least one. Mutated by the writer with
+ * the collection's filter lock held exclusively (only the lock makes changes visible:
+ * between groups, the writer reads it without the lock). */
+typedef struct vd_pset {
+    vd_pdef *defs[VD_FILTER_MAX_PINDEXES];
+    size_t n;
+    roaring_bitmap_t *live; /* the slots of every stored point */
+} vd_pset;
 
 /* ---- In-memory structures --------------------------------------------------------------- */
 struct vd_collection {
@@ -46,6 +78,17 @@ struct vd_collection {
     int needs_reload;       /* index holds state that is not LMDB's: reload before writing */
     /* Readers see this for info: an estimate of stored bytes, updated after each commit. */
     _Atomic uint64_t bytes_disk;
+    /* Filters (fquery.c, write.c). flock: readers hold it shared from compiling a filter to
+     * the end of the search over its set; the writer holds it exclusively while it makes a
+     * committed group visible (payload index changes, then vd_index_publish), so a filtered
+     * read sees one state of both. committing: set by the writer before a group touching this
+     * collection commits, cleared with the publish: a reader that reads stored payloads opens
+     * its LMDB snapshot only while it is clear, so the snapshot is the published state.
+     * retired: replaced in the catalog by a reload; nothing will publish on it again. */
+    vd_pset *pset;
+    pthread_rwlock_t flock;
+    atomic_int committing;
+    atomic_int retired;
 };
 
 struct vd_store {
@@ -100,6 +143,61 @@ void vd_storage__unregister_dir(vd_store *st); /* no-op unless registered */
  * has it. writer_unlock removes the pid file; the flock itself goes with the environment. */
 vd_status vd_storage__writer_lock(vd_store *st, int fd, vd_err *err);
 void vd_storage__writer_unlock(vd_store *st); /* no-op unless locked */
+/* ---- json.c ------------------------------------------------------------------------------- */
+/* Parses payload bytes [p, p+n) into *out (release with json_decref) after the checks of
+ * vd_json_check_object; VD_NOMEM when jansson ran out of memory, else VD_INVALID naming the
+ * fault. Any thread. */
+vd_status vd_storage__json_parse(const uint8_t *p, size_t n, json_t **out, vd_err *err);
+
+/* ---- names.c (the rest is in records.h) ------------------------------------------------ */
+/* A field path: 1..VD_FILTER_MAX_PATH_BYTES bytes of UTF-8, no NUL, no empty segment. */
+vd_status vd_storage__path_check(const char *p, size_t n, vd_err *err);
+int vd_storage__utf8_valid(const uint8_t *s, size_t n); /* strict: no overlong, no surrogate */
+
+/* ---- filter.c ----------------------------------------------------------------------------- */
+/* Calls fn(ctx, v) on each value the path finds in root (NULL: none) until fn returns non-zero
+ * (returned); *present = 1 when the path finds anything. */
+int vd_storage__path_visit(const json_t *root, const char *path, size_t n,
+                           int (*fn)(void *ctx, const json_t *v), void *ctx, int *present);
+/* Whether a checked filter (or one condition) holds on a payload (NULL: a point without). */
+int vd_storage__filter_match(const vd_filter *f, const json_t *payload);
+int vd_storage__condition_match(const vd_filter *c, const json_t *payload);
+/* The values record of field `path` of a payload for an index of `kind` into out (*len = 0
+ * when the path finds nothing: no record). */
+vd_status vd_storage__pvals_extract(vd_pindex_kind kind, const char *path, size_t path_len,
+                                    const json_t *payload, vd_buf *out, size_t *len,
+                                    vd_err *err);
+
+/* ---- pindex.c ----------------------------------------------------------------------------- */
+vd_pidx *vd_pidx_new(vd_pindex_kind kind); /* NULL: out of memory */
+void vd_pidx_free(vd_pidx *x);             /* NULL is a no-op */
+vd_pindex_kind vd_pidx_kind(const vd_pidx *x);
+/* A slot's decoded values record in or out (out: the record it went in with). */
+vd_status vd_pidx_add(vd_pidx *x, uint32_t slot, const vd_pvals *r, vd_err *err);
+void vd_pidx_remove(vd_pidx *x, uint32_t slot, const vd_pvals *r);
+/* Loading: records in any order, then finish once (sorts numeric keys into buckets). */
+vd_status vd_pidx_load_add(vd_pidx *x, uint32_t slot, const vd_pvals *r, vd_err *err);
+vd_status vd_pidx_load_finish(vd_pidx *x, vd_err *err);
+/* Queries OR their slots into out: one value; numeric keys lo..hi (inclusive); keyword values
+ * between two bounds (NULL: open). */
+vd_status vd_pidx_eq(const vd_pidx *x, const vd_pval_item *v, roaring_bitmap_t *out,
+                     vd_err *err);
+vd_status vd_pidx_range(const vd_pidx *x, uint64_t lo, uint64_t hi, roaring_bitmap_t *out,
+                        vd_err *err);
+vd_status vd_pidx_string_range(const vd_pidx *x, const vd_pval_item *lo, int lo_incl,
+                               const vd_pval_item *hi, int hi_incl, roaring_bitmap_t *out);
+const roaring_bitmap_t *vd_pidx_present(const vd_pidx *x);
+const roaring_bitmap_t *vd_pidx_fallback(const vd_pidx *x);
+uint64_t vd_pidx_points(const vd_pidx *x); /* points with at least one key */
+size_t vd_pidx_bytes(const vd_pidx *x);
+/* 1 if a and b hold the same postings and both are internally consistent (check). */
+int vd_pidx_same(const vd_pidx *a, const vd_pidx *b);
+
+vd_pset *vd_pset_new(void); /* with an empty live bitmap; NULL: out of memory */
+void vd_pset_free(vd_pset *p);
+/* The index on exactly this path, or NULL. */
+vd_pdef *vd_pset_find(const vd_pset *p, const char *path, size_t len);
+void vd_pdef_free(vd_pdef *d);
 
 /* ---- env.c -------------------------------------------------------------------------------- */
 /* Test hooks (tests/unit only): the initial map size (0 = the normal policy) and whether
@@ -214,6 +312,25 @@ vd_status vd_storage__sidseq_put(vd_txn *t, uint32_t cid, const vd_sidseq *q, vd
 /* Deletes every record of collection cid from every collection-keyed database. */
 vd_status vd_storage__collection_del(vd_txn *t, uint32_t cid, vd_err *err);
 
+/* Payload index definitions and values (a table absent from an old read-only directory reads
+ * as empty: vd_storage__db_present). */
+vd_status vd_storage__pdef_put(vd_txn *t, uint32_t cid, uint32_t no, const vd_pdef_rec *r,
+                               vd_err *err);
+vd_status vd_storage__pdef_del(vd_txn *t, uint32_t cid, uint32_t no, vd_err *err);
+vd_status vd_storage__pval_get(vd_txn *t, uint32_t cid, uint32_t no, vd_pindex_kind kind,
+                               uint32_t slot, vd_pvals *r, int *found, vd_err *err);
+vd_status vd_storage__pval_put(vd_txn *t, uint32_t cid, uint32_t no, uint32_t slot,
+                               const uint8_t *rec, size_t len, vd_err *err);
+vd_status vd_storage__pval_del(vd_txn *t, uint32_t cid, uint32_t no, uint32_t slot,
+                               vd_err *err);
+/* Deletes every values record of index `no` of collection cid. */
+vd_status vd_storage__pvals_del_all(vd_txn *t, uint32_t cid, uint32_t no, vd_err *err);
+/* A cursor on db positioned at the first key >= key[0..n) (*rc: MDB_NOTFOUND when none, or
+ * the table is absent). The caller closes a non-NULL *cur. */
+vd_status vd_storage__cursor_at(vd_txn *t, vd_db db, const void *key, size_t n,
+                                MDB_cursor **cur, MDB_val *k, MDB_val *v, int *rc,
+                                vd_err *err);
+
 /* ---- catalog.c ---------------------------------------------------------------------------- */
 vd_collection *vd_storage__coll_new(void); /* refs = 1 */
 void vd_storage__coll_ref(vd_collection *c);
@@ -243,6 +360,25 @@ vd_status vd_storage__load(vd_txn *t, const vd_catalog_rec *r, vd_load_progress 
                            vd_collection **out, vd_err *err);
 /* Open: every catalog record into the catalog (catalog_only: records only, no index). */
 vd_status vd_storage__load_all(vd_store *st, const vd_store_options *opt, vd_err *err);
+/* The postings of index `no` of collection cid from its values records, into *out. */
+vd_status vd_storage__pidx_load(vd_txn *t, const vd_collection_params *p, uint32_t cid,
+                                uint32_t no, vd_pindex_kind kind, vd_pidx **out, vd_err *err);
+/* The slots named by collection cid's points records, into a new bitmap *out. */
+vd_status vd_storage__live_load(vd_txn *t, uint32_t cid, roaring_bitmap_t **out, vd_err *err);
+
+/* ---- fcompile.c --------------------------------------------------------------------------- */
+/* The slots of c's points that checked filter f matches, into a new bitmap *out: conditions
+ * a ready index answers from it (values it could not key checked in their payloads), the
+ * others by one pass over the collection's payloads in t. The caller keeps c's payload
+ * indexes from changing (the filter lock, or being the writer); stats may be NULL. */
+vd_status vd_storage__filter_compile(vd_txn *t, const vd_collection *c, const vd_filter *f,
+                                     roaring_bitmap_t **out, vd_filtered_stats *stats,
+                                     vd_err *err);
+/* 1 if compiling f reads stored payloads (a condition no ready index answers, or an index
+ * holding values it could not key). */
+int vd_storage__filter_reads_payloads(const vd_collection *c, const vd_filter *f);
+/* 1 if every condition of f is answered by a ready index of c. */
+int vd_storage__filter_indexed(const vd_collection *c, const vd_filter *f);
 
 /* ---- persist.c ---------------------------------------------------------------------------- */
 /* A write group's view of one collection (write.c; persist.c and the flush use the fields
@@ -251,7 +387,7 @@ typedef struct vd_wcoll {
     vd_collection *c;   /* working object; one reference owned */
     vd_collection *old; /* catalog object c replaces (reloaded first), reference owned */
     int created, dropped, mutated;
-    uint64_t *pending; /* ids upserted in this group (may repeat) */
+    uint64_t *pending; /* ids whose payload changed in this group (may repeat) */
     size_t n_pending, cap_pending;
     uint64_t count, payload_bytes; /* working values */
     /* String ids (strids.c): the sequence as this group leaves it, read on first use. */
@@ -260,6 +396,15 @@ typedef struct vd_wcoll {
     int seq_loaded, seq_dirty;
     uint64_t *deleted; /* keys below seq_base deleted in this group: not reaped now */
     size_t n_deleted, cap_deleted;
+    /* payload indexes (pwrite.c) */
+    uint32_t *dead; /* slots whose payload-index values go (old versions), may repeat */
+    size_t n_dead, cap_dead;
+    vd_buf plog;    /* in-memory changes to apply once the group is committed */
+    size_t plog_len;
+    vd_pdef *pcreated;             /* PINDEX_CREATE: the new definition, not in pset yet */
+    vd_pset *pnewset;  /* with pcreated on a collection without any: its set, live loaded */
+    uint32_t pdropped[VD_FILTER_MAX_PINDEXES]; /* PINDEX_DROP: field numbers dropped */
+    size_t n_pdropped;
 } vd_wcoll;
 /* Writes w->c's index changes, points every pending id at the slot holding it and rewrites
  * the catalog record with w's counts, in t. */
@@ -307,5 +452,31 @@ vd_status vd_storage__sids_store(vd_txn *t, vd_wcoll *w, vd_err *err);
  * keys deleted in this group. A no-op for integer ids. */
 vd_status vd_storage__sids_reap(vd_txn *t, vd_wcoll *w, const uint64_t *keys, size_t n,
                                 vd_err *err);
+
+/* ---- pwrite.c ----------------------------------------------------------------------------- */
+/* The one path of every payload change (upsert, delete, payload update): point `id` changed
+ * its payload in this group and old_slot (VD_SLOT_UNRESOLVED: none) held its previous
+ * version. The old slot's payload-index values go; the id's record as it stands when the
+ * group persists is indexed then (vd_storage__ppersist). Also what slot resolution reads. */
+vd_status vd_storage__payload_changed(vd_wcoll *w, uint64_t id, uint32_t old_slot,
+                                      vd_err *err);
+/* After vd_storage__persist resolved the slots: the values records of every changed point,
+ * and the in-memory changes to apply at finish. */
+vd_status vd_storage__ppersist(vd_txn *t, vd_wcoll *w, vd_err *err);
+/* After every op and persist of the group: the live slots of a collection getting its first
+ * payload index (the points records name their final slots only then). */
+vd_status vd_storage__plive(vd_txn *t, vd_wcoll *w, vd_err *err);
+/* After the commit, with c->flock held exclusively: the in-memory changes. VD_NOMEM leaves
+ * the postings short of the commit: the caller marks the collection for reload. */
+vd_status vd_storage__pfinish(vd_wcoll *w, vd_err *err);
+/* Frees what the group allocated for payload indexes. */
+void vd_storage__prelease(vd_wcoll *w);
+/* The ops (write.c has found the collection): create and drop a payload index; delete by
+ * filter collects the ids to delete into *ids (vd_free). VD_OK with op->status set when the
+ * op is refused. */
+vd_status vd_storage__op_pindex_create(vd_txn *t, vd_wcoll *w, vd_op *op, vd_err *err);
+vd_status vd_storage__op_pindex_drop(vd_txn *t, vd_wcoll *w, vd_op *op, vd_err *err);
+vd_status vd_storage__filter_ids(vd_txn *t, vd_wcoll *w, const vd_filter *f, uint64_t **ids,
+                                 size_t *n, vd_err *err);
 
 #endif

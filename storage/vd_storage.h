@@ -61,6 +61,48 @@ vd_status vd_name_check(const char *name, vd_err *err);
  * depth <= 64). The message names the byte offset of the first problem. Any thread (pure). */
 vd_status vd_json_check_object(const uint8_t *p, size_t n, vd_err *err);
 
+/* ---- Filters and payload indexes: the limits ---------------------------------------------
+ * The one table of what a filter and a payload index may hold, checked by vd_filter_check
+ * and by the payload-index operations (columns: id, what it counts, limit). A filter's depth
+ * counts $and, $or and $not levels, the top level as 1 (the implicit AND of a dict's several
+ * keys adds none); its terms are its conditions, its $and/$or/$not nodes and every value of
+ * an $in/$nin list. */
+#define VD_FILTER_LIMIT_MAP(X)                                                                 \
+    X(DEPTH, "levels of nesting", 16)                                                          \
+    X(TERMS, "terms", 1024)                                                                    \
+    X(PATH_BYTES, "bytes in a field path", 256)                                                \
+    X(PINDEXES, "payload indexes per collection", 16)
+typedef enum vd_filter_limit {
+#define X(id, what, n) VD_FILTER_LIMIT_##id,
+    VD_FILTER_LIMIT_MAP(X)
+#undef X
+} vd_filter_limit;
+enum {
+#define X(id, what, n) VD_FILTER_MAX_##id = n,
+    VD_FILTER_LIMIT_MAP(X)
+#undef X
+};
+
+/* ---- Payload indexes -------------------------------------------------------------------- */
+/* What a payload index on a field holds: the field's values of one type. Stored in records:
+ * values never change. */
+typedef enum vd_pindex_kind {
+    VD_PINDEX_KEYWORD = 1, /* strings, compared exactly (byte for byte) */
+    VD_PINDEX_INTEGER = 2, /* integral numbers within int64 */
+    VD_PINDEX_FLOAT = 3,   /* numbers (as doubles) */
+    VD_PINDEX_BOOL = 4,
+} vd_pindex_kind;
+const char *vd_pindex_kind_name(vd_pindex_kind k);                 /* "keyword"... */
+vd_status vd_pindex_kind_parse(const char *s, vd_pindex_kind *out); /* VD_INVALID if unknown */
+
+typedef struct vd_pindex_info {
+    char field[VD_FILTER_MAX_PATH_BYTES + 1]; /* dotted path, NUL-terminated */
+    vd_pindex_kind kind;
+    int building;          /* still being created over the existing points: not used yet */
+    uint64_t points;       /* points with a value of the kind (building: points scanned) */
+    uint64_t bytes_memory; /* bytes its in-memory postings hold */
+} vd_pindex_info;
+
 /* ---- Collections ------------------------------------------------------------------------ */
 /* What a collection's point ids are, fixed at creation. Inside, the index keeps dense
  * internal ids either way. Stored in catalog records: values never change. */
@@ -124,6 +166,8 @@ typedef struct vd_collection_info {
     uint64_t created_unix_s;
     uint64_t bytes_disk;         /* bytes of stored records (approximate) */
     uint64_t bytes_memory;       /* bytes the in-memory index holds */
+    uint32_t n_pindexes;         /* payload indexes, by field */
+    vd_pindex_info pindexes[VD_FILTER_MAX_PINDEXES];
 } vd_collection_info;
 
 /* Finds a live collection and takes a reference: the collection, its index and its params
@@ -161,6 +205,95 @@ vd_status vd_snapshot_get(vd_snapshot *s, const vd_collection *c, uint64_t id, i
                           const float **vec_out, const uint8_t **payload_out,
                           size_t *payload_len_out, vd_err *err);
 
+/* ---- Filters ----------------------------------------------------------------------------
+ * A filter selects points by payload: a tree of conditions on dotted field paths joined by
+ * AND, OR and NOT (the Mongo-style dict grammar of docs/protocol.md, decoded by proto/ or
+ * built by a caller). Semantics, on the values V a path finds in a payload (the path walks
+ * nested objects and fans out over arrays of objects; a final array contributes its
+ * elements): EQ holds when some value equals the operand (numbers compare as numbers, 1 ==
+ * 1.0; a string, number or bool only ever equals its own type); GT/GTE/LT/LTE when some number
+ * or string compares so with a number or string operand; IN when some value equals some
+ * operand; NE is NOT EQ and NIN is NOT IN (so both hold on a point without the field);
+ * EXISTS true when the path finds anything, null included. A tree is borrowed: every pointer
+ * in it must stay valid for the call it is passed to. */
+typedef enum vd_filter_op {
+    VD_FOP_EQ = 1, VD_FOP_NE = 2, VD_FOP_GT = 3, VD_FOP_GTE = 4, VD_FOP_LT = 5, VD_FOP_LTE = 6,
+    VD_FOP_IN = 7, VD_FOP_NIN = 8, VD_FOP_EXISTS = 9,            /* conditions */
+    VD_FOP_AND = 10, VD_FOP_OR = 11, VD_FOP_NOT = 12,            /* logical nodes */
+} vd_filter_op;
+const char *vd_filter_op_name(vd_filter_op op); /* "$gte"; "$?" for unknown values */
+
+typedef enum vd_fval_type {
+    VD_FVAL_STRING = 1, VD_FVAL_INT = 2, VD_FVAL_FLOAT = 3, VD_FVAL_BOOL = 4,
+} vd_fval_type;
+
+typedef struct vd_fval { /* an operand */
+    vd_fval_type type;
+    union {
+        struct {
+            const char *p; /* UTF-8, not NUL-terminated */
+            size_t len;
+        } s;
+        int64_t i;
+        double f;
+        int b;
+    };
+} vd_fval;
+
+typedef struct vd_filter {
+    vd_filter_op op;
+    /* conditions: */
+    const char *field; /* dotted path, field_len bytes (not NUL-terminated) */
+    size_t field_len;
+    const vd_fval *values; /* EQ..LTE: 1 (EXISTS: 1 bool); IN, NIN: n_values >= 0 */
+    size_t n_values;
+    /* logical nodes: */
+    const struct vd_filter *children; /* AND, OR: n_children >= 1; NOT: exactly 1 */
+    size_t n_children;
+    int implicit; /* AND: the several keys of one dict, not an explicit $and (only changes how
+                   * messages name a child's path) */
+} vd_filter;
+
+/* Validates a tree against the grammar and VD_FILTER_LIMIT_MAP: known ops, the operand count
+ * and types of each op (EQ/NE/IN/NIN: any operand type; GT..LTE: a number or a string;
+ * EXISTS: one bool), finite numbers, valid UTF-8 strings, paths of 1..256 bytes without
+ * empty segments, non-empty AND/OR, depth and terms. VD_INVALID naming the fault and where,
+ * the path written as the dict grammar spells it: "filter.$or[1].year: $gte expects a
+ * finite number, got nan". Any thread (pure). */
+vd_status vd_filter_check(const vd_filter *f, vd_err *err);
+
+/* A filter compiled against one collection for a read: the set of its points that match, as
+ * of the published state the searches see. Begin holds the collection's filter lock (shared)
+ * until end, so no write group becomes visible in between: a search run meanwhile on the
+ * collection's index sees exactly the points the set was computed for. Conditions on fields
+ * with a payload index of the operand's type are answered from the index; the others from
+ * the stored payloads (one pass over the collection's payloads per compile). The caller
+ * holds `c` (acquired) until end; f is read during begin only. Any thread; a thread must end
+ * one before it begins another (nor hold a snapshot meanwhile). */
+typedef struct vd_filtered vd_filtered; /* opaque */
+typedef struct vd_filtered_stats {
+    uint64_t matching;        /* points in the set */
+    uint32_t conditions_indexed, conditions_scanned; /* by payload index / by payload */
+    uint64_t payloads_read;   /* payloads parsed to compile it */
+    uint64_t compile_ns;
+} vd_filtered_stats;
+vd_status vd_filtered_begin(vd_store *st, vd_collection *c, const vd_filter *f,
+                            vd_filtered **out, vd_err *err);
+void vd_filtered_end(vd_filtered *v); /* NULL is a no-op */
+void vd_filtered_stats_get(const vd_filtered *v, vd_filtered_stats *out);
+/* 1 if slot (the index's slot) is in the set. */
+int vd_filtered_allows(const vd_filtered *v, uint32_t slot);
+/* The slots of the set in ascending order from `from`, up to cap; returns how many. */
+size_t vd_filtered_next(const vd_filtered *v, uint32_t from, uint32_t *slots, size_t cap);
+/* The set as a dense bitmap (bit s of word s / 64), made on the first call and owned by v;
+ * *n_bits covers every slot of the set. NULL (VD_NOMEM) on allocation failure. The thread
+ * that began v. */
+const uint64_t *vd_filtered_bits(vd_filtered *v, uint32_t *n_bits, vd_err *err);
+/* The set as the index's search filter (vd_index_search_opts), valid until vd_filtered_end:
+ * its exact size, and a dense bitmap when it is large or set-lookup callbacks when it is
+ * small (the exact scan then walks the set, not the slots). VD_NOMEM. */
+vd_status vd_filtered_slot_filter(vd_filtered *v, vd_slot_filter *out, vd_err *err);
+
 /* String ids (collections with id_type VD_ID_STR): the collection's internal key of `id`
  * (points, vectors and searches are keyed by it), or *found_out = 0. Ids are not checked
  * here (vd_str_ids_check). */
@@ -194,18 +327,22 @@ typedef struct vd_scroll_from {
     const uint8_t *str;   /* string ids: the last id seen (any bytes; need not exist) */
     size_t str_len;
 } vd_scroll_from;
-/* Walks until fn stops it or the collection ends (*at_end = 1 then). */
+/* Walks until fn stops it or the collection ends (*at_end = 1 then). With a filter (checked
+ * by the caller, vd_filter_check) only the points it matches reach fn; the others are
+ * passed over, so one call may read many records for few points. */
 vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_scroll_from *from,
-                             int with_vectors, vd_scroll_fn fn, void *ctx, int *at_end,
-                             vd_err *err);
+                             int with_vectors, const vd_filter *filter, vd_scroll_fn fn,
+                             void *ctx, int *at_end, vd_err *err);
 
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {
     VD_OP_CREATE = 1, /* params */
     VD_OP_DROP = 2,   /* collection */
     VD_OP_UPSERT = 3, /* collection, ids, vectors, payloads */
-    VD_OP_DELETE = 4, /* collection, ids */
-    VD_OP_SET_PAYLOAD = 5, /* collection, ids, payloads, merge */
+    VD_OP_DELETE = 4, /* collection, ids; or collection, filter */
+    VD_OP_SET_PAYLOAD = 5,   /* collection, ids, payloads, merge */
+    VD_OP_PINDEX_CREATE = 6, /* collection, field, pindex_kind */
+    VD_OP_PINDEX_DROP = 7,   /* collection, field */
 } vd_op_kind;
 
 typedef struct vd_op {
@@ -229,6 +366,10 @@ typedef struct vd_op {
     vd_str_ids str_ids; /* UPSERT, DELETE, SET_PAYLOAD of a str collection: the n ids */
     int merge;          /* SET_PAYLOAD: 1 merges top-level keys into the stored object, 0
                          * replaces it */
+    /* added by payload indexes and filters (zero: not given) */
+    const vd_filter *filter;    /* DELETE: instead of ids, every point it matches (checked) */
+    const char *field;          /* PINDEX_*: the dotted path, NUL-terminated (borrowed) */
+    vd_pindex_kind pindex_kind; /* PINDEX_CREATE */
 } vd_op;
 
 /* Writer thread only. Applies ops[0..n_ops) in order, in one LMDB transaction, and commits
@@ -239,6 +380,19 @@ typedef struct vd_op {
  * The calling thread must not hold a snapshot: growing the map waits until every snapshot
  * has ended. */
 vd_status vd_store_write(vd_store *st, vd_op *ops, size_t n_ops, vd_err *err);
+
+/* Payload indexes over existing points. VD_OP_PINDEX_CREATE commits an index's definition;
+ * from then on every write maintains it, and its postings over the points stored before are
+ * built by steps, each one transaction of at most max_points points, so that write groups
+ * run between steps and searches never wait for a build. Filters use the index once its last
+ * step has committed. vd_store_pindex_step advances the oldest index still building (one
+ * left half-built by a crash resumes where it stopped); *more = 1 while any index builds.
+ * Progress goes to the log. Writer thread only, as vd_store_write. */
+vd_status vd_store_pindex_step(vd_store *st, size_t max_points, int *more, vd_err *err);
+/* Whether collection/field has a payload index (VD_NOTFOUND otherwise) and, if so, whether
+ * it is still building. Any thread. */
+vd_status vd_store_pindex_state(vd_store *st, const char *collection, const char *field,
+                                int *building, vd_err *err);
 
 /* Writer thread only. Adopts a fully built index (vd_index_add_batch, with
  * params.deferred_publish == 0) as the new collection `p->name`, writing its points,

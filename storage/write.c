@@ -103,21 +103,6 @@ static vd_status gfind(group *g, const char *name, vd_wcoll **out, vd_err *err)
     return VD_OK;
 }
 
-static vd_status pending_add(vd_wcoll *w, const uint64_t *ids, size_t n, vd_err *err)
-{
-    if (w->n_pending + n > w->cap_pending) {
-        size_t cap = w->cap_pending ? w->cap_pending : 64;
-        while (cap < w->n_pending + n) cap *= 2;
-        uint64_t *a = vd_realloc(w->pending, cap * sizeof *a);
-        if (!a) return vd_err_set(err, VD_NOMEM, "out of memory in a write group");
-        w->pending = a;
-        w->cap_pending = cap;
-    }
-    memcpy(w->pending + w->n_pending, ids, n * sizeof *ids);
-    w->n_pending += n;
-    return VD_OK;
-}
-
 /* ---- operations --------------------------------------------------------------------------
  * Each returns VD_OK when the op was applied or rejected (op->status tells), or a group
  * failure (NOMEM, LMDB, damage) with err set. */
@@ -340,7 +325,6 @@ static vd_status op_upsert(group *g, vd_op *op, vd_err *err)
     const uint64_t *keys = owned ? owned : op->ids;
     if ((s = upsert_index(g, w, op, keys, err)) != VD_OK || op->status != VD_OK) goto out;
     if ((fresh && (s = vd_storage__sids_add(g->t, w, &op->str_ids, keys, fresh, err))) ||
-        (s = pending_add(w, keys, op->n, err)) != VD_OK ||
         (s = upsert_points(g, w, op, keys, err)) != VD_OK)
         goto out;
     op->n_done = op->n;
@@ -350,7 +334,24 @@ out:
     return s;
 }
 
-/* Row i of a delete: the point under key, if any, out of the index and the points table. */
+/* The point under key (its record r) out of the index and the points table, and for string
+ * ids (sid: the id's bytes) its id -> key mapping. `label` names the point in messages. */
+static vd_status remove_point(group *g, vd_wcoll *w, vd_op *op, uint64_t key,
+                              const vd_point_rec *r, const uint8_t *sid, size_t sid_len,
+                              const char *label, vd_err *err)
+{
+    w->mutated = 1;
+    vd_status s = vd_index_remove(w->c->ix, key, err);
+    if (s == VD_NOTFOUND)
+        return vd_err_set(err, VD_CORRUPT, "delete from %s: id %s is stored but not in the "
+                          "index", op->collection, label);
+    if (s == VD_OK) s = vd_storage__point_remove(g->t, w, key, r, err);
+    if (s == VD_OK && sid) s = vd_storage__sids_forget(g->t, w, sid, sid_len, key, err);
+    if (s == VD_OK) op->n_done++;
+    return s;
+}
+
+/* Row i of a delete: the point under key, if any. */
 static vd_status delete_point(group *g, vd_wcoll *w, vd_op *op, size_t i, uint64_t key,
                               vd_err *err)
 {
@@ -366,18 +367,56 @@ static vd_status delete_point(group *g, vd_wcoll *w, vd_op *op, size_t i, uint64
                        : vd_err_set(err, VD_CORRUPT, "delete from %s: string id %s maps to key "
                                     "%" PRIu64 ", which has no point", op->collection,
                                     id_label(op, i, label, sizeof label), key);
-    w->mutated = 1;
-    s = vd_index_remove(c->ix, key, err);
-    if (s == VD_NOTFOUND)
-        return vd_err_set(err, VD_CORRUPT, "delete from %s: id %s is stored but not in the "
-                          "index", op->collection, id_label(op, i, label, sizeof label));
-    if (s == VD_OK) s = vd_storage__point_remove(g->t, w, key, &r, err);
-    if (s == VD_OK && !op->ids) {
-        size_t a = vd_str_ids_start(&op->str_ids, i);
-        s = vd_storage__sids_forget(g->t, w, op->str_ids.bytes + a, op->str_ids.ends[i] - a,
-                                    key, err);
+    id_label(op, i, label, sizeof label);
+    if (op->ids) return remove_point(g, w, op, key, &r, NULL, 0, label, err);
+    size_t a = vd_str_ids_start(&op->str_ids, i);
+    return remove_point(g, w, op, key, &r, op->str_ids.bytes + a, op->str_ids.ends[i] - a, label,
+                        err);
+}
+
+/* The point under key, found by a filter: for string ids its id is read from skeys (and
+ * copied: the deletes below write to the pages it lies in). */
+static vd_status delete_key(group *g, vd_wcoll *w, vd_op *op, uint64_t key, vd_err *err)
+{
+    vd_collection *c = w->c;
+    vd_point_rec r;
+    int found;
+    uint8_t sid[VD_STR_ID_MAX];
+    size_t len = 0;
+    char label[64];
+    vd_status s = vd_storage__point_get(g->t, c->cid, &c->params, key, &r, &found, err);
+    if (s != VD_OK || !found) return s;
+    if (c->params.id_type == VD_ID_STR) {
+        const uint8_t *id;
+        s = vd_storage__skey_get(g->t, c->cid, &c->params, key, &id, &len, &found, err);
+        if (s != VD_OK) return s;
+        if (!found)
+            return vd_err_set(err, VD_CORRUPT, "delete from %s: the point of key %" PRIu64
+                              " has no string id", op->collection, key);
+        memcpy(sid, id, len);
+        vd_str_id_label(sid, len, label, sizeof label);
+    } else {
+        snprintf(label, sizeof label, "%" PRIu64, key);
     }
-    if (s == VD_OK) op->n_done++;
+    return remove_point(g, w, op, key, &r, len ? sid : NULL, len, label, err);
+}
+
+/* Every point the filter matches, as the group stands, in one op (one transaction). */
+static vd_status delete_filtered(group *g, vd_op *op, vd_err *err)
+{
+    vd_wcoll *w;
+    uint64_t *keys = NULL;
+    size_t n = 0;
+    vd_status s = op_target(g, op, &w, err);
+    if (s != VD_OK || !w) return s;
+    if (op->ids || op->n || op->str_ids.ends)
+        return reject(op, vd_err_set(&op->err, VD_INVALID, "delete from %s: give ids or a "
+                                     "filter, not both", op->collection));
+    if (vd_filter_check(op->filter, &op->err) != VD_OK)
+        return reject(op, vd_err_prefix(&op->err, "delete from %s", op->collection));
+    s = vd_storage__filter_ids(g->t, w, op->filter, &keys, &n, err);
+    for (size_t i = 0; i < n && s == VD_OK; i++) s = delete_key(g, w, op, keys[i], err);
+    vd_free(keys);
     return s;
 }
 
@@ -386,6 +425,7 @@ static vd_status op_delete(group *g, vd_op *op, vd_err *err)
     vd_wcoll *w;
     uint64_t *keys = NULL;
     uint8_t *fresh = NULL;
+    if (op->filter) return delete_filtered(g, op, err);
     vd_status s = points_op(g, op, "delete from", CHECK_DISTINCT, &w, err);
     if (s != VD_OK || !w) return s;
     if ((s = op_keys(g, w, op, 0, &keys, &fresh, err)) != VD_OK) goto out;
@@ -441,6 +481,15 @@ out:
     return s;
 }
 
+static vd_status op_pindex(group *g, vd_op *op, vd_err *err)
+{
+    vd_wcoll *w;
+    vd_status s = op_target(g, op, &w, err);
+    if (s != VD_OK || !w) return s;
+    return op->kind == VD_OP_PINDEX_CREATE ? vd_storage__op_pindex_create(g->t, w, op, err)
+                                           : vd_storage__op_pindex_drop(g->t, w, op, err);
+}
+
 /* ---- the group --------------------------------------------------------------------------- */
 static vd_status apply(group *g, vd_op *op, vd_err *err)
 {
@@ -454,6 +503,7 @@ static vd_status apply(group *g, vd_op *op, vd_err *err)
     case VD_OP_UPSERT: return op_upsert(g, op, err);
     case VD_OP_DELETE: return op_delete(g, op, err);
     case VD_OP_SET_PAYLOAD: return op_set_payload(g, op, err);
+    case VD_OP_PINDEX_CREATE: case VD_OP_PINDEX_DROP: return op_pindex(g, op, err);
     }
     return reject(op, vd_err_set(&op->err, VD_INVALID, "unknown operation kind %d",
                                  (int)op->kind));
@@ -471,10 +521,19 @@ static vd_status group_fill(void *ctx, vd_txn *t, vd_err *err)
         s = apply(g, &g->ops[i], err);
     }
     for (size_t i = 0; i < g->n_w && s == VD_OK; i++)
-        if (!g->w[i].dropped && (g->w[i].mutated || g->w[i].old))
-            s = vd_storage__persist(t, &g->w[i], err);
+        if (!g->w[i].dropped && (g->w[i].mutated || g->w[i].old) &&
+            (s = vd_storage__persist(t, &g->w[i], err)) == VD_OK)
+            s = vd_storage__ppersist(t, &g->w[i], err);
+    for (size_t i = 0; i < g->n_w && s == VD_OK; i++)
+        if (!g->w[i].dropped) s = vd_storage__plive(t, &g->w[i], err);
     /* Room for what group_finish adds, so that making the commit visible cannot fail. */
     if (s == VD_OK) s = vd_storage__catalog_reserve(g->st, n_created + g->n_w, err);
+    /* The commit follows: readers of stored payloads wait for its publish (fquery.c). */
+    for (size_t i = 0; i < g->n_w && s == VD_OK; i++) {
+        if (g->w[i].dropped) continue;
+        atomic_store(&g->w[i].c->committing, 1);
+        if (g->w[i].old) atomic_store(&g->w[i].old->committing, 1);
+    }
     return s;
 }
 
@@ -485,6 +544,7 @@ static void group_release(group *g)
         vd_collection_release(g->w[i].old);
         vd_free(g->w[i].pending);
         vd_free(g->w[i].deleted);
+        vd_storage__prelease(&g->w[i]);
     }
     vd_free(g->w);
     g->w = NULL;
@@ -507,10 +567,27 @@ static void group_finish(group *g)
         c->payload_bytes = w->payload_bytes;
         if (w->seq_loaded) c->str_id_bytes = w->seq.id_bytes;
         c->needs_reload = 0;
-        /* Clear first: publish itself repairs around removed nodes and may vacuum; those
-         * changes stay marked and are persisted by the next group (or the flush at close). */
-        vd_index_changes_clear(c->ix);
+        /* Payload indexes and the index become visible together to filtered reads. Clear
+         * first: publish itself repairs around removed nodes and may vacuum; those changes
+         * stay marked and are persisted by the next group (or the flush at close). */
+        vd_err e;
+        pthread_rwlock_wrlock(&c->flock);
+        if (vd_storage__pfinish(w, &e) != VD_OK) {
+            vd_log(VD_LOG_ERROR, "storage: collection %s: payload indexes: %s; reloading them "
+                   "with the next write", c->params.name, e.msg);
+            c->needs_reload = 1;
+        }
+        /* Only what this group's persist walked may be forgotten: a group that changed
+         * nothing here (a refused op) walked nothing, and a clear then would forget every
+         * repair the last publish marked, leaving stale links records. */
+        if (w->mutated || w->old) vd_index_changes_clear(c->ix);
         vd_index_publish(c->ix);
+        atomic_store(&c->committing, 0);
+        pthread_rwlock_unlock(&c->flock);
+        if (w->old) { /* nothing publishes on it again; readers still holding it go on */
+            atomic_store(&w->old->retired, 1);
+            atomic_store(&w->old->committing, 0);
+        }
         vd_storage__update_bytes(c);
         if (w->created || w->old) {
             vd_storage__coll_ref(c);
@@ -532,6 +609,8 @@ static void group_end(void *ctx, vd_status s)
     for (size_t i = 0; i < g->n_w; i++) {
         vd_wcoll *w = &g->w[i];
         if (!w->created && !w->old && w->mutated) w->c->needs_reload = 1;
+        atomic_store(&w->c->committing, 0);
+        if (w->old) atomic_store(&w->old->committing, 0);
     }
     group_release(g);
 }
@@ -552,6 +631,10 @@ static size_t estimate_bytes(vd_store *st, const vd_op *ops, size_t n_ops)
                 for (size_t j = 0; j < op->n; j++) need += op->payload_lens[j];
             need += op->n * per * 3; /* new records, rewritten neighbours, copied pages */
             if (op->str_ids.ends && op->n) need += 4 * (size_t)op->str_ids.ends[op->n - 1];
+        } else if (op->kind == VD_OP_DELETE && op->filter) {
+            vd_collection *c = op->collection ? vd_storage__catalog_find(st, op->collection) : NULL;
+            need += (c ? c->count : 0) * 1024; /* at worst every point */
+            vd_collection_release(c);
         } else if (op->kind == VD_OP_DELETE) {
             need += op->n * 2048;
         } else if (op->kind == VD_OP_SET_PAYLOAD) {

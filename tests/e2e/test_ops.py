@@ -274,6 +274,8 @@ WRITE_CALLS = {
     "upsert": lambda db: db.upsert("ro", [9], np.ones((1, 4))),
     "delete": lambda db: db.delete("ro", [1]),
     "set_payload": lambda db: db.set_payload("ro", [1], [{"a": 1}]),
+    "create_payload_index": lambda db: db.create_payload_index("ro", "a"),
+    "drop_payload_index": lambda db: db.drop_payload_index("ro", "a"),
 }
 
 

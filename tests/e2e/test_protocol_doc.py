@@ -398,6 +398,86 @@ def strids_scroll_set_payload(address, log):
     c.close()
 
 
+def fcond(field, op, *vals):
+    f = pb.Filter()
+    c = f.condition
+    c.field, c.op = field, op
+    for v in vals:
+        x = c.values.add()
+        if isinstance(v, bool):
+            x.b = v
+        elif isinstance(v, int):
+            x.i = v
+        elif isinstance(v, float):
+            x.f = v
+        else:
+            x.s = v if isinstance(v, bytes) else v.encode()
+    return f
+
+
+def with_filter(req, f):
+    getattr(req, req.WhichOneof("op")).filter.CopyFrom(f)
+    return req
+
+
+def nested_not(f, levels):
+    for _ in range(levels):
+        g = pb.Filter()
+        g.negate.CopyFrom(f)
+        f = g
+    return f
+
+
+def filters(address, log):
+    """Filters the server refuses, and payload index operations."""
+    c = Raw(address)
+    inv = pb.INVALID_ARGUMENT
+    cnt = named("count", "docs")
+    nan_gte, or_empty, or_badpath, empty = (fcond("year", pb.FILTER_GTE, float("nan")),
+                                            pb.Filter(), pb.Filter(), pb.Filter())
+    or_empty.any.SetInParent()
+    or_badpath.any.filters.extend([fcond("a", pb.FILTER_EQ, 1), fcond("b..c", pb.FILTER_EQ, 1)])
+    no_op = fcond("a", pb.FILTER_OP_UNSPECIFIED, 1)
+    for req in (with_filter(search("docs", [1] * 4), nan_gte),
+                with_filter(search("docs", [1] * 4), empty),
+                with_filter(search("docs", [1] * 4), no_op),
+                with_filter(search("docs", [1] * 4), nested_not(fcond("a", pb.FILTER_EQ, 1), 70)),
+                with_filter(delete("docs", []), or_badpath),
+                with_filter(delete("docs", [1]), fcond("a", pb.FILTER_EQ, 1))):
+        log.add(c.call(req), inv)
+    for f in (fcond("year", pb.FILTER_GTE, True), fcond("a", pb.FILTER_EXISTS, 1),
+              fcond("a", pb.FILTER_EQ, 1, 2), or_empty, fcond("", pb.FILTER_EQ, 1),
+              fcond("a", pb.FILTER_EQ, b"\xff"), nested_not(fcond("a", pb.FILTER_EQ, 1), 17),
+              fcond("a", pb.FILTER_IN, *range(1100))):
+        log.add(c.call(with_filter(named("count", "docs"), f)), inv)
+    # a filter that is fine counts; the connection stayed open through the refusals
+    r = c.call(with_filter(named("count", "docs"), fcond("no_such_field", pb.FILTER_NE, 1)))
+    assert r.status.code == pb.OK and r.count.count == 3
+    # payload indexes
+    def pindex(op, field, kind=pb.PAYLOAD_INDEX_KEYWORD):
+        r = pb.Request()
+        m = getattr(r, op)
+        m.collection, m.field = "docs", field
+        if op == "create_payload_index":
+            m.kind = kind
+        return r
+    assert c.call(pindex("create_payload_index", "src")).status.code == pb.OK
+    log.add(c.call(pindex("create_payload_index", "src", pb.PAYLOAD_INDEX_BOOL)),
+            pb.ALREADY_EXISTS)
+    log.add(c.call(pindex("create_payload_index", "a..b")), inv)
+    log.add(c.call(pindex("create_payload_index", "k", pb.PAYLOAD_INDEX_KIND_UNSPECIFIED)), inv)
+    for i in range(15):
+        assert c.call(pindex("create_payload_index", f"f{i}")).status.code == pb.OK
+    log.add(c.call(pindex("create_payload_index", "f15")), pb.RESOURCE_EXHAUSTED)
+    assert c.call(pindex("drop_payload_index", "src")).status.code == pb.OK
+    log.add(c.call(pindex("drop_payload_index", "src")), pb.NOT_FOUND)
+    info = c.call(named("collection_info", "docs")).collection_info.info
+    assert [p.field for p in info.payload_indexes] == [f"f{i}" for i in range(15)]
+    for i in range(15):
+        assert c.call(pindex("drop_payload_index", f"f{i}")).status.code == pb.OK
+    c.close()
+
+
 def behaviours(address):
     """What the page promises beyond messages."""
     c = Raw(address)
@@ -433,6 +513,7 @@ def produced(servers):
     connection_limits(plain.address, log)
     requests(plain.address, log)
     strids_scroll_set_payload(plain.address, log)
+    filters(plain.address, log)
     behaviours(plain.address)
     return log.seen
 

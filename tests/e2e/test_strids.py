@@ -162,8 +162,15 @@ def test_scroll_pages_in_id_order(db, name, id_type):
     assert [r.id for r in recs] == want and all(r.payload is None for r in recs)
     with pytest.raises(vectord.InvalidArgument, match="scroll: invalid cursor"):
         db.scroll(name, cursor=b"\x01\x00garbage-garbage")
-    with pytest.raises(vectord.InvalidArgument, match="filter is not supported"):
-        db.scroll(name, filter={"n": 1})
+    # a filtered walk: the matches only, in id order, across pages (some of them empty)
+    pick = set(rng.sample(nums, 20)) | {10_001}
+    n_of = (lambda i: i) if id_type == "int" else (lambda i: int(i[3:]))
+    got = [r.id for r in db.iter_points(name, batch=3, filter={"n": {"$in": sorted(pick)}})]
+    assert got == [i for i in want if n_of(i) in pick]
+    page = db.scroll(name, limit=5, filter={"n": {"$gte": 10_000}})
+    assert page.records == [] and page.next_cursor is None
+    with pytest.raises(vectord.InvalidArgument, match=r"filter\.n: \$gte expects"):
+        db.scroll(name, filter={"n": {"$gte": float("nan")}})
     with pytest.raises(vectord.InvalidArgument, match="limit must be at least 1"):
         db.scroll(name, limit=0)
 

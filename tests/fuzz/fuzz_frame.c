@@ -92,8 +92,10 @@ static void touch_request(const vd_proto_request *q)
         break;
     case VD_REQ_DROP:
     case VD_REQ_INFO:
-    case VD_REQ_COUNT:
         touch(r->name, strlen(r->name) + 1);
+        break;
+    case VD_REQ_COUNT:
+        touch(r->count.collection, strlen(r->count.collection) + 1);
         break;
     default:
         break;

@@ -5,7 +5,7 @@
  * vd_index_load_finish with the catalog's header). Pure functions: no LMDB environment.
  *
  * Input: a sequence of chunks, each [kind u8][len u8][len bytes] (len clipped to what is
- * left); kind % 8 picks what the bytes are, and kind's high bit copies them to an address
+ * left); kind % 9 picks what the bytes are, and kind's high bit copies them to an address
  * that is 2 mod 4 (LMDB aligns values to 2 bytes only):
  *   0 catalog  [name_len u8][name][record]: decoded; a decoded record re-encodes to exactly
  *              the input bytes, and one with small parameters (dim <= 16, m <= 8) becomes
@@ -21,7 +21,10 @@
  *              bucket (decoded ones re-encode to the input; a decoded bucket's entries are
  *              each found, edited out one by one down to nothing, and edited back);
  *   7 merge    [split u8][object][object]: two halves that pass vd_json_check_object are
- *              merged, and the merge must pass it too and fit its bound.
+ *              merged, and the merge must pass it too and fit its bound;
+ *   8 pindex   [kind u8][record]: decoded as a payload index definition and as a slot's
+ *              values record of that kind; what decodes re-encodes to the input bytes, and
+ *              values added to postings and removed again leave them empty.
  * Every refusal must be VD_CORRUPT or VD_VERSION (VD_NOMEM for a slot). After the last
  * chunk a collection that loaded slots is finished with its header; a finished graph must
  * validate (but for reachability, which the store logs rather than refuses), search, and
@@ -30,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/records.h"
+#include "storage/storage_int.h"
 
 #define DEFAULT_DIM 4
 
@@ -320,6 +323,48 @@ static void do_merge(reader *c)
         free(out);
     }
     release(a);
+}
+
+static void do_pindex(reader *c)
+{
+    uint8_t kb = 0;
+    take(c, &kb);
+    vd_pindex_kind kind = (vd_pindex_kind)(kb % 4 + 1);
+    size_t n;
+    uint8_t *b = take_copy(c, c->n, &n);
+    vd_pdef_rec d;
+    vd_status s = vd_storage__pdef_decode(b, n, &d, NULL);
+    if (s == VD_OK) {
+        uint8_t *out = malloc(vd_storage__pdef_size(d.path_len));
+        vd_storage__pdef_encode(out, &d);
+        if (vd_storage__pdef_size(d.path_len) != n || memcmp(out, b, n)) abort();
+        free(out);
+    } else if (s != VD_CORRUPT && s != VD_VERSION) {
+        abort();
+    }
+    vd_pvals r;
+    s = vd_storage__pvals_decode(b, n, kind, &r, NULL);
+    if (s == VD_OK) {
+        vd_pval_item items[64];
+        size_t it = 0, m = 0;
+        while (m < 64 && vd_storage__pvals_next(&r, &it, &items[m])) m++;
+        if (m == r.n) { /* the record re-encodes from its values */
+            vd_buf out = {0};
+            size_t len = 0;
+            if (vd_storage__pvals_encode(&out, kind, r.flags, items, m, &len, NULL) != VD_OK ||
+                len != n || memcmp(out.p, b, n))
+                abort();
+            vd_storage__buf_free(&out);
+        }
+        vd_pidx *x = vd_pidx_new(kind);
+        if (x && vd_pidx_add(x, 7, &r, NULL) == VD_OK) {
+            vd_pidx_remove(x, 7, &r);
+            if (vd_pidx_points(x) || !roaring_bitmap_is_empty(vd_pidx_present(x))) abort();
+        }
+        vd_pidx_free(x);
+    } else if (s != VD_CORRUPT && s != VD_VERSION) {
+        abort();
+    }
     release(b);
 }
 
@@ -366,7 +411,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_odd = (kind & 0x80) != 0;
         r.p += n;
         r.n -= n;
-        switch (kind % 8) {
+        switch (kind % 9) {
         case 0: do_catalog(&st, &c); break;
         case 1: do_point(&c); break;
         case 2: do_vector(&st, &c); break;
@@ -374,7 +419,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 4: do_meta(&c); break;
         case 5: do_key(&c); break;
         case 6: do_sid(&c); break;
-        default: do_merge(&c); break;
+        case 7: do_merge(&c); break;
+        default: do_pindex(&c); break;
         }
     }
     finish(&st, &r);

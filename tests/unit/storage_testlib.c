@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int st_sanitized(void)
@@ -151,4 +153,31 @@ void st_report_line(void *ctx, const char *line)
 {
     st_report *r = ctx;
     if (r->n++ == 0) snprintf(r->first, sizeof r->first, "%s", line);
+}
+
+uint64_t st_crash_round(void (*child)(const char *dir, uint64_t next, int fd), const char *dir,
+                        uint64_t next, unsigned min_us, unsigned spread_us)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        child(dir, next, fds[1]);
+        _exit(9); /* a child returns only by failing */
+    }
+    close(fds[1]);
+    usleep((useconds_t)(min_us + (unsigned)rand() % spread_us));
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(WIFSIGNALED(status), "child exited on its own with %d", WEXITSTATUS(status));
+    uint64_t acked = next - 1, b;
+    while (read(fds[0], &b, sizeof b) == (ssize_t)sizeof b) {
+        ck_assert_uint_eq(b, acked + 1);
+        acked = b;
+    }
+    close(fds[0]);
+    return acked;
 }

@@ -36,6 +36,13 @@ void st_vector_of(uint64_t id, uint32_t dim, float *out); /* what st_upsert stor
 uint8_t *st_read_file(const char *path, size_t *len);
 int st_file_equals(const char *path, const uint8_t *bytes, size_t len);
 
+/* One round of a kill -9 test: forks child(dir, next, fd), which writes batches from `next` on
+ * and reports each committed batch number on fd, kills it with SIGKILL after min_us +
+ * rand() % spread_us microseconds, and returns the last batch reported (next - 1 if none),
+ * asserting the child died of the signal and reported batches in order. */
+uint64_t st_crash_round(void (*child)(const char *dir, uint64_t next, int fd), const char *dir,
+                        uint64_t next, unsigned min_us, unsigned spread_us);
+
 /* Collects report lines of vd_store_check. */
 typedef struct st_report {
     int n;

@@ -134,7 +134,8 @@ START_TEST(collections_are_created_listed_counted_and_dropped)
     ck_assert_str_eq(r.list.items[0].params.name, "b");
     ck_assert_uint_eq(r.list.items[1].count, 5);
     vd_result_free(&r);
-    ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_COUNT, .name = "docs"}, &r, &e), VD_OK);
+    ck_assert_int_eq(
+        run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "docs"}}, &r, &e), VD_OK);
     ck_assert_uint_eq(r.n, 5);
     ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_INFO, .name = "docs"}, &r, &e), VD_OK);
     ck_assert_uint_eq(r.info.count, 5);
@@ -298,7 +299,7 @@ START_TEST(a_missing_collection_is_one_message_for_every_operation)
     float v[4] = {0};
     const vd_request reqs[] = {
         {.kind = VD_REQ_INFO, .name = "nope"},
-        {.kind = VD_REQ_COUNT, .name = "nope"},
+        {.kind = VD_REQ_COUNT, .count = {.collection = "nope"}},
         {.kind = VD_REQ_DROP, .name = "nope"},
         {.kind = VD_REQ_GET, .get = {.collection = "nope", .ids = &id, .n_ids = 1}},
         {.kind = VD_REQ_SEARCH,
@@ -344,7 +345,8 @@ START_TEST(writes_prepared_together_commit_in_one_group)
     ck_assert_int_eq(vd_engine_write_result(eng, &w[2], &r, &e), VD_OK);
     ck_assert_uint_eq(r.n, 0); /* id 3 did not exist */
     vd_result c;
-    ck_assert_int_eq(run(&(vd_request){.kind = VD_REQ_COUNT, .name = "grp"}, &c, &e), VD_OK);
+    ck_assert_int_eq(
+        run(&(vd_request){.kind = VD_REQ_COUNT, .count = {.collection = "grp"}}, &c, &e), VD_OK);
     ck_assert_uint_eq(c.n, 2);
     /* a create or drop ends its group */
     vd_write cw;

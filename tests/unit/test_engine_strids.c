@@ -588,7 +588,8 @@ START_TEST(set_payload_merges_or_replaces_and_counts_what_it_updated)
     ck_assert_str_eq(payload_of("p", 2, NULL), ""); /* NULL under replace: cleared */
     const char *bad[] = {"[1]", "{}"};
     ck_assert_int_eq(set_payloads("p", ids, NULL, 2, bad, 1, &upd, &e), VD_INVALID);
-    ck_assert_msg(strstr(e.msg, "set_payload p: point 0 (id 1): payload is not valid JSON"),
+    ck_assert_msg(strstr(e.msg, "set_payload p: point 0 (id 1): payload is a JSON array; a payload must be an "
+                         "object"),
                   "%s", e.msg);
     uint64_t dup[2] = {1, 1};
     ck_assert_int_eq(set_payloads("p", dup, NULL, 2, repl, 1, &upd, &e), VD_INVALID);

@@ -1,8 +1,10 @@
 /* tests/unit/test_index_concurrent.c: reader threads search without locks while one writer
  * adds (single and multi-threaded batches), upserts, removes (through vacuum, so slots are
- * freed and reused under the readers) and publishes. Every result must be sorted, free of
- * duplicates and made of ids that exist or existed; ids removed for good never come back once
- * the writer is done. Also runs under TSan (the file name says "concurrent"). */
+ * freed and reused under the readers) and publishes. One reader runs filtered searches
+ * (every plan; its filter reads slot ids through vd_index_slot_id, as a payload filter
+ * would). Every result must be sorted, free of duplicates and made of ids that exist or
+ * existed (and, filtered, are allowed); ids removed for good never come back once the
+ * writer is done. Also runs under TSan (the file name says "concurrent"). */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,7 +30,24 @@ typedef struct reader_arg {
     int bad;
     char why[160];
     int exact;
+    int filtered;
 } reader_arg;
+
+/* The filtered reader's predicate: ids divisible by 3. */
+static int allow_third(void *ctx, uint32_t slot)
+{
+    uint64_t id = vd_index_slot_id(ctx, slot);
+    return id != VD_ID_NONE && id % 3 == 0;
+}
+
+static vd_status filtered_search(const vd_index *ix, const float *q, size_t qi, vd_hit *h,
+                                 uint32_t *n)
+{
+    vd_slot_filter f = {.allow = allow_third, .ctx = (void *)ix,
+                        .n_allowed = VD_FILTER_COUNT_UNKNOWN};
+    vd_search_opts o = {.k = 20, .ef = 40, .filter = &f, .plan = (vd_search_plan)(qi % 3)};
+    return vd_index_search_opts(ix, q, &o, h, n, NULL);
+}
 
 static void *reader(void *p)
 {
@@ -39,8 +58,10 @@ static void *reader(void *p)
     while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) || a->searches < 20) {
         const float *q = r->queries + (qi++ % r->n_queries) * DIM;
         uint32_t n = 0;
-        vd_status st = a->exact && qi % 8 == 0 ? vd_index_search_exact(r->ix, q, 20, h, &n, NULL)
-                                               : vd_index_search(r->ix, q, 20, 40, h, &n, NULL);
+        vd_status st = a->filtered ? filtered_search(r->ix, q, qi, h, &n)
+                       : a->exact && qi % 8 == 0
+                           ? vd_index_search_exact(r->ix, q, 20, h, &n, NULL)
+                           : vd_index_search(r->ix, q, 20, 40, h, &n, NULL);
         a->searches++;
         if (st != VD_OK) {
             a->bad = 1;
@@ -49,7 +70,8 @@ static void *reader(void *p)
         }
         a->hits += n;
         for (uint32_t i = 0; i < n; i++) {
-            if (h[i].id >= r->id_limit || (i && h[i - 1].distance > h[i].distance)) {
+            if (h[i].id >= r->id_limit || (i && h[i - 1].distance > h[i].distance) ||
+                (a->filtered && h[i].id % 3 != 0)) {
                 a->bad = 1;
                 snprintf(a->why, sizeof a->why, "hit %u: id %llu distance %g", i,
                          (unsigned long long)h[i].id, h[i].distance);
@@ -68,7 +90,7 @@ static void *reader(void *p)
 
 static void run_race(int deferred)
 {
-    size_t n = vt_scale(3000, 4), nr = 3;
+    size_t n = vt_scale(3000, 4), nr = 4;
     float *v = vt_clustered(2 * n, DIM, 20, 101), *q = vt_clustered(64, DIM, 20, 1101);
     uint64_t *ids = malloc(2 * n * sizeof(uint64_t));
     for (size_t i = 0; i < 2 * n; i++) ids[i] = i;
@@ -79,12 +101,13 @@ static void run_race(int deferred)
     ck_assert_int_eq(vd_index_add_batch(r.ix, ids, v, n / 4, 1, NULL, NULL, NULL), VD_OK);
     vd_index_publish(r.ix);
 
-    pthread_t th[3];
-    reader_arg args[3];
+    pthread_t th[4];
+    reader_arg args[4];
     for (size_t t = 0; t < nr; t++) {
         memset(&args[t], 0, sizeof args[t]);
         args[t].r = &r;
         args[t].exact = t == 0;
+        args[t].filtered = t == 3;
         ck_assert_int_eq(pthread_create(&th[t], NULL, reader, &args[t]), 0);
     }
     /* The writer: grow with single adds and 2-thread batches, upsert, remove enough to vacuum

@@ -156,7 +156,8 @@ START_TEST(every_operation_decodes_into_its_kind)
     r.count = &n;
     ck_assert_int_eq(decode(&r, &out, NULL), VD_OK);
     ck_assert_int_eq(out->op.kind, VD_REQ_COUNT);
-    ck_assert_str_eq(out->op.name, "docs");
+    ck_assert_str_eq(out->op.count.collection, "docs");
+    ck_assert_ptr_null(out->op.count.filter);
     vd_proto_request_free(out);
 
     Vectord__V1__HelloRequest h = VECTORD__V1__HELLO_REQUEST__INIT;

@@ -183,11 +183,11 @@ START_TEST(bad_json_payloads)
     st_fill(v, 2 * DIM, 3);
     uint64_t ids[2] = {3, 300}; /* 3 exists: its old payload must survive */
     static const struct { const char *pl; const char *msg; } cases[] = {
-        {"not json", "payload must be a JSON object"},
-        {"[1,2]", "payload must be a JSON object"},
-        {"{\"a\":1", "at end of input"},
-        {"{\"a\":1}x", "trailing data after the JSON object at byte 7"},
-        {"{\"a\":\"\xff\"}", "invalid UTF-8 lead byte at byte 6"},
+        {"not json", "payload is not valid JSON: invalid token near 'not' at byte 3"},
+        {"[1,2]", "payload is a JSON array; a payload must be an object"},
+        {"{\"a\":1", "'}' expected near end of file"},
+        {"{\"a\":1}x", "end of file expected near 'x' at byte 8"},
+        {"{\"a\":\"\xff\"}", "unable to decode byte 0xff near '\"' at byte 6"},
         {"", "payload is empty"},
     };
     for (size_t i = 0; i < VD_ARRAY_LEN(cases); i++) {

@@ -169,29 +169,8 @@ START_TEST(kill_9_at_random_moments_loses_no_acknowledged_batch)
     uint64_t next = 1, total_acked = 0;
     srand((unsigned)time(NULL));
     for (int round = 0; round < rounds; round++) {
-        int fds[2];
-        ck_assert_int_eq(pipe(fds), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            close(fds[0]);
-            child(dir, next, fds[1]);
-        }
-        close(fds[1]);
-        usleep((useconds_t)(5000 + rand() % (st_sanitized() ? 300000 : 150000)));
-        kill(pid, SIGKILL);
-        int status;
-        waitpid(pid, &status, 0);
-        ck_assert_msg(WIFSIGNALED(status), "child exited on its own with %d",
-                      WEXITSTATUS(status));
-        uint64_t acked = next - 1, b;
-        ssize_t r;
-        while ((r = read(fds[0], &b, sizeof b)) == (ssize_t)sizeof b) {
-            ck_assert_uint_eq(b, acked + 1);
-            acked = b;
-            total_acked++;
-        }
-        close(fds[0]);
+        uint64_t acked = st_crash_round(child, dir, next, 5000, st_sanitized() ? 300000 : 150000);
+        total_acked += acked - (next - 1);
         if (acked >= next) killed_writing++;
 
         vd_store *st = st_open(dir);

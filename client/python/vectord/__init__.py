@@ -25,7 +25,7 @@ from ._errors import (Aborted, AlreadyExists, Cancelled, Code, DataLoss, Deadlin
                       Error, FailedPrecondition, Internal, InvalidArgument, NotFound,
                       OutOfRange, PermissionDenied, ResourceExhausted, Unauthenticated,
                       Unavailable, Unimplemented, Unknown)
-from ._types import CollectionInfo, Hit, Limits, Record, ScrollPage
+from ._types import CollectionInfo, Hit, Limits, PayloadIndexInfo, Record, ScrollPage
 from ._version import __version__
 from .client import Client
 from .embedded import Embedded, open
@@ -35,7 +35,7 @@ PAD_ID: int = (1 << 64) - 1
 
 __all__ = [
     "Client", "open", "Embedded", "CollectionInfo", "Hit", "Record", "ScrollPage", "Limits",
-    "Code", "PAD_ID",
+    "PayloadIndexInfo", "Code", "PAD_ID",
     "__version__",
     "Error", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
     "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ._errors import InvalidArgument
-from ._types import CollectionInfo, Hit, Record, ScrollPage
+from ._types import CollectionInfo, Hit, PayloadIndexInfo, Record, ScrollPage
 
 PAD_ID = (1 << 64) - 1
 """Id the server puts in knn rows that have fewer than k hits (distance is +inf there)."""
@@ -399,12 +399,9 @@ def set_payload_args(collection: Any, ids: IdsLike, payloads: Any
     return id_arr, encoded
 
 
-def scroll_args(collection: Any, limit: Any, cursor: Any, filter: Any) -> Tuple[int, bytes]:
+def scroll_args(collection: Any, limit: Any, cursor: Any) -> Tuple[int, bytes]:
     """scroll's arguments checked: ``(limit, cursor bytes; b"" for the first page)``."""
     check_name(collection)
-    if filter is not None:
-        raise InvalidArgument("scroll: filter is not supported by this version of vectord; "
-                              "pass filter=None")
     lim = check_uint32(limit, "limit")
     if lim < 1:
         raise InvalidArgument("limit must be at least 1")
@@ -456,12 +453,16 @@ def decode_payload(raw: bytes) -> Optional[Dict[str, Any]]:
 
 def info_of(name: str, dim: int, metric: str, m: int, ef_construction: int, ef_search: int,
             count: int, created_unix_s: int = 0, bytes_disk: int = 0,
-            bytes_memory: int = 0, id_type: str = "int") -> CollectionInfo:
-    """A :class:`CollectionInfo` from its fields (the wire message's, or the engine's)."""
+            bytes_memory: int = 0, id_type: str = "int",
+            payload_indexes: Sequence[Any] = ()) -> CollectionInfo:
+    """A :class:`CollectionInfo` from its fields (the wire message's, or the engine's);
+    payload_indexes as :class:`PayloadIndexInfo` or as dicts of its fields."""
     return CollectionInfo(name=name, dim=dim, metric=metric, m=m,
                           ef_construction=ef_construction, ef_search=ef_search, count=count,
                           created_unix_s=created_unix_s, bytes_disk=bytes_disk,
-                          bytes_memory=bytes_memory, id_type=id_type)
+                          bytes_memory=bytes_memory, id_type=id_type,
+                          payload_indexes=[p if isinstance(p, PayloadIndexInfo)
+                                           else PayloadIndexInfo(**p) for p in payload_indexes])
 
 
 def str_id_matrix(data: bytes, ends: Any, rows: int, k: int) -> np.ndarray:

@@ -134,13 +134,14 @@ class Encoded:
 
 class SearchEncoder:
     """The SearchRequest frames of one call (``collection`` UTF-8): the fields they share
-    are encoded once, each frame adds its queries."""
+    are encoded once, each frame adds its queries. ``extra``: further SearchRequest fields
+    already serialized (a filter, explain), by protobuf itself."""
 
     __slots__ = ("_fields",)
 
-    def __init__(self, collection: bytes, dim: int, k: int, ef: int, with_payloads: bool
-                 ) -> None:
-        self._fields = b"".join([
+    def __init__(self, collection: bytes, dim: int, k: int, ef: int, with_payloads: bool,
+                 extra: bytes = b"") -> None:
+        self._fields = b"".join([extra,
             _S_COLLECTION + _varint(len(collection)) + collection if collection else b"",
             _S_K + _varint(k) if k else b"", _S_EF + _varint(ef) if ef else b"",
             _S_PAYLOADS + b"\x01" if with_payloads else b"",

@@ -8,6 +8,26 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class PayloadIndexInfo:
+    """One payload index of a collection.
+
+    Attributes:
+        field: the dotted field path it indexes (``"meta.lang"``).
+        kind: ``"keyword"``, ``"integer"``, ``"float"`` or ``"bool"``.
+        points: points holding a value of its kind (while building: points scanned so far).
+        bytes_memory: bytes its in-memory postings hold.
+        building: still being built over the points stored before it (filters on its field
+            are evaluated from the payloads meanwhile: correct, slower).
+    """
+
+    field: str
+    kind: str
+    points: int = 0
+    bytes_memory: int = 0
+    building: bool = False
+
+
+@dataclass(frozen=True)
 class CollectionInfo:
     """What the server knows about one collection.
 
@@ -24,6 +44,7 @@ class CollectionInfo:
         bytes_memory: bytes of index memory (as reported by the server).
         id_type: ``"int"`` (unsigned 64-bit ids) or ``"str"`` (UTF-8 string ids), fixed at
             creation.
+        payload_indexes: the collection's :class:`PayloadIndexInfo`, by field.
     """
 
     name: str
@@ -37,6 +58,7 @@ class CollectionInfo:
     bytes_disk: int = 0
     bytes_memory: int = 0
     id_type: str = "int"
+    payload_indexes: List[PayloadIndexInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

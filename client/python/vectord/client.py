@@ -11,11 +11,12 @@ Retry rules: a connection found closed before a call starts (server restart, idl
 is replaced silently. A connection that breaks *during* a call makes the call raise
 :class:`Unavailable`, except for idempotent calls, which are re-sent once on a fresh
 connection (only their unacknowledged frames): ``list_collections``, ``collection_info``,
-``count``, ``stats``, ``search``, ``knn``, ``get``, ``scroll``, ``upsert`` (writing the same
-points twice leaves the same state), ``set_payload`` (likewise) and ``delete`` (its returned
-count may then miss points the lost attempt already deleted). ``create_collection`` and
-``drop_collection`` are never re-sent: after :class:`Unavailable` from them, look
-(``list_collections``) before trying again.
+``count``, ``stats``, ``search``, ``knn``, ``explain``, ``get``, ``scroll``, ``upsert``
+(writing the same points twice leaves the same state), ``set_payload`` (likewise) and
+``delete`` (by ids or filter: its returned count may then miss points the lost attempt
+already deleted). ``create_collection``, ``drop_collection``, ``create_payload_index`` and
+``drop_payload_index`` are never re-sent: after :class:`Unavailable` from them, look
+(``list_collections``, ``collection_info``) before trying again.
 Server errors (a non-OK status) and timeouts are never retried.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ from ._conn import (DEFAULT_MAX_FRAME, Connection, ConnectionBroken, Encoded, Se
                     parse_address)
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
                       Unavailable)
-from ._types import CollectionInfo, Hit, Limits, Record, ScrollPage
+from ._filter import Filter, encode as encode_filter
+from ._types import CollectionInfo, Hit, Limits, PayloadIndexInfo, Record, ScrollPage
 from ._version import __version__
 
 # Room left in each frame for everything but the bulk bytes (field tags, name, varints).
@@ -53,10 +55,21 @@ _GET_BATCH = 1024
 _DELETE_BATCH = 16384
 
 
+_PINDEX_KINDS = {"keyword": pb.PAYLOAD_INDEX_KEYWORD, "integer": pb.PAYLOAD_INDEX_INTEGER,
+                 "float": pb.PAYLOAD_INDEX_FLOAT, "bool": pb.PAYLOAD_INDEX_BOOL}
+_PINDEX_NAMES = {v: k for k, v in _PINDEX_KINDS.items()}
+
+
+def _pindex_from_wire(p: "pb.PayloadIndexInfo") -> PayloadIndexInfo:
+    return PayloadIndexInfo(field=p.field, kind=_PINDEX_NAMES.get(p.kind, f"unknown({p.kind})"),
+                            points=p.points, bytes_memory=p.bytes_memory, building=p.building)
+
+
 def _info_from_wire(info: "pb.CollectionInfo") -> CollectionInfo:
     return info_of(info.name, info.dim, metric_from_wire(info.metric), info.m,
                    info.ef_construction, info.ef_search, info.count, info.created_unix_s,
-                   info.bytes_disk, info.bytes_memory, id_type_from_wire(info.id_type))
+                   info.bytes_disk, info.bytes_memory, id_type_from_wire(info.id_type),
+                   [_pindex_from_wire(p) for p in info.payload_indexes])
 
 
 def _tls_context(tls: Union[bool, ssl.SSLContext, None]) -> Optional[ssl.SSLContext]:
@@ -261,7 +274,8 @@ class Client:
 
     def _run(self, bounds: List[Tuple[int, int]], build: Callable[[int], "pb.Request"],
              handle: Callable[[int, "pb.Response"], None], *, idempotent: bool,
-             describe: Optional[Callable[[int], str]] = None, splittable: bool = False) -> None:
+             describe: Optional[Callable[[int], str]] = None, splittable: bool = False,
+             timeout: Any = "default") -> None:
         """Send frames 0..len(bounds)-1 pipelined on one pooled connection.
 
         ``bounds[i]`` is the (lo, hi) row range of frame i, read by ``build``/``handle``. If the
@@ -283,6 +297,9 @@ class Client:
             if not todo:
                 return
             conn = self._checkout()
+            saved = conn.timeout
+            if timeout != "default":
+                conn.timeout = timeout
             try:
                 conn.run(todo, build, on_response, window=self.window, describe=describe)
                 return
@@ -303,12 +320,14 @@ class Client:
                 bounds.append(((lo + hi) // 2, hi))
                 done.append(False)
             finally:
+                conn.timeout = saved
                 self._checkin(conn)
 
-    def _call(self, build: Callable[[], "pb.Request"], *, idempotent: bool) -> "pb.Response":
+    def _call(self, build: Callable[[], "pb.Request"], *, idempotent: bool,
+              timeout: Any = "default") -> "pb.Response":
         result: List[pb.Response] = []
         self._run([(0, 1)], lambda i: build(), lambda i, r: result.append(r),
-                  idempotent=idempotent)
+                  idempotent=idempotent, timeout=timeout)
         return result[0]
 
     def _frame_budget(self) -> int:
@@ -367,11 +386,56 @@ class Client:
         resp = self._call(lambda: req, idempotent=True)
         return _info_from_wire(resp.collection_info.info)
 
-    def count(self, collection: str) -> int:
-        """Number of points in ``collection``. Raises NotFound."""
+    def count(self, collection: str, filter: Optional[Filter] = None) -> int:
+        """Number of points in ``collection``, or of those the filter matches (the filter
+        grammar is in :mod:`vectord._filter`; conditions on fields with a payload index are
+        answered from it, others by reading the payloads). Raises NotFound, InvalidArgument
+        (a bad filter, naming the fault and its path)."""
         req = pb.Request()
         req.count.collection = check_name(collection)
+        flt = encode_filter(filter)
+        if flt is not None:
+            req.count.filter.CopyFrom(flt)
         return int(self._call(lambda: req, idempotent=True).count.count)
+
+    # -- payload indexes -------------------------------------------------------------------
+
+    def create_payload_index(self, collection: str, field: str, kind: str = "keyword", *,
+                             timeout: Optional[float] = None) -> PayloadIndexInfo:
+        """Index a payload field so filters on it are fast; returns its info once built.
+
+        Args:
+            collection: collection name.
+            field: dotted path into the payloads (``"source"``, ``"meta.lang"``).
+            kind: ``"keyword"`` (strings, exact), ``"integer"`` (integral numbers),
+                ``"float"`` (numbers) or ``"bool"``. A filter uses the index for conditions
+                whose values have its type.
+            timeout: seconds to wait for the build over the points already stored (``None``:
+                as long as it takes; the server logs its progress). Writes and searches go
+                on meanwhile; once created, every write maintains the index.
+
+        Raises:
+            AlreadyExists: the field has an index. NotFound: no such collection.
+            InvalidArgument: a bad field path or kind. ResourceExhausted: 16 indexes already.
+            Unavailable: the connection broke; not retried (``collection_info`` tells).
+        """
+        if not isinstance(kind, str) or kind not in _PINDEX_KINDS:
+            raise InvalidArgument(f"kind must be one of {', '.join(_PINDEX_KINDS)}; got {kind!r}")
+        req = pb.Request()
+        c = req.create_payload_index
+        c.collection = check_name(collection)
+        c.field = check_name(field, "field")
+        c.kind = _PINDEX_KINDS[kind]
+        resp = self._call(lambda: req, idempotent=False, timeout=timeout)
+        return _pindex_from_wire(resp.create_payload_index.info)
+
+    def drop_payload_index(self, collection: str, field: str) -> None:
+        """Drop the payload index on ``field``; filters on it then read the payloads.
+        Raises NotFound (no such index or collection). Not retried on a broken connection."""
+        req = pb.Request()
+        req.drop_payload_index.collection = check_name(collection)
+        req.drop_payload_index.field = check_name(field, "field")
+        self._call(lambda: req, idempotent=False)
 
     def stats(self) -> Dict[str, Any]:
         """Server statistics (version, uptime, connections, requests, commits, points,
@@ -465,7 +529,8 @@ class Client:
 
     def _search_frames(self, collection: str, q: np.ndarray, k: int, ef: Optional[int],
                        with_payload: bool,
-                       handle: Callable[[int, int, int, "pb.SearchResponse"], None]) -> None:
+                       handle: Callable[[int, int, int, "pb.SearchResponse"], None],
+                       flt: Optional["pb.Filter"] = None, explain: bool = False) -> None:
         """Split queries into frames, run them pipelined, hand each checked response to
         ``handle(lo, hi, k, search_response)``."""
         check_name(collection)
@@ -477,7 +542,12 @@ class Client:
         bounds = _query_bounds(nq, cap)
 
         # dim sent: the server refuses a query of another dim instead of re-cutting it
-        frames = SearchEncoder(collection.encode("utf-8"), dim, k, ef_v, with_payload)
+        extra = pb.SearchRequest()
+        if flt is not None:
+            extra.filter.CopyFrom(flt)
+        extra.explain = explain
+        frames = SearchEncoder(collection.encode("utf-8"), dim, k, ef_v, with_payload,
+                               extra.SerializeToString())
 
         def build(i: int) -> Encoded:
             lo, hi = bounds[i]
@@ -500,7 +570,8 @@ class Client:
                   describe=lambda i: f"queries {bounds[i][0]}..{bounds[i][1] - 1}")
 
     def search(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
-               with_payload: bool = True) -> Union[List[Hit], List[List[Hit]]]:
+               with_payload: bool = True,
+               filter: Optional[Filter] = None) -> Union[List[Hit], List[List[Hit]]]:
         """Nearest neighbours of one query or of a batch.
 
         Args:
@@ -512,14 +583,19 @@ class Client:
             ef: candidate list size; ``None`` uses the collection's ef_search. The server
                 uses max(ef, k).
             with_payload: fetch each hit's payload (else ``Hit.payload`` is None).
+            filter: only points whose payload matches are hits, e.g.
+                ``{"source": "a.md", "year": {"$gte": 2020}}`` (grammar: :mod:`vectord._filter`).
 
-        Hits are nearest first (ties by id); a query gets fewer than k hits when the
-        collection holds fewer points. ``Hit.id`` is an int, or a str in a collection of
-        string ids. Large batches are split and pipelined.
+        Hits are nearest first (ties by id); a query gets fewer than k hits only when fewer
+        points (matching the filter) exist: a filtered search returns exactly min(k,
+        matching points). ``Hit.id`` is an int, or a str in a collection of string ids.
+        Large batches are split and pipelined.
 
         Raises:
-            InvalidArgument: wrong dimension, NaN/Inf, k = 0 or k > max_k. NotFound.
+            InvalidArgument: wrong dimension, NaN/Inf, k = 0 or k > max_k, a bad filter
+                (naming the fault and its path). NotFound.
         """
+        flt = encode_filter(filter)
         q, single = to_queries(query)
         out: List[List[Hit]] = [[] for _ in range(q.shape[0])]
 
@@ -533,18 +609,19 @@ class Client:
             out[lo:hi] = hits_of(ids, dists, sr.payloads if with_payload else None)
 
         if q.shape[0]:
-            self._search_frames(collection, q, k, ef, with_payload, handle)
+            self._search_frames(collection, q, k, ef, with_payload, handle, flt)
         return out[0] if single else out
 
-    def knn(self, collection: str, queries: MatrixLike, k: int = 10,
-            ef: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def knn(self, collection: str, queries: MatrixLike, k: int = 10, ef: Optional[int] = None,
+            filter: Optional[Filter] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Batch k-nearest-neighbour search returning arrays (the fast path).
 
         Args:
             collection: collection name.
             queries: ``(nq, dim)`` array (any real dtype) or list of lists; a 1-D vector
                 counts as one query.
-            k: neighbours per query. ef: as in :meth:`search`.
+            k: neighbours per query. ef, filter: as in :meth:`search` (one filter for every
+                query).
 
         Returns:
             ``(ids, distances)``: arrays of shape ``(nq, k)``, nearest first; ``distances``
@@ -552,6 +629,7 @@ class Client:
             ``2**64 - 1``; in a collection of string ids it is an ``object`` array of str,
             padded with ``None``. Distances of padding are ``inf``.
         """
+        flt = encode_filter(filter)
         q, _ = to_queries(queries)
         kk = check_uint32(k, "k")
         nq = q.shape[0]
@@ -572,9 +650,35 @@ class Client:
             dists[lo:hi] = np.frombuffer(sr.distances, dtype="<f4").reshape(hi - lo, k_)
 
         if nq:
-            self._search_frames(collection, q, kk, ef, False, handle)
+            self._search_frames(collection, q, kk, ef, False, handle, flt)
         ids = arrays.get("ids")
         return (ids if ids is not None else np.empty((nq, kk), dtype=np.uint64)), dists
+
+    def explain(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
+                filter: Optional[Filter] = None) -> Dict[str, Any]:
+        """How the server plans and runs a search (without payloads): a dict with, for a
+        filter, ``matching`` (points it matches), ``conditions_indexed`` /
+        ``conditions_scanned`` (answered by payload indexes / by reading payloads),
+        ``payloads_read`` and ``filter_us``, and ``queries``: per query the ``plan``
+        (``"graph"``, ``"exact"`` or ``"graph_then_exact"``), the ``fallback`` that sent a
+        traversal to the exact scan, ``ef``, ``nodes_visited``, ``distances``, the assumed
+        ``selectivity`` and the planner's cost estimates."""
+        flt = encode_filter(filter)
+        q, _ = to_queries(query)
+        out: Dict[str, Any] = {"queries": [None] * q.shape[0]}
+
+        def handle(lo: int, hi: int, k_: int, sr: "pb.SearchResponse") -> None:
+            x = sr.explain
+            for f in ("filtered", "matching", "conditions_indexed", "conditions_scanned",
+                      "payloads_read", "filter_us"):
+                out[f] = getattr(x, f)
+            for i, p in enumerate(x.queries):
+                out["queries"][lo + i] = {f.name: getattr(p, f.name) for f in p.DESCRIPTOR.fields}
+
+        if q.shape[0]:
+            self._search_frames(collection, q, check_uint32(k, "k"), ef, False, handle, flt,
+                                explain=True)
+        return out
 
     def get(self, collection: str, ids: IdsLike, with_vectors: bool = True,
             with_payload: bool = True) -> List[Optional[Record]]:
@@ -624,11 +728,24 @@ class Client:
                   describe=lambda i: f"get ids {bounds[i][0]}..{bounds[i][1] - 1}")
         return out
 
-    def delete(self, collection: str, ids: IdsLike) -> int:
-        """Delete points by id (ints, or str in a collection of string ids); returns how
-        many existed. Unknown ids are ignored; the points leave search results at once.
-        Raises NotFound (no such collection)."""
+    def delete(self, collection: str, ids: Optional[IdsLike] = None,
+               filter: Optional[Filter] = None) -> int:
+        """Delete points by id (ints, or str in a collection of string ids), or every point a
+        filter matches; returns how many were deleted. Unknown ids are ignored; the points
+        leave search results at once. A delete by filter is one atomic, durable write (all
+        its points or none); give ids or a filter, not both. Raises NotFound (no such
+        collection), InvalidArgument (a bad filter, ids of the other kind)."""
         check_name(collection)
+        flt = encode_filter(filter)
+        if flt is not None:
+            req = pb.Request()
+            req.delete.collection = collection
+            req.delete.filter.CopyFrom(flt)
+            if ids is not None:  # the server refuses both: its rule, its message
+                _set_ids(req.delete, to_point_ids(ids), 0, 1)
+            return int(self._call(lambda: req, idempotent=True).delete.deleted)
+        if ids is None:
+            raise InvalidArgument("delete: give ids or a filter")
         id_arr = to_point_ids(ids)
         n = len(id_arr)
         if n == 0:
@@ -708,7 +825,7 @@ class Client:
         return sum(updated)
 
     def scroll(self, collection: str, limit: int = 100, cursor: Optional[bytes] = None,
-               filter: Optional[Dict[str, Any]] = None, with_vectors: bool = False,
+               filter: Optional[Filter] = None, with_vectors: bool = False,
                with_payload: bool = True) -> ScrollPage:
         """One page of the collection's points in id order (numeric for int ids, bytewise
         UTF-8 for string ids).
@@ -719,7 +836,9 @@ class Client:
                 (the server cuts it short rather than send a response over its frame
                 limit) and still have a ``next_cursor``.
             cursor: ``None`` for the first page, then the previous page's ``next_cursor``.
-            filter: reserved for payload filters; must be ``None`` in this version.
+            filter: only the points it matches (as in :meth:`search`); the walk still goes
+                through every id, so a page of a rare match may take the server a while,
+                and a page may hold fewer than ``limit`` points before the end.
             with_vectors: return each point's vector (normalized in cosine collections).
             with_payload: return each point's payload.
 
@@ -732,10 +851,13 @@ class Client:
             InvalidArgument: a cursor that is not one this collection's scroll returned (or a
                 collection dropped and recreated since), a bad limit. NotFound.
         """
-        lim, cur = scroll_args(collection, limit, cursor, filter)
+        lim, cur = scroll_args(collection, limit, cursor)
+        flt = encode_filter(filter)
         req = pb.Request()
         sc = req.scroll
         sc.collection = collection
+        if flt is not None:
+            sc.filter.CopyFrom(flt)
         sc.limit = lim
         if cur:
             sc.cursor = cur
@@ -757,7 +879,7 @@ class Client:
 
     def iter_points(self, collection: str, batch: int = 1000, *, with_vectors: bool = False,
                     with_payload: bool = True,
-                    filter: Optional[Dict[str, Any]] = None) -> Iterator[Record]:
+                    filter: Optional[Filter] = None) -> Iterator[Record]:
         """Every point of the collection as :class:`Record`, in id order: :meth:`scroll`
         page after page (``batch`` points each) until the end. The same guarantees as
         scroll: each point present throughout comes exactly once, also under writes."""

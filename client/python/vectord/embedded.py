@@ -282,7 +282,10 @@ class Embedded:
                with_payload: bool = True) -> ScrollPage:
         """As :meth:`Client.scroll` (no frame limit here: a page holds ``limit`` points
         unless the walk ends first); the vectors are rows of one array the engine filled."""
-        lim, cur = scroll_args(collection, limit, cursor, filter)
+        lim, cur = scroll_args(collection, limit, cursor)
+        if filter is not None:
+            raise InvalidArgument("scroll: filters are not supported by the embedded engine "
+                                  "yet")
         ids, vecs, pls, dim, nxt = self._eng.scroll(collection, lim, cur, bool(with_vectors),
                                                     bool(with_payload))
         id_list = decode_str_ids(*ids) if isinstance(ids, tuple) else \
