@@ -16,6 +16,8 @@
  * unpacked message. Only the wire's own shape is checked here (an empty node becomes op 0,
  * refused by the grammar check with its path); everything else is vd_filter_check's, which
  * the engine runs for every request, whichever module built the tree.
+ * vd_proto_filter_decode is the same path for a bare Filter message (the embedded module's
+ * filters, encoded by the Python client as for a Request): guard, unpack, tree.
  * Rejected: a flat node list on the wire (no recursion to guard, but clients would have to
  * serialize a tree in prefix order); a filter as a string to parse (a second grammar). */
 #include "proto/proto_int.h"
@@ -241,4 +243,50 @@ vd_status vd_proto__filter_of(const Vectord__V1__Filter *f, vd_request_kind k,
     *out = a.nodes;
     *mem = block;
     return VD_OK;
+}
+
+/* ---- a bare Filter message (vd_proto_filter_decode) -------------------------------------- */
+typedef struct bare_filter {
+    Vectord__V1__Filter *pb; /* the unpacked message the tree borrows strings from */
+    void *tree;
+} bare_filter;
+
+vd_status vd_proto_filter_decode(const uint8_t *bytes, size_t len, vd_request_kind kind,
+                                 const vd_filter **out, void **mem, vd_err *err)
+{
+    *out = NULL;
+    *mem = NULL;
+    if (!filter_depth_ok((span){bytes, bytes + len}))
+        return vd_err_set(err, VD_INVALID, "%s: filter: nesting deeper than %d levels",
+                          vd_request_name(kind), VD_FILTER_MAX_DEPTH);
+    bare_filter *b = vd_calloc(1, sizeof *b);
+    if (!b) return vd_err_set(err, VD_NOMEM, "%s: out of memory decoding a filter",
+                              vd_request_name(kind));
+    vd_proto__alloc_failed = 0;
+    b->pb = vectord__v1__filter__unpack(&vd_proto_allocator, len, bytes);
+    vd_status s = VD_OK;
+    if (!b->pb && vd_proto__alloc_failed)
+        s = vd_err_set(err, VD_NOMEM, "%s: out of memory decoding a filter of %zu bytes",
+                       vd_request_name(kind), len);
+    else if (!b->pb)
+        s = vd_err_set(err, VD_INVALID, "%s: filter of %zu bytes is not a valid "
+                       "vectord.v1.Filter", vd_request_name(kind), len);
+    else
+        s = vd_proto__filter_of(b->pb, kind, out, &b->tree, err);
+    if (s != VD_OK) {
+        vd_proto_filter_free(b);
+        *out = NULL;
+        return s;
+    }
+    *mem = b;
+    return VD_OK;
+}
+
+void vd_proto_filter_free(void *mem)
+{
+    bare_filter *b = mem;
+    if (!b) return;
+    if (b->pb) vectord__v1__filter__free_unpacked(b->pb, &vd_proto_allocator);
+    vd_free(b->tree);
+    vd_free(b);
 }

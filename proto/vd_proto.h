@@ -137,6 +137,20 @@ vd_status vd_proto_request_decode(const uint8_t *body, size_t len, vd_proto_requ
                                   vd_err *err);
 void vd_proto_request_free(vd_proto_request *r); /* NULL is a no-op */
 
+/* ---- A filter on its own ---------------------------------------------------------------
+ * A serialized vectord.v1.Filter message outside a Request: the embedded module's filters,
+ * which the Python client encodes exactly as it would for the wire. The same path as a
+ * Request's filter: the depth guard on the raw bytes, protobuf-c, then the tree. On VD_OK
+ * *out is the tree and *mem owns it and the strings it borrows (release with
+ * vd_proto_filter_free, NULL a no-op); `bytes` is read during the call only. 0 bytes are an
+ * empty Filter, which the grammar check refuses as the daemon does. Errors begin with
+ * `kind`'s name: VD_INVALID "count: filter: nesting deeper than 16 levels", "search: filter
+ * of 7 bytes is not a valid vectord.v1.Filter"; VD_NOMEM. Only the wire's shape is checked:
+ * the grammar is vd_filter_check's, which the engine runs for every request. */
+vd_status vd_proto_filter_decode(const uint8_t *bytes, size_t len, vd_request_kind kind,
+                                 const vd_filter **out, void **mem, vd_err *err);
+void vd_proto_filter_free(void *mem);
+
 /* ---- Responses -----------------------------------------------------------------------------
  * Each encoder allocates (vd_malloc) one whole frame, 4-byte header included, into *frame and
  * *len, so the loop thread writes it with one uv_write. A response whose body would exceed
