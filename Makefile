@@ -165,7 +165,8 @@ $(B)/bench-filter: LIBS_EXT += -lfaiss -lblas -llapack -lz -fopenmp
 
 # ---- the embedded Python module ---------------------------------------------------------
 # vectord._engine: the daemon's engine in process (vectord.open), built from the same sources
-# (common, index, storage, engine, and proto/wire.c for the status codes) compiled again as
+# (common, index, storage, engine, and proto/ for the status codes and the filter decoder,
+# with the generated protobuf-c code) compiled again as
 # position-independent code, hidden but for PyInit__engine, against $(PYTHON)'s headers. It
 # lands next to the package in the source tree, so PYTHONPATH=client/python imports it;
 # client/python/setup.py runs this rule for pip (PYTHON=its interpreter). Only the plain
@@ -174,13 +175,16 @@ PY_EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_con
 PY_INCLUDE := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])" 2>/dev/null)
 PY_EXT := client/python/vectord/_engine$(PY_EXT_SUFFIX)
 EXT_SRC := $(wildcard client/python/ext/*.c)
-EMBED_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(ENGINE_SRC) proto/wire.c $(EXT_SRC)
+EMBED_SRC := $(COMMON_SRC) $(INDEX_SRC) $(STORAGE_SRC) $(ENGINE_SRC) $(PROTO_SRC) $(EXT_SRC)
 pic = $(patsubst %.c,$(B)/pic/%.o,$(1))
 $(B)/pic/%.o: %.c | $(GEN_PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -I$(PY_INCLUDE) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
-$(PY_EXT): $(call pic,$(EMBED_SRC))
-	$(CC) $(LDFLAGS) -shared -o $@ $^ -llmdb -ljansson -lroaring -lm
+$(B)/pic/gen/vectord.pb-c.o: $(GEN_PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -fPIC -fvisibility=hidden -c $< -o $@
+$(PY_EXT): $(call pic,$(EMBED_SRC)) $(B)/pic/gen/vectord.pb-c.o
+	$(CC) $(LDFLAGS) -shared -o $@ $^ -lprotobuf-c -llmdb -ljansson -lroaring -lm
 python-ext: $(PY_EXT) $(PY_PB)
 .PHONY: python-ext
 

@@ -53,6 +53,7 @@ typedef struct vd_ext_args {
     vd_build_req build;     /* build */
     vd_str_ids str_ids;     /* build's string ids (build.str_ids points here) */
     vd_build_result built;
+    void *filter_mem;    /* the request's filter tree (vd_proto_filter_decode), or NULL */
     const char *context; /* set by an exec that failed inside one part of the call */
     char context_buf[64];
 } vd_ext_args;

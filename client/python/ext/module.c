@@ -191,6 +191,7 @@ static void args_release(vd_ext_args *a)
     vd_free(a->pl_ptrs);
     vd_free(a->pl_lens);
     Py_XDECREF(a->payload_list);
+    vd_proto_filter_free(a->filter_mem);
 }
 
 /* ---- Array: engine-allocated memory handed to numpy without a copy ------------------------- */

@@ -6,8 +6,13 @@
  * Each operation has a parse function (positional arguments, already checked and converted
  * by vectord/embedded.py with the Client's _codec, into a vd_request borrowing their
  * buffers) and a result function (the vd_result into the Python values embedded.py turns
- * into the Client's types). A new operation (scroll, set_payload; a filter next) is one row
- * in VD_EXT_OP_MAP, its two functions, and its method in embedded.py.
+ * into the Client's types). A new operation (scroll, set_payload, the payload indexes) is
+ * one row in VD_EXT_OP_MAP, its two functions, and its method in embedded.py.
+ *
+ * Filters come in as the bytes of a serialized vectord.v1.Filter - the Client's own encoding
+ * (vectord/_filter.py), so there is one grammar - and are decoded by the daemon's decoder
+ * (vd_proto_filter_decode: the same depth guard before protobuf-c, the same tree); the
+ * grammar is checked by the engine for every request, as for the daemon's. None: no filter.
  *
  * Point ids come in either kind (parse_ids): a uint64 buffer, or for a collection of string
  * ids a tuple (bytes, uint32 end offsets) - the packing the wire's StrIds carries, made by
@@ -20,21 +25,41 @@
  * Python bytes, since they borrow from an LMDB snapshot that ends with the result. */
 #include "client/python/ext/ext_int.h"
 
+#include "proto/vd_proto.h"
+
 #define OK_OR_FAIL(x)                                                                              \
     if (!(x)) return 0
 
 /* ---- results shared by several operations ---------------------------------------------- */
 
+static PyObject *pindex_dict(const vd_pindex_info *pi)
+{
+    return Py_BuildValue("{s:s,s:s,s:K,s:K,s:O}", "field", pi->field, "kind",
+                         vd_pindex_kind_name(pi->kind), "points", (unsigned long long)pi->points,
+                         "bytes_memory", (unsigned long long)pi->bytes_memory, "building",
+                         pi->building ? Py_True : Py_False);
+}
+
 static PyObject *info_dict(const vd_collection_info *ci)
 {
     const vd_collection_params *p = &ci->params;
-    return Py_BuildValue(
-        "{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:s}", "name", p->name, "dim", p->dim,
+    PyObject *pis = PyList_New(ci->n_pindexes);
+    for (uint32_t i = 0; pis && i < ci->n_pindexes; i++) {
+        PyObject *d = pindex_dict(&ci->pindexes[i]);
+        if (!d) {
+            Py_CLEAR(pis);
+            break;
+        }
+        PyList_SET_ITEM(pis, i, d);
+    }
+    if (!pis) return NULL;
+    return Py_BuildValue( /* N: the dict takes pis over */
+        "{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:s,s:N}", "name", p->name, "dim", p->dim,
         "metric", vd_metric_name(p->metric), "m", p->m, "ef_construction", p->ef_construction,
         "ef_search", p->ef_search, "count", (unsigned long long)ci->count, "created_unix_s",
         (unsigned long long)ci->created_unix_s, "bytes_disk", (unsigned long long)ci->bytes_disk,
         "bytes_memory", (unsigned long long)ci->bytes_memory, "id_type",
-        vd_id_type_name(p->id_type));
+        vd_id_type_name(p->id_type), "payload_indexes", pis);
 }
 
 /* n_floats result vectors taken from the result as an Array, or None without vectors. */
@@ -96,7 +121,7 @@ static PyObject *result_info(vd_py_engine *self, vd_ext_args *a, vd_result *r)
     return info_dict(&r->info);
 }
 
-/* One name argument (drop, info, count). */
+/* One name argument (drop, info). */
 static int parse_name(PyObject *args, vd_ext_args *a)
 {
     PyObject *name;
@@ -147,6 +172,23 @@ static const void *name_and_array(vd_ext_args *a, PyObject *name, const char **n
     return b->buf ? b->buf : (const void *)"";
 }
 
+/* A filter argument (see the top): None, or a serialized vectord.v1.Filter, decoded into a
+ * tree in a->filter_mem (alive with the args; it copies what it keeps of the bytes). */
+static int parse_filter(vd_ext_args *a, PyObject *obj, const vd_filter **out)
+{
+    Py_buffer *b;
+    vd_err e;
+    *out = NULL;
+    if (obj == Py_None) return 1;
+    OK_OR_FAIL(b = vd_ext_buffer(a, obj, 1, "filter"));
+    if (vd_proto_filter_decode(b->buf ? b->buf : (const void *)"", (size_t)b->len, a->req.kind,
+                               out, &a->filter_mem, &e) != VD_OK) {
+        vd_ext_raise(e.code, e.msg, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 static int parse_nothing(PyObject *args, vd_ext_args *a)
 {
     return PyArg_ParseTuple(args, "");
@@ -171,6 +213,39 @@ static int parse_create(PyObject *args, vd_ext_args *a)
         return 0;
     }
     return 1;
+}
+
+/* count(collection, filter | None) */
+static int parse_count(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *flt;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OO", &name, &flt));
+    OK_OR_FAIL(a->req.count.collection = vd_ext_name(name, "collection name"));
+    return parse_filter(a, flt, &a->req.count.filter);
+}
+
+/* create_payload_index(collection, field, kind name); drop_payload_index(collection, field) */
+static int parse_pindex(PyObject *args, vd_ext_args *a)
+{
+    PyObject *name, *field;
+    const char *kind = NULL;
+    vd_pindex_req *q = &a->req.pindex;
+    OK_OR_FAIL(PyArg_ParseTuple(args, a->req.kind == VD_REQ_CREATE_PINDEX ? "OOs" : "OO", &name,
+                                &field, &kind));
+    OK_OR_FAIL(q->collection = vd_ext_name(name, "collection name"));
+    OK_OR_FAIL(q->field = vd_ext_name(field, "field"));
+    if (kind && vd_pindex_kind_parse(kind, &q->kind) != VD_OK) {
+        vd_ext_raise(VD_INVALID, "kind must be one of keyword, integer, float, bool", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* The index once built: the write runs the build's steps to its end within the call (under
+ * the writer lock, as the daemon's writer runs them between groups; reads go on). */
+static PyObject *result_pindex(vd_py_engine *self, vd_ext_args *a, vd_result *r)
+{
+    return pindex_dict(&r->pindex);
 }
 
 static PyObject *result_list(vd_py_engine *self, vd_ext_args *a, vd_result *r)
@@ -302,13 +377,16 @@ static vd_status exec_upsert(vd_py_engine *self, vd_ext_args *a, vd_result *res,
     return s;
 }
 
+/* delete(collection, ids (parse_ids) | None, filter | None): both given is the engine's
+ * error, as for the daemon. */
 static int parse_delete(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *ids;
+    PyObject *name, *ids, *flt;
     vd_delete_req *d = &a->req.del;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OO", &name, &ids));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOO", &name, &ids, &flt));
     OK_OR_FAIL(d->collection = vd_ext_name(name, "collection name"));
-    return parse_ids(a, ids, &d->ids, &d->n_ids, &d->str_ids);
+    OK_OR_FAIL(parse_filter(a, flt, &d->filter));
+    return ids == Py_None || parse_ids(a, ids, &d->ids, &d->n_ids, &d->str_ids);
 }
 
 /* set_payload(collection, ids, payloads: list of n encoded payloads, merge) */
@@ -356,15 +434,24 @@ static PyObject *result_get(vd_py_engine *self, vd_ext_args *a, vd_result *res)
     return out;
 }
 
-/* search(collection, queries <f4, dim, k, ef, with_payloads) */
+/* search(collection, queries <f4, dim, k, ef, with_payloads, filter | None); explain takes
+ * the same arguments (without payloads, whatever with_payloads says) */
 static int parse_search(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *queries;
+    PyObject *name, *queries, *flt;
     vd_search_req *q = &a->req.search;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp", &name, &queries, &q->dim, &q->k, &q->ef,
-                                &q->with_payloads));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIpO", &name, &queries, &q->dim, &q->k, &q->ef,
+                                &q->with_payloads, &flt));
     q->queries = name_and_array(a, name, &q->collection, queries, 4, "queries", &q->n_floats);
-    return q->queries != NULL;
+    return q->queries != NULL && parse_filter(a, flt, &q->filter);
+}
+
+static int parse_explain(PyObject *args, vd_ext_args *a)
+{
+    OK_OR_FAIL(parse_search(args, a));
+    a->req.search.explain = 1;
+    a->req.search.with_payloads = 0;
+    return 1;
 }
 
 /* -> (ids: nq x k (ids_out), distances: Array nq x k float32, payloads | None, nq, k) */
@@ -383,18 +470,60 @@ static PyObject *result_search(vd_py_engine *self, vd_ext_args *a, vd_result *re
     return out;
 }
 
-/* scroll(collection, limit, cursor bytes (b"": the first page), with_vectors, with_payloads) */
+static const char *fallback_name(vd_search_fallback f)
+{
+    switch (f) {
+    case VD_FALLBACK_EFFORT: return "effort";
+    case VD_FALLBACK_SHORT: return "short";
+    case VD_FALLBACK_LOCAL: return "local";
+    default: return "";
+    }
+}
+
+/* -> the dict Client.explain returns: the filter's figures, and per query its QueryPlan's
+ * fields (the wire's names, "fallback" "" for none). */
+static PyObject *result_explain(vd_py_engine *self, vd_ext_args *a, vd_result *res)
+{
+    const vd_search_result *r = &res->search;
+    PyObject *plans = PyList_New(r->explain ? r->nq : 0), *out = NULL;
+    for (uint32_t i = 0; plans && r->explain && i < r->nq; i++) {
+        const vd_search_explain *e = &r->explain[i];
+        PyObject *d = Py_BuildValue(
+            "{s:s,s:s,s:I,s:K,s:K,s:K,s:d,s:d,s:d}", "plan", vd_search_plan_name(e->plan),
+            "fallback", fallback_name(e->fallback), "ef", e->ef, "nodes_visited",
+            (unsigned long long)e->nodes_visited, "distances", (unsigned long long)e->distances,
+            "filter_calls", (unsigned long long)e->filter_calls, "selectivity", e->selectivity,
+            "cost_graph", e->cost_graph, "cost_exact", e->cost_exact);
+        if (!d) {
+            Py_CLEAR(plans);
+            break;
+        }
+        PyList_SET_ITEM(plans, i, d);
+    }
+    if (plans)
+        out = Py_BuildValue("{s:N,s:O,s:K,s:I,s:I,s:K,s:K}", "queries", plans, "filtered",
+                            r->filtered ? Py_True : Py_False, "matching",
+                            (unsigned long long)r->filter.matching, "conditions_indexed",
+                            r->filter.conditions_indexed, "conditions_scanned",
+                            r->filter.conditions_scanned, "payloads_read",
+                            (unsigned long long)r->filter.payloads_read, "filter_us",
+                            (unsigned long long)(r->filter.compile_ns / 1000));
+    return out;
+}
+
+/* scroll(collection, limit, cursor bytes (b"": the first page), with_vectors, with_payloads,
+ *        filter | None) */
 static int parse_scroll(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *cursor;
+    PyObject *name, *cursor, *flt;
     vd_scroll_req *q = &a->req.scroll;
     Py_buffer *bc;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OIOpp", &name, &q->limit, &cursor, &q->with_vectors,
-                                &q->with_payloads));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OIOppO", &name, &q->limit, &cursor, &q->with_vectors,
+                                &q->with_payloads, &flt));
     OK_OR_FAIL(q->collection = vd_ext_name(name, "collection name"));
     OK_OR_FAIL(bc = vd_ext_buffer(a, cursor, 1, "cursor"));
     q->cursor = (vd_bytes){(size_t)bc->len, bc->buf};
-    return 1;
+    return parse_filter(a, flt, &q->filter);
 }
 
 /* -> (ids (ids_out), vectors: Array n x dim float32 | None, payloads | None, dim,
@@ -493,14 +622,17 @@ static PyObject *result_build(vd_py_engine *self, vd_ext_args *a, vd_result *res
     X(drop_collection,   VD_REQ_DROP,        1, parse_name,        NULL,        result_none)   \
     X(list_collections,  VD_REQ_LIST,        0, parse_nothing,     NULL,        result_list)   \
     X(collection_info,   VD_REQ_INFO,        0, parse_name,        NULL,        result_info)   \
-    X(count,             VD_REQ_COUNT,       0, parse_name,        NULL,        result_n)      \
+    X(count,             VD_REQ_COUNT,       0, parse_count,       NULL,        result_n)      \
     X(stats,             VD_REQ_STATS,       0, parse_nothing,     NULL,        result_stats)  \
     X(upsert,            VD_REQ_UPSERT,      1, parse_upsert,      exec_upsert, result_n)      \
     X(delete,            VD_REQ_DELETE,      1, parse_delete,      NULL,        result_n)      \
     X(set_payload,       VD_REQ_SET_PAYLOAD, 1, parse_set_payload, NULL,        result_n)      \
     X(get,               VD_REQ_GET,         0, parse_get,         NULL,        result_get)    \
     X(search,            VD_REQ_SEARCH,      0, parse_search,      NULL,        result_search) \
+    X(explain,           VD_REQ_SEARCH,      0, parse_explain,     NULL,        result_explain)\
     X(scroll,            VD_REQ_SCROLL,      0, parse_scroll,      NULL,        result_scroll) \
+    X(create_payload_index, VD_REQ_CREATE_PINDEX, 1, parse_pindex, NULL,        result_pindex) \
+    X(drop_payload_index, VD_REQ_DROP_PINDEX, 1, parse_pindex,      NULL,        result_none)   \
     X(build,             VD_REQ_NONE,        1, parse_build,       exec_build,  result_build)
 /* clang-format on */
 

@@ -109,6 +109,17 @@ def check_name(name: Any, what: str = "collection name") -> str:
     return name
 
 
+PINDEX_KINDS = ("keyword", "integer", "float", "bool")
+"""The payload index kinds, as create_payload_index names them (the wire's enum, in order)."""
+
+
+def check_pindex_kind(kind: Any) -> str:
+    """A payload index kind name, or InvalidArgument listing them."""
+    if not isinstance(kind, str) or kind not in PINDEX_KINDS:
+        raise InvalidArgument(f"kind must be one of {', '.join(PINDEX_KINDS)}; got {kind!r}")
+    return kind
+
+
 class StrIds:
     """A batch of string ids, encoded once: ``ids`` (the str objects, for results),
     ``blob`` (their UTF-8 bytes back to back) and ``ends`` (uint64 end offset of each)."""

@@ -28,11 +28,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (IdsLike, MatrixLike, StrIds, check_name, check_uint32, create_args,
-                     decode_str_ids, hits_of, id_type_from_wire, id_type_to_wire, id_values,
-                     info_of, iter_points, metric_from_wire, metric_to_wire, page_of,
-                     records_of, scroll_args, search_params, set_payload_args, str_id_matrix,
-                     to_point_ids, to_queries, upsert_arrays)
+from ._codec import (IdsLike, MatrixLike, StrIds, check_name, check_pindex_kind, check_uint32,
+                     create_args, decode_str_ids, hits_of, id_type_from_wire, id_type_to_wire,
+                     id_values, info_of, iter_points, metric_from_wire, metric_to_wire,
+                     page_of, records_of, scroll_args, search_params, set_payload_args,
+                     str_id_matrix, to_point_ids, to_queries, upsert_arrays)
 from ._conn import (DEFAULT_MAX_FRAME, Connection, ConnectionBroken, Encoded, SearchEncoder,
                     parse_address)
 from ._errors import (FailedPrecondition, Internal, InvalidArgument, ResourceExhausted,
@@ -419,8 +419,7 @@ class Client:
             InvalidArgument: a bad field path or kind. ResourceExhausted: 16 indexes already.
             Unavailable: the connection broke; not retried (``collection_info`` tells).
         """
-        if not isinstance(kind, str) or kind not in _PINDEX_KINDS:
-            raise InvalidArgument(f"kind must be one of {', '.join(_PINDEX_KINDS)}; got {kind!r}")
+        check_pindex_kind(kind)
         req = pb.Request()
         c = req.create_payload_index
         c.collection = check_name(collection)

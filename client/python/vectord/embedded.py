@@ -24,6 +24,10 @@ daemon's word for word. What differs is the path, not the answers:
   per group of up to 16 batches);
 - ``set_payload`` is one atomic write for the whole call; a ``scroll`` page holds ``limit``
   points (no frame limit cuts it short);
+- filters are encoded by the Client's own code (``vectord._filter``) and decoded by the
+  daemon's own decoder, so the grammar and its messages are one; ``create_payload_index``
+  builds the index within the call (writes wait for it, reads go on), so ``timeout`` has
+  nothing to wait for;
 - ``build`` is the offline bulk build of ``vectord build``, from arrays (string ids make a
   collection of string ids, as ``vectord build --ids FILE.txt`` does).
 
@@ -39,12 +43,14 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import vectord_pb2 as pb
-from ._codec import (IdsLike, MatrixLike, StrIds, check_name, check_uint32, create_args,
-                     decode_str_ids, encode_payloads, hits_of, id_values, info_of, iter_points,
-                     page_of, records_of, scroll_args, search_params, set_payload_args,
-                     str_id_matrix, to_matrix, to_point_ids, to_queries, upsert_arrays)
+from ._codec import (IdsLike, MatrixLike, StrIds, check_name, check_pindex_kind, check_uint32,
+                     create_args, decode_str_ids, encode_payloads, hits_of, id_values, info_of,
+                     iter_points, page_of, records_of, scroll_args, search_params,
+                     set_payload_args, str_id_matrix, to_matrix, to_point_ids, to_queries,
+                     upsert_arrays)
 from ._errors import Error, FailedPrecondition, InvalidArgument
-from ._types import CollectionInfo, Hit, Limits, Record, ScrollPage
+from ._filter import Filter, encode as encode_filter
+from ._types import CollectionInfo, Hit, Limits, PayloadIndexInfo, Record, ScrollPage
 from ._version import __version__
 
 try:
@@ -74,6 +80,13 @@ def _id_matrix(ids: Any, nq: int, k: int) -> np.ndarray:
     return np.frombuffer(ids, dtype=np.uint64).reshape(nq, k)
 
 
+def _filter_bytes(flt: Optional[Filter]) -> Optional[bytes]:
+    """A call's ``filter=`` as the extension takes it: the serialized wire ``Filter`` the
+    Client would send (None: no filter)."""
+    wire = encode_filter(flt)
+    return None if wire is None else wire.SerializeToString()
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -84,9 +97,9 @@ def _cores() -> int:
 class Embedded:
     """A data directory opened in this process; see :func:`open`.
 
-    Thread safety: share it between threads freely. Reads (search, knn, get, scroll, info,
-    count) run concurrently; writes (create, drop, upsert, delete, set_payload, build) one at
-    a time, each waiting for the previous one. ``close()`` waits for the calls in progress.
+    Thread safety: share it between threads freely. Reads (search, knn, explain, get, scroll,
+    info, count) run concurrently; writes (create, drop, upsert, delete, set_payload, the
+    payload indexes, build) one at a time, each waiting for the previous one. ``close()`` waits for the calls in progress.
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], threads: Optional[int] = None
@@ -171,9 +184,25 @@ class Embedded:
         """As :meth:`Client.collection_info`."""
         return info_of(**self._eng.collection_info(check_name(name)))
 
-    def count(self, collection: str) -> int:
+    def count(self, collection: str, filter: Optional[Filter] = None) -> int:
         """As :meth:`Client.count`."""
-        return self._eng.count(check_name(collection))
+        check_name(collection)
+        return self._eng.count(collection, _filter_bytes(filter))
+
+    # -- payload indexes -------------------------------------------------------------------
+
+    def create_payload_index(self, collection: str, field: str, kind: str = "keyword", *,
+                             timeout: Optional[float] = None) -> PayloadIndexInfo:
+        """As :meth:`Client.create_payload_index`; the build over the stored points runs
+        within the call (writes wait for it, reads go on), so ``timeout`` is accepted for
+        the Client's signature and has nothing to wait for."""
+        check_pindex_kind(kind)
+        return PayloadIndexInfo(**self._eng.create_payload_index(
+            check_name(collection), check_name(field, "field"), kind))
+
+    def drop_payload_index(self, collection: str, field: str) -> None:
+        """As :meth:`Client.drop_payload_index`."""
+        self._eng.drop_payload_index(check_name(collection), check_name(field, "field"))
 
     def stats(self) -> Dict[str, Any]:
         """The Client's stats keys (the wire's StatsResponse fields), for this handle:
@@ -219,30 +248,44 @@ class Embedded:
         return written
 
     def search(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
-               with_payload: bool = True) -> Union[List[Hit], List[List[Hit]]]:
+               with_payload: bool = True,
+               filter: Optional[Filter] = None) -> Union[List[Hit], List[List[Hit]]]:
         """As :meth:`Client.search`."""
+        flt = _filter_bytes(filter)
         q, single = to_queries(query)
         check_name(collection)
         k, ef_v = search_params(k, ef)
         out: List[List[Hit]] = []
         if q.shape[0]:
             ids, dists, pls, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v,
-                                                       bool(with_payload))
+                                                       bool(with_payload), flt)
             out = hits_of(_id_matrix(ids, nq, kk),
                           np.frombuffer(dists, dtype=np.float32).reshape(nq, kk), pls)
         return out[0] if single else out
 
-    def knn(self, collection: str, queries: MatrixLike, k: int = 10,
-            ef: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def knn(self, collection: str, queries: MatrixLike, k: int = 10, ef: Optional[int] = None,
+            filter: Optional[Filter] = None) -> Tuple[np.ndarray, np.ndarray]:
         """As :meth:`Client.knn`; the arrays are the engine's, wrapped without a copy (but
         for string ids, which become an object array of str)."""
+        flt = _filter_bytes(filter)
         q, _ = to_queries(queries)
         check_name(collection)
         k, ef_v = search_params(k, ef)
         if q.shape[0] == 0:
             return np.empty((0, k), dtype=np.uint64), np.empty((0, k), dtype=np.float32)
-        ids, dists, _, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v, False)
+        ids, dists, _, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v, False, flt)
         return _id_matrix(ids, nq, kk), np.frombuffer(dists, dtype=np.float32).reshape(nq, kk)
+
+    def explain(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
+                filter: Optional[Filter] = None) -> Dict[str, Any]:
+        """As :meth:`Client.explain` (the same dict)."""
+        flt = _filter_bytes(filter)
+        q, _ = to_queries(query)
+        check_name(collection)
+        k, ef_v = search_params(k, ef)
+        if q.shape[0] == 0:
+            return {"queries": []}
+        return self._eng.explain(collection, q, q.shape[1], k, ef_v, False, flt)
 
     def get(self, collection: str, ids: IdsLike, with_vectors: bool = True,
             with_payload: bool = True) -> List[Optional[Record]]:
@@ -258,12 +301,20 @@ class Embedded:
                if vecs is not None else None)
         return records_of(id_values(id_arr, 0, n), memoryview(found), mat, pls)
 
-    def delete(self, collection: str, ids: IdsLike) -> int:
-        """As :meth:`Client.delete`."""
+    def delete(self, collection: str, ids: Optional[IdsLike] = None,
+               filter: Optional[Filter] = None) -> int:
+        """As :meth:`Client.delete`: by ids, or every point the filter matches in one atomic,
+        durable write; not both."""
         check_name(collection)
+        flt = _filter_bytes(filter)
+        if flt is not None:  # ids too: the engine refuses both, its rule and its message
+            id_arg = None if ids is None else _engine_ids(to_point_ids(ids), 0, 1)
+            return self._eng.delete(collection, id_arg, flt)
+        if ids is None:
+            raise InvalidArgument("delete: give ids or a filter")
         id_arr = to_point_ids(ids)
         n = len(id_arr)
-        return self._eng.delete(collection, _engine_ids(id_arr, 0, n)) if n else 0
+        return self._eng.delete(collection, _engine_ids(id_arr, 0, n), None) if n else 0
 
     def set_payload(self, collection: str, ids: IdsLike,
                     payloads: Union[Optional[Dict[str, Any]],
@@ -278,16 +329,13 @@ class Embedded:
                                      bool(merge))
 
     def scroll(self, collection: str, limit: int = 100, cursor: Optional[bytes] = None,
-               filter: Optional[Dict[str, Any]] = None, with_vectors: bool = False,
+               filter: Optional[Filter] = None, with_vectors: bool = False,
                with_payload: bool = True) -> ScrollPage:
         """As :meth:`Client.scroll` (no frame limit here: a page holds ``limit`` points
         unless the walk ends first); the vectors are rows of one array the engine filled."""
         lim, cur = scroll_args(collection, limit, cursor)
-        if filter is not None:
-            raise InvalidArgument("scroll: filters are not supported by the embedded engine "
-                                  "yet")
         ids, vecs, pls, dim, nxt = self._eng.scroll(collection, lim, cur, bool(with_vectors),
-                                                    bool(with_payload))
+                                                    bool(with_payload), _filter_bytes(filter))
         id_list = decode_str_ids(*ids) if isinstance(ids, tuple) else \
             np.frombuffer(ids, dtype=np.uint64).tolist()
         mat = (np.frombuffer(vecs, dtype=np.float32).reshape(len(id_list), dim)
@@ -296,7 +344,7 @@ class Embedded:
 
     def iter_points(self, collection: str, batch: int = 1000, *, with_vectors: bool = False,
                     with_payload: bool = True,
-                    filter: Optional[Dict[str, Any]] = None) -> Iterator[Record]:
+                    filter: Optional[Filter] = None) -> Iterator[Record]:
         """As :meth:`Client.iter_points`."""
         return iter_points(self.scroll, collection, batch, with_vectors, with_payload, filter)
 
