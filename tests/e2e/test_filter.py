@@ -1,4 +1,5 @@
-"""Filters, payload indexes, count and delete by filter, against the real daemon.
+"""Filters, payload indexes, count and delete by filter, served (a Client of the real daemon)
+and embedded (vectord.open): the tests taking ``db`` or ``loaded`` run against both.
 
 The contract under test: a filtered search returns exactly min(k, matching points) hits, all
 matching, with recall@10 >= 0.95 against brute force over the matching subset, at every
@@ -6,8 +7,11 @@ selectivity, whether the filter's fields have payload indexes or not; count and 
 filter see exactly the matching points; payload indexes are built over a loaded collection,
 kept on every write, survive restarts without a rebuild and a kill -9 in the middle of
 filtered deletes and upserts (`vectord check` passes, every acknowledged write is there).
-The grammar's client-side checks are in test_filter_offline-style unit tests at the end.
+The grammar's client-side checks are in test_filter_offline-style unit tests at the end; a
+hostile filter (nesting far past the guard) is refused by the embedded engine as by the
+daemon, without reaching protobuf-c's recursion.
 """
+import contextlib
 import random
 import subprocess
 import threading
@@ -115,20 +119,33 @@ def payload_of(i, rng):
     return p
 
 
-@pytest.fixture(scope="module")
-def loaded(server):
-    """A collection of 6,000 points (dim 16) with varied payloads, no index yet."""
+@contextlib.contextmanager
+def front_end(request, mode):
+    """A Client of the shared daemon, or the shared embedded handle (conftest's db)."""
+    if mode == "served":
+        with vectord.Client(request.getfixturevalue("server").address, timeout=120) as c:
+            yield c
+    else:
+        yield request.getfixturevalue("embedded")
+
+
+@pytest.fixture(scope="module", params=["served", "embedded"])
+def loaded(request):
+    """A collection of 6,000 points (dim 16) with varied payloads, no index yet, in either
+    front end: (db, name, base, ids, payloads). The tests using it run in file order per
+    front end (pytest groups them by this module-scoped parameter)."""
     name = "filter_loaded"
-    with vectord.Client(server.address, timeout=120) as db:
+    with front_end(request, request.param) as db:
         if name in [c.name for c in db.list_collections()]:
             db.drop_collection(name)
         db.create_collection(name, dim=16, metric="l2", m=12, ef_construction=100)
         n = 6000
-        base = RNG.standard_normal((n, 16)).astype(np.float32)
+        rng = np.random.default_rng(5)
+        base = rng.standard_normal((n, 16)).astype(np.float32)
         ids = np.arange(n, dtype=np.uint64) * 3 + 1
-        payloads = [payload_of(i, RNG) for i in range(n)]
+        payloads = [payload_of(i, rng) for i in range(n)]
         db.upsert(name, ids, base, payloads)
-        yield name, base, ids, payloads
+        yield db, name, base, ids, payloads
 
 
 FILTERS = [
@@ -168,46 +185,62 @@ def check_filters(db, name, base, ids, payloads, filters=FILTERS, k=10, min_reca
             assert recall >= min_recall, (flt, recall)
 
 
-def test_filters_without_indexes(server, loaded):
-    name, base, ids, payloads = loaded
-    with vectord.Client(server.address, timeout=120) as db:
-        check_filters(db, name, base, ids, payloads)
-        hits = db.search(name, base[5], k=3, filter={"grp": WORDS[5 % 5]})
-        assert hits[0].id == int(ids[5]) and hits[0].payload == payloads[5]
+def test_filters_without_indexes(loaded):
+    db, name, base, ids, payloads = loaded
+    check_filters(db, name, base, ids, payloads)
+    hits = db.search(name, base[5], k=3, filter={"grp": WORDS[5 % 5]})
+    assert hits[0].id == int(ids[5]) and hits[0].payload == payloads[5]
+    assert db.collection_info(name).payload_indexes == []
+    x = db.explain(name, base[:2], k=5)
+    assert not x["filtered"] and [q["plan"] for q in x["queries"]] == ["graph"] * 2
 
 
-def test_payload_indexes_on_a_loaded_collection(server, loaded):
-    name, base, ids, payloads = loaded
-    with vectord.Client(server.address, timeout=120) as db:
-        for field, kind in [("grp", "keyword"), ("tag", "keyword"), ("n", "integer"),
-                            ("x", "float"), ("flag", "bool"), ("meta.lang", "keyword"),
-                            ("tags", "keyword")]:
-            info = db.create_payload_index(name, field, kind=kind)
-            assert (info.field, info.kind, info.building) == (field, kind, False)
-            assert info.points > 0 and info.bytes_memory > 0
-        got = {p.field: p for p in db.collection_info(name).payload_indexes}
-        assert got["grp"].points == len(payloads)
-        assert got["n"].points == sum(isinstance(p.get("n"), int) for p in payloads)
-        with pytest.raises(vectord.AlreadyExists, match="has a keyword index already"):
-            db.create_payload_index(name, "grp", kind="keyword")
-        with pytest.raises(vectord.InvalidArgument, match="kind must be one of"):
-            db.create_payload_index(name, "other", kind="text")
-        check_filters(db, name, base, ids, payloads)
-        x = db.explain(name, base[:3], k=10, filter={"tag": "t7"})
-        assert x["filtered"] and x["matching"] == 6 and x["conditions_indexed"] == 1
-        assert x["conditions_scanned"] == 0 and x["payloads_read"] == 0
-        assert [q["plan"] for q in x["queries"]] == ["exact"] * 3
-        x = db.explain(name, base[:2], k=10, filter={"grp": "beta", "missing": 1})
-        assert x["conditions_indexed"] == 1 and x["conditions_scanned"] == 1
-        assert x["payloads_read"] > 0 and x["matching"] == 0
+def test_payload_indexes_on_a_loaded_collection(loaded):
+    db, name, base, ids, payloads = loaded
+    for field, kind in [("grp", "keyword"), ("tag", "keyword"), ("n", "integer"),
+                        ("x", "float"), ("flag", "bool"), ("meta.lang", "keyword"),
+                        ("tags", "keyword")]:
+        info = db.create_payload_index(name, field, kind=kind)
+        assert (info.field, info.kind, info.building) == (field, kind, False)
+        assert info.points > 0 and info.bytes_memory > 0
+    got = {p.field: p for p in db.collection_info(name).payload_indexes}
+    assert got["grp"].points == len(payloads)
+    assert got["n"].points == sum(isinstance(p.get("n"), int) for p in payloads)
+    with pytest.raises(vectord.AlreadyExists, match="has a keyword index already"):
+        db.create_payload_index(name, "grp", kind="keyword")
+    with pytest.raises(vectord.InvalidArgument, match="kind must be one of"):
+        db.create_payload_index(name, "other", kind="text")
+    check_filters(db, name, base, ids, payloads)
+    x = db.explain(name, base[:3], k=10, filter={"tag": "t7"})
+    assert x["filtered"] and x["matching"] == 6 and x["conditions_indexed"] == 1
+    assert x["conditions_scanned"] == 0 and x["payloads_read"] == 0
+    assert [q["plan"] for q in x["queries"]] == ["exact"] * 3
+    x = db.explain(name, base[:2], k=10, filter={"grp": "beta", "missing": 1})
+    assert x["conditions_indexed"] == 1 and x["conditions_scanned"] == 1
+    assert x["payloads_read"] > 0 and x["matching"] == 0
 
 
 def test_indexes_follow_every_write_and_restarts(fresh_server):
     srv = fresh_server
-    base = RNG.standard_normal((3000, 8)).astype(np.float32)
+    client = lambda: vectord.Client(srv.address, timeout=60)  # noqa: E731
+    indexes_follow_every_write_and_reopen(client, srv.restart)
+    assert srv.log_path.read_text().count("building over") == 2  # the restart built nothing
+
+
+def test_embedded_indexes_follow_every_write_and_reopen(tmp_path):
+    indexes_follow_every_write_and_reopen(lambda: vectord.open(tmp_path / "d", threads=2),
+                                          lambda: None)
+
+
+def indexes_follow_every_write_and_reopen(connect, restart):
+    """Indexes made on an empty collection follow upserts, replacements, deletes by filter
+    and by ids, and a restart (a daemon's, or closing and opening the directory again)
+    loads them; dropping one leaves the filters right."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3000, 8)).astype(np.float32)
     ids = np.arange(3000, dtype=np.uint64)
-    payloads = [payload_of(i, RNG) for i in range(3000)]
-    with vectord.Client(srv.address, timeout=60) as db:
+    payloads = [payload_of(i, rng) for i in range(3000)]
+    with connect() as db:
         db.create_collection("w", dim=8, metric="l2")
         db.create_payload_index("w", "grp", kind="keyword")  # on an empty collection
         db.create_payload_index("w", "n", kind="float")
@@ -224,27 +257,25 @@ def test_indexes_follow_every_write_and_restarts(fresh_server):
         base, ids, payloads = base[10:], ids[10:], payloads[10:]
         flts = [{"grp": "zeta"}, {"grp": "beta"}, {"n": {"$lt": 5}}, {"n": -1}]
         check_filters(db, "w", base, ids, payloads, flts)
-    srv.restart()
-    log = srv.log_path.read_text()
-    with vectord.Client(srv.address, timeout=60) as db:
+    restart()
+    with connect() as db:
         assert [p.building for p in db.collection_info("w").payload_indexes] == [False, False]
         check_filters(db, "w", base, ids, payloads, flts)
         db.drop_payload_index("w", "grp")
         with pytest.raises(vectord.NotFound, match="no payload index on field grp"):
             db.drop_payload_index("w", "grp")
         check_filters(db, "w", base, ids, payloads, flts)  # grp from the payloads now
-    assert log.count("building over") == 2  # the restart loaded them, built nothing
+        assert [p.field for p in db.collection_info("w").payload_indexes] == ["n"]
 
 
-def test_delete_by_filter_is_one_write_and_not_with_ids(server, name):
-    with vectord.Client(server.address) as db:
-        db.create_collection(name, dim=4, metric="l2")
-        db.upsert(name, [1, 2, 3], np.eye(4)[:3], [{"s": "a"}, {"s": "b"}, {"s": "a"}])
-        with pytest.raises(vectord.InvalidArgument, match="give ids or a filter, not both"):
-            db.delete(name, [1], filter={"s": "a"})
-        assert db.delete(name, filter={"s": "a"}) == 2
-        assert db.count(name) == 1 and db.count(name, filter={}) == 1
-        assert db.delete(name, filter={"s": "a"}) == 0
+def test_delete_by_filter_is_one_write_and_not_with_ids(db, name):
+    db.create_collection(name, dim=4, metric="l2")
+    db.upsert(name, [1, 2, 3], np.eye(4)[:3], [{"s": "a"}, {"s": "b"}, {"s": "a"}])
+    with pytest.raises(vectord.InvalidArgument, match="give ids or a filter, not both"):
+        db.delete(name, [1], filter={"s": "a"})
+    assert db.delete(name, filter={"s": "a"}) == 2
+    assert db.count(name) == 1 and db.count(name, filter={}) == 1
+    assert db.delete(name, filter={"s": "a"}) == 0
 
 
 @pytest.mark.parametrize("flt, message", [
@@ -275,27 +306,72 @@ def test_client_checks_what_the_wire_cannot_say(flt, message):
      "filter.$or[1].b..c: the field path \"b..c\" has an empty segment"),
     ({"a": {"$in": list(range(1100))}}, "filter: more than 1024 terms"),
 ])
-def test_server_checks_what_the_wire_can_say(server, name, flt, message):
-    with vectord.Client(server.address) as db:
-        db.create_collection(name, dim=2, metric="l2")
-        for call in (lambda: db.count(name, filter=flt),
-                     lambda: db.search(name, [1, 0], k=1, filter=flt),
-                     lambda: db.delete(name, filter=flt)):
-            with pytest.raises(vectord.InvalidArgument) as e:
-                call()
-            op = e.value.message.split(":")[0]
-            assert e.value.message == f"{op}: {message}", e.value.message
+def test_server_checks_what_the_wire_can_say(db, name, flt, message):
+    db.create_collection(name, dim=2, metric="l2")
+    for call in (lambda: db.count(name, filter=flt),
+                 lambda: db.search(name, [1, 0], k=1, filter=flt),
+                 lambda: db.delete(name, filter=flt),
+                 lambda: db.scroll(name, filter=flt)):
+        with pytest.raises(vectord.InvalidArgument) as e:
+            call()
+        op = e.value.message.split(":")[0]
+        assert e.value.message == f"{op}: {message}", e.value.message
 
 
-def test_filter_nesting_limit(server, name):
-    with vectord.Client(server.address) as db:
-        db.create_collection(name, dim=2, metric="l2")
-        flt = {"a": 1}
-        for _ in range(16):
-            flt = {"$not": flt}
-        assert db.count(name, filter=flt) == 0
-        with pytest.raises(vectord.InvalidArgument, match="nesting deeper than 16 levels"):
-            db.count(name, filter={"$not": flt})
+def test_filter_nesting_limit(db, name):
+    db.create_collection(name, dim=2, metric="l2")
+    flt = {"a": 1}
+    for _ in range(16):
+        flt = {"$not": flt}
+    assert db.count(name, filter=flt) == 0
+    with pytest.raises(vectord.InvalidArgument, match="nesting deeper than 16 levels"):
+        db.count(name, filter={"$not": flt})
+
+
+def _negations(levels):
+    """The bytes of a Filter nested `levels` deep in `negate` (field 4), built outside in
+    without Python's recursion: the shape of a hostile frame, a few bytes per level."""
+    heads, size = [], 0
+    for _ in range(levels):
+        n, varint = size, b""
+        while True:
+            varint += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                break
+        heads.append(b"\x22" + varint)
+        size += len(heads[-1])
+    return b"".join(reversed(heads))
+
+
+def test_embedded_refuses_a_hostile_filter(embedded, name):
+    """A filter nesting 100 levels through every call that takes one, and 200,000 levels of
+    raw Filter bytes handed straight to the extension (which protobuf-c's recursion would
+    not survive): InvalidArgument in the daemon's words, and the handle goes on working."""
+    db = embedded
+    db.create_collection(name, dim=2, metric="l2")
+    db.upsert(name, [1, 2], [[1, 0], [0, 1]], [{"a": 1}, {"a": 2}])
+    flt = {"a": 1}
+    for _ in range(100):
+        flt = {"$not": flt}
+    for op, call in [("count", lambda: db.count(name, filter=flt)),
+                     ("search", lambda: db.search(name, [1, 0], k=1, filter=flt)),
+                     ("search", lambda: db.knn(name, [[1, 0]], k=1, filter=flt)),
+                     ("search", lambda: db.explain(name, [[1, 0]], k=1, filter=flt)),
+                     ("delete", lambda: db.delete(name, filter=flt)),
+                     ("scroll", lambda: db.scroll(name, filter=flt))]:
+        with pytest.raises(vectord.InvalidArgument) as e:
+            call()
+        assert e.value.message == f"{op}: filter: nesting deeper than 16 levels"
+    deep = _negations(200_000)
+    with pytest.raises(vectord.InvalidArgument, match=": count: filter: nesting deeper than 16 levels$"):
+        db._eng.count(name, deep)
+    with pytest.raises(vectord.InvalidArgument, match=": search: filter: nesting deeper than 16 levels$"):
+        db._eng.search(name, np.array([[1, 0]], dtype=np.float32), 2, 1, 0, False, deep)
+    with pytest.raises(vectord.InvalidArgument,
+                       match=": count: filter of 3 bytes is not a valid vectord.v1.Filter$"):
+        db._eng.count(name, b"\x22\x05a")  # a length past the end
+    assert db.count(name) == 2 and db.count(name, filter={"$not": {"a": 1}}) == 1
 
 
 def run_check(data_dir):

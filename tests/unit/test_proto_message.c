@@ -425,6 +425,89 @@ START_TEST(every_allocation_failure_is_reported_not_crashed)
 }
 END_TEST
 
+/* vd_proto_filter_decode of `len` bytes fails with VD_INVALID and exactly `msg`. */
+static void s_expect_invalid(const uint8_t *b, size_t len, const char *msg)
+{
+    const vd_filter *t = (const vd_filter *)1;
+    void *mem = (void *)1;
+    vd_err e;
+    ck_assert_int_eq(vd_proto_filter_decode(b, len, VD_REQ_COUNT, &t, &mem, &e), VD_INVALID);
+    ck_assert_str_eq(e.msg, msg);
+    ck_assert_ptr_null(t);
+    ck_assert_ptr_null(mem);
+}
+
+START_TEST(a_bare_filter_decodes_through_the_same_guard)
+{
+    /* {"$not": {"a": 1}} as the Python client serializes it */
+    Vectord__V1__Filter f, inner; /* the _INIT macros of oneof messages warn: init calls */
+    Vectord__V1__Condition c = VECTORD__V1__CONDITION__INIT;
+    Vectord__V1__FilterValue v, *vs[1] = {&v};
+    vectord__v1__filter__init(&f);
+    vectord__v1__filter__init(&inner);
+    vectord__v1__filter_value__init(&v);
+    v.value_case = VECTORD__V1__FILTER_VALUE__VALUE_I;
+    v.i = 1;
+    c.field = "a";
+    c.op = VECTORD__V1__FILTER_OP__FILTER_EQ;
+    c.n_values = 1;
+    c.values = vs;
+    inner.node_case = VECTORD__V1__FILTER__NODE_CONDITION;
+    inner.condition = &c;
+    f.node_case = VECTORD__V1__FILTER__NODE_NEGATE;
+    f.negate = &inner;
+    uint8_t buf[64];
+    size_t n = vectord__v1__filter__pack(&f, buf);
+    const vd_filter *t = NULL;
+    void *mem = NULL;
+    vd_err e;
+    ck_assert_int_eq(vd_proto_filter_decode(buf, n, VD_REQ_COUNT, &t, &mem, &e), VD_OK);
+    ck_assert_int_eq(t->op, VD_FOP_NOT);
+    ck_assert_int_eq(t->children[0].op, VD_FOP_EQ);
+    ck_assert_str_eq(t->children[0].field, "a");
+    ck_assert_int_eq(t->children[0].values[0].i, 1);
+    ck_assert_int_eq(vd_filter_check(t, &e), VD_OK);
+    vd_proto_filter_free(mem);
+    vd_proto_filter_free(NULL);
+
+    /* 100,000 levels of negate: refused before protobuf-c recurses */
+    size_t levels = 100000, len = 0;
+    uint8_t *deep = malloc(levels * 4);
+    for (size_t i = 0, inner_len = 0; i < levels; i++) { /* outside in: each head, back first */
+        uint8_t head[6];
+        size_t h = 0, x = inner_len;
+        head[h++] = 0x22;
+        do {
+            head[h++] = (uint8_t)((x & 0x7F) | (x > 0x7F ? 0x80 : 0));
+            x >>= 7;
+        } while (x);
+        memcpy(deep + levels * 4 - len - h, head, h);
+        len += h;
+        inner_len = len;
+    }
+    s_expect_invalid(deep + levels * 4 - len, len, "count: filter: nesting deeper than 16 levels");
+    free(deep);
+    s_expect_invalid((const uint8_t *)"\x22\x05" "a", 3,
+                     "count: filter of 3 bytes is not a valid vectord.v1.Filter");
+    /* 0 bytes: an empty Filter, which the grammar check refuses (as the daemon does) */
+    ck_assert_int_eq(vd_proto_filter_decode(buf, 0, VD_REQ_COUNT, &t, &mem, &e), VD_OK);
+    ck_assert_int_eq(vd_filter_check(t, &e), VD_INVALID);
+    vd_proto_filter_free(mem);
+
+    /* every allocation failure is a status, never a crash or a leak (ASan) */
+    int succeeded = 0;
+    for (long fail = 0; fail < 16 && !succeeded; fail++) {
+        vd_alloc_fail_after(fail);
+        vd_status st = vd_proto_filter_decode(buf, n, VD_REQ_SEARCH, &t, &mem, &e);
+        vd_alloc_fail_after(-1);
+        if (st == VD_OK) succeeded = 1;
+        else ck_assert_int_eq(st, VD_NOMEM);
+        vd_proto_filter_free(st == VD_OK ? mem : NULL);
+    }
+    ck_assert(succeeded);
+}
+END_TEST
+
 Suite *proto_message_suite(void)
 {
     Suite *s = suite_create("proto_message");
@@ -438,6 +521,7 @@ Suite *proto_message_suite(void)
     tcase_add_test(tc, hello_and_error_frames);
     tcase_add_test(tc, a_response_over_max_frame_gets_the_one_message);
     tcase_add_test(tc, every_allocation_failure_is_reported_not_crashed);
+    tcase_add_test(tc, a_bare_filter_decodes_through_the_same_guard);
     suite_add_tcase(s, tc);
     return s;
 }
