@@ -215,11 +215,11 @@ static int parse_create(PyObject *args, vd_ext_args *a)
     return 1;
 }
 
-/* count(collection, filter | None) */
+/* count(collection[, filter | None]) */
 static int parse_count(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *flt;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OO", &name, &flt));
+    PyObject *name, *flt = Py_None;
+    OK_OR_FAIL(PyArg_ParseTuple(args, "O|O", &name, &flt));
     OK_OR_FAIL(a->req.count.collection = vd_ext_name(name, "collection name"));
     return parse_filter(a, flt, &a->req.count.filter);
 }
@@ -377,13 +377,13 @@ static vd_status exec_upsert(vd_py_engine *self, vd_ext_args *a, vd_result *res,
     return s;
 }
 
-/* delete(collection, ids (parse_ids) | None, filter | None): both given is the engine's
+/* delete(collection, ids (parse_ids) | None[, filter | None]): both given is the engine's
  * error, as for the daemon. */
 static int parse_delete(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *ids, *flt;
+    PyObject *name, *ids, *flt = Py_None;
     vd_delete_req *d = &a->req.del;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OOO", &name, &ids, &flt));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OO|O", &name, &ids, &flt));
     OK_OR_FAIL(d->collection = vd_ext_name(name, "collection name"));
     OK_OR_FAIL(parse_filter(a, flt, &d->filter));
     return ids == Py_None || parse_ids(a, ids, &d->ids, &d->n_ids, &d->str_ids);
@@ -434,13 +434,13 @@ static PyObject *result_get(vd_py_engine *self, vd_ext_args *a, vd_result *res)
     return out;
 }
 
-/* search(collection, queries <f4, dim, k, ef, with_payloads, filter | None); explain takes
+/* search(collection, queries <f4, dim, k, ef, with_payloads[, filter | None]); explain takes
  * the same arguments (without payloads, whatever with_payloads says) */
 static int parse_search(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *queries, *flt;
+    PyObject *name, *queries, *flt = Py_None;
     vd_search_req *q = &a->req.search;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIpO", &name, &queries, &q->dim, &q->k, &q->ef,
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp|O", &name, &queries, &q->dim, &q->k, &q->ef,
                                 &q->with_payloads, &flt));
     q->queries = name_and_array(a, name, &q->collection, queries, 4, "queries", &q->n_floats);
     return q->queries != NULL && parse_filter(a, flt, &q->filter);
@@ -511,14 +511,14 @@ static PyObject *result_explain(vd_py_engine *self, vd_ext_args *a, vd_result *r
     return out;
 }
 
-/* scroll(collection, limit, cursor bytes (b"": the first page), with_vectors, with_payloads,
- *        filter | None) */
+/* scroll(collection, limit, cursor bytes (b"": the first page), with_vectors, with_payloads[,
+ *        filter | None]) */
 static int parse_scroll(PyObject *args, vd_ext_args *a)
 {
-    PyObject *name, *cursor, *flt;
+    PyObject *name, *cursor, *flt = Py_None;
     vd_scroll_req *q = &a->req.scroll;
     Py_buffer *bc;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OIOppO", &name, &q->limit, &cursor, &q->with_vectors,
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OIOpp|O", &name, &q->limit, &cursor, &q->with_vectors,
                                 &q->with_payloads, &flt));
     OK_OR_FAIL(q->collection = vd_ext_name(name, "collection name"));
     OK_OR_FAIL(bc = vd_ext_buffer(a, cursor, 1, "cursor"));
