@@ -293,7 +293,11 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->metric = (int)p->metric;
     ix->m = m;
     ix->m0 = 2 * m;
-    ix->efc = efc;
+    /* The beam of an insert holds at least m candidates, as hnswlib's: with fewer, a node
+     * cannot get its m links, lists stay near-empty and reconnection has no candidates with
+     * room (m 2 with ef_construction 1 left a quarter of the points unreachable). The
+     * parameter is kept as given (stored, reported); only the beam is widened. */
+    ix->efc = efc > m ? efc : m;
     ix->level_mult = 1.0 / log((double)m);
     ix->hdr_off = (4 + 4 * (size_t)ix->m0 + 7) & ~(size_t)7;
     ix->vec_off = (ix->hdr_off + sizeof(vd_node) + 15) & ~(size_t)15;

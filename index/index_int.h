@@ -652,6 +652,9 @@ void vd_index__write_list(vd_index *ix, unsigned level, uint32_t *list, const vd
 /* Adds the link n -> q at `level` (d = their distance), shrinking n's list with the
  * heuristic when full. Takes n's stripe. Returns 1 if q is in n's list afterwards. */
 int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float d);
+/* Appends the link n -> q at `level` if n's list has room and lacks it (writer only, or
+ * the caller holds n's stripe). Returns 1 if it was appended. */
+int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q);
 /* Rebuilds n's list at `level` from its live links plus `extra` candidates, with the
  * heuristic. Writer thread only (uses the writer's scratch tags and ix->rbuf). */
 void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,

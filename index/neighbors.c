@@ -126,6 +126,20 @@ int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, flo
     return kept;
 }
 
+int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q)
+{
+    uint32_t *list = vd_index__list(ix, n, level);
+    uint32_t cnt = LD_RLX(&list[0]);
+    if (cnt >= vd_index__max_links(ix, level) || q == n) return 0;
+    for (uint32_t i = 0; i < cnt; i++)
+        if (LD_RLX(&list[1 + i]) == q) return 0;
+    ST_REL(&list[1 + cnt], q);
+    ST_REL(&list[0], cnt + 1);
+    if (level == 0) vd_index__indeg_inc(ix, q);
+    vd_index__mark(ix, n, VD_CHANGE_LINKS);
+    return 1;
+}
+
 void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
                             const uint32_t *extra, size_t n_extra)
 {
