@@ -56,10 +56,10 @@ size_t vd_index__select_neighbors(const vd_index *ix, const vd_cand *c, size_t n
     }
     size_t k = 0;
     for (size_t i = 0; i < n && k < mmax; i++) {
-        const float *v = vd_index__vec(ix, c[i].slot);
+        const void *v = vd_index__rep(ix, c[i].slot);
         int good = 1;
         for (size_t j = 0; j < k; j++)
-            if (vd_index__dist_below(ix, v, vd_index__vec(ix, out[j].slot), c[i].d) < c[i].d) {
+            if (vd_index__dist_below(ix, v, vd_index__rep(ix, out[j].slot), c[i].d) < c[i].d) {
                 good = 0;
                 break;
             }
@@ -108,11 +108,11 @@ int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, flo
         if (level == 0) vd_index__indeg_inc(ix, q);
         kept = 1;
     } else {
-        const float *v = vd_index__vec(ix, n);
+        const void *v = vd_index__rep(ix, n);
         for (uint32_t i = 0; i < cnt; i++) {
             uint32_t x = LD_RLX(&list[1 + i]);
             buf[i].slot = x;
-            buf[i].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+            buf[i].d = vd_index__dist(ix, v, vd_index__rep(ix, x));
         }
         buf[cnt].slot = q;
         buf[cnt].d = d;
@@ -146,7 +146,7 @@ void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned l
     uint32_t maxl = vd_index__max_links(ix, level);
     size_t cap = 4 * (size_t)ix->m0 + 2, k = 0;
     vd_cand *buf = ix->rbuf, out[2 * VD_M_MAX];
-    const float *v = vd_index__vec(ix, n);
+    const void *v = vd_index__rep(ix, n);
     uint32_t *list = vd_index__list(ix, n, level);
     uint32_t cnt = LD_RLX(&list[0]);
     vd_scratch_visit_begin(sc);
@@ -158,7 +158,7 @@ void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned l
         const vd_node *xn = vd_index__node(ix, x);
         if (!vd_index__alive(xn) || xn->level < level) continue;
         buf[k].slot = x;
-        buf[k++].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+        buf[k++].d = vd_index__dist(ix, v, vd_index__rep(ix, x));
     }
     vd_index__cands_sort(buf, k);
     vd_index__write_list(ix, level, list, out, vd_index__select_neighbors(ix, buf, k, maxl, out));

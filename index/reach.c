@@ -89,7 +89,7 @@ static int orphan_candidates(vd_index *ix, vd_scratch *sc, uint32_t u, const uin
                              vd_cand start, size_t *n)
 {
     size_t nw = 0, k = 0;
-    const float *q = vd_index__vec(ix, u);
+    const void *q = vd_index__rep(ix, u);
     /* At least 2M candidates: the ones with room in their lists are what reconnects u. */
     uint32_t ef = ix->efc > ix->m0 ? ix->efc : ix->m0;
     if (vd_index__search_layer(ix, sc, q, &start, 1, 0, ef, VD_MODE_BUILD, 0, u, &nw, NULL) ||
@@ -127,12 +127,12 @@ static uint32_t replace_link(vd_index *ix, const vd_cand *c, size_t n, uint32_t 
 {
     for (size_t j = 0; j < n; j++) {
         uint32_t cs = c[j].slot, *list = vd_index__list0(ix, cs), cnt = LD_RLX(&list[0]);
-        const float *v = vd_index__vec(ix, cs);
+        const void *v = vd_index__rep(ix, cs);
         uint32_t best = UINT32_MAX;
         float best_d = -INFINITY;
         for (uint32_t i = 0; i < cnt; i++) {
             uint32_t w = LD_RLX(&list[1 + i]);
-            float d = vd_index__dist(ix, v, vd_index__vec(ix, w));
+            float d = vd_index__dist(ix, v, vd_index__rep(ix, w));
             if (d > best_d && may_evict(ix, cs, w, u, parent)) {
                 best_d = d;
                 best = i;
@@ -161,8 +161,8 @@ static uint32_t connect_orphan(vd_index *ix, vd_scratch *sc, uint32_t u, const u
 {
     uint32_t ep = LD_RLX(&ix->entry);
     if (ep == VD_SLOT_NONE || ep == u) return VD_SLOT_NONE;
-    const float *q = vd_index__vec(ix, u);
-    vd_cand at_ep = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep}, sel[2 * VD_M_MAX];
+    const void *q = vd_index__rep(ix, u);
+    vd_cand at_ep = {vd_index__dist(ix, q, vd_index__rep(ix, ep)), ep}, sel[2 * VD_M_MAX];
     /* The descent finds better neighbours, but upper-level links may lead into the very
      * component that is cut off at level 0: then the level-0 search from the entry point,
      * which only sees reachable nodes. */
