@@ -73,6 +73,7 @@ typedef struct options {
     int hnswlib_first; /* which system builds first in round 0 */
     int run_sys[N_SYS];
     double min_pass_s;
+    const char *generator;        /* synthetic data: "mixture" or "clustered" */
     vd_quantization quantization; /* vectord's; hnswlib is always float */
     uint32_t rerank;              /* vectord int8: 0 = the default */
 } options;
@@ -551,8 +552,11 @@ static void usage(FILE *f)
 "\n"
 "  --data DIR            DIR holds base.fvecs (or base.bvecs), query.fvecs, gt.ivecs; the\n"
 "                        metric comes from the folder name suffix -l2/-cosine/-ip\n"
-"  --synthetic NxD       seeded gaussian-mixture data, e.g. 100000x128; exact ground truth\n"
-"                        by brute force, cached in /tmp\n"
+"  --synthetic NxD       seeded synthetic data, e.g. 100000x128; exact ground truth by brute\n"
+"                        force, cached in /tmp\n"
+"  --generator G         synthetic data: mixture (default; isotropic gaussian clusters) or\n"
+"                        clustered (gaussian clusters each spanning a random subspace of\n"
+"                        half the dims, plus noise: low intrinsic dimension, like embeddings)\n"
 "  --metric M            l2, cosine or ip (overrides the folder suffix; default l2 for\n"
 "                        synthetic data)\n"
 "  --m M                 HNSW M (default 16)\n"
@@ -635,7 +639,7 @@ static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_DATA = 1, O_SYN, O_METRIC, O_M, O_EFC, O_THREADS, O_K, O_EF, O_RUNS, O_BUILDS,
            O_ORDER, O_SYSTEMS, O_SEED, O_QUERIES, O_MAXBASE, O_MINPASS, O_JSON, O_QUANT,
-           O_RERANK, O_HELP };
+           O_RERANK, O_GEN, O_HELP };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"synthetic", required_argument, NULL, O_SYN},
@@ -656,12 +660,14 @@ static int parse_options(int argc, char **argv, options *o)
         {"json", no_argument, NULL, O_JSON},
         {"quantization", required_argument, NULL, O_QUANT},
         {"rerank", required_argument, NULL, O_RERANK},
+        {"generator", required_argument, NULL, O_GEN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (options){.m = 16, .ef_construction = 200, .threads = nc > 0 ? (uint32_t)nc : 1,
                    .k = 10, .runs = 3, .builds = 1, .seed = 100, .min_pass_s = 0.2,
+                   .generator = "mixture",
                    .run_sys = {1, 1}};
     memcpy(o->efs, DEFAULT_EFS, sizeof DEFAULT_EFS);
     o->n_efs = VD_ARRAY_LEN(DEFAULT_EFS);
@@ -751,6 +757,11 @@ static int parse_options(int argc, char **argv, options *o)
                 goto bad;
             o->max_base = u;
             break;
+        case O_GEN:
+            if (strcmp(a, "mixture") != 0 && strcmp(a, "clustered") != 0)
+                goto bad;
+            o->generator = a;
+            break;
         case O_QUANT:
             if (vd_quantization_parse(a, &o->quantization) != VD_OK)
                 goto bad;
@@ -820,17 +831,20 @@ static vd_status load_dataset(options *o, dataset *d, vd_err *err)
         if (!o->metric_given)
             o->metric = VD_METRIC_L2;
         size_t nq = o->n_queries ? o->n_queries : 1000;
-        st = vd_bench_synthetic(n, dim, nq, o->seed, &d->base, &d->queries, err);
+        int clustered = strcmp(o->generator, "clustered") == 0;
+        st = clustered ? vd_bench_synthetic_clustered(n, dim, nq, o->seed, &d->base, &d->queries,
+                                                      err)
+                       : vd_bench_synthetic(n, dim, nq, o->seed, &d->base, &d->queries, err);
         if (st != VD_OK)
             return st;
-        snprintf(d->name, sizeof d->name, "synthetic-%zux%u-%s", n, dim,
-                 vd_metric_name(o->metric));
+        snprintf(d->name, sizeof d->name, "synthetic%s-%zux%u-%s", clustered ? "-clustered" : "",
+                 n, dim, vd_metric_name(o->metric));
         d->load_s = vd_bench_seconds(t0, vd_now_ns());
         uint64_t g0 = vd_now_ns();
         int cached = 0;
         uint32_t gk = o->k > 100 ? o->k : 100;
-        st = vd_bench_synthetic_gt(&d->base, &d->queries, o->metric, o->seed, gk, 0, &d->gt,
-                                   &cached, err);
+        st = vd_bench_synthetic_gt(&d->base, &d->queries, o->generator, o->metric, o->seed, gk,
+                                   0, &d->gt, &cached, err);
         d->gt_s = vd_bench_seconds(g0, vd_now_ns());
         d->gt_source = cached ? "cached brute force (/tmp)" : "brute force";
         return st;

@@ -43,13 +43,13 @@ static int run_info(const admin_args *a)
     printf("used            %.1f MiB\n", mib(si.used_bytes));
     printf("collections     %zu\n", n);
     if (n) {
-        printf("\n%-24s %6s %-7s %4s %6s %9s %12s %12s\n", "name", "dim", "metric", "m", "efc",
-               "ef_search", "count", "bytes");
+        printf("\n%-24s %6s %-7s %4s %6s %9s %-5s %12s %12s\n", "name", "dim", "metric", "m",
+               "efc", "ef_search", "quant", "count", "bytes");
         for (size_t i = 0; i < n; i++) {
             const vd_collection_params *p = &cs[i].params;
-            printf("%-24s %6u %-7s %4u %6u %9u %12" PRIu64 " %12" PRIu64 "\n", p->name, p->dim,
-                   vd_metric_name(p->metric), p->m, p->ef_construction, p->ef_search,
-                   cs[i].count, cs[i].bytes_disk);
+            printf("%-24s %6u %-7s %4u %6u %9u %-5s %12" PRIu64 " %12" PRIu64 "\n", p->name,
+                   p->dim, vd_metric_name(p->metric), p->m, p->ef_construction, p->ef_search,
+                   vd_quantization_name(p->quantization), cs[i].count, cs[i].bytes_disk);
         }
     }
     vd_free(cs);
@@ -109,8 +109,9 @@ typedef struct admin_cmd {
 static const admin_cmd admin_cmds[] = {
     {"info", 0,
      "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
-     "collection its name, dimension, metric, m, ef_construction, ef_search, point count\n"
-     "and stored bytes. Opens DIR read-only; safe while a daemon serves it.\n",
+     "collection its name, dimension, metric, m, ef_construction, ef_search, quantization\n"
+     "(none or int8), point count and stored bytes. Opens DIR read-only; safe while a daemon\n"
+     "serves it.\n",
      run_info},
     {"check", 0,
      "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"

@@ -72,6 +72,12 @@ static vd_status parse_metric(const char *s, void *dst, vd_err *err)
     return vd_err_set(err, VD_INVALID, "expected l2, cosine or ip");
 }
 
+static vd_status parse_quantization(const char *s, void *dst, vd_err *err)
+{
+    if (vd_quantization_parse(s, dst) == VD_OK) return VD_OK;
+    return vd_err_set(err, VD_INVALID, "expected none or int8");
+}
+
 /* Every flag is checked here, the parameters against the table (vd_cli__parse), before any
  * file is opened. Returns -1 to go on, or the exit status (0 after --help, 2 on bad ones). */
 static int parse_args(int argc, char **argv, build_args *a)
@@ -99,6 +105,11 @@ static int parse_args(int argc, char **argv, build_args *a)
          .help = "JSON Lines: one JSON object per vector, in order"},
         {.name = "--metric", .meta = "l2|cosine|ip", .kind = VD_CLI_FN, .dst = &a->cp.metric,
          .help = "distance", .def = "l2", .parse = parse_metric},
+        {.name = "--quantization", .meta = "none|int8", .kind = VD_CLI_FN,
+         .dst = &a->cp.quantization,
+         .help = "int8: int8 codes in the graph (about a quarter of the vector memory),\n"
+                 "the best candidates re-ranked with the stored float32 vectors",
+         .def = "none", .parse = parse_quantization},
         {.name = "--m", .meta = "M", .kind = VD_CLI_PARAM, .dst = &a->cp.m,
          .help = "HNSW links per node", .param = VD_PARAM_M},
         {.name = "--ef-construction", .meta = "EF", .kind = VD_CLI_PARAM,
@@ -248,7 +259,8 @@ static vd_status check_input(build *b, vd_err *e)
                               .m = b->a.cp.m,
                               .ef_construction = b->a.cp.ef_construction,
                               .seed = 0x5eedb011dull, /* docs/architecture.md "Bulk build" */
-                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n};
+                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n,
+                              .quantization = b->a.cp.quantization};
     if ((s = vd_index_params_check(&b->ip, e)) != VD_OK) return s;
     b->chunk_rows = CHUNK_BYTES / ((size_t)b->ip.dim * sizeof(float));
     if (b->chunk_rows == 0) b->chunk_rows = 1;
@@ -350,9 +362,10 @@ static void print_summary(const build *b)
     }
     vd_collection_release(coll);
     printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
-           " in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
+           ", quantization %s in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
            cp->name, b->n, cp->dim, vd_metric_name(cp->metric), cp->m, cp->ef_construction,
-           b->build_s, b->build_s > 0 ? (double)b->n / b->build_s : 0.0, mb, b->write_s);
+           vd_quantization_name(cp->quantization), b->build_s,
+           b->build_s > 0 ? (double)b->n / b->build_s : 0.0, mb, b->write_s);
     fflush(stdout);
 }
 

@@ -101,7 +101,7 @@ done:
 
 /* ---- search ---------------------------------------------------------------------------- */
 
-/* k, ef: the request alone. */
+/* k, ef, rerank: the request alone. */
 static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err)
 {
     uint32_t max_k = e->limits.max_k;
@@ -110,7 +110,28 @@ static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err
     if (r->k > max_k)
         return vd_err_set(err, VD_INVALID, "search: k %" PRIu32 " exceeds max_k %" PRIu32, r->k,
                           max_k);
-    return vd_param_resolve(VD_PARAM_EF, r->ef, NULL, err);
+    vd_status s = vd_param_resolve(VD_PARAM_EF, r->ef, NULL, err);
+    return s == VD_OK ? vd_param_resolve(VD_PARAM_RERANK, r->rerank, NULL, err) : s;
+}
+
+/* An int8 collection re-ranks with the vectors LMDB holds, read through a snapshot begun at
+ * the first vector the index asks for: after the search read the index's visible epoch, so
+ * every point it can return was committed before the snapshot began and has its record
+ * there; a slot refilled since (the record names another id) or a failure makes the source
+ * answer NULL and that hit keep its code distance. The snapshot stays with the result for
+ * the payloads, so both come from one view. */
+typedef struct rerank_src {
+    vd_store *st;
+    const vd_collection *c;
+    vd_snapshot **snap;
+    float *scratch; /* dim floats */
+} rerank_src;
+
+static const float *rerank_get(void *ctx, uint32_t slot, uint64_t id)
+{
+    rerank_src *r = ctx;
+    if (!*r->snap && vd_snapshot_begin(r->st, r->snap, NULL) != VD_OK) return NULL;
+    return vd_snapshot_slot_vector(*r->snap, r->c, slot, id, r->scratch, NULL);
 }
 
 /* The number of queries, as rows of the collection's dim; a dim the request states must be
@@ -136,16 +157,18 @@ static vd_status query_rows(const vd_engine *e, const vd_search_req *r,
     return VD_OK;
 }
 
-/* Runs every query into the result rows; `hits` has room for k. */
+/* Runs every query into the result rows; `hits` has room for k. `src` re-ranks an int8
+ * collection (NULL otherwise). */
 static vd_status run_queries(const vd_collection *c, const vd_search_req *r, vd_hit *hits,
-                             vd_search_result *out, vd_err *err)
+                             const vd_vector_source *src, vd_search_result *out, vd_err *err)
 {
     const vd_collection_params *p = vd_collection_params_of(c);
     const vd_index *ix = vd_collection_index(c);
     size_t k = out->k;
+    vd_search_opts o = {.k = out->k, .ef = r->ef, .rerank = r->rerank, .source = src};
     for (size_t i = 0; i < out->nq; i++) {
         uint32_t got = 0;
-        vd_status s = vd_index_search(ix, r->queries + i * p->dim, out->k, r->ef, hits, &got, err);
+        vd_status s = vd_index_search_opts(ix, r->queries + i * p->dim, &o, hits, &got, err);
         if (s != VD_OK) {
             if (out->nq > 1)
                 vd_err_prefix(err, "search %s: query %zu", p->name, i);
@@ -168,7 +191,7 @@ static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result 
 {
     vd_search_result *r = &out->search;
     size_t n = (size_t)r->nq * r->k;
-    vd_status s = vd_snapshot_begin(e->store, &out->snapshot, err);
+    vd_status s = out->snapshot ? VD_OK : vd_snapshot_begin(e->store, &out->snapshot, err);
     for (size_t i = 0; i < n && s == VD_OK; i++) {
         if (r->ids[i] == VD_ID_NONE) continue;
         int found = 0;
@@ -186,9 +209,12 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
     vd_collection *c = NULL;
     vd_hit *hits = NULL;
     size_t nq = 0;
+    rerank_src rs = {e->store, NULL, &out->snapshot, NULL};
+    vd_vector_source src = {rerank_get, &rs};
     vd_status s = check_k(e, q, err);
     if (s == VD_OK) s = vd_store_acquire(e->store, q->collection, &c, err);
     if (s != VD_OK) return s;
+    rs.c = c;
     if ((s = query_rows(e, q, vd_collection_params_of(c), &nq, err)) != VD_OK) goto done;
     size_t n = nq * q->k;
     if ((s = vd_engine__check_response(e, VD_REQ_SEARCH, (uint64_t)n * 12, err)) != VD_OK)
@@ -203,9 +229,20 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
         goto done;
     }
-    s = run_queries(c, q, hits, r, err);
+    const vd_collection_params *cp = vd_collection_params_of(c);
+    if (cp->quantization == VD_QUANT_INT8 &&
+        !(rs.scratch = vd_malloc((size_t)cp->dim * sizeof(float)))) {
+        s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu results", n);
+        goto done;
+    }
+    s = run_queries(c, q, hits, rs.scratch ? &src : NULL, r, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
+    if (s == VD_OK && !q->with_payloads && out->snapshot) { /* the re-rank's, done with */
+        vd_snapshot_end(out->snapshot);
+        out->snapshot = NULL;
+    }
 done:
+    vd_free(rs.scratch);
     vd_free(hits);
     vd_collection_release(c);
     return s;

@@ -89,6 +89,7 @@ typedef struct vd_create_req {
     uint32_t dim;
     vd_metric metric;
     uint32_t m, ef_construction, ef_search; /* 0 -> the defaults of VD_PARAM_MAP */
+    vd_quantization quantization;           /* 0 = VD_QUANT_NONE */
 } vd_create_req;
 
 typedef struct vd_upsert_req {
@@ -126,6 +127,7 @@ typedef struct vd_search_req {
     uint32_t ef; /* 0 -> the collection's ef_search, else VD_PARAM_EF's range; the
                   * effective ef is max(ef, k) */
     int with_payloads;
+    uint32_t rerank; /* int8 collections: 0 -> VD_PARAM_RERANK's default, else its range */
 } vd_search_req;
 
 typedef struct vd_request {

@@ -47,7 +47,8 @@ static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_o
                              .metric = c->metric,
                              .m = c->m,
                              .ef_construction = c->ef_construction,
-                             .ef_search = c->ef_search}};
+                             .ef_search = c->ef_search,
+                             .quantization = c->quantization}};
     snprintf(op->params.name, sizeof op->params.name, "%s", c->name);
     return VD_OK;
 }

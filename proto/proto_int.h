@@ -19,5 +19,7 @@ static inline int vd_proto__host_is_le(void)
 /* Wire metric <-> domain metric. from_wire: 0 when the wire value is not a metric. */
 Vectord__V1__Metric vd_proto__metric_to_wire(vd_metric m);
 int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out);
+Vectord__V1__Quantization vd_proto__quant_to_wire(vd_quantization q);
+int vd_proto__quant_from_wire(Vectord__V1__Quantization w, vd_quantization *out); /* 0: unknown */
 
 #endif

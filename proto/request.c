@@ -86,10 +86,13 @@ static vd_status create_of(const Vectord__V1__CreateCollectionRequest *c, vd_cre
     r->m = c->m;
     r->ef_construction = c->ef_construction;
     r->ef_search = c->ef_search;
-    if (vd_proto__metric_from_wire(c->metric, &r->metric)) return VD_OK;
-    return vd_err_set(err, VD_INVALID,
-                      "create_collection %s: metric %d is not one of L2 (1), COSINE (2), IP (3)",
-                      c->name, (int)c->metric);
+    if (!vd_proto__metric_from_wire(c->metric, &r->metric))
+        return vd_err_set(err, VD_INVALID, "create_collection %s: metric %d is not one of L2 "
+                          "(1), COSINE (2), IP (3)", c->name, (int)c->metric);
+    if (!vd_proto__quant_from_wire(c->quantization, &r->quantization))
+        return vd_err_set(err, VD_INVALID, "create_collection %s: quantization %d is not one of "
+                          "NONE (0), INT8 (1)", c->name, (int)c->quantization);
+    return VD_OK;
 }
 
 static vd_status upsert_of(decoded *d, const Vectord__V1__UpsertRequest *u, vd_upsert_req *r,
@@ -110,6 +113,7 @@ static vd_status search_of(decoded *d, const Vectord__V1__SearchRequest *q, vd_s
     r->dim = q->dim;
     r->k = q->k;
     r->ef = q->ef;
+    r->rerank = q->rerank;
     r->with_payloads = q->with_payloads;
     return floats_of(d, &q->queries, VD_REQ_SEARCH, "queries", &r->queries, &r->n_floats, err);
 }

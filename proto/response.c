@@ -109,6 +109,7 @@ static void info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionIn
     out->created_unix_s = in->created_unix_s;
     out->bytes_disk = in->bytes_disk;
     out->bytes_memory = in->bytes_memory;
+    out->quantization = vd_proto__quant_to_wire(in->params.quantization);
 }
 
 static void fill_search(response_msg *m, vd_search_result *s)

@@ -1,5 +1,5 @@
-/* storage/snapshot.c: read views of what is committed (vd_snapshot_*), for `get` and the
- * payloads of search hits.
+/* storage/snapshot.c: read views of what is committed (vd_snapshot_*), for `get`, the
+ * payloads of search hits and an int8 index's re-ranking (vectors by slot).
  *
  * A snapshot is one MDB_RDONLY transaction (the environment is MDB_NOTLS, so any thread may
  * begin it and another end it) that passed the reader gate (env.c): a map resize waits for
@@ -9,8 +9,9 @@
  *
  * Pointers returned stay valid until vd_snapshot_end: payloads and aligned vectors point
  * into LMDB's map; a vector LMDB stored at an address not 4-aligned (it aligns values to 2
- * bytes) is copied into a list of copies owned by the snapshot. Searches do not need a
- * snapshot: they run on the in-memory index. */
+ * bytes) is copied into a list of copies owned by the snapshot (or, by slot, into the
+ * caller's scratch: a re-rank reads dozens per query and keeps none). Float searches do not
+ * need a snapshot: they run on the in-memory index. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -96,4 +97,15 @@ vd_status vd_snapshot_get(vd_snapshot *s, const vd_collection *c, uint64_t id, i
     if (payload_out) *payload_out = r.payload;
     if (payload_len_out) *payload_len_out = r.payload_len;
     return VD_OK;
+}
+
+const float *vd_snapshot_slot_vector(vd_snapshot *s, const vd_collection *c, uint32_t slot,
+                                     uint64_t id, float *scratch, vd_err *err)
+{
+    vd_vector_rec vr;
+    int found = 0;
+    if (vd_storage__vector_get(&s->t, c->cid, &c->params, slot, &vr, &found, err) != VD_OK ||
+        !found || vr.id != id)
+        return NULL;
+    return vd_storage__vector_floats(&vr, c->params.dim, scratch);
 }

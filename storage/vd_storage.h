@@ -121,6 +121,14 @@ vd_status vd_snapshot_get(vd_snapshot *s, const vd_collection *c, uint64_t id, i
                           const float **vec_out, const uint8_t **payload_out,
                           size_t *payload_len_out, vd_err *err);
 
+/* The stored vector of `slot` of collection c (dim floats, normalized under cosine) if that
+ * slot holds point `id` in this snapshot, else NULL - also when the record is damaged or
+ * LMDB fails (*err says which, when err is not NULL). In LMDB's map when it is 4-aligned,
+ * else copied into caller-owned `scratch` (dim floats): valid until the snapshot ends or
+ * scratch is reused. For an int8 index's re-ranking (vd_vector_source). */
+const float *vd_snapshot_slot_vector(vd_snapshot *s, const vd_collection *c, uint32_t slot,
+                                     uint64_t id, float *scratch, vd_err *err);
+
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {
     VD_OP_CREATE = 1, /* params */

@@ -47,6 +47,22 @@ def metric_from_wire(value: int) -> str:
     return _METRIC_NAMES.get(value, f"unknown({value})")
 
 
+_QUANTIZATIONS = {"none": 0, "int8": 1}
+_QUANTIZATION_NAMES = {v: k for k, v in _QUANTIZATIONS.items()}
+
+
+def quantization_to_wire(quantization: str) -> int:
+    """``"none" | "int8"`` (any case) -> the wire ``Quantization`` number."""
+    if not isinstance(quantization, str) or quantization.lower() not in _QUANTIZATIONS:
+        raise InvalidArgument(f"quantization must be 'none' or 'int8'; got {quantization!r}")
+    return _QUANTIZATIONS[quantization.lower()]
+
+
+def quantization_from_wire(value: int) -> str:
+    """Wire ``Quantization`` number -> ``"none" | "int8"`` (``"unknown(N)"`` otherwise)."""
+    return _QUANTIZATION_NAMES.get(value, f"unknown({value})")
+
+
 def check_uint32(value: Any, what: str) -> int:
     """An int in [0, 2**32) for a uint32 request field; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

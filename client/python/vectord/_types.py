@@ -22,6 +22,8 @@ class CollectionInfo:
         created_unix_s: creation time, seconds since the epoch.
         bytes_disk: bytes the collection occupies on disk (as reported by the server).
         bytes_memory: bytes of index memory (as reported by the server).
+        quantization: ``"none"`` (float32 in the graph) or ``"int8"`` (int8 codes in the
+            graph, the best candidates re-ranked with the stored float32 vectors).
     """
 
     name: str
@@ -34,6 +36,7 @@ class CollectionInfo:
     created_unix_s: int = 0
     bytes_disk: int = 0
     bytes_memory: int = 0
+    quantization: str = "none"
 
 
 @dataclass(frozen=True)
