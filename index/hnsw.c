@@ -322,9 +322,10 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->effort_per_ef = 20.0f; /* query.c: the prior until searches measure it */
     ix->rng = p->seed;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
-    ix->rbuf = vd_malloc((4 * (size_t)ix->m0 + 2) * sizeof(vd_cand));
+    ix->rbuf = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(vd_cand));
+    ix->rslots = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(uint32_t));
     /* Sized for the hint at once: a load of n points then never rehashes. */
-    if (!ix->stripes || !ix->rbuf ||
+    if (!ix->stripes || !ix->rbuf || !ix->rslots ||
         vd_idmap_reserve(&ix->map, p->capacity_hint > 16 ? p->capacity_hint : 16)) {
         vd_err_set(err, VD_NOMEM, "out of memory for the index");
         goto fail;
@@ -361,6 +362,7 @@ void vd_index_close(vd_index *ix)
     vd_free(ix->omark);
     vd_free(ix->orphans);
     vd_free(ix->rbuf);
+    vd_free(ix->rslots);
     vd_free(ix->pend_vec);
     vd_free(ix->pend_slot);
     vd_free(ix->pend_map);

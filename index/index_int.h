@@ -32,6 +32,9 @@
 #define VD_SLOT_NONE UINT32_MAX
 #define VD_ARENA_SEGS 32
 #define VD_N_STRIPES 4096u /* striped link locks for multi-threaded add_batch */
+/* Candidates a repair may consider: the removed node's links, one hop further through
+ * removed ones, and its ef_construction pool (vacuum.c). */
+#define VD_REPAIR_CAP(ix) (4 * (size_t)(ix)->m0 + 2 + (size_t)(ix)->efc)
 
 #define VD_DIRTY_REPORTED 0x80u /* dirty byte: kind already passed to vd_index_changes */
 
@@ -150,7 +153,9 @@ struct vd_index {
     uint32_t *orphans;
     size_t n_orphans;
 
-    vd_cand *rbuf; /* writer scratch for repairs: 4 * m0 + 2 candidates */
+    /* Writer scratch for repairs (vacuum.c, neighbors.c): VD_REPAIR_CAP(ix) entries each. */
+    vd_cand *rbuf;
+    uint32_t *rslots;
 
     /* int8: the normalized floats of slots filled since the last vd_index_changes_clear,
      * held until storage wrote them (vd_index_slot_vector), then dropped (hnsw.c). */
@@ -926,10 +931,12 @@ int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, flo
 /* Appends the link n -> q at `level` if n's list has room and lacks it (writer only, or
  * the caller holds n's stripe). Returns 1 if it was appended. */
 int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q);
-/* Rebuilds n's list at `level` from its live links plus `extra` candidates, with the
- * heuristic. Writer thread only (uses the writer's scratch tags and ix->rbuf). */
-void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
-                            const uint32_t *extra, size_t n_extra);
+/* Repairs n's list at `level` after some of its links died: its live links stay, and each
+ * dead one is replaced by the nearest of the `extra` candidates that the heuristic would keep
+ * next to them (the nearest candidate when none would), so n keeps its degree and its links'
+ * directions. Writer thread only (the writer's scratch tags and ix->rbuf). */
+void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
+                          const uint32_t *extra, size_t n_extra);
 
 /* ---- vacuum.c: removal, publish, repairs, vacuum ----------------------------------------- */
 

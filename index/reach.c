@@ -1,7 +1,7 @@
 /* index/reach.c: keeping every live node reachable from the entry point.
  *
  * Heuristic pruning can leave a node with no in-links: a neighbour that shrinks its list for
- * a newcomer may drop the only link to it, and repairs and vacuum rebuild lists the same way.
+ * a newcomer may drop the only link to it, and a removed node's links go with its slot.
  * Such a node is still stored and still visible, but no search can find it. Two mechanisms:
  *
  * - In-degrees. The writer (and add_batch's inserters, atomically) keeps a level-0 in-degree
