@@ -273,6 +273,12 @@ bench: deps
 	@for d in $(dir $(DATA_SETS)); do \
 	  ./build/bench-index --data $$d --builds 3 --json >> $(BENCH_OUT) || exit 1; done
 	./build/bench-index --synthetic 100000x128 --builds 3 --json >> $(BENCH_OUT)
+	./build/bench-churn --synthetic 20000x300 --generator random --metric cosine --ef 100 \
+	  --json >> $(BENCH_OUT)
+	./build/bench-churn --synthetic 40000x128 --generator clustered --ef 12 --json >> $(BENCH_OUT)
+	@for d in $(filter %glove6b-100-cosine/,$(dir $(DATA_SETS))); do \
+	  ./build/bench-churn --data $$d --max-base 100000 --ef 100 --json >> $(BENCH_OUT) || exit 1; \
+	done
 	@for d in $(dir $(DATA_SETS)); do \
 	  ./build/bench-build --data $$d --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
 	./build/bench-build --synthetic 1000000x128 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)

@@ -412,6 +412,78 @@ fail:
     return VD_NOMEM;
 }
 
+/* One cluster of the clustered generator: a centre and dim x sub basis (N(0, 1/dim)
+ * entries: nearly orthogonal columns of length ~1) with a spread. */
+static void draw_subspace_points(rng *r, const float *centres, const float *bases,
+                                 const float *spread, size_t n_clusters, uint32_t dim,
+                                 uint32_t sub, float *out, size_t n)
+{
+    float z[VD_DIM_MAX];
+    for (size_t i = 0; i < n; i++) {
+        size_t c = (size_t)(rng_uniform(r) * (double)n_clusters);
+        if (c >= n_clusters)
+            c = n_clusters - 1;
+        for (uint32_t j = 0; j < sub; j++)
+            z[j] = spread[c] * (float)rng_normal(r);
+        const float *b = bases + c * (size_t)dim * sub;
+        for (uint32_t d = 0; d < dim; d++) {
+            float x = centres[c * dim + d] + 0.05f * (float)rng_normal(r);
+            for (uint32_t j = 0; j < sub; j++)
+                x += b[(size_t)d * sub + j] * z[j];
+            out[i * dim + d] = x;
+        }
+    }
+}
+
+vd_status vd_bench_synthetic_clustered(size_t n, uint32_t dim, size_t n_queries, uint64_t seed,
+                                       vd_bench_fmat *base, vd_bench_fmat *queries,
+                                       vd_err *err)
+{
+    float *centres = NULL, *bases = NULL, *spread = NULL;
+    memset(base, 0, sizeof *base);
+    memset(queries, 0, sizeof *queries);
+    size_t n_clusters = n / 1000 > 0 ? n / 1000 : 1;
+    uint32_t sub = dim / 2 > 0 ? dim / 2 : 1;
+    centres = vd_malloc(n_clusters * dim * sizeof(float));
+    bases = vd_malloc(n_clusters * (size_t)dim * sub * sizeof(float));
+    spread = vd_malloc(n_clusters * sizeof(float));
+    base->data = vd_malloc(n * dim * sizeof(float));
+    queries->data = vd_malloc((n_queries ? n_queries : 1) * dim * sizeof(float));
+    if (!centres || !bases || !spread || !base->data || !queries->data) {
+        vd_err_set(err, VD_NOMEM, "synthetic clustered %zux%u: out of memory", n, dim);
+        goto fail;
+    }
+    rng r;
+    rng_seed(&r, seed ^ 0x636c757374657273ull);
+    double inv = 1.0 / sqrt((double)dim);
+    for (size_t c = 0; c < n_clusters; c++) {
+        for (uint32_t d = 0; d < dim; d++)
+            centres[c * dim + d] = (float)rng_normal(&r);
+        for (size_t e = 0; e < (size_t)dim * sub; e++)
+            bases[c * (size_t)dim * sub + e] = (float)(rng_normal(&r) * inv);
+        spread[c] = (float)(0.5 + 0.5 * rng_uniform(&r));
+    }
+    draw_subspace_points(&r, centres, bases, spread, n_clusters, dim, sub, base->data, n);
+    rng_seed(&r, seed ^ 0x5175657269657321ull); /* the queries' own stream */
+    draw_subspace_points(&r, centres, bases, spread, n_clusters, dim, sub, queries->data,
+                         n_queries);
+    base->n = n;
+    base->dim = dim;
+    queries->n = n_queries;
+    queries->dim = dim;
+    vd_free(centres);
+    vd_free(bases);
+    vd_free(spread);
+    return VD_OK;
+fail:
+    vd_free(centres);
+    vd_free(bases);
+    vd_free(spread);
+    vd_bench_fmat_free(base);
+    vd_bench_fmat_free(queries);
+    return VD_NOMEM;
+}
+
 /* ---- exact ground truth ---------------------------------------------------------------- */
 
 typedef struct gt_item {
@@ -597,14 +669,14 @@ fail:
 }
 
 vd_status vd_bench_synthetic_gt(const vd_bench_fmat *base, const vd_bench_fmat *queries,
-                                 vd_metric metric, uint64_t seed, uint32_t k,
-                                 uint32_t n_threads, vd_bench_imat *out, int *cached,
-                                 vd_err *err)
+                                 const char *generator, vd_metric metric, uint64_t seed,
+                                 uint32_t k, uint32_t n_threads, vd_bench_imat *out,
+                                 int *cached, vd_err *err)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "/tmp/vd-bench-gt-v%d-%zux%u-q%zu-seed%llu-%s-k%u.ivecs",
-             SYNTH_VERSION, base->n, base->dim, queries->n, (unsigned long long)seed,
-             vd_metric_name(metric), k);
+    snprintf(path, sizeof path, "/tmp/vd-bench-gt-v%d-%s-%zux%u-q%zu-seed%llu-%s-k%u.ivecs",
+             SYNTH_VERSION, generator, base->n, base->dim, queries->n,
+             (unsigned long long)seed, vd_metric_name(metric), k);
     *cached = 0;
     vd_bench_imat m = {0};
     if (vd_bench_load_ivecs(path, 0, (int32_t)base->n, &m, NULL) == VD_OK) {

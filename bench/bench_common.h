@@ -56,6 +56,14 @@ vd_status vd_bench_parse_nxd(const char *s, size_t *n, uint32_t *dim, vd_err *er
 vd_status vd_bench_synthetic(size_t n, uint32_t dim, size_t n_queries, uint64_t seed,
                              vd_bench_fmat *base, vd_bench_fmat *queries, vd_err *err);
 
+/* Clustered synthetic data of low intrinsic dimension, like embedding models give: about one
+ * cluster per 1,000 points, each a Gaussian spanning its own random subspace of dim/2
+ * dimensions (centres N(0, 1) per component, spread 0.5..1.0 along the subspace), plus
+ * isotropic noise of sd 0.05. Queries are fresh draws. Fully determined by the arguments. */
+vd_status vd_bench_synthetic_clustered(size_t n, uint32_t dim, size_t n_queries, uint64_t seed,
+                                       vd_bench_fmat *base, vd_bench_fmat *queries,
+                                       vd_err *err);
+
 /* Exact top-k row numbers for every query (nearest first, ties by the smaller row), by
  * brute force with the index's own vd_dist_* kernels on n_threads threads (0 = all cores).
  * Under "cosine" both sides are compared normalized. */
@@ -64,11 +72,12 @@ vd_status vd_bench_ground_truth(const vd_bench_fmat *base, const vd_bench_fmat *
                                 vd_bench_imat *out, vd_err *err);
 
 /* Ground truth for the synthetic set, cached in /tmp under a name made of every parameter
- * (and the generator's version); computed and written on a miss. *cached says which. */
+ * (the generator's name - "mixture", "clustered" - and version included); computed and
+ * written on a miss. *cached says which. */
 vd_status vd_bench_synthetic_gt(const vd_bench_fmat *base, const vd_bench_fmat *queries,
-                                 vd_metric metric, uint64_t seed, uint32_t k,
-                                 uint32_t n_threads, vd_bench_imat *out, int *cached,
-                                 vd_err *err);
+                                 const char *generator, vd_metric metric, uint64_t seed,
+                                 uint32_t k, uint32_t n_threads, vd_bench_imat *out,
+                                 int *cached, vd_err *err);
 
 /* Metric from a data folder name ending in -l2, -cosine or -ip (trailing '/' ignored).
  * VD_NOTFOUND when the name has none of these suffixes. */

@@ -73,6 +73,9 @@ typedef struct options {
     int hnswlib_first; /* which system builds first in round 0 */
     int run_sys[N_SYS];
     double min_pass_s;
+    const char *generator;        /* synthetic data: "mixture" or "clustered" */
+    vd_quantization quantization; /* vectord's; hnswlib is always float */
+    uint32_t rerank;              /* vectord int8: 0 = the default */
 } options;
 
 typedef struct point {
@@ -104,6 +107,23 @@ typedef struct bench_sys {
 
 /* ---- vectord ---------------------------------------------------------------------------- */
 
+/* vectord's handle: the index and, for int8, where it re-ranks from - the base vectors in the
+ * stored form (normalized under cosine), as storage would hand them from LMDB. */
+typedef struct vectord_state {
+    vd_index *ix;
+    float *stored; /* owned copy under cosine, else NULL (the base is used as is) */
+    const float *vecs;
+    uint32_t dim, rerank;
+    vd_vector_source src;
+} vectord_state;
+
+static const float *vectord_source_get(void *ctx, uint32_t slot, uint64_t id)
+{
+    const vectord_state *v = ctx;
+    (void)slot;
+    return v->vecs + id * v->dim;
+}
+
 static void vectord_progress(void *ctx, size_t done, size_t total)
 {
     (void)ctx;
@@ -115,12 +135,19 @@ static vd_status vectord_build(bench_sys *s, const vd_bench_fmat *base, const op
 {
     vd_index *ix = NULL;
     uint64_t *ids = NULL;
+    vectord_state *vs = NULL;
     vd_index_params p = {.dim = base->dim, .metric = o->metric, .m = o->m,
                          .ef_construction = o->ef_construction, .seed = o->seed,
-                         .capacity_hint = base->n > UINT32_MAX ? UINT32_MAX : (uint32_t)base->n};
+                         .capacity_hint = base->n > UINT32_MAX ? UINT32_MAX : (uint32_t)base->n,
+                         .quantization = o->quantization};
     vd_status st = vd_index_open(&p, &ix, err);
     if (st != VD_OK)
         goto fail;
+    vs = vd_calloc(1, sizeof *vs);
+    if (vs == NULL) {
+        st = vd_err_set(err, VD_NOMEM, "vectord build: no memory");
+        goto fail;
+    }
     ids = vd_malloc(base->n * sizeof *ids);
     if (ids == NULL) {
         st = vd_err_set(err, VD_NOMEM, "vectord build: no memory for %zu ids", base->n);
@@ -135,11 +162,36 @@ static vd_status vectord_build(bench_sys *s, const vd_bench_fmat *base, const op
         fprintf(stderr, "\r\033[K");
     if (st != VD_OK)
         goto fail;
+    /* As storage does once it wrote a group: an int8 index then drops the floats it held. */
+    vd_index_changes_clear(ix);
     vd_free(ids);
-    s->handle = ix;
+    vs->ix = ix;
+    vs->dim = base->dim;
+    vs->rerank = o->rerank;
+    vs->vecs = base->data;
+    vs->src = (vd_vector_source){vectord_source_get, vs};
+    if (o->quantization == VD_QUANT_INT8 && o->metric == VD_METRIC_COSINE) {
+        /* Outside the timed build: storage keeps these on disk, not in the index. */
+        vs->stored = vd_malloc(base->n * base->dim * sizeof(float));
+        if (vs->stored == NULL) {
+            st = vd_err_set(err, VD_NOMEM, "vectord build: no memory for the stored vectors");
+            goto fail;
+        }
+        for (size_t i = 0; i < base->n; i++) {
+            const float *x = base->data + i * base->dim;
+            double nn = 0;
+            for (uint32_t j = 0; j < base->dim; j++)
+                nn += (double)x[j] * x[j];
+            for (uint32_t j = 0; j < base->dim; j++)
+                vs->stored[i * base->dim + j] = (float)(x[j] / sqrt(nn));
+        }
+        vs->vecs = vs->stored;
+    }
+    s->handle = vs;
     return VD_OK;
 fail:
     vd_free(ids);
+    vd_free(vs);
     vd_index_close(ix);
     return st;
 }
@@ -147,9 +199,11 @@ fail:
 static uint32_t vectord_search(const bench_sys *s, const float *q, uint32_t k, uint32_t ef,
                                uint64_t *ids, void *scratch)
 {
+    const vectord_state *vs = s->handle;
     vd_hit *hits = scratch;
     uint32_t n = 0;
-    if (vd_index_search(s->handle, q, k, ef, hits, &n, NULL) != VD_OK)
+    vd_search_opts o = {.k = k, .ef = ef, .rerank = vs->rerank, .source = &vs->src};
+    if (vd_index_search_opts(vs->ix, q, &o, hits, &n, NULL) != VD_OK)
         return 0;
     for (uint32_t i = 0; i < n; i++)
         ids[i] = hits[i].id;
@@ -165,16 +219,22 @@ static void vectord_set_ef(bench_sys *s, uint32_t ef)
 static void vectord_stats(bench_sys *s)
 {
     vd_index_stats st;
-    vd_index_stats_get(s->handle, &st);
+    vd_index_stats_get(((const vectord_state *)s->handle)->ix, &st);
     double n = st.n_visible > 0 ? (double)st.n_visible : 1.0;
     s->bytes_per_vector = (double)st.bytes_total / n;
     s->bytes_core_per_vector = (double)(st.bytes_vectors + st.bytes_links) / n;
-    snprintf(s->simd, sizeof s->simd, "%s", st.simd ? st.simd : vd_dist_simd_name());
+    if (st.quantization == VD_QUANT_INT8)
+        snprintf(s->simd, sizeof s->simd, "%s+int8:%s", st.simd, st.simd_int8);
+    else
+        snprintf(s->simd, sizeof s->simd, "%s", st.simd ? st.simd : vd_dist_simd_name());
 }
 
 static void vectord_destroy(bench_sys *s)
 {
-    vd_index_close(s->handle);
+    vectord_state *vs = s->handle;
+    vd_index_close(vs->ix);
+    vd_free(vs->stored);
+    vd_free(vs);
     s->handle = NULL;
 }
 
@@ -492,8 +552,11 @@ static void usage(FILE *f)
 "\n"
 "  --data DIR            DIR holds base.fvecs (or base.bvecs), query.fvecs, gt.ivecs; the\n"
 "                        metric comes from the folder name suffix -l2/-cosine/-ip\n"
-"  --synthetic NxD       seeded gaussian-mixture data, e.g. 100000x128; exact ground truth\n"
-"                        by brute force, cached in /tmp\n"
+"  --synthetic NxD       seeded synthetic data, e.g. 100000x128; exact ground truth by brute\n"
+"                        force, cached in /tmp\n"
+"  --generator G         synthetic data: mixture (default; isotropic gaussian clusters) or\n"
+"                        clustered (gaussian clusters each spanning a random subspace of\n"
+"                        half the dims, plus noise: low intrinsic dimension, like embeddings)\n"
 "  --metric M            l2, cosine or ip (overrides the folder suffix; default l2 for\n"
 "                        synthetic data)\n"
 "  --m M                 HNSW M (default 16)\n"
@@ -512,6 +575,10 @@ static void usage(FILE *f)
 "  --max-base N          with --data: index only the first N base vectors (ground truth is\n"
 "                        recomputed by brute force)\n"
 "  --min-pass-ms T       a timed pass repeats the queries to last about T ms (default 200)\n"
+"  --quantization Q      vectord's vectors: none (default) or int8 (codes in the graph, the\n"
+"                        best candidates re-ranked with the floats); hnswlib stays float and\n"
+"                        recall is always against the exact float ground truth\n"
+"  --rerank R            int8: re-rank R x k candidates (default: the index's, %u)\n"
 "  --json                one JSON object per (system, ef) on stdout; the table goes to stderr\n"
 "  --help                this text\n"
 "\n"
@@ -521,7 +588,9 @@ static void usage(FILE *f)
 "bytes_per_vector is the system's own accounting (vd_index_stats_get; hnswlib's allocation\n"
 "layout); bytes_core_per_vector is raw vectors + links; peak_rss_mb is the RSS after loading\n"
 "plus the system's own peak increase during its build; qps_1t_cpu counts the searching\n"
-"thread's CPU time instead of wall time.\n");
+"thread's CPU time instead of wall time. quantization is \"int8\" or \"none\" (hnswlib\n"
+"always none); for int8, bytes_core_per_vector is codes + links.\n",
+            vd_param_info_of(VD_PARAM_RERANK)->def);
 }
 
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -569,7 +638,8 @@ static int parse_efs(const char *s, options *o)
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_DATA = 1, O_SYN, O_METRIC, O_M, O_EFC, O_THREADS, O_K, O_EF, O_RUNS, O_BUILDS,
-           O_ORDER, O_SYSTEMS, O_SEED, O_QUERIES, O_MAXBASE, O_MINPASS, O_JSON, O_HELP };
+           O_ORDER, O_SYSTEMS, O_SEED, O_QUERIES, O_MAXBASE, O_MINPASS, O_JSON, O_QUANT,
+           O_RERANK, O_GEN, O_HELP };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"synthetic", required_argument, NULL, O_SYN},
@@ -588,12 +658,16 @@ static int parse_options(int argc, char **argv, options *o)
         {"max-base", required_argument, NULL, O_MAXBASE},
         {"min-pass-ms", required_argument, NULL, O_MINPASS},
         {"json", no_argument, NULL, O_JSON},
+        {"quantization", required_argument, NULL, O_QUANT},
+        {"rerank", required_argument, NULL, O_RERANK},
+        {"generator", required_argument, NULL, O_GEN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     *o = (options){.m = 16, .ef_construction = 200, .threads = nc > 0 ? (uint32_t)nc : 1,
                    .k = 10, .runs = 3, .builds = 1, .seed = 100, .min_pass_s = 0.2,
+                   .generator = "mixture",
                    .run_sys = {1, 1}};
     memcpy(o->efs, DEFAULT_EFS, sizeof DEFAULT_EFS);
     o->n_efs = VD_ARRAY_LEN(DEFAULT_EFS);
@@ -683,6 +757,21 @@ static int parse_options(int argc, char **argv, options *o)
                 goto bad;
             o->max_base = u;
             break;
+        case O_GEN:
+            if (strcmp(a, "mixture") != 0 && strcmp(a, "clustered") != 0)
+                goto bad;
+            o->generator = a;
+            break;
+        case O_QUANT:
+            if (vd_quantization_parse(a, &o->quantization) != VD_OK)
+                goto bad;
+            break;
+        case O_RERANK: {
+            const vd_param_info *pi = vd_param_info_of(VD_PARAM_RERANK);
+            if (parse_u32(a, pi->min, pi->max, &o->rerank) != 0)
+                goto bad;
+            break;
+        }
         case O_MINPASS:
             if (parse_u32(a, 0, 600000, &u) != 0)
                 goto bad;
@@ -742,17 +831,20 @@ static vd_status load_dataset(options *o, dataset *d, vd_err *err)
         if (!o->metric_given)
             o->metric = VD_METRIC_L2;
         size_t nq = o->n_queries ? o->n_queries : 1000;
-        st = vd_bench_synthetic(n, dim, nq, o->seed, &d->base, &d->queries, err);
+        int clustered = strcmp(o->generator, "clustered") == 0;
+        st = clustered ? vd_bench_synthetic_clustered(n, dim, nq, o->seed, &d->base, &d->queries,
+                                                      err)
+                       : vd_bench_synthetic(n, dim, nq, o->seed, &d->base, &d->queries, err);
         if (st != VD_OK)
             return st;
-        snprintf(d->name, sizeof d->name, "synthetic-%zux%u-%s", n, dim,
-                 vd_metric_name(o->metric));
+        snprintf(d->name, sizeof d->name, "synthetic%s-%zux%u-%s", clustered ? "-clustered" : "",
+                 n, dim, vd_metric_name(o->metric));
         d->load_s = vd_bench_seconds(t0, vd_now_ns());
         uint64_t g0 = vd_now_ns();
         int cached = 0;
         uint32_t gk = o->k > 100 ? o->k : 100;
-        st = vd_bench_synthetic_gt(&d->base, &d->queries, o->metric, o->seed, gk, 0, &d->gt,
-                                   &cached, err);
+        st = vd_bench_synthetic_gt(&d->base, &d->queries, o->generator, o->metric, o->seed, gk,
+                                   0, &d->gt, &cached, err);
         d->gt_s = vd_bench_seconds(g0, vd_now_ns());
         d->gt_source = cached ? "cached brute force (/tmp)" : "brute force";
         return st;
@@ -804,10 +896,10 @@ static vd_status load_dataset(options *o, dataset *d, vd_err *err)
 static void print_header(FILE *f, const options *o, const dataset *d, const vd_bench_env *env)
 {
     fprintf(f, "\n== %s: n %zu, dim %u, metric %s, %zu queries, k %u | M %u, ef_construction "
-               "%u, seed %llu, threads %u, runs %u, builds %u\n",
+               "%u, seed %llu, threads %u, runs %u, builds %u | vectord quantization %s\n",
             d->name, d->base.n, d->base.dim, vd_metric_name(o->metric), d->queries.n, o->k,
             o->m, o->ef_construction, (unsigned long long)o->seed, o->threads, o->runs,
-            o->builds);
+            o->builds, vd_quantization_name(o->quantization));
     fprintf(f, "   cpu %s (%u cores) | %s | commit %s\n", env->cpu, env->n_cores, env->cflags,
             env->commit);
     fprintf(f, "   load %.2f s (%.0f MB of vectors), ground truth %.2f s (%s)\n", d->load_s,
@@ -895,6 +987,8 @@ static void print_json(const options *o, const dataset *d, const vd_bench_env *e
             vd_bench_json j;
             vd_bench_json_begin(&j);
             vd_bench_json_str(&j, "system", y->name);
+            vd_bench_json_str(&j, "quantization",
+                              vd_quantization_name(s == 0 ? o->quantization : VD_QUANT_NONE));
             vd_bench_json_str(&j, "dataset", d->name);
             vd_bench_json_int(&j, "n", (long long)d->base.n);
             vd_bench_json_int(&j, "dim", d->base.dim);

@@ -351,7 +351,8 @@ int main(int argc, char **argv)
     vd_err err;
     if (vd_bench_synthetic(O.n, O.dim, O.nq, 42, &base, &queries, &err) != VD_OK) die(err.msg);
     int cached = 0;
-    if (vd_bench_synthetic_gt(&base, &queries, VD_METRIC_L2, 42, O.k, 0, &gt, &cached, &err))
+    if (vd_bench_synthetic_gt(&base, &queries, "mixture", VD_METRIC_L2, 42, O.k, 0, &gt, &cached,
+                              &err))
         die(err.msg);
     vdt_daemon d;
     memset(&d, 0, sizeof d);

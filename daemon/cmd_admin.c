@@ -43,13 +43,14 @@ static int run_info(const admin_args *a)
     printf("used            %.1f MiB\n", mib(si.used_bytes));
     printf("collections     %zu\n", n);
     if (n) {
-        printf("\n%-24s %6s %-7s %4s %6s %9s %4s %12s %12s\n", "name", "dim", "metric", "m",
-               "efc", "ef_search", "ids", "count", "bytes");
+        printf("\n%-24s %6s %-7s %4s %6s %9s %4s %-5s %12s %12s\n", "name", "dim", "metric",
+               "m", "efc", "ef_search", "ids", "quant", "count", "bytes");
         for (size_t i = 0; i < n; i++) {
             const vd_collection_params *p = &cs[i].params;
-            printf("%-24s %6u %-7s %4u %6u %9u %4s %12" PRIu64 " %12" PRIu64 "\n", p->name,
+            printf("%-24s %6u %-7s %4u %6u %9u %4s %-5s %12" PRIu64 " %12" PRIu64 "\n", p->name,
                    p->dim, vd_metric_name(p->metric), p->m, p->ef_construction, p->ef_search,
-                   vd_id_type_name(p->id_type), cs[i].count, cs[i].bytes_disk);
+                   vd_id_type_name(p->id_type), vd_quantization_name(p->quantization),
+                   cs[i].count, cs[i].bytes_disk);
         }
     }
     vd_free(cs);
@@ -110,8 +111,8 @@ static const admin_cmd admin_cmds[] = {
     {"info", 0,
      "Describes a data directory: storage format version, LMDB map/file/used sizes, and per\n"
      "collection its name, dimension, metric, m, ef_construction, ef_search, id type (int\n"
-     "or str), point count and stored bytes. Opens DIR read-only; safe while a daemon\n"
-     "serves it.\n",
+     "or str), quantization (none or int8), point count and stored bytes. Opens DIR\n"
+     "read-only; safe while a daemon serves it.\n",
      run_info},
     {"check", 0,
      "Verifies a data directory: every point has a vector and a graph node and vice versa,\n"

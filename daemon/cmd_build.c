@@ -69,6 +69,12 @@ static vd_status parse_metric(const char *s, void *dst, vd_err *err)
     return vd_err_set(err, VD_INVALID, "expected l2, cosine or ip");
 }
 
+static vd_status parse_quantization(const char *s, void *dst, vd_err *err)
+{
+    if (vd_quantization_parse(s, dst) == VD_OK) return VD_OK;
+    return vd_err_set(err, VD_INVALID, "expected none or int8");
+}
+
 /* Every flag is checked here, the parameters against the table (vd_cli__parse), before any
  * file is opened. Returns -1 to go on, or the exit status (0 after --help, 2 on bad ones). */
 static int parse_args(int argc, char **argv, build_args *a)
@@ -99,6 +105,11 @@ static int parse_args(int argc, char **argv, build_args *a)
          .help = "JSON Lines: one JSON object per vector, in order"},
         {.name = "--metric", .meta = "l2|cosine|ip", .kind = VD_CLI_FN, .dst = &a->cp.metric,
          .help = "distance", .def = "l2", .parse = parse_metric},
+        {.name = "--quantization", .meta = "none|int8", .kind = VD_CLI_FN,
+         .dst = &a->cp.quantization,
+         .help = "int8: int8 codes in the graph (about a quarter of the vector memory),\n"
+                 "the best candidates re-ranked with the stored float32 vectors",
+         .def = "none", .parse = parse_quantization},
         {.name = "--m", .meta = "M", .kind = VD_CLI_PARAM, .dst = &a->cp.m,
          .help = "HNSW links per node", .param = VD_PARAM_M},
         {.name = "--ef-construction", .meta = "EF", .kind = VD_CLI_PARAM,
@@ -239,7 +250,8 @@ static vd_status check_input(build *b, vd_err *e)
     vd_index_params ip = {.dim = b->a.cp.dim,
                           .metric = b->a.cp.metric,
                           .m = b->a.cp.m,
-                          .ef_construction = b->a.cp.ef_construction};
+                          .ef_construction = b->a.cp.ef_construction,
+                          .quantization = b->a.cp.quantization};
     if ((s = vd_index_params_check(&ip, e)) != VD_OK) return s;
     size_t step = vd_build_chunk_rows(ip.dim, b->n);
     if (!vd_vectors_in_place(b->vf) && !(chunk = vd_malloc(step * ip.dim * sizeof(float))))
@@ -323,9 +335,9 @@ static void print_summary(const build *b)
     const vd_collection_params *cp = &b->res.info.params;
     double build_s = (double)b->res.link_ns / 1e9, write_s = (double)b->res.write_ns / 1e9;
     printf("built %s: %zu points, dim %" PRIu32 ", %s, m %" PRIu32 ", ef_construction %" PRIu32
-           "%s in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
+           "%s, quantization %s in %.1f s (%.0f pts/s), wrote %.1f MB in %.1f s\n",
            cp->name, b->n, cp->dim, vd_metric_name(cp->metric), cp->m, cp->ef_construction,
-           cp->id_type == VD_ID_STR ? ", string ids" : "",
+           cp->id_type == VD_ID_STR ? ", string ids" : "", vd_quantization_name(cp->quantization),
            build_s, build_s > 0 ? (double)b->n / build_s : 0.0,
            (double)b->res.info.bytes_disk / 1e6, write_s);
     fflush(stdout);

@@ -102,7 +102,8 @@ static vd_status check(vd_engine *e, build_run *r, vd_err *err)
                               .m = r->cp.m,
                               .ef_construction = r->cp.ef_construction,
                               .seed = BUILD_SEED,
-                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n};
+                              .capacity_hint = b->n > UINT32_MAX ? UINT32_MAX : (uint32_t)b->n,
+                              .quantization = r->cp.quantization};
     if ((s = vd_index_params_check(&r->ip, err)) != VD_OK ||
         (s = vd_param_resolve(VD_PARAM_EF_SEARCH, r->cp.ef_search, &r->cp.ef_search, err)) != VD_OK)
         return s;

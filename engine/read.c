@@ -154,7 +154,7 @@ done:
 
 void (*vd_engine__test_after_snapshot)(void);
 
-/* k, ef: the request alone. */
+/* k, ef, rerank: the request alone. */
 static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err)
 {
     uint32_t max_k = e->limits.max_k;
@@ -163,7 +163,45 @@ static vd_status check_k(const vd_engine *e, const vd_search_req *r, vd_err *err
     if (r->k > max_k)
         return vd_err_set(err, VD_INVALID, "search: k %" PRIu32 " exceeds max_k %" PRIu32, r->k,
                           max_k);
-    return vd_param_resolve(VD_PARAM_EF, r->ef, NULL, err);
+    vd_status s = vd_param_resolve(VD_PARAM_EF, r->ef, NULL, err);
+    return s == VD_OK ? vd_param_resolve(VD_PARAM_RERANK, r->rerank, NULL, err) : s;
+}
+
+/* An int8 collection re-ranks with the vectors LMDB holds, read through a snapshot begun at
+ * the first vector the index asks for: after the search read the index's visible epoch, so
+ * every point it can return was committed before the snapshot began and has its record
+ * there; a slot refilled since (the record names another id) or a failure makes the source
+ * answer NULL and that hit keep its code distance. Each thread running queries has its own
+ * source (its snapshot and scratch: a transaction is one thread's at a time), ended when its
+ * queries are done; payloads and string ids come from the result's own snapshot. */
+typedef struct rerank_src {
+    vd_store *st;
+    const vd_collection *c;
+    vd_snapshot *snap;
+    float *scratch; /* dim floats; NULL: a float collection, nothing to re-rank */
+} rerank_src;
+
+static const float *rerank_get(void *ctx, uint32_t slot, uint64_t id)
+{
+    rerank_src *r = ctx;
+    if (!r->snap && vd_snapshot_begin(r->st, &r->snap, NULL) != VD_OK) return NULL;
+    return vd_snapshot_slot_vector(r->snap, r->c, slot, id, r->scratch, NULL);
+}
+
+static vd_status rerank_init(rerank_src *r, vd_store *st, const vd_collection *c, vd_err *err)
+{
+    const vd_collection_params *p = vd_collection_params_of(c);
+    *r = (rerank_src){.st = st, .c = c};
+    if (p->quantization != VD_QUANT_INT8) return VD_OK;
+    if (!(r->scratch = vd_malloc((size_t)p->dim * sizeof(float))))
+        return vd_err_set(err, VD_NOMEM, "search: out of memory for re-ranking");
+    return VD_OK;
+}
+
+static void rerank_end(rerank_src *r)
+{
+    vd_snapshot_end(r->snap);
+    vd_free(r->scratch);
 }
 
 /* The number of queries, as rows of the collection's dim; a dim the request states must be
@@ -189,18 +227,24 @@ static vd_status query_rows(const vd_engine *e, const vd_search_req *r,
     return VD_OK;
 }
 
-/* Runs queries [lo, hi) into the result rows; `hits` has room for k; filter may be NULL. */
+/* Runs queries [lo, hi) into the result rows; `hits` has room for k; filter may be NULL, and
+ * rr re-ranks an int8 collection (rerank_init). */
 static vd_status run_rows(const vd_collection *c, const vd_search_req *r,
-                          const vd_slot_filter *filter, size_t lo, size_t hi, vd_hit *hits,
-                          vd_search_result *out, vd_err *err)
+                          const vd_slot_filter *filter, rerank_src *rr, size_t lo, size_t hi,
+                          vd_hit *hits, vd_search_result *out, vd_err *err)
 {
     const vd_collection_params *p = vd_collection_params_of(c);
     const vd_index *ix = vd_collection_index(c);
     size_t k = out->k;
+    vd_vector_source src = {rerank_get, rr};
     for (size_t i = lo; i < hi; i++) {
         uint32_t got = 0;
-        vd_search_opts o = {.k = out->k, .ef = r->ef, .filter = filter,
-                            .explain = out->explain ? &out->explain[i] : NULL};
+        vd_search_opts o = {.k = out->k,
+                            .ef = r->ef,
+                            .filter = filter,
+                            .explain = out->explain ? &out->explain[i] : NULL,
+                            .rerank = r->rerank,
+                            .source = rr->scratch ? &src : NULL};
         vd_status s = vd_index_search_opts(ix, r->queries + i * p->dim, &o, hits, &got, err);
         if (s != VD_OK) {
             if (out->nq > 1)
@@ -225,6 +269,7 @@ static vd_status run_rows(const vd_collection *c, const vd_search_req *r,
  * was taken, and so run, by some task, so that query's error is the one a serial run
  * would report. */
 typedef struct search_tasks {
+    vd_store *st;
     const vd_collection *c;
     const vd_search_req *r;
     const vd_slot_filter *filter; /* read-only: shared by the tasks */
@@ -239,18 +284,23 @@ static void search_task(void *ctx, size_t t)
 {
     search_tasks *st = ctx;
     vd_hit *hits = vd_malloc(st->out->k * sizeof *hits);
+    rerank_src rr;
     st->failed_at[t] = SIZE_MAX;
-    if (!hits) {
+    st->status[t] = rerank_init(&rr, st->st, st->c, &st->errs[t]);
+    if (!hits && st->status[t] == VD_OK)
         st->status[t] = vd_err_set(&st->errs[t], VD_NOMEM,
                                    "search: out of memory for %" PRIu32 " hits", st->out->k);
+    if (st->status[t] != VD_OK) {
         st->failed_at[t] = 0;
-        return;
+    } else {
+        for (size_t i; (i = atomic_fetch_add(&st->next, 1)) < st->out->nq;)
+            if ((st->status[t] = run_rows(st->c, st->r, st->filter, &rr, i, i + 1, hits, st->out,
+                                          &st->errs[t]))) {
+                st->failed_at[t] = i;
+                break;
+            }
     }
-    for (size_t i; (i = atomic_fetch_add(&st->next, 1)) < st->out->nq;)
-        if ((st->status[t] = run_rows(st->c, st->r, st->filter, i, i + 1, hits, st->out, &st->errs[t]))) {
-            st->failed_at[t] = i;
-            break;
-        }
+    rerank_end(&rr);
     vd_free(hits);
 }
 
@@ -261,8 +311,14 @@ static vd_status run_queries(const vd_engine *e, const vd_collection *c, const v
                              vd_err *err)
 {
     size_t width = e->par.width < out->nq ? e->par.width : out->nq;
-    if (!e->par.fn || width < 2) return run_rows(c, r, filter, 0, out->nq, hits, out, err);
-    search_tasks st = {.c = c, .r = r, .filter = filter, .out = out};
+    if (!e->par.fn || width < 2) {
+        rerank_src rr;
+        vd_status s = rerank_init(&rr, e->store, c, err);
+        if (s == VD_OK) s = run_rows(c, r, filter, &rr, 0, out->nq, hits, out, err);
+        rerank_end(&rr);
+        return s;
+    }
+    search_tasks st = {.st = e->store, .c = c, .r = r, .filter = filter, .out = out};
     atomic_init(&st.next, 0);
     st.status = vd_calloc(width, sizeof *st.status);
     st.failed_at = vd_malloc(width * sizeof *st.failed_at);
@@ -306,20 +362,28 @@ static vd_status fetch_payloads(vd_engine *e, const vd_collection *c, vd_result 
 
 /* The queries, under the filter's set when there is one: the index gets it with its exact
  * size, so the planner knows the selectivity (vd_filtered_slot_filter: a dense bitmap tested
- * inline on the traversal, or lookups for a small set). The set is released before payloads
- * are fetched. */
+ * inline on the traversal, or lookups for a small set). For string ids the snapshot that
+ * names the hits begins after the filter is compiled (a compile may wait for a commit, which
+ * must not wait for a snapshot this thread holds: storage/fquery.c) and before the search
+ * (engine/ids.c). The set is released before the hits are named and payloads fetched. */
 static vd_status filtered_queries(vd_engine *e, vd_collection *c, const vd_search_req *q,
-                                  vd_hit *hits, vd_search_result *r, vd_err *err)
+                                  vd_hit *hits, vd_result *out, vd_err *err)
 {
-    if (!q->filter) return run_queries(e, c, q, NULL, hits, r, err);
+    vd_search_result *r = &out->search;
     vd_filtered *fv = NULL;
-    vd_status s = vd_filtered_begin(e->store, c, q->filter, &fv, err);
-    if (s != VD_OK) return s;
     vd_slot_filter sf;
-    vd_filtered_stats_get(fv, &r->filter);
-    r->filtered = 1;
-    s = vd_filtered_slot_filter(fv, &sf, err);
-    if (s == VD_OK) s = run_queries(e, c, q, &sf, hits, r, err);
+    vd_status s = VD_OK;
+    if (q->filter) {
+        if ((s = vd_filtered_begin(e->store, c, q->filter, &fv, err)) != VD_OK) return s;
+        vd_filtered_stats_get(fv, &r->filter);
+        r->filtered = 1;
+        s = vd_filtered_slot_filter(fv, &sf, err);
+    }
+    if (s == VD_OK && vd_collection_params_of(c)->id_type == VD_ID_STR) {
+        s = vd_snapshot_begin(e->store, &out->snapshot, err);
+        if (s == VD_OK && vd_engine__test_after_snapshot) vd_engine__test_after_snapshot();
+    }
+    if (s == VD_OK) s = run_queries(e, c, q, fv ? &sf : NULL, hits, r, err);
     vd_filtered_end(fv);
     return s;
 }
@@ -352,11 +416,8 @@ static vd_status read_search(vd_engine *e, const vd_search_req *q, vd_result *ou
         s = vd_err_set(err, VD_NOMEM, "search: out of memory for %zu plans", nq);
         goto done;
     }
-    /* String ids are named through a snapshot begun before the search (engine/ids.c). */
     int str = vd_collection_params_of(c)->id_type == VD_ID_STR;
-    if (str && (s = vd_snapshot_begin(e->store, &out->snapshot, err)) != VD_OK) goto done;
-    if (str && vd_engine__test_after_snapshot) vd_engine__test_after_snapshot();
-    s = filtered_queries(e, c, q, hits, r, err);
+    s = filtered_queries(e, c, q, hits, out, err);
     if (s == VD_OK && str) s = vd_engine__name_hits(e, c, r, &out->snapshot, err);
     if (s == VD_OK && q->with_payloads) s = fetch_payloads(e, c, out, err);
     if (s == VD_OK && str) { /* the internal keys are nobody's business past this point */

@@ -96,6 +96,7 @@ typedef struct vd_create_req {
     vd_metric metric;
     uint32_t m, ef_construction, ef_search; /* 0 -> the defaults of VD_PARAM_MAP */
     vd_id_type id_type;                     /* 0 = VD_ID_INT */
+    vd_quantization quantization;           /* 0 = VD_QUANT_NONE */
 } vd_create_req;
 
 typedef struct vd_upsert_req {
@@ -169,6 +170,7 @@ typedef struct vd_search_req {
     int with_payloads;
     const vd_filter *filter; /* one filter for every query: only matching points are hits */
     int explain;             /* fill vd_search_result.explain */
+    uint32_t rerank; /* int8 collections: 0 -> VD_PARAM_RERANK's default, else its range */
 } vd_search_req;
 
 typedef struct vd_count_req {

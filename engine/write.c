@@ -49,7 +49,8 @@ static vd_status prepare_create(const vd_engine *e, const vd_create_req *c, vd_o
                              .m = c->m,
                              .ef_construction = c->ef_construction,
                              .ef_search = c->ef_search,
-                             .id_type = c->id_type}};
+                             .id_type = c->id_type,
+                             .quantization = c->quantization}};
     snprintf(op->params.name, sizeof op->params.name, "%s", c->name);
     return VD_OK;
 }

@@ -73,10 +73,12 @@ void vd_index_changes_clear(vd_index *ix)
 {
     /* Forget what the last vd_index_changes reported; slots changed since (listed again
      * after n_reported, their REPORTED flag cleared) stay for the next round. Without a
-     * report since the last clear, forget everything. */
+     * report since the last clear, forget everything. An int8 index then drops the floats
+     * of the slots no longer NEW: storage has written them. */
     if (!ix->reported) {
         for (size_t i = 0; i < ix->n_dirty; i++) ix->dirty[ix->dirty_list[i]] = 0;
         ix->n_dirty = 0;
+        if (ix->quant) vd_index__pend_prune(ix);
         return;
     }
     ix->reported = 0;
@@ -88,4 +90,5 @@ void vd_index_changes_clear(vd_index *ix)
             (ix->n_dirty - ix->n_reported) * sizeof(uint32_t));
     ix->n_dirty -= ix->n_reported;
     ix->n_reported = 0;
+    if (ix->quant) vd_index__pend_prune(ix);
 }

@@ -1,4 +1,5 @@
-/* index/distance.c: squared L2 and dot product kernels, written once with SIMDe.
+/* index/distance.c: squared L2 and dot product kernels, written once with SIMDe, and the
+ * int8 dot products of quantized indexes.
  *
  * One kernel body over a vector type chosen at compile time as the widest the target runs
  * natively (index_int.h): 512-bit with AVX-512, 256-bit with AVX/AVX2, else 128-bit, which
@@ -18,12 +19,28 @@
  * search.c, neighbors.c and the rest inline them (a call per distance is measurable at 100
  * dims); this file exports them.
  *
- * The scalar references sum in double: they are the oracle the tests compare against. */
+ * The scalar references sum in double: they are the oracle the tests compare against.
+ *
+ * int8. A code is dim signed bytes in [-127, 127] with a per-vector scale; a distance is one
+ * integer dot product plus a few float operations (index_int.h, vd_index__dist_q8_m). The
+ * kernel body depends on what the CPU has, each written with SIMDe so it compiles anywhere:
+ * AVX-512 VNNI (dpbusd: unsigned x signed bytes into int32 in one instruction, with |a| and
+ * b's sign flipped where a is negative), AVX-512BW and AVX2 (maddubs into saturating int16
+ * pairs, then madd into int32: 2 x 127 x 127 fits, which is why -128 is never a code), NEON
+ * with the dot-product extension (sdot, signed on both sides), else 128-bit SSSE3 code that
+ * SIMDe maps to NEON or portable C. Two accumulators, exact-length tails like the float
+ * kernels. This file compiles every variant (VD_KERNELS_ALL: SIMDe emulates what the CPU
+ * lacks) so the tests check each one against the scalar reference on any machine; the
+ * index itself only ever calls the native one, inlined. Rejected: widening both sides to
+ * int16 and madd (twice the instructions per byte); float kernels over dequantized codes
+ * (int8's speed is fewer bytes per compare and cheap integer multiply-adds). */
+#define VD_KERNELS_ALL
 #include "index/index_int.h"
 
 const uint32_t vd_kern_tail_mask[2 * VD_VW] = {
     [VD_VW ... 2 * VD_VW - 1] = UINT32_MAX,
 };
+const uint8_t vd_kern_tail_mask8[128] = {[64 ... 127] = 0xff};
 
 float vd_dist_l2sq(const float *a, const float *b, size_t dim) { return vd_kern_l2sq(a, b, dim); }
 
@@ -67,3 +84,24 @@ const char *vd_dist_simd_name(void)
     return "scalar";
 #endif
 }
+
+int32_t vd_dist_dot_i8(vd_i8_kernel which, const int8_t *a, const int8_t *b, size_t dim)
+{
+    switch (which) {
+    case VD_I8_128: return vd_kern_dot_i8_128(a, b, dim);
+    case VD_I8_256: return vd_kern_dot_i8_256(a, b, dim);
+    case VD_I8_512: return vd_kern_dot_i8_512(a, b, dim);
+    case VD_I8_VNNI: return vd_kern_dot_i8_vnni(a, b, dim);
+    case VD_I8_NEON: return vd_kern_dot_i8_neon(a, b, dim);
+    default: return vd_kern_dot_i8(a, b, dim);
+    }
+}
+
+int32_t vd_dist_dot_i8_ref(const int8_t *a, const int8_t *b, size_t dim)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < dim; i++) s += (int64_t)a[i] * b[i];
+    return (int32_t)s;
+}
+
+const char *vd_dist_simd_int8_name(void) { return VD_KERN_I8_NAME; }

@@ -237,6 +237,7 @@ static void scratch_destroy(void *p)
     vd_free(sc->s);
     vd_free(sc->h);
     vd_free(sc->q);
+    vd_free(sc->q8);
     vd_free(sc->fr);
     vd_free(sc);
 }
@@ -293,11 +294,21 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->metric = (int)p->metric;
     ix->m = m;
     ix->m0 = 2 * m;
-    ix->efc = efc;
+    /* The beam of an insert holds at least m candidates, as hnswlib's: with fewer, a node
+     * cannot get its m links, lists stay near-empty and reconnection has no candidates with
+     * room (m 2 with ef_construction 1 left a quarter of the points unreachable). The
+     * parameter is kept as given (stored, reported); only the beam is widened. */
+    ix->efc = efc > m ? efc : m;
     ix->level_mult = 1.0 / log((double)m);
+    ix->quant = q.quantization == VD_QUANT_INT8;
+    ix->rep_bytes = ix->quant ? sizeof(vd_q8) + ix->dim : 4 * (size_t)ix->dim;
     ix->hdr_off = (4 + 4 * (size_t)ix->m0 + 7) & ~(size_t)7;
     ix->vec_off = (ix->hdr_off + sizeof(vd_node) + 15) & ~(size_t)15;
-    ix->nodes.stride = (ix->vec_off + 4 * (size_t)ix->dim + 63) & ~(size_t)63;
+    /* Float blocks are padded to cache lines (a 128-d block is 704 bytes either way); int8
+     * blocks to 16 bytes: at 100 dims that is 288 bytes instead of 320, 10 % of the memory
+     * int8 exists to save, for a node that still spans 3 lines where the search reads it. */
+    size_t align = ix->quant ? 16 : 64;
+    ix->nodes.stride = (ix->vec_off + ix->rep_bytes + align - 1) & ~(align - 1);
     unsigned shift = 10;
     while (shift < 24 && ((uint64_t)1 << shift) < p->capacity_hint) shift++;
     ix->nodes.shift = shift;
@@ -311,9 +322,10 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->effort_per_ef = 20.0f; /* query.c: the prior until searches measure it */
     ix->rng = p->seed;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
-    ix->rbuf = vd_malloc((4 * (size_t)ix->m0 + 2) * sizeof(vd_cand));
+    ix->rbuf = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(vd_cand));
+    ix->rslots = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(uint32_t));
     /* Sized for the hint at once: a load of n points then never rehashes. */
-    if (!ix->stripes || !ix->rbuf ||
+    if (!ix->stripes || !ix->rbuf || !ix->rslots ||
         vd_idmap_reserve(&ix->map, p->capacity_hint > 16 ? p->capacity_hint : 16)) {
         vd_err_set(err, VD_NOMEM, "out of memory for the index");
         goto fail;
@@ -350,6 +362,10 @@ void vd_index_close(vd_index *ix)
     vd_free(ix->omark);
     vd_free(ix->orphans);
     vd_free(ix->rbuf);
+    vd_free(ix->rslots);
+    vd_free(ix->pend_vec);
+    vd_free(ix->pend_slot);
+    vd_free(ix->pend_map);
     vd_free(ix);
 }
 
@@ -368,7 +384,32 @@ vd_status vd_index_get(const vd_index *ix, uint64_t id, float *out, vd_err *err)
     if (!ix || !out) return vd_err_set(err, VD_INVALID, "index and out are required");
     if (!vd_idmap_get(&ix->map, id, &slot))
         return vd_err_set(err, VD_NOTFOUND, "id %" PRIu64 " not found", id);
-    memcpy(out, vd_index__vec(ix, slot), ix->dim * sizeof(float));
+    const float *v = ix->quant ? vd_index__pend_get(ix, slot) : vd_index__rep(ix, slot);
+    if (!v)
+        return vd_err_set(err, VD_NOTFOUND, "id %" PRIu64 ": the int8 index keeps no float "
+                          "vector", id);
+    memcpy(out, v, ix->dim * sizeof(float));
+    return VD_OK;
+}
+
+vd_status vd_index_vector_matches(const vd_index *ix, uint64_t id, const float *vec,
+                                  vd_err *err)
+{
+    uint32_t slot;
+    if (!ix || !vec) return vd_err_set(err, VD_INVALID, "index and vector are required");
+    if (!vd_idmap_get(&ix->map, id, &slot))
+        return vd_err_set(err, VD_NOTFOUND, "id %" PRIu64 " not found", id);
+    int same;
+    if (ix->quant) {
+        uint8_t buf[sizeof(vd_q8) + VD_DIM_MAX];
+        vd_index__encode(ix, buf, vec);
+        same = memcmp(buf, vd_index__rep(ix, slot), ix->rep_bytes) == 0;
+    } else {
+        same = memcmp(vec, vd_index__rep(ix, slot), ix->rep_bytes) == 0;
+    }
+    if (!same)
+        return vd_err_set(err, VD_CORRUPT, "id %" PRIu64 ": the vector differs from the %s the "
+                          "index holds", id, ix->quant ? "codes" : "vector");
     return VD_OK;
 }
 
@@ -396,6 +437,132 @@ void vd_index__store_vector(const vd_index *ix, float *dst, const float *src, do
     for (uint32_t i = 0; i < ix->dim; i++) dst[i] = (float)(src[i] * inv);
 }
 
+void vd_quantize_i8(const float *v, size_t dim, int8_t *codes, float *scale)
+{
+    float mx = 0;
+    for (size_t i = 0; i < dim; i++) mx = fmaxf(mx, fabsf(v[i]));
+    float s = mx / 127.0f, inv = mx > 0 ? 127.0f / mx : 0;
+    for (size_t i = 0; i < dim; i++) {
+        long c = lrintf(v[i] * inv); /* |v[i] x inv| <= 127, so never beyond +-127 */
+        codes[i] = (int8_t)(c > 127 ? 127 : c < -127 ? -127 : c);
+    }
+    *scale = s;
+}
+
+void vd_index__encode(const vd_index *ix, void *dst, const float *v)
+{
+    if (!ix->quant) {
+        memcpy(dst, v, ix->dim * sizeof(float));
+        return;
+    }
+    vd_q8 *r = dst;
+    vd_quantize_i8(v, ix->dim, r->c, &r->scale);
+    r->norm2 = r->scale * r->scale * (float)vd_kern_dot_i8(r->c, r->c, ix->dim);
+}
+
+/* ---- pending floats (int8) -----------------------------------------------------------------
+ * An int8 index keeps no float vectors, but storage writes a new slot's vector record from
+ * vd_index_slot_vector after the insert. So the normalized floats of each slot filled since
+ * the last vd_index_changes_clear are held here, found through a small open-addressing map,
+ * and dropped when the clear says storage has them (a bulk build holds them all until its
+ * import: the memory the float index would have held anyway). */
+
+static size_t pmap_home(uint32_t slot, size_t cap)
+{
+    return (size_t)((slot * 0x9e3779b1u) >> 8) & (cap - 1);
+}
+
+/* Rebuilds the map for the n_pend entries at capacity cap (a power of two). */
+static vd_status pmap_build(vd_index *ix, size_t cap)
+{
+    uint32_t *m = vd_calloc(2 * cap, sizeof(uint32_t)); /* keys, then values */
+    if (!m) return VD_NOMEM;
+    for (size_t e = 0; e < ix->n_pend; e++) {
+        size_t h = pmap_home(ix->pend_slot[e], cap);
+        while (m[h]) h = (h + 1) & (cap - 1);
+        m[h] = ix->pend_slot[e] + 1;
+        m[cap + h] = (uint32_t)e;
+    }
+    vd_free(ix->pend_map);
+    ix->pend_map = m;
+    ix->cap_pmap = cap;
+    return VD_OK;
+}
+
+vd_status vd_index__pend_reserve(vd_index *ix, size_t n)
+{
+    size_t want = ix->n_pend + n;
+    if (!ix->quant || want <= ix->cap_pend) return VD_OK;
+    size_t cap = ix->cap_pend ? ix->cap_pend : 64;
+    while (cap < want) cap *= 2;
+    float *v = vd_realloc(ix->pend_vec, cap * ix->dim * sizeof(float));
+    if (!v) return VD_NOMEM;
+    ix->pend_vec = v;
+    uint32_t *sl = vd_realloc(ix->pend_slot, cap * sizeof(uint32_t));
+    if (!sl) return VD_NOMEM;
+    ix->pend_slot = sl;
+    ix->cap_pend = cap;
+    return pmap_build(ix, 2 * cap);
+}
+
+float *vd_index__pend_add(vd_index *ix, uint32_t slot)
+{
+    size_t cap = ix->cap_pmap, h = pmap_home(slot, cap);
+    while (ix->pend_map[h] && ix->pend_map[h] != slot + 1) h = (h + 1) & (cap - 1);
+    if (ix->pend_map[h]) /* a slot freed and refilled before a clear: its entry again */
+        return ix->pend_vec + (size_t)ix->pend_map[cap + h] * ix->dim;
+    size_t e = ix->n_pend++;
+    ix->pend_map[h] = slot + 1;
+    ix->pend_map[cap + h] = (uint32_t)e;
+    ix->pend_slot[e] = slot;
+    return ix->pend_vec + e * ix->dim;
+}
+
+const float *vd_index__pend_get(const vd_index *ix, uint32_t slot)
+{
+    if (!ix->n_pend) return NULL;
+    size_t cap = ix->cap_pmap;
+    for (size_t h = pmap_home(slot, cap); ix->pend_map[h]; h = (h + 1) & (cap - 1))
+        if (ix->pend_map[h] == slot + 1) return ix->pend_vec + ix->pend_map[cap + h] * ix->dim;
+    return NULL;
+}
+
+void vd_index__pend_prune(vd_index *ix)
+{
+    size_t n = 0;
+    for (size_t e = 0; e < ix->n_pend; e++) {
+        uint32_t s = ix->pend_slot[e];
+        if ((ix->dirty[s] & 3) != VD_CHANGE_NEW) continue;
+        if (n != e) {
+            ix->pend_slot[n] = s;
+            memcpy(ix->pend_vec + n * ix->dim, ix->pend_vec + e * ix->dim,
+                   ix->dim * sizeof(float));
+        }
+        n++;
+    }
+    ix->n_pend = n;
+    if (n == 0) { /* the common case after every write group: give the memory back */
+        vd_free(ix->pend_vec);
+        vd_free(ix->pend_slot);
+        vd_free(ix->pend_map);
+        ix->pend_vec = NULL;
+        ix->pend_slot = NULL;
+        ix->pend_map = NULL;
+        ix->cap_pend = ix->cap_pmap = 0;
+        vd_index__account(ix);
+        return;
+    }
+    if (pmap_build(ix, ix->cap_pmap)) { /* no memory for a new map: drop it in place */
+        memset(ix->pend_map, 0, 2 * ix->cap_pmap * sizeof(uint32_t));
+        for (size_t e = 0; e < n; e++) {
+            size_t h = pmap_home(ix->pend_slot[e], ix->cap_pmap);
+            while (ix->pend_map[h]) h = (h + 1) & (ix->cap_pmap - 1);
+            ix->pend_map[h] = ix->pend_slot[e] + 1;
+            ix->pend_map[ix->cap_pmap + h] = (uint32_t)e;
+        }
+    }
+}
+
 /* ---- memory accounting, stats ------------------------------------------------------------- */
 
 void vd_index__account(vd_index *ix)
@@ -403,7 +570,9 @@ void vd_index__account(vd_index *ix)
     size_t b = sizeof *ix + VD_N_STRIPES * sizeof(pthread_mutex_t) +
                ix->map.cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
                ix->cap_dirty * (2 + 4 * sizeof(uint32_t)) +
-               (ix->cap_free + ix->cap_pending) * sizeof(uint32_t);
+               (ix->cap_free + ix->cap_pending) * sizeof(uint32_t) +
+               ix->cap_pend * (ix->dim * sizeof(float) + sizeof(uint32_t)) +
+               ix->cap_pmap * 2 * sizeof(uint32_t);
     ST_RLX(&ix->bytes_aux, b);
 }
 
@@ -416,11 +585,13 @@ void vd_index_stats_get(const vd_index *ix, vd_index_stats *out)
     out->n_deleted = LD_RLX(&ix->n_tomb);
     uint32_t ep = LD_ACQ(&ix->entry);
     out->max_level = ep == VD_SLOT_NONE ? 0 : LD_RLX(&ix->max_level);
-    out->bytes_vectors = visible * ix->dim * sizeof(float);
+    out->bytes_vectors = visible * ix->rep_bytes;
     /* Level-0 lists of live points plus their share of upper blocks (~1/(M-1) of them). */
     out->bytes_links = visible * (4 + 4 * (size_t)ix->m0) +
                        visible / (ix->m > 1 ? ix->m - 1 : 1) * (4 + 4 * (size_t)ix->m);
     out->bytes_total = out->n_slots * ix->nodes.stride +
                        (size_t)LD_RLX(&ix->n_upper) * ix->upper.stride + LD_RLX(&ix->bytes_aux);
     out->simd = vd_dist_simd_name();
+    out->simd_int8 = vd_dist_simd_int8_name();
+    out->quantization = ix->quant ? VD_QUANT_INT8 : VD_QUANT_NONE;
 }

@@ -11,9 +11,15 @@
 #define VD_INDEX_INT_H
 
 #include <pthread.h>
+#include <simde/x86/avx2.h>
 #include <simde/x86/fma.h>
-#if defined(__AVX512F__) /* the 512-bit kernels: only where they run natively */
+/* The 512-bit kernels only where they run natively, or in distance.c, which compiles every
+ * int8 variant (VD_KERNELS_ALL) so the tests can check each against the scalar reference. */
+#if defined(__AVX512F__) || defined(VD_KERNELS_ALL)
 #include <simde/x86/avx512.h>
+#endif
+#if (defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD)) || defined(VD_KERNELS_ALL)
+#include <simde/arm/neon.h>
 #endif
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +32,9 @@
 #define VD_SLOT_NONE UINT32_MAX
 #define VD_ARENA_SEGS 32
 #define VD_N_STRIPES 4096u /* striped link locks for multi-threaded add_batch */
+/* Candidates a repair may consider: the removed node's links, one hop further through
+ * removed ones, and its ef_construction pool (vacuum.c). */
+#define VD_REPAIR_CAP(ix) (4 * (size_t)(ix)->m0 + 2 + (size_t)(ix)->efc)
 
 #define VD_DIRTY_REPORTED 0x80u /* dirty byte: kind already passed to vd_index_changes */
 
@@ -82,9 +91,19 @@ typedef struct vd_cand {
     uint32_t slot;
 } vd_cand;
 
+/* An int8 node's rep (quantization int8): per-vector scaling, x ~ scale x c, with the
+ * squared norm of that decoded vector (l2 distances are norms minus twice the dot). */
+typedef struct vd_q8 {
+    float scale;
+    float norm2;
+    int8_t c[]; /* dim codes in [-127, 127] */
+} vd_q8;
+
 struct vd_index {
     vd_index_params p; /* with defaults filled in */
     uint32_t dim, m, m0, efc;
+    int quant;        /* 1: reps are vd_q8 (quantization int8), 0: float[dim] */
+    size_t rep_bytes; /* bytes of a rep */
     double level_mult;
     int metric;
     size_t hdr_off; /* byte offset of the vd_node header inside a level-0 block */
@@ -134,7 +153,17 @@ struct vd_index {
     uint32_t *orphans;
     size_t n_orphans;
 
-    vd_cand *rbuf; /* writer scratch for repairs: 4 * m0 + 2 candidates */
+    /* Writer scratch for repairs (vacuum.c, neighbors.c): VD_REPAIR_CAP(ix) entries each. */
+    vd_cand *rbuf;
+    uint32_t *rslots;
+
+    /* int8: the normalized floats of slots filled since the last vd_index_changes_clear,
+     * held until storage wrote them (vd_index_slot_vector), then dropped (hnsw.c). */
+    float *pend_vec;    /* n_pend x dim */
+    uint32_t *pend_slot; /* n_pend */
+    size_t n_pend, cap_pend;
+    uint32_t *pend_map; /* open addressing: slot + 1 -> entry + 1 in the upper half */
+    size_t cap_pmap;
     size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
 
     /* Grace periods: readers count themselves into readers[phase] for the duration of a
@@ -285,6 +314,212 @@ static inline float vd_kern_dot(const float *a, const float *b, size_t dim)
     return vd_vf_hsum(vd_vf_add(vd_vf_add(s0, s1), vd_vf_add(s2, s3)));
 }
 
+
+/* ---- int8 kernels (see the essay in distance.c) -------------------------------------------
+ * Dot products of int8 codes in [-127, 127] into int32. Never -128: the x86 paths take
+ * |a| as unsigned (maddubs and VNNI multiply unsigned by signed bytes), and with both sides
+ * within 127 a pair of products, 2 x 127 x 127 = 32258, fits maddubs' saturating int16.
+ * Tails as for floats: the last dim % W bytes come from one load that ends at dim, with the
+ * lanes already summed masked off; shorter codes go through a zeroed buffer. */
+
+/* 64 zero bytes then 64 0xff: W bytes loaded from vd_kern_tail_mask8 + 64 - W + t keep the
+ * last t lanes. */
+extern const uint8_t vd_kern_tail_mask8[128];
+
+/* 128-bit: SSSE3 on x86, NEON or portable code elsewhere through SIMDe. */
+static inline simde__m128i vd_i8_128_step(simde__m128i acc, simde__m128i x, simde__m128i y)
+{
+    simde__m128i p = simde_mm_maddubs_epi16(simde_mm_sign_epi8(x, x), simde_mm_sign_epi8(y, x));
+    return simde_mm_add_epi32(acc, simde_mm_madd_epi16(p, simde_mm_set1_epi16(1)));
+}
+static inline int32_t vd_i8_hsum128(simde__m128i v)
+{
+    v = simde_mm_add_epi32(v, simde_mm_shuffle_epi32(v, SIMDE_MM_SHUFFLE(1, 0, 3, 2)));
+    v = simde_mm_add_epi32(v, simde_mm_shuffle_epi32(v, SIMDE_MM_SHUFFLE(2, 3, 0, 1)));
+    return simde_mm_cvtsi128_si32(v);
+}
+static inline int32_t vd_kern_dot_i8_128(const int8_t *a, const int8_t *b, size_t n)
+{
+    simde__m128i s0 = simde_mm_setzero_si128(), s1 = simde_mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = vd_i8_128_step(s0, simde_mm_loadu_si128((const void *)(a + i)),
+                            simde_mm_loadu_si128((const void *)(b + i)));
+        s1 = vd_i8_128_step(s1, simde_mm_loadu_si128((const void *)(a + i + 16)),
+                            simde_mm_loadu_si128((const void *)(b + i + 16)));
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = vd_i8_128_step(s0, simde_mm_loadu_si128((const void *)(a + i)),
+                            simde_mm_loadu_si128((const void *)(b + i)));
+    if (i < n) {
+        size_t t = n - i;
+        simde__m128i x, y;
+        if (n >= 16) {
+            simde__m128i m = simde_mm_loadu_si128((const void *)(vd_kern_tail_mask8 + 48 + t));
+            x = simde_mm_and_si128(simde_mm_loadu_si128((const void *)(a + n - 16)), m);
+            y = simde_mm_loadu_si128((const void *)(b + n - 16));
+        } else {
+            int8_t xa[16] = {0}, ya[16] = {0};
+            memcpy(xa, a + i, t);
+            memcpy(ya, b + i, t);
+            x = simde_mm_loadu_si128((const void *)xa);
+            y = simde_mm_loadu_si128((const void *)ya);
+        }
+        s1 = vd_i8_128_step(s1, x, y);
+    }
+    return vd_i8_hsum128(simde_mm_add_epi32(s0, s1));
+}
+
+/* 256-bit: AVX2's maddubs. */
+static inline simde__m256i vd_i8_256_step(simde__m256i acc, simde__m256i x, simde__m256i y)
+{
+    simde__m256i p = simde_mm256_maddubs_epi16(simde_mm256_sign_epi8(x, x),
+                                               simde_mm256_sign_epi8(y, x));
+    return simde_mm256_add_epi32(acc, simde_mm256_madd_epi16(p, simde_mm256_set1_epi16(1)));
+}
+static inline int32_t vd_i8_hsum256(simde__m256i v)
+{
+    return vd_i8_hsum128(simde_mm_add_epi32(simde_mm256_castsi256_si128(v),
+                                            simde_mm256_extracti128_si256(v, 1)));
+}
+static inline int32_t vd_kern_dot_i8_256(const int8_t *a, const int8_t *b, size_t n)
+{
+    simde__m256i s0 = simde_mm256_setzero_si256(), s1 = simde_mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = vd_i8_256_step(s0, simde_mm256_loadu_si256((const void *)(a + i)),
+                            simde_mm256_loadu_si256((const void *)(b + i)));
+        s1 = vd_i8_256_step(s1, simde_mm256_loadu_si256((const void *)(a + i + 32)),
+                            simde_mm256_loadu_si256((const void *)(b + i + 32)));
+    }
+    for (; i + 32 <= n; i += 32)
+        s0 = vd_i8_256_step(s0, simde_mm256_loadu_si256((const void *)(a + i)),
+                            simde_mm256_loadu_si256((const void *)(b + i)));
+    if (i < n) {
+        if (n < 32) return vd_kern_dot_i8_128(a, b, n);
+        size_t t = n - i;
+        simde__m256i m = simde_mm256_loadu_si256((const void *)(vd_kern_tail_mask8 + 32 + t));
+        simde__m256i x = simde_mm256_and_si256(simde_mm256_loadu_si256((const void *)(a + n - 32)),
+                                               m);
+        s1 = vd_i8_256_step(s1, x, simde_mm256_loadu_si256((const void *)(b + n - 32)));
+    }
+    return vd_i8_hsum256(simde_mm256_add_epi32(s0, s1));
+}
+
+#if defined(__AVX512F__) || defined(VD_KERNELS_ALL)
+/* 512-bit: AVX-512BW has no sign_epi8; |a| and b negated where a < 0 do the same. With
+ * AVX-512 VNNI one dpbusd replaces maddubs + madd + add. */
+static inline void vd_i8_512_prep(simde__m512i x, simde__m512i y, simde__m512i *ux,
+                                  simde__m512i *sy)
+{
+    *ux = simde_mm512_abs_epi8(x);
+    *sy = simde_mm512_mask_sub_epi8(y, simde_mm512_movepi8_mask(x), simde_mm512_setzero_si512(),
+                                    y);
+}
+static inline int32_t vd_i8_hsum512(simde__m512i v)
+{
+    return vd_i8_hsum256(simde_mm256_add_epi32(simde_mm512_castsi512_si256(v),
+                                               simde_mm512_extracti64x4_epi64(v, 1)));
+}
+static inline simde__m512i vd_i8_512_step(simde__m512i acc, simde__m512i x, simde__m512i y,
+                                          int vnni)
+{
+    simde__m512i ux, sy;
+    vd_i8_512_prep(x, y, &ux, &sy);
+    if (vnni) return simde_mm512_dpbusd_epi32(acc, ux, sy);
+    simde__m512i p = simde_mm512_maddubs_epi16(ux, sy);
+    return simde_mm512_add_epi32(acc, simde_mm512_madd_epi16(p, simde_mm512_set1_epi16(1)));
+}
+static inline __attribute__((always_inline)) int32_t
+vd_i8_512(const int8_t *a, const int8_t *b, size_t n, int vnni)
+{
+    simde__m512i s0 = simde_mm512_setzero_si512(), s1 = simde_mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        s0 = vd_i8_512_step(s0, simde_mm512_loadu_si512((const void *)(a + i)),
+                            simde_mm512_loadu_si512((const void *)(b + i)), vnni);
+        s1 = vd_i8_512_step(s1, simde_mm512_loadu_si512((const void *)(a + i + 64)),
+                            simde_mm512_loadu_si512((const void *)(b + i + 64)), vnni);
+    }
+    for (; i + 64 <= n; i += 64)
+        s0 = vd_i8_512_step(s0, simde_mm512_loadu_si512((const void *)(a + i)),
+                            simde_mm512_loadu_si512((const void *)(b + i)), vnni);
+    if (i < n) {
+        if (n < 64) return vd_kern_dot_i8_256(a, b, n);
+        size_t t = n - i;
+        simde__m512i m = simde_mm512_loadu_si512((const void *)(vd_kern_tail_mask8 + t));
+        simde__m512i x = simde_mm512_and_si512(simde_mm512_loadu_si512((const void *)(a + n - 64)),
+                                               m);
+        s1 = vd_i8_512_step(s1, x, simde_mm512_loadu_si512((const void *)(b + n - 64)), vnni);
+    }
+    return vd_i8_hsum512(simde_mm512_add_epi32(s0, s1));
+}
+static inline int32_t vd_kern_dot_i8_512(const int8_t *a, const int8_t *b, size_t n)
+{
+    return vd_i8_512(a, b, n, 0);
+}
+static inline int32_t vd_kern_dot_i8_vnni(const int8_t *a, const int8_t *b, size_t n)
+{
+    return vd_i8_512(a, b, n, 1);
+}
+#endif
+
+#if (defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD)) || defined(VD_KERNELS_ALL)
+/* NEON with the dot-product extension: sdot takes signed bytes on both sides. */
+static inline int32_t vd_kern_dot_i8_neon(const int8_t *a, const int8_t *b, size_t n)
+{
+    simde_int32x4_t s0 = simde_vdupq_n_s32(0), s1 = simde_vdupq_n_s32(0);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = simde_vdotq_s32(s0, simde_vld1q_s8(a + i), simde_vld1q_s8(b + i));
+        s1 = simde_vdotq_s32(s1, simde_vld1q_s8(a + i + 16), simde_vld1q_s8(b + i + 16));
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = simde_vdotq_s32(s0, simde_vld1q_s8(a + i), simde_vld1q_s8(b + i));
+    if (i < n) {
+        size_t t = n - i;
+        simde_int8x16_t x, y;
+        if (n >= 16) {
+            simde_int8x16_t m = simde_vreinterpretq_s8_u8(simde_vld1q_u8(vd_kern_tail_mask8 + 48 + t));
+            x = simde_vandq_s8(simde_vld1q_s8(a + n - 16), m);
+            y = simde_vld1q_s8(b + n - 16);
+        } else {
+            int8_t xa[16] = {0}, ya[16] = {0};
+            memcpy(xa, a + i, t);
+            memcpy(ya, b + i, t);
+            x = simde_vld1q_s8(xa);
+            y = simde_vld1q_s8(ya);
+        }
+        s1 = simde_vdotq_s32(s1, x, y);
+    }
+    return simde_vaddvq_s32(simde_vaddq_s32(s0, s1));
+}
+#endif
+
+/* The int8 kernel this build runs: the widest the target has natively. */
+#if defined(SIMDE_X86_AVX512VNNI_NATIVE) && defined(SIMDE_X86_AVX512BW_NATIVE)
+#define vd_kern_dot_i8 vd_kern_dot_i8_vnni
+#define VD_KERN_I8_NAME "avx512-vnni"
+#elif defined(SIMDE_X86_AVX512BW_NATIVE)
+#define vd_kern_dot_i8 vd_kern_dot_i8_512
+#define VD_KERN_I8_NAME "avx512bw"
+#elif defined(SIMDE_X86_AVX2_NATIVE)
+#define vd_kern_dot_i8 vd_kern_dot_i8_256
+#define VD_KERN_I8_NAME "avx2"
+#elif defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD)
+#define vd_kern_dot_i8 vd_kern_dot_i8_neon
+#define VD_KERN_I8_NAME "neon-dotprod"
+#else
+#define vd_kern_dot_i8 vd_kern_dot_i8_128
+#if defined(SIMDE_X86_SSSE3_NATIVE)
+#define VD_KERN_I8_NAME "ssse3"
+#elif defined(SIMDE_ARM_NEON_A32V7_NATIVE)
+#define VD_KERN_I8_NAME "neon"
+#else
+#define VD_KERN_I8_NAME "portable"
+#endif
+#endif
+
 /* ---- atomics, addressing, small predicates ----------------------------------------------- */
 
 #define LD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -300,9 +535,11 @@ static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
 {
     return (uint32_t *)vd_arena_at(&ix->nodes, slot);
 }
-static inline float *vd_index__vec(const vd_index *ix, uint32_t slot)
+/* The node's vector region ("rep"): float[dim], or with quantization int8 a vd_q8. Every
+ * distance between nodes, and between a query and a node, reads reps of the same kind. */
+static inline void *vd_index__rep(const vd_index *ix, uint32_t slot)
 {
-    return (float *)(vd_arena_at(&ix->nodes, slot) + ix->vec_off);
+    return vd_arena_at(&ix->nodes, slot) + ix->vec_off;
 }
 
 /* An upper-level block is [count][m links][next]: `next` chains the node's next level. */
@@ -344,14 +581,34 @@ static inline float vd_index__dist_below_m(int metric, uint32_t dim, const float
     default: return -vd_kern_dot(a, b, dim);
     }
 }
-static inline float vd_index__dist_below(const vd_index *ix, const float *a, const float *b,
+/* The distance of two int8 reps: exactly that of the decoded vectors (scale x codes), so
+ * l2 is never negative beyond rounding and a code's distance to itself is 0. */
+static inline float vd_index__dist_q8_m(int metric, uint32_t dim, const vd_q8 *a,
+                                        const vd_q8 *b)
+{
+    float dot = a->scale * b->scale * (float)vd_kern_dot_i8(a->c, b->c, dim);
+    switch (metric) {
+    case VD_METRIC_L2: return a->norm2 + b->norm2 - 2.0f * dot;
+    case VD_METRIC_COSINE: return 1.0f - dot;
+    default: return -dot;
+    }
+}
+/* The distance of two reps of kind `quant` (a compile-time constant in the hot loops, like
+ * metric); `bound` as for vd_index__dist_below_m (int8 distances are dot products: whole). */
+static inline float vd_index__rdist_m(int metric, int quant, uint32_t dim, const void *a,
+                                      const void *b, float bound)
+{
+    if (quant) return vd_index__dist_q8_m(metric, dim, a, b);
+    return vd_index__dist_below_m(metric, dim, a, b, bound);
+}
+static inline float vd_index__dist_below(const vd_index *ix, const void *a, const void *b,
                                          float bound)
 {
-    return vd_index__dist_below_m(ix->metric, ix->dim, a, b, bound);
+    return vd_index__rdist_m(ix->metric, ix->quant, ix->dim, a, b, bound);
 }
-static inline float vd_index__dist(const vd_index *ix, const float *a, const float *b)
+static inline float vd_index__dist(const vd_index *ix, const void *a, const void *b)
 {
-    return vd_index__dist_below_m(ix->metric, ix->dim, a, b, INFINITY);
+    return vd_index__dist_below(ix, a, b, INFINITY);
 }
 
 /* ---- candidate heaps ---------------------------------------------------------------------
@@ -401,16 +658,25 @@ static inline void vd_maxheap_pop(vd_cand *h, size_t *n) { vd_heap_pop(h, n, 1);
 /* Per-thread search scratch: visited tags with a generation counter (a new search costs
  * nothing to reset), the two candidate heaps, a sorted copy for construction, hits and the
  * normalized query. One per thread, shared by every index the thread touches. */
+/* A hit inside a search: its slot travels with it (an int8 re-rank asks the source by slot). */
+typedef struct vd_rhit {
+    uint64_t id;
+    float d;
+    uint32_t slot;
+} vd_rhit;
+
 typedef struct vd_scratch {
     uint16_t *tags; /* 16 bits, not 32: half the cache footprint; a wrap costs one memset */
     size_t n_tags;
     uint16_t gen;
     vd_cand *c, *w, *s; /* candidates (min-heap), results (max-heap), sorted selection */
     size_t cap_c, cap_w, cap_s;
-    vd_hit *h;
+    vd_rhit *h;
     size_t cap_h;
     float *q;
     size_t cap_q;
+    void *q8; /* an int8 index's query codes (a vd_q8) */
+    size_t cap_q8;
     uint32_t *fr; /* filtered search: rejected nodes a dry traversal may bridge through */
     size_t cap_fr;
 } vd_scratch;
@@ -476,6 +742,15 @@ vd_status vd_index__check_vector(const vd_index *ix, const float *v, const char 
                                  double *inv, vd_err *err);
 /* Copies dim floats, scaled by inv under cosine (vd_index__check_vector's *inv). */
 void vd_index__store_vector(const vd_index *ix, float *dst, const float *src, double inv);
+/* Writes the rep of the normalized float vector v (as stored) into dst: a copy, or its int8
+ * codes (per-vector scale: max |v_i| / 127, codes rounded to nearest). */
+void vd_index__encode(const vd_index *ix, void *dst, const float *v);
+/* int8: room for n more pending float vectors; the entry of slot (new, or NULL: none). */
+vd_status vd_index__pend_reserve(vd_index *ix, size_t n);
+float *vd_index__pend_add(vd_index *ix, uint32_t slot); /* room reserved */
+const float *vd_index__pend_get(const vd_index *ix, uint32_t slot);
+/* Drops the pending floats of slots no longer marked NEW (changes.c, after a clear). */
+void vd_index__pend_prune(vd_index *ix);
 
 /* Queues x for reconnection at the next publish (once until the publish takes it). Callable
  * from inserter threads: the mark is a CAS, the append is under dirty_lock. */
@@ -550,17 +825,18 @@ typedef struct vd_search_counts {
     uint64_t expanded;  /* link lists read */
     uint64_t distances;
     uint64_t allows;    /* filter calls */
+    uint64_t reranked;  /* int8: float distances of re-ranking */
 } vd_search_counts;
 
 /* Greedy descent from `cur` through levels from .. to+1 (every node is traversable).
  * Distances and lists read are added to *cnt when it is not NULL. */
-vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned from,
+vd_cand vd_index__greedy(const vd_index *ix, const void *q, vd_cand cur, unsigned from,
                          unsigned to, vd_search_counts *cnt);
 /* Beam search of one level from the n_ent entries; leaves up to ef accepted nodes as a
  * max-heap in sc->w (*n_w of them). `skip` is never visited (the node being connected;
  * VD_SLOT_NONE for none). Adds to *cnt when not NULL. VD_NOMEM when the scratch cannot
  * grow. */
-vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const void *q,
                                  const vd_cand *ent, size_t n_ent, unsigned level, uint32_t ef,
                                  int mode, uint64_t v, uint32_t skip, size_t *n_w,
                                  vd_search_counts *cnt);
@@ -597,7 +873,7 @@ static inline double vd_fsearch_effort(const vd_fsearch *fs)
  * the filter: allowed ones enter the beam (sc->c and sc->w, fs->nc / fs->nw) as seeds, so an
  * anti-correlated filter starts level 0 next to matches the upper levels passed. Returns the
  * nearest node of the descent, allowed or not. VD_NOMEM via *st. */
-vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                   vd_cand cur, unsigned from, uint32_t ef, vd_fsearch *fs,
                                   vd_status *st);
 /* The level-0 filtered beam search from what the descent left in the beam plus `bridge`
@@ -607,7 +883,7 @@ vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const floa
  * when the beam runs dry with fewer than fs->k results, rejected neighbours seen so far are
  * measured and traversed as bridges. Leaves the results as a max-heap in sc->w. Stops early
  * with fs->aborted once the effort passes fs->cap. */
-vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                     vd_cand bridge, uint32_t ef, vd_fsearch *fs);
 /* Asks the filter about the unseen slot x once: sets its tag to OK or REJ. Visibility is
  * the caller's to check where it reads the node anyway (an allowed node that turns out
@@ -652,10 +928,15 @@ void vd_index__write_list(vd_index *ix, unsigned level, uint32_t *list, const vd
 /* Adds the link n -> q at `level` (d = their distance), shrinking n's list with the
  * heuristic when full. Takes n's stripe. Returns 1 if q is in n's list afterwards. */
 int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, float d);
-/* Rebuilds n's list at `level` from its live links plus `extra` candidates, with the
- * heuristic. Writer thread only (uses the writer's scratch tags and ix->rbuf). */
-void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
-                            const uint32_t *extra, size_t n_extra);
+/* Appends the link n -> q at `level` if n's list has room and lacks it (writer only, or
+ * the caller holds n's stripe). Returns 1 if it was appended. */
+int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q);
+/* Repairs n's list at `level` after some of its links died: its live links stay, and each
+ * dead one is replaced by the nearest of the `extra` candidates that the heuristic would keep
+ * next to them (the nearest candidate when none would), so n keeps its degree and its links'
+ * directions. Writer thread only (the writer's scratch tags and ix->rbuf). */
+void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
+                          const uint32_t *extra, size_t n_extra);
 
 /* ---- vacuum.c: removal, publish, repairs, vacuum ----------------------------------------- */
 

@@ -52,7 +52,7 @@ static void set_own_list(vd_index *ix, uint32_t q, unsigned level, const vd_cand
     if (cnt == 0) {
         vd_index__write_list(ix, level, list, sel, k);
     } else {
-        const float *v = vd_index__vec(ix, q);
+        const void *v = vd_index__rep(ix, q);
         size_t n = 0;
         for (size_t i = 0; i < k; i++) buf[n++] = sel[i];
         for (uint32_t i = 0; i < cnt; i++) {
@@ -61,7 +61,7 @@ static void set_own_list(vd_index *ix, uint32_t q, unsigned level, const vd_cand
             for (size_t j = 0; j < k; j++) dup |= sel[j].slot == x;
             if (dup) continue;
             buf[n].slot = x;
-            buf[n++].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+            buf[n++].d = vd_index__dist(ix, v, vd_index__rep(ix, x));
         }
         vd_index__cands_sort(buf, n);
         vd_index__write_list(ix, level, list, out,
@@ -76,7 +76,7 @@ static vd_status insert_node(vd_index *ix, vd_scratch *sc, uint32_t slot)
 {
     vd_node *nd = vd_index__node(ix, slot);
     unsigned level = nd->level;
-    const float *q = vd_index__vec(ix, slot);
+    const void *q = vd_index__rep(ix, slot);
     vd_cand sel[2 * VD_M_MAX];
     vd_status st = VD_OK;
 
@@ -93,7 +93,7 @@ static vd_status insert_node(vd_index *ix, vd_scratch *sc, uint32_t slot)
     int hold = level > maxl;
     if (ix->mt && !hold) pthread_mutex_unlock(&ix->ep_lock);
 
-    vd_cand cur = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep};
+    vd_cand cur = {vd_index__dist(ix, q, vd_index__rep(ix, ep)), ep};
     cur = vd_index__greedy(ix, q, cur, maxl, level < maxl ? level : maxl, NULL);
     const vd_cand *ent = &cur;
     size_t n_ent = 1;
@@ -131,7 +131,13 @@ static void init_node(vd_index *ix, uint32_t slot, uint64_t id, const float *vec
                       unsigned level, uint64_t born)
 {
     vd_node *nd = vd_index__node(ix, slot);
-    vd_index__store_vector(ix, vd_index__vec(ix, slot), vec, inv);
+    if (ix->quant) { /* the floats wait for storage; the node keeps their codes */
+        float *f = vd_index__pend_add(ix, slot);
+        vd_index__store_vector(ix, f, vec, inv);
+        vd_index__encode(ix, vd_index__rep(ix, slot), f);
+    } else {
+        vd_index__store_vector(ix, vd_index__rep(ix, slot), vec, inv);
+    }
     nd->id = id;
     nd->level = (uint8_t)level;
     nd->flags = NODE_USED;
@@ -195,7 +201,7 @@ static vd_status batch_reserve(vd_index *ix, batch *b, size_t n, vd_err *err)
     if ((st = vd_index__reserve_slots(ix, (uint64_t)ix->n_slots + n_new_slots, err)) ||
         (st = vd_index__reserve_upper(ix, n_upper, err)))
         return st;
-    if (vd_idmap_reserve(&ix->map, ix->map.n + n) ||
+    if (vd_idmap_reserve(&ix->map, ix->map.n + n) || vd_index__pend_reserve(ix, n) ||
         vd_index__grow_u32(&ix->pending, &ix->cap_pending, ix->n_pending + n) ||
         vd_scratch_tags(sc, (size_t)ix->n_slots + n_new_slots) ||
         vd_cands_reserve(&sc->s, &sc->cap_s, (size_t)ix->efc + 1))

@@ -16,7 +16,7 @@
  * node losing its last in-link is queued for reconnection (reach.c).
  *
  * This file sits below vacuum.c and reach.c (both call it, it calls neither), which is why
- * the list rebuild used by repairs, vacuum and reconnection lives here. */
+ * the list patch used by repairs and vacuum lives here. */
 #include <stdlib.h>
 
 #include "index/index_int.h"
@@ -56,10 +56,10 @@ size_t vd_index__select_neighbors(const vd_index *ix, const vd_cand *c, size_t n
     }
     size_t k = 0;
     for (size_t i = 0; i < n && k < mmax; i++) {
-        const float *v = vd_index__vec(ix, c[i].slot);
+        const void *v = vd_index__rep(ix, c[i].slot);
         int good = 1;
         for (size_t j = 0; j < k; j++)
-            if (vd_index__dist_below(ix, v, vd_index__vec(ix, out[j].slot), c[i].d) < c[i].d) {
+            if (vd_index__dist_below(ix, v, vd_index__rep(ix, out[j].slot), c[i].d) < c[i].d) {
                 good = 0;
                 break;
             }
@@ -108,16 +108,22 @@ int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, flo
         if (level == 0) vd_index__indeg_inc(ix, q);
         kept = 1;
     } else {
-        const float *v = vd_index__vec(ix, n);
+        const void *v = vd_index__rep(ix, n);
+        size_t nb = 0;
+        uint64_t vis = LD_RLX(&ix->visible_epoch);
         for (uint32_t i = 0; i < cnt; i++) {
             uint32_t x = LD_RLX(&list[1 + i]);
-            buf[i].slot = x;
-            buf[i].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+            /* A link to a published removal gives way first (it was repaired around at that
+             * publish): kept in the contest for the room, it could push out a live neighbour.
+             * An unpublished removal stays: the old version stays as findable as before. */
+            if (LD_RLX(&vd_index__node(ix, x)->died) <= vis) continue;
+            buf[nb].slot = x;
+            buf[nb++].d = vd_index__dist(ix, v, vd_index__rep(ix, x));
         }
-        buf[cnt].slot = q;
-        buf[cnt].d = d;
-        vd_index__cands_sort(buf, cnt + 1);
-        size_t k = vd_index__select_neighbors(ix, buf, cnt + 1, maxl, sel);
+        buf[nb].slot = q;
+        buf[nb++].d = d;
+        vd_index__cands_sort(buf, nb);
+        size_t k = vd_index__select_neighbors(ix, buf, nb, maxl, sel);
         for (size_t i = 0; i < k; i++) kept |= sel[i].slot == q;
         vd_index__write_list(ix, level, list, sel, k);
     }
@@ -126,27 +132,72 @@ int vd_index__add_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q, flo
     return kept;
 }
 
-void vd_index__rebuild_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
-                            const uint32_t *extra, size_t n_extra)
+int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q)
 {
-    uint32_t maxl = vd_index__max_links(ix, level);
-    size_t cap = 4 * (size_t)ix->m0 + 2, k = 0;
-    vd_cand *buf = ix->rbuf, out[2 * VD_M_MAX];
-    const float *v = vd_index__vec(ix, n);
     uint32_t *list = vd_index__list(ix, n, level);
     uint32_t cnt = LD_RLX(&list[0]);
+    if (cnt >= vd_index__max_links(ix, level) || q == n) return 0;
+    for (uint32_t i = 0; i < cnt; i++)
+        if (LD_RLX(&list[1 + i]) == q) return 0;
+    ST_REL(&list[1 + cnt], q);
+    ST_REL(&list[0], cnt + 1);
+    if (level == 0) vd_index__indeg_inc(ix, q);
+    vd_index__mark(ix, n, VD_CHANGE_LINKS);
+    return 1;
+}
+
+/* Whether candidate c may join the kept links by the heuristic: it is nearer n than it is to
+ * every one of them. */
+static int diverse(const vd_index *ix, vd_cand c, const vd_cand *kept, size_t nk)
+{
+    const void *v = vd_index__rep(ix, c.slot);
+    for (size_t j = 0; j < nk; j++)
+        if (vd_index__dist_below(ix, v, vd_index__rep(ix, kept[j].slot), c.d) < c.d) return 0;
+    return 1;
+}
+
+void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
+                          const uint32_t *extra, size_t n_extra)
+{
+    uint32_t maxl = vd_index__max_links(ix, level);
+    vd_cand keep[2 * VD_M_MAX], *cand = ix->rbuf;
+    const void *v = vd_index__rep(ix, n);
+    uint32_t *list = vd_index__list(ix, n, level);
+    uint32_t cnt = LD_RLX(&list[0]);
+    size_t nk = 0, nc = 0, dead = 0, cap = VD_REPAIR_CAP(ix);
     vd_scratch_visit_begin(sc);
     sc->tags[n] = sc->gen;
-    for (size_t i = 0; i < cnt + n_extra && k < cap; i++) {
-        uint32_t x = i < cnt ? LD_RLX(&list[1 + i]) : extra[i - cnt];
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint32_t x = LD_RLX(&list[1 + i]);
+        sc->tags[x] = sc->gen;
+        if (!vd_index__alive(vd_index__node(ix, x))) {
+            dead++;
+            continue;
+        }
+        keep[nk++] = (vd_cand){vd_index__dist(ix, v, vd_index__rep(ix, x)), x};
+    }
+    if (!dead) return;
+    for (size_t i = 0; i < n_extra && nc < cap; i++) {
+        uint32_t x = extra[i];
         if (sc->tags[x] == sc->gen) continue;
         sc->tags[x] = sc->gen;
         const vd_node *xn = vd_index__node(ix, x);
         if (!vd_index__alive(xn) || xn->level < level) continue;
-        buf[k].slot = x;
-        buf[k++].d = vd_index__dist(ix, v, vd_index__vec(ix, x));
+        cand[nc++] = (vd_cand){vd_index__dist(ix, v, vd_index__rep(ix, x)), x};
     }
-    vd_index__cands_sort(buf, k);
-    vd_index__write_list(ix, level, list, out, vd_index__select_neighbors(ix, buf, k, maxl, out));
+    vd_index__cands_sort(cand, nc);
+    /* One replacement per dead link: the nearest candidate the heuristic keeps, else the
+     * nearest left. Taken ones are marked by a slot of VD_SLOT_NONE. */
+    for (; dead && nk < maxl; dead--) {
+        size_t pick = nc;
+        for (size_t i = 0; i < nc && pick == nc; i++)
+            if (cand[i].slot != VD_SLOT_NONE && diverse(ix, cand[i], keep, nk)) pick = i;
+        for (size_t i = 0; i < nc && pick == nc; i++)
+            if (cand[i].slot != VD_SLOT_NONE) pick = i;
+        if (pick == nc) break;
+        keep[nk++] = cand[pick];
+        cand[pick].slot = VD_SLOT_NONE;
+    }
+    vd_index__write_list(ix, level, list, keep, nk);
     vd_index__mark(ix, n, VD_CHANGE_LINKS);
 }

@@ -44,6 +44,8 @@ vd_status vd_index_params_check(vd_index_params *p, vd_err *err)
     if ((s = vd_param_resolve(VD_PARAM_DIM, p->dim, &p->dim, err)) != VD_OK) return s;
     if (p->metric != VD_METRIC_L2 && p->metric != VD_METRIC_COSINE && p->metric != VD_METRIC_IP)
         return vd_err_set(err, VD_INVALID, "unknown metric %d", (int)p->metric);
+    if (p->quantization != VD_QUANT_NONE && p->quantization != VD_QUANT_INT8)
+        return vd_err_set(err, VD_INVALID, "unknown quantization %d", (int)p->quantization);
     if ((s = vd_param_resolve(VD_PARAM_M, p->m, &p->m, err)) != VD_OK) return s;
     return vd_param_resolve(VD_PARAM_EF_CONSTRUCTION, p->ef_construction, &p->ef_construction,
                             err);

@@ -44,7 +44,7 @@ vd_status vd_index_slot_vector(const vd_index *ix, uint32_t slot, uint64_t *id_o
     vd_status st = filled(ix, slot, err);
     if (st) return st;
     *id_out = vd_index__node(ix, slot)->id;
-    *vec_out = vd_index__vec(ix, slot);
+    *vec_out = ix->quant ? vd_index__pend_get(ix, slot) : (const float *)vd_index__rep(ix, slot);
     return VD_OK;
 }
 
@@ -147,7 +147,7 @@ static void fill_slot(vd_index *ix, uint32_t slot, uint64_t id, const float *vec
                       const uint8_t *links, unsigned level, int tomb)
 {
     vd_node *nd = vd_index__node(ix, slot);
-    memcpy(vd_index__vec(ix, slot), vec, ix->dim * sizeof(float));
+    vd_index__encode(ix, vd_index__rep(ix, slot), vec); /* int8: the codes, from the floats */
     nd->id = id;
     nd->level = (uint8_t)level;
     nd->flags = NODE_USED | (tomb ? NODE_TOMB : 0);

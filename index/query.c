@@ -91,19 +91,19 @@ const char *vd_search_plan_name(vd_search_plan p)
 
 /* ---- hits -------------------------------------------------------------------------------- */
 
-static int hit_cmp(const void *a, const void *b)
+static int hit_cmp(const vd_rhit *x, const vd_rhit *y)
 {
-    const vd_hit *x = a, *y = b;
-    if (x->distance < y->distance) return -1;
-    if (x->distance > y->distance) return 1;
+    if (x->d < y->d) return -1;
+    if (x->d > y->d) return 1;
     return (x->id > y->id) - (x->id < y->id);
 }
+static int hit_qcmp(const void *a, const void *b) { return hit_cmp(a, b); }
 
 /* Room for n hits in the scratch. */
 static vd_status hits_reserve(vd_scratch *sc, size_t n, vd_err *err)
 {
     if (sc->cap_h >= n) return VD_OK;
-    vd_hit *h = vd_realloc(sc->h, n * sizeof(vd_hit));
+    vd_rhit *h = vd_realloc(sc->h, n * sizeof(vd_rhit));
     if (!h) return vd_err_set(err, VD_NOMEM, "out of memory for %zu hits", n);
     sc->h = h;
     sc->cap_h = n;
@@ -112,14 +112,14 @@ static vd_status hits_reserve(vd_scratch *sc, size_t n, vd_err *err)
 
 /* The k nearest hits so far of an exact scan: a max-heap by (distance, id) in sc->h. */
 typedef struct topk {
-    vd_hit *h;
+    vd_rhit *h;
     size_t n;
     uint32_t k;
 } topk;
 
-static void topk_offer(topk *t, vd_hit x)
+static void topk_offer(topk *t, vd_rhit x)
 {
-    vd_hit *h = t->h;
+    vd_rhit *h = t->h;
     if (t->n < t->k) { /* sift up */
         size_t i = t->n++;
         while (i) {
@@ -147,34 +147,38 @@ static void topk_offer(topk *t, vd_hit x)
 /* What a distance must not exceed to matter (bounded l2 distances stop past it). */
 static inline float topk_bound(const topk *t)
 {
-    return t->n < t->k ? INFINITY : t->h[0].distance;
+    return t->n < t->k ? INFINITY : t->h[0].d;
 }
 
-static void topk_finish(topk *t, vd_hit *hits, uint32_t *n_out)
-{
-    if (t->n) {
-        qsort(t->h, t->n, sizeof *t->h, hit_cmp);
-        if (hits != t->h) memcpy(hits, t->h, t->n * sizeof *t->h);
-    }
-    *n_out = (uint32_t)t->n;
-}
+/* ---- the query ------------------------------------------------------------------------ */
 
-/* Common argument checks; on success *qp is the query to use (normalized under cosine). */
-static vd_status prepare_query(const vd_index *ix, vd_scratch **scp, const float *query,
-                               uint32_t k, const vd_hit *hits, uint32_t *n_out, const float **qp,
+/* A query made ready: the float vector (normalized under cosine) and the rep the traversals
+ * compare with nodes (the same floats, or their int8 codes); hits wanted and the number of
+ * candidates to re-rank (int8 with a source: rerank x k, else k). */
+typedef struct prepared {
+    const float *f;
+    const void *rep;
+    uint32_t k, n_rerank;
+    const vd_vector_source *source;
+} prepared;
+
+/* Common argument checks; on success *qy is ready. */
+static vd_status prepare_query(const vd_index *ix, vd_scratch **scp, const float *query_vec,
+                               uint32_t k, const vd_hit *hits, uint32_t *n_out, prepared *qy,
                                vd_err *err)
 {
     if (n_out) *n_out = 0;
-    if (!ix || !query || !hits || !n_out)
+    if (!ix || !query_vec || !hits || !n_out)
         return vd_err_set(err, VD_INVALID, "index, query, hits and n_out are required");
     if (k == 0) return vd_err_set(err, VD_INVALID, "k must be at least 1");
     double inv;
-    vd_status st = vd_index__check_vector(ix, query, "query", &inv, err);
+    vd_status st = vd_index__check_vector(ix, query_vec, "query", &inv, err);
     if (st) return st;
     vd_scratch *sc = vd_scratch_get();
     if (!sc) return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
     *scp = sc;
-    *qp = query;
+    qy->f = query_vec;
+    qy->k = qy->n_rerank = k;
     if (ix->metric == VD_METRIC_COSINE) {
         if (sc->cap_q < ix->dim) {
             float *q = vd_realloc(sc->q, ix->dim * sizeof(float));
@@ -182,10 +186,44 @@ static vd_status prepare_query(const vd_index *ix, vd_scratch **scp, const float
             sc->q = q;
             sc->cap_q = ix->dim;
         }
-        vd_index__store_vector(ix, sc->q, query, inv);
-        *qp = sc->q;
+        vd_index__store_vector(ix, sc->q, query_vec, inv);
+        qy->f = sc->q;
+    }
+    qy->rep = qy->f;
+    if (ix->quant) {
+        if (sc->cap_q8 < ix->rep_bytes) {
+            void *q8 = vd_realloc(sc->q8, ix->rep_bytes);
+            if (!q8) return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
+            sc->q8 = q8;
+            sc->cap_q8 = ix->rep_bytes;
+        }
+        vd_index__encode(ix, sc->q8, qy->f);
+        qy->rep = sc->q8;
     }
     return VD_OK;
+}
+
+/* The float distance of the query to a stored vector (the kernel under the metric). */
+static inline float float_dist(const vd_index *ix, const float *q, const float *v)
+{
+    return vd_index__dist_below_m(ix->metric, ix->dim, q, v, INFINITY);
+}
+
+/* int8: re-scores the n hits of sc->h with the exact float distance of each vector the source
+ * has (the others keep their code distance), sorts them and keeps the k nearest. Float
+ * indexes and int8 without a source only sort. */
+static size_t finish_hits(const vd_index *ix, vd_scratch *sc, const prepared *qy, size_t n,
+                          vd_search_counts *cnt)
+{
+    if (ix->quant && qy->source)
+        for (size_t i = 0; i < n; i++) {
+            const float *v = qy->source->get(qy->source->ctx, sc->h[i].slot, sc->h[i].id);
+            if (!v) continue;
+            sc->h[i].d = float_dist(ix, qy->f, v);
+            cnt->reranked++;
+        }
+    if (n > 1) qsort(sc->h, n, sizeof *sc->h, hit_qcmp);
+    return n < qy->k ? n : qy->k;
 }
 
 /* ---- exact scans ------------------------------------------------------------------------- */
@@ -195,37 +233,32 @@ static inline int visible(const vd_node *nd, uint64_t v)
     return LD_ACQ(&nd->born) <= v && v < LD_ACQ(&nd->died);
 }
 
-/* Every visible point. */
-static vd_status exact_scan(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                            vd_hit *hits, uint32_t *n_out, vd_search_counts *cnt, vd_err *err)
+/* Offers slot s (visibility already checked: nd) to the scan's heap. */
+static inline void scan_take(const vd_index *ix, const prepared *qy, uint32_t s, const vd_node *nd,
+                             topk *t, vd_search_counts *cnt)
 {
-    vd_status st = hits_reserve(sc, k, err);
+    cnt->distances++;
+    float d = vd_index__dist_below(ix, qy->rep, vd_index__rep(ix, s), topk_bound(t));
+    topk_offer(t, (vd_rhit){nd->id, d, s});
+}
+
+/* Every visible point: the n_rerank nearest into sc->h (*n of them), finished. */
+static vd_status exact_scan(const vd_index *ix, vd_scratch *sc, const prepared *qy, size_t *n,
+                            vd_search_counts *cnt, vd_err *err)
+{
+    vd_status st = hits_reserve(sc, qy->n_rerank, err);
     if (st) return st;
-    topk t = {sc->h, 0, k};
+    topk t = {sc->h, 0, qy->n_rerank};
     unsigned p = vd_index__reader_enter(ix);
     uint64_t v = LD_ACQ(&ix->visible_epoch);
     uint32_t ns = LD_ACQ(&ix->n_slots);
     for (uint32_t s = 0; s < ns; s++) {
         const vd_node *nd = vd_index__node(ix, s);
-        if (!visible(nd, v)) continue;
-        cnt->distances++;
-        float d = vd_index__dist_below(ix, q, vd_index__vec(ix, s), topk_bound(&t));
-        topk_offer(&t, (vd_hit){nd->id, d});
+        if (visible(nd, v)) scan_take(ix, qy, s, nd, &t, cnt);
     }
+    *n = finish_hits(ix, sc, qy, t.n, cnt);
     vd_index__reader_exit(ix, p);
-    topk_finish(&t, hits, n_out);
     return VD_OK;
-}
-
-/* Offers slot s (allowed; visibility not yet checked) to the scan's heap. */
-static inline void scan_offer(const vd_index *ix, const float *q, uint32_t s, uint64_t v,
-                              topk *t, vd_search_counts *cnt)
-{
-    const vd_node *nd = vd_index__node(ix, s);
-    if (!visible(nd, v)) return;
-    cnt->distances++;
-    topk_offer(t, (vd_hit){nd->id, vd_index__dist_below(ix, q, vd_index__vec(ix, s),
-                                                        topk_bound(t))});
 }
 
 /* Up to cap allowed slots >= from, ascending, into out: from the bitmap, or next(). */
@@ -249,16 +282,16 @@ static size_t next_allowed(const vd_slot_filter *f, uint32_t from, uint32_t *out
     return n;
 }
 
-/* The k nearest allowed visible points into sc->h (*n_out of them), inside the caller's
- * grace period, at the traversal's epoch. Through next() when the filter has it; otherwise
- * every visible slot, asking allow() only for those the traversal (same tags) has not
- * already classified. */
-static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                                vd_fsearch *fs, uint32_t *n_out, vd_err *err)
+/* The n_rerank nearest allowed visible points into sc->h (*n of them, finished), inside the
+ * caller's grace period, at the traversal's epoch. Through the bitmap or next() when the
+ * filter has one; otherwise every visible slot, asking allow() only for those the traversal
+ * (same tags) has not already classified. */
+static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy,
+                                vd_fsearch *fs, size_t *n, vd_err *err)
 {
-    vd_status st = hits_reserve(sc, k, err);
+    vd_status st = hits_reserve(sc, qy->n_rerank, err);
     if (st) return st;
-    topk t = {sc->h, 0, k};
+    topk t = {sc->h, 0, qy->n_rerank};
     const vd_slot_filter *f = fs->f;
     uint32_t ns = LD_ACQ(&ix->n_slots);
     if (f->next || f->bits) {
@@ -268,8 +301,10 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const float 
             if (got == 0) break;
             for (size_t i = 0; i < got; i++) {
                 if (i + 4 < got && buf[i + 4] < ns)
-                    __builtin_prefetch(vd_index__vec(ix, buf[i + 4]));
-                if (buf[i] < ns && buf[i] >= from) scan_offer(ix, q, buf[i], fs->v, &t, &fs->cnt);
+                    __builtin_prefetch(vd_index__node(ix, buf[i + 4]));
+                if (buf[i] >= ns || buf[i] < from) continue;
+                const vd_node *nd = vd_index__node(ix, buf[i]);
+                if (visible(nd, fs->v)) scan_take(ix, qy, buf[i], nd, &t, &fs->cnt);
             }
             uint32_t last = buf[got - 1];
             if (last < from || (uint64_t)last + 1 >= ns) break; /* done, or not ascending */
@@ -282,63 +317,51 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const float 
             if ((st = vd_scratch_tags(sc, (size_t)s + 1)))
                 return vd_err_set(err, st, "out of memory for search scratch");
             unsigned tag = vd_index__fs_tag(sc, fs, s);
-            if (tag >= VD_TAG_STATES ? !vd_index__fs_allow(sc, fs, s) : tag != VD_TAG_OK)
-                continue;
-            fs->cnt.distances++;
-            float d = vd_index__dist_below(ix, q, vd_index__vec(ix, s), topk_bound(&t));
-            topk_offer(&t, (vd_hit){nd->id, d});
+            if (tag >= VD_TAG_STATES ? vd_index__fs_allow(sc, fs, s) : tag == VD_TAG_OK)
+                scan_take(ix, qy, s, nd, &t, &fs->cnt);
         }
     }
-    topk_finish(&t, sc->h, n_out);
+    *n = finish_hits(ix, sc, qy, t.n, &fs->cnt);
     return VD_OK;
 }
 
-vd_status vd_index_search_exact(const vd_index *ix, const float *query, uint32_t k,
+vd_status vd_index_search_exact(const vd_index *ix, const float *query_vec, uint32_t k,
                                 vd_hit *hits, uint32_t *n_out, vd_err *err)
 {
     vd_scratch *sc = NULL;
-    const float *q = NULL;
+    prepared qy = {0};
     vd_search_counts cnt = {0};
-    vd_status st = prepare_query(ix, &sc, query, k, hits, n_out, &q, err);
-    if (st) return st;
-    return exact_scan(ix, sc, q, k, hits, n_out, &cnt, err);
+    size_t n = 0;
+    vd_status st = prepare_query(ix, &sc, query_vec, k, hits, n_out, &qy, err);
+    if (st || (st = exact_scan(ix, sc, &qy, &n, &cnt, err))) return st;
+    for (size_t i = 0; i < n; i++) hits[i] = (vd_hit){sc->h[i].id, sc->h[i].d};
+    *n_out = (uint32_t)n;
+    return VD_OK;
 }
 
 /* ---- graph searches ---------------------------------------------------------------------- */
 
-/* Moves the k nearest of the max-heap sc->w (nw entries) into sc->h, nearest first, ties by
- * id; their number into *n. */
-static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, uint32_t k, size_t nw,
-                              size_t *n, vd_err *err)
+/* Moves the r nearest of the max-heap sc->w (nw entries) into sc->h and finishes them (the
+ * k nearest, sorted; int8 re-ranked); their number into *n. */
+static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, const prepared *qy, size_t nw,
+                              size_t *n, vd_search_counts *cnt, vd_err *err)
 {
     vd_status st = hits_reserve(sc, nw, err);
     if (st) return st;
-    /* Drop the ef - k farthest, then pop the k nearest into place, farthest first. */
-    while (nw > k) vd_maxheap_pop(sc->w, &nw);
-    *n = nw;
-    for (size_t i = nw; i-- > 0;) {
-        sc->h[i].id = vd_index__node(ix, sc->w[0].slot)->id;
-        sc->h[i].distance = sc->w[0].d;
+    while (nw > qy->n_rerank) vd_maxheap_pop(sc->w, &nw);
+    for (size_t i = nw; i-- > 0;) { /* the farthest first, into place */
+        sc->h[i] = (vd_rhit){vd_index__node(ix, sc->w[0].slot)->id, sc->w[0].d, sc->w[0].slot};
         size_t m = i + 1;
         vd_maxheap_pop(sc->w, &m);
     }
-    /* Ties by id: an insertion pass, a no-op unless distances repeat. */
-    for (size_t i = 1; i < nw; i++) {
-        vd_hit x = sc->h[i];
-        size_t j = i;
-        while (j && hit_cmp(&sc->h[j - 1], &x) > 0) {
-            sc->h[j] = sc->h[j - 1];
-            j--;
-        }
-        sc->h[j] = x;
-    }
+    *n = finish_hits(ix, sc, qy, nw, cnt);
     return VD_OK;
 }
 
-/* Beam search from the entry point into sc->h: the k nearest visible points, their number
- * into *n. Inside the reader's grace period. */
-static vd_status beam(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                      uint32_t ef, size_t *n, vd_search_counts *cnt, vd_err *err)
+/* Beam search from the entry point into sc->h: the k nearest visible points (finished), their
+ * number into *n. Inside the reader's grace period. */
+static vd_status beam(const vd_index *ix, vd_scratch *sc, const prepared *qy, uint32_t ef,
+                      size_t *n, vd_search_counts *cnt, vd_err *err)
 {
     uint64_t v = LD_ACQ(&ix->visible_epoch);
     uint32_t ep = LD_ACQ(&ix->entry);
@@ -347,19 +370,19 @@ static vd_status beam(const vd_index *ix, vd_scratch *sc, const float *q, uint32
     if (ep == VD_SLOT_NONE) return VD_OK;
     if (vd_scratch_tags(sc, LD_ACQ(&ix->n_slots)))
         return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-    vd_cand cur = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep};
+    vd_cand cur = {vd_index__dist(ix, qy->rep, vd_index__rep(ix, ep)), ep};
     cnt->distances++;
-    cur = vd_index__greedy(ix, q, cur, vd_index__node(ix, ep)->level, 0, cnt);
-    vd_status st = vd_index__search_layer(ix, sc, q, &cur, 1, 0, ef, VD_MODE_READ, v,
+    cur = vd_index__greedy(ix, qy->rep, cur, vd_index__node(ix, ep)->level, 0, cnt);
+    vd_status st = vd_index__search_layer(ix, sc, qy->rep, &cur, 1, 0, ef, VD_MODE_READ, v,
                                           VD_SLOT_NONE, &nw, cnt);
     if (st) return vd_err_set(err, st, "out of memory for search scratch");
-    return take_nearest(ix, sc, k, nw, n, err);
+    return take_nearest(ix, sc, qy, nw, n, cnt, err);
 }
 
 /* Allowed visible slots spread over the slot range, up to SEEDS more of them, appended to
  * seeds[*n] (room for SEEDS more): the first allowed slot at or after each of SEEDS evenly
- * spaced positions, through next(), so without any allow() call. Without next(), the seeds
- * are the allowed slots of the sample selectivity() took. Tags them OK. */
+ * spaced positions, through the bitmap or next(), so without any allow() call. Without
+ * either, the seeds are the allowed slots of the sample selectivity() took. Tags them OK. */
 static void collect_seeds(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs, uint32_t *seeds,
                           size_t *n)
 {
@@ -378,7 +401,7 @@ static void collect_seeds(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs, ui
 
 /* The filtered traversal (search.c) into sc->h, from the seeds (allowed, tagged OK) and the
  * descent; fs set up by the caller. Inside the reader's grace period. */
-static vd_status filtered_beam(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
+static vd_status filtered_beam(const vd_index *ix, vd_scratch *sc, const prepared *qy,
                                uint32_t ef, vd_fsearch *fs, const uint32_t *seeds,
                                size_t n_seeds, size_t *n, vd_err *err)
 {
@@ -390,24 +413,24 @@ static vd_status filtered_beam(const vd_index *ix, vd_scratch *sc, const float *
         vd_cands_reserve(&sc->c, &sc->cap_c, n_seeds + 1))
         return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
     for (size_t i = 0; i < n_seeds; i++) {
-        vd_cand e = {vd_index__dist(ix, q, vd_index__vec(ix, seeds[i])), seeds[i]};
+        vd_cand e = {vd_index__dist(ix, qy->rep, vd_index__rep(ix, seeds[i])), seeds[i]};
         fs->cnt.distances++;
         vd_minheap_push(sc->c, &fs->nc, e);
         vd_maxheap_push(sc->w, &fs->nw, e);
         if (fs->nw > ef) vd_maxheap_pop(sc->w, &fs->nw);
     }
-    vd_cand cur = {vd_index__dist(ix, q, vd_index__vec(ix, ep)), ep};
+    vd_cand cur = {vd_index__dist(ix, qy->rep, vd_index__rep(ix, ep)), ep};
     fs->cnt.distances++;
-    cur = vd_index__greedy_filtered(ix, sc, q, cur, vd_index__node(ix, ep)->level, ef, fs, &st);
+    cur = vd_index__greedy_filtered(ix, sc, qy->rep, cur, vd_index__node(ix, ep)->level, ef, fs,
+                                    &st);
     if (!st) {
         vd_cand bridge = cur;
         if (vd_index__fs_tag(sc, fs, cur.slot) == VD_TAG_OK) bridge.slot = VD_SLOT_NONE;
-        st = vd_index__search_filtered(ix, sc, q, bridge, ef, fs);
+        st = vd_index__search_filtered(ix, sc, qy->rep, bridge, ef, fs);
     }
     if (st) return vd_err_set(err, st, "out of memory for search scratch");
-    return take_nearest(ix, sc, k, fs->nw, n, err);
+    return take_nearest(ix, sc, qy, fs->nw, n, &fs->cnt, err);
 }
-
 /* ---- the planner ------------------------------------------------------------------------- */
 
 /* The share of visible points the filter allows: its count, or a sample of SAMPLE visible
@@ -461,9 +484,9 @@ static double graph_cost(const vd_index *ix, uint32_t ef, double s)
 
 /* The filtered search under the planner (or the plan forced), inside the grace period:
  * hits into sc->h. */
-static vd_status filtered(const vd_index *ix, vd_scratch *sc, const float *q, uint32_t k,
-                          uint32_t ef, vd_search_plan force, vd_fsearch *fs,
-                          vd_search_explain *ex, size_t *n, vd_err *err)
+static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy, uint32_t ef,
+                          vd_search_plan force, vd_fsearch *fs, vd_search_explain *ex,
+                          size_t *n, vd_err *err)
 {
     size_t n_vis = vd_index_count(ix), n_seeds = 0;
     uint32_t ns = LD_ACQ(&ix->n_slots), seeds[SAMPLE + SEEDS];
@@ -484,9 +507,9 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const float *q, ui
         fs->cap = force ? INFINITY : cost_exact;
         fs->sel = s;
         collect_seeds(ix, sc, fs, seeds, &n_seeds); /* after the sample's */
-        vd_status st = filtered_beam(ix, sc, q, k, ef_graph, fs, seeds, n_seeds, n, err);
+        vd_status st = filtered_beam(ix, sc, qy, ef_graph, fs, seeds, n_seeds, n, err);
         if (st) return st;
-        if (!fs->aborted && *n >= k) {
+        if (!fs->aborted && *n >= qy->k) {
             learn_effort(ix, vd_fsearch_effort(fs) /
                                  ((double)ef_graph * (1.0 + EFFORT_HOPS * (1.0 - s))));
             return VD_OK;
@@ -494,19 +517,16 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const float *q, ui
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
         ex->fallback = fs->aborted ? (vd_search_fallback)fs->aborted : VD_FALLBACK_SHORT;
     }
-    uint32_t got = 0;
-    vd_status st = exact_filtered(ix, sc, q, k, fs, &got, err);
-    *n = got;
-    return st;
+    return exact_filtered(ix, sc, qy, fs, n, err);
 }
 
 /* ---- entry points ------------------------------------------------------------------------ */
 
-vd_status vd_index_search_opts(const vd_index *ix, const float *query, const vd_search_opts *o,
+vd_status vd_index_search_opts(const vd_index *ix, const float *query_vec, const vd_search_opts *o,
                                vd_hit *hits, uint32_t *n_out, vd_err *err)
 {
     vd_scratch *sc = NULL;
-    const float *q = NULL;
+    prepared qy = {0};
     vd_search_explain ex_local, *ex = o && o->explain ? o->explain : &ex_local;
     memset(ex, 0, sizeof *ex);
     if (n_out) *n_out = 0;
@@ -515,11 +535,19 @@ vd_status vd_index_search_opts(const vd_index *ix, const float *query, const vd_
         return vd_err_set(err, VD_INVALID, "search filter has neither allow() nor bits");
     if (o->plan && o->plan != VD_PLAN_GRAPH && o->plan != VD_PLAN_EXACT)
         return vd_err_set(err, VD_INVALID, "search plan %d cannot be forced", (int)o->plan);
+    uint32_t rerank = 0;
+    vd_status st = vd_param_resolve(VD_PARAM_RERANK, o->rerank, &rerank, err);
+    if (st || (st = prepare_query(ix, &sc, query_vec, o->k, hits, n_out, &qy, err))) return st;
     uint32_t k = o->k, ef = o->ef;
-    vd_status st = prepare_query(ix, &sc, query, k, hits, n_out, &q, err);
-    if (st) return st;
     if (ef == 0) ef = LD_RLX(&ix->ef_search);
     if (ef < k) ef = k;
+    if (ix->quant && o->source) {
+        /* int8: the best rerank x k by code distance get their float distance (at most ef of
+         * them from a traversal: the beam holds ef). */
+        qy.source = o->source;
+        uint64_t r = (uint64_t)rerank * k;
+        qy.n_rerank = r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
+    }
     size_t n = 0;
     vd_search_counts cnt = {0};
     vd_fsearch fs = {.f = o->filter, .k = k, .w_hop = w_hop(ix->dim), .w_allow = W_ALLOW,
@@ -529,39 +557,40 @@ vd_status vd_index_search_opts(const vd_index *ix, const float *query, const vd_
         ex->plan = VD_PLAN_GRAPH;
         ex->ef = ef;
         ex->selectivity = 1;
-        st = beam(ix, sc, q, k, ef, &n, &cnt, err);
+        st = beam(ix, sc, &qy, ef, &n, &cnt, err);
         if (!st) learn_effort(ix, ((double)cnt.distances + fs.w_hop * (double)cnt.expanded) / ef);
     } else if (vd_scratch_tags(sc, LD_ACQ(&ix->n_slots))) {
         st = vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
     } else {
         fs.v = LD_ACQ(&ix->visible_epoch);
         fs.g = vd_scratch_visit_begin_n(sc, VD_TAG_STATES);
-        st = filtered(ix, sc, q, k, ef, o->plan, &fs, ex, &n, err);
+        st = filtered(ix, sc, &qy, ef, o->plan, &fs, ex, &n, err);
         cnt = fs.cnt;
     }
     vd_index__reader_exit(ix, p);
-    if (st) return st;
-    if (n) memcpy(hits, sc->h, n * sizeof(vd_hit));
-    *n_out = (uint32_t)n;
     /* Unfiltered, the beam can come back short when most nodes around are invisible (a large
      * unpublished batch, many tombstones): then the scan keeps the "fewer than k only when
      * fewer points are visible" promise. */
-    if (!o->filter && n < k && n < vd_index_count(ix)) {
+    if (!st && !o->filter && n < k && n < vd_index_count(ix)) {
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
         ex->fallback = VD_FALLBACK_SHORT;
-        st = exact_scan(ix, sc, q, k, hits, n_out, &cnt, err);
+        st = exact_scan(ix, sc, &qy, &n, &cnt, err);
     }
+    if (st) return st;
+    for (size_t i = 0; i < n; i++) hits[i] = (vd_hit){sc->h[i].id, sc->h[i].d};
+    *n_out = (uint32_t)n;
     ex->nodes_visited = cnt.expanded;
     ex->distances = cnt.distances;
     ex->filter_calls = cnt.allows;
-    return st;
+    ex->reranked = cnt.reranked;
+    return VD_OK;
 }
 
-vd_status vd_index_search(const vd_index *ix, const float *query, uint32_t k, uint32_t ef,
+vd_status vd_index_search(const vd_index *ix, const float *query_vec, uint32_t k, uint32_t ef,
                           vd_hit *hits, uint32_t *n_out, vd_err *err)
 {
     vd_search_opts o = {.k = k, .ef = ef};
-    return vd_index_search_opts(ix, query, &o, hits, n_out, err);
+    return vd_index_search_opts(ix, query_vec, &o, hits, n_out, err);
 }
 
 uint64_t vd_index_slot_id(const vd_index *ix, uint32_t slot)

@@ -45,7 +45,7 @@ static inline int accept(const vd_node *nd, int mode, uint64_t v)
     return LD_ACQ(&nd->born) <= v && v < LD_ACQ(&nd->died);
 }
 
-vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsigned from,
+vd_cand vd_index__greedy(const vd_index *ix, const void *q, vd_cand cur, unsigned from,
                          unsigned to, vd_search_counts *cnt)
 {
     for (unsigned l = from; l > to; l--) {
@@ -61,7 +61,7 @@ vd_cand vd_index__greedy(const vd_index *ix, const float *q, vd_cand cur, unsign
             }
             for (uint32_t i = 0; i < n; i++) {
                 uint32_t x = LD_ACQ(&list[1 + i]);
-                float d = vd_index__dist_below(ix, q, vd_index__vec(ix, x), cur.d);
+                float d = vd_index__dist_below(ix, q, vd_index__rep(ix, x), cur.d);
                 if (d < cur.d) {
                     cur.d = d;
                     cur.slot = x;
@@ -96,14 +96,14 @@ seed_beam(const vd_index *ix, vd_scratch *sc, const vd_cand *ent, size_t n_ent, 
 /* vd_index__search_layer for one metric. Always inlined into one copy per metric so the
  * kernel is inlined without a switch per distance. */
 static inline __attribute__((always_inline)) vd_status
-search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand *ent,
+search_layer_m(const vd_index *ix, vd_scratch *sc, const void *q, const vd_cand *ent,
                size_t n_ent, unsigned level, uint32_t ef, int mode, uint64_t v, uint32_t skip,
-               size_t *n_w, vd_search_counts *cnt, int metric)
+               size_t *n_w, vd_search_counts *cnt, int metric, int quant)
 {
     size_t nc = 0, nw = 0, n_exp = 0, n_dist = 0;
     const uint32_t dim = ix->dim, maxl = vd_index__max_links(ix, level);
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t vec_lines = (dim * sizeof(float) + 63) / 64;
+    const size_t vec_lines = (ix->rep_bytes + 63) / 64;
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
         vd_cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + n_ent + maxl + 1))
         return VD_NOMEM;
@@ -146,8 +146,7 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand
             if (i + PF_AHEAD < k) /* the rest of a later vector while this one is computed */
                 for (size_t l = 1; l <= vec_lines && l < 12; l++)
                     __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
-            float d = vd_index__dist_below_m(metric, dim, q, (const float *)(bp[i] + vec_off),
-                                             bound);
+            float d = vd_index__rdist_m(metric, quant, dim, q, bp[i] + vec_off, bound);
             if (nw < ef || d < bound) {
                 vd_cand e = {d, nb[i]};
                 vd_minheap_push(sc->c, &nc, e);
@@ -167,24 +166,23 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const float *q, const vd_cand
     return VD_OK;
 }
 
-vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const void *q,
                                  const vd_cand *ent, size_t n_ent, unsigned level, uint32_t ef,
                                  int mode, uint64_t v, uint32_t skip, size_t *n_w,
                                  vd_search_counts *cnt)
 {
-    switch (ix->metric) {
-    case VD_METRIC_L2:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
-                              VD_METRIC_L2);
-    case VD_METRIC_COSINE:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
-                              VD_METRIC_COSINE);
-    default:
-        return search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt,
-                              VD_METRIC_IP);
+#define LAYER(metric, quant) \
+    search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt, metric, quant)
+    switch (ix->metric * 2 + ix->quant) {
+    case VD_METRIC_L2 * 2: return LAYER(VD_METRIC_L2, 0);
+    case VD_METRIC_L2 * 2 + 1: return LAYER(VD_METRIC_L2, 1);
+    case VD_METRIC_COSINE * 2: return LAYER(VD_METRIC_COSINE, 0);
+    case VD_METRIC_COSINE * 2 + 1: return LAYER(VD_METRIC_COSINE, 1);
+    case VD_METRIC_IP * 2: return LAYER(VD_METRIC_IP, 0);
+    default: return LAYER(VD_METRIC_IP, 1);
     }
+#undef LAYER
 }
-
 
 /* ---- filtered traversal ------------------------------------------------------------------ */
 
@@ -228,7 +226,7 @@ static inline int fs_check(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs, u
     return 0;
 }
 
-vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                   vd_cand cur, unsigned from, uint32_t ef, vd_fsearch *fs,
                                   vd_status *st)
 {
@@ -253,7 +251,7 @@ vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const floa
             for (uint32_t i = 0; i < n && !*st; i++) {
                 uint32_t x = LD_ACQ(&list[1 + i]);
                 if ((*st = fs_cover(sc, x))) break;
-                const float *xv = vd_index__vec(ix, x);
+                const void *xv = vd_index__rep(ix, x);
                 /* A newly allowed node needs its exact distance to enter the beam; any other
                  * only has to beat the current one. */
                 float d;
@@ -277,7 +275,7 @@ vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const floa
 /* The beam ran dry with too few results: every rejected node seen so far (the frontier)
  * is measured and becomes a bridge candidate, so the traversal can cross a region where
  * nothing matches. Returns how many were added. */
-static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const float *q, vd_fsearch *fs,
+static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const void *q, vd_fsearch *fs,
                         vd_status *st)
 {
     size_t added = 0;
@@ -290,7 +288,7 @@ static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const float *q, vd_f
             break;
         }
         sc->tags[x] = (uint16_t)(fs->g + VD_TAG_BRIDGE);
-        vd_cand e = {vd_index__dist(ix, q, vd_index__vec(ix, x)), x};
+        vd_cand e = {vd_index__dist(ix, q, vd_index__rep(ix, x)), x};
         vd_minheap_push(sc->c, &fs->nc, e);
         fs->cnt.distances++;
         added++;
@@ -367,12 +365,12 @@ static inline int fs_anti_correlated(const vd_fsearch *fs, uint32_t found, uint3
 
 /* vd_index__search_filtered for one metric (inlined once per metric, as search_layer_m). */
 static inline __attribute__((always_inline)) vd_status
-search_filtered_m(const vd_index *ix, vd_scratch *sc, const float *q, vd_cand bridge,
-                  uint32_t ef, vd_fsearch *fs, int metric)
+search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bridge,
+                  uint32_t ef, vd_fsearch *fs, int metric, int quant)
 {
     const uint32_t dim = ix->dim;
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t lines = (vec_off - hdr_off + dim * sizeof(float) + 63) / 64;
+    const size_t lines = (vec_off - hdr_off + ix->rep_bytes + 63) / 64;
     vd_status st = VD_OK;
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1)) return VD_NOMEM;
     if (bridge.slot != VD_SLOT_NONE) {
@@ -418,8 +416,7 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const float *q, vd_cand br
                 continue;
             }
             fs->cnt.distances++;
-            float d = vd_index__dist_below_m(metric, dim, q, (const float *)(blk + vec_off),
-                                             bound);
+            float d = vd_index__rdist_m(metric, quant, dim, q, blk + vec_off, bound);
             if (fs->nw < ef || d < bound) {
                 vd_cand e = {d, nb[i]};
                 vd_minheap_push(sc->c, &fs->nc, e);
@@ -432,12 +429,17 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const float *q, vd_cand br
     return st;
 }
 
-vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const float *q,
+vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                     vd_cand bridge, uint32_t ef, vd_fsearch *fs)
 {
-    switch (ix->metric) {
-    case VD_METRIC_L2: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_L2);
-    case VD_METRIC_COSINE: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_COSINE);
-    default: return search_filtered_m(ix, sc, q, bridge, ef, fs, VD_METRIC_IP);
+#define FILTERED(metric, quant) search_filtered_m(ix, sc, q, bridge, ef, fs, metric, quant)
+    switch (ix->metric * 2 + ix->quant) {
+    case VD_METRIC_L2 * 2: return FILTERED(VD_METRIC_L2, 0);
+    case VD_METRIC_L2 * 2 + 1: return FILTERED(VD_METRIC_L2, 1);
+    case VD_METRIC_COSINE * 2: return FILTERED(VD_METRIC_COSINE, 0);
+    case VD_METRIC_COSINE * 2 + 1: return FILTERED(VD_METRIC_COSINE, 1);
+    case VD_METRIC_IP * 2: return FILTERED(VD_METRIC_IP, 0);
+    default: return FILTERED(VD_METRIC_IP, 1);
     }
+#undef FILTERED
 }

@@ -63,7 +63,8 @@ vd_status vd_quantization_parse(const char *s, vd_quantization *out); /* VD_INVA
     X(EF_CONSTRUCTION, "ef_construction", 1, VD_EF_MAX, 200)     \
     X(EF_SEARCH, "ef_search", 1, VD_EF_MAX, 100)                 \
     X(EF, "ef", 1, VD_EF_MAX, 0) /* per query; 0 = the collection's ef_search */ \
-    X(K, "k", 1, VD_K_MAX, 0)
+    X(K, "k", 1, VD_K_MAX, 0)                                    \
+    X(RERANK, "rerank", 1, 64, 2) /* per query, int8: re-rank rerank x k by floats */
 
 typedef enum vd_param {
 #define X(id, name, lo, hi, def) VD_PARAM_##id,
@@ -109,6 +110,11 @@ typedef struct vd_index_params {
     uint64_t seed;            /* level generator seed; same seed + one thread = same graph */
     uint32_t capacity_hint;   /* expected number of points; arrays still grow past it */
     int deferred_publish;     /* see "Visibility" above */
+    /* VD_QUANT_INT8: the graph keeps int8 codes (per-vector scale) and no float vectors,
+     * builds and searches over the codes, and re-ranks the best candidates with exact float
+     * distances read from a vd_vector_source. Float vectors stay with the caller: the index
+     * holds those of new slots only until vd_index_changes_clear (vd_index_slot_vector). */
+    vd_quantization quantization;
 } vd_index_params;
 
 typedef struct vd_hit {
@@ -213,10 +219,21 @@ typedef struct vd_search_explain {
     uint64_t nodes_visited; /* nodes whose link lists were read, every level */
     uint64_t distances;     /* distance computations, the exact scan's included */
     uint64_t filter_calls;  /* allow() calls */
+    uint64_t reranked;      /* int8: candidates re-scored with float vectors */
     double selectivity;     /* allowed / visible points the planner assumed (1 unfiltered) */
     double cost_graph;      /* the planner's estimates, in distance computations */
     double cost_exact;
 } vd_search_explain;
+
+/* Where an int8 index reads the exact float vectors it re-ranks with (it keeps codes only):
+ * storage from its LMDB snapshot, a benchmark from its array. get() returns the stored
+ * vector of `slot` (normalized under cosine) if it holds point `id`, valid until the next
+ * get() on the same source, or NULL (then that candidate keeps its code distance). Called
+ * on the searching thread during the search call only. */
+typedef struct vd_vector_source {
+    const float *(*get)(void *ctx, uint32_t slot, uint64_t id);
+    void *ctx;
+} vd_vector_source;
 
 typedef struct vd_search_opts {
     uint32_t k;                   /* hits wanted, >= 1 */
@@ -227,6 +244,11 @@ typedef struct vd_search_opts {
      * benchmarks); a forced traversal has no effort cap but still ends in the exact scan
      * when it finds fewer than k allowed points. */
     vd_search_plan plan;
+    /* int8 only (ignored otherwise): the best min(ef, rerank x k) candidates by code
+     * distance are re-ranked by exact float distance read from `source`; 0 = VD_PARAM_RERANK's
+     * default. Without a source, hits come back by code distance. */
+    uint32_t rerank;
+    const vd_vector_source *source;
 } vd_search_opts;
 
 /* Up to o->k nearest visible points that the filter allows, nearest first (ties by id):
@@ -249,9 +271,17 @@ void vd_index_set_ef_search(vd_index *ix, uint32_t ef); /* 0: the table's defaul
 size_t vd_index_count(const vd_index *ix);
 
 /* Writer thread only: copies the stored vector of `id` (normalized under cosine) into
- * caller-owned `out` (dim floats). VD_NOTFOUND if absent. The writer sees its own
- * unpublished writes. */
+ * caller-owned `out` (dim floats). VD_NOTFOUND if absent - and, for an int8 index, once the
+ * point's floats are no longer held (after the vd_index_changes_clear that followed its
+ * insert: storage has them). The writer sees its own unpublished writes. */
 vd_status vd_index_get(const vd_index *ix, uint64_t id, float *out, vd_err *err);
+
+/* Writer thread only: VD_OK when the index holds `id` with exactly the vector `vec` (as
+ * stored: normalized under cosine) - the same floats, or for an int8 index the same codes
+ * and scale `vec` encodes to; VD_NOTFOUND if id is absent; VD_CORRUPT "differs" otherwise.
+ * For integrity checks against stored vectors. */
+vd_status vd_index_vector_matches(const vd_index *ix, uint64_t id, const float *vec,
+                                  vd_err *err);
 
 /* Makes every mutation since the last publish visible to searches, atomically.
  * Writer thread only. A no-op without deferred_publish (each call publishes itself).
@@ -271,6 +301,8 @@ typedef struct vd_index_stats {
     size_t bytes_links;   /* link bytes of live points */
     size_t bytes_total;   /* everything the index has allocated */
     const char *simd;     /* the distance kernel in use: "avx512", "avx2", "neon", "scalar"... */
+    const char *simd_int8; /* the int8 kernel: "avx512-vnni", "avx512bw", "avx2", ... */
+    vd_quantization quantization;
 } vd_index_stats;
 void vd_index_stats_get(const vd_index *ix, vd_index_stats *out);
 
@@ -313,7 +345,9 @@ typedef struct vd_index_header {
 } vd_index_header;
 void vd_index_header_get(const vd_index *ix, vd_index_header *out);
 
-/* Borrowed view of a filled slot: valid until the next mutating call. */
+/* Borrowed view of a filled slot: valid until the next mutating call. *vec_out is the
+ * float vector; for an int8 index only while the index holds it (the slot was filled since
+ * the last vd_index_changes_clear, i.e. it is reported NEW), else NULL. */
 vd_status vd_index_slot_vector(const vd_index *ix, uint32_t slot, uint64_t *id_out,
                                const float **vec_out, vd_err *err);
 /* Serializes the links record of a filled slot into caller-owned `buf` of `cap` bytes; the
@@ -323,7 +357,9 @@ vd_status vd_index_slot_links(const vd_index *ix, uint32_t slot, uint8_t *buf, s
 
 /* Loading a stored graph: on an EMPTY index, call vd_index_load_slot for every filled slot
  * (any order; `links` as produced by vd_index_slot_links, treated as hostile input and
- * validated), then vd_index_load_finish with the stored header. No re-insertion happens.
+ * validated), then vd_index_load_finish with the stored header. No re-insertion happens; an
+ * int8 index encodes each vector as it loads (the codes are a function of the floats, so
+ * nothing else is stored), and keeps none of them.
  * vd_index_load_finish validates the whole graph (VD_CORRUPT on any inconsistency) and
  * publishes it. */
 vd_status vd_index_load_slot(vd_index *ix, uint32_t slot, uint64_t id, const float *vec,
@@ -338,5 +374,16 @@ float vd_dist_dot(const float *a, const float *b, size_t dim);
 float vd_dist_l2sq_ref(const float *a, const float *b, size_t dim); /* scalar reference */
 float vd_dist_dot_ref(const float *a, const float *b, size_t dim);
 const char *vd_dist_simd_name(void);
+/* int8 codes in [-127, 127]: the kernel this build runs, each variant (compiled with SIMDe,
+ * emulated where the CPU lacks it: for tests), and the scalar reference. */
+typedef enum vd_i8_kernel {
+    VD_I8_NATIVE, VD_I8_128, VD_I8_256, VD_I8_512, VD_I8_VNNI, VD_I8_NEON, VD_I8_COUNT
+} vd_i8_kernel;
+int32_t vd_dist_dot_i8(vd_i8_kernel which, const int8_t *a, const int8_t *b, size_t dim);
+int32_t vd_dist_dot_i8_ref(const int8_t *a, const int8_t *b, size_t dim);
+const char *vd_dist_simd_int8_name(void);
+/* The int8 encoding of dim floats: codes[i] = round(v[i] / scale), scale = max |v[i]| / 127
+ * (0 for a zero vector, whose codes are all 0). */
+void vd_quantize_i8(const float *v, size_t dim, int8_t *codes, float *scale);
 
 #endif

@@ -38,5 +38,7 @@ int vd_proto__metric_from_wire(Vectord__V1__Metric w, vd_metric *out);
 /* Wire id type <-> domain id type. from_wire: 0 when the wire value is not one. */
 Vectord__V1__IdType vd_proto__id_type_to_wire(vd_id_type t);
 int vd_proto__id_type_from_wire(Vectord__V1__IdType w, vd_id_type *out);
+Vectord__V1__Quantization vd_proto__quant_to_wire(vd_quantization q);
+int vd_proto__quant_from_wire(Vectord__V1__Quantization w, vd_quantization *out); /* 0: unknown */
 
 #endif

@@ -116,6 +116,9 @@ static vd_status create_of(const Vectord__V1__CreateCollectionRequest *c, vd_cre
         return vd_err_set(err, VD_INVALID,
                           "create_collection %s: id_type %d is not one of INT (0), STR (1)",
                           c->name, (int)c->id_type);
+    if (!vd_proto__quant_from_wire(c->quantization, &r->quantization))
+        return vd_err_set(err, VD_INVALID, "create_collection %s: quantization %d is not one of "
+                          "NONE (0), INT8 (1)", c->name, (int)c->quantization);
     return VD_OK;
 }
 
@@ -160,6 +163,7 @@ static vd_status search_of(decoded *d, const Vectord__V1__SearchRequest *q, vd_s
     r->dim = q->dim;
     r->k = q->k;
     r->ef = q->ef;
+    r->rerank = q->rerank;
     r->with_payloads = q->with_payloads;
     r->explain = q->explain;
     vd_status s = vd_proto__filter_of(q->filter, VD_REQ_SEARCH, &r->filter, &d->filter_mem, err);

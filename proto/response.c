@@ -173,6 +173,7 @@ static void info_to_wire(const vd_collection_info *in, Vectord__V1__CollectionIn
     out->bytes_disk = in->bytes_disk;
     out->bytes_memory = in->bytes_memory;
     out->id_type = vd_proto__id_type_to_wire(in->params.id_type);
+    out->quantization = vd_proto__quant_to_wire(in->params.quantization);
 }
 
 static const char *fallback_name(vd_search_fallback f)

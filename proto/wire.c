@@ -144,3 +144,23 @@ static void pb_free(void *data, void *p)
 }
 
 ProtobufCAllocator vd_proto_allocator = {pb_alloc, pb_free, NULL};
+
+Vectord__V1__Quantization vd_proto__quant_to_wire(vd_quantization q)
+{
+    return q == VD_QUANT_INT8 ? VECTORD__V1__QUANTIZATION__QUANTIZATION_INT8
+                              : VECTORD__V1__QUANTIZATION__QUANTIZATION_NONE;
+}
+
+int vd_proto__quant_from_wire(Vectord__V1__Quantization w, vd_quantization *out)
+{
+    switch (w) {
+    case VECTORD__V1__QUANTIZATION__QUANTIZATION_NONE:
+        *out = VD_QUANT_NONE;
+        return 1;
+    case VECTORD__V1__QUANTIZATION__QUANTIZATION_INT8:
+        *out = VD_QUANT_INT8;
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -8,7 +8,7 @@
  *    any collection-keyed table belongs to a collection id the catalog does not know;
  *    payloads are JSON objects; string ids map both ways (check_str_ids);
  *  - records with the loaded graph: each stored point is live in the index with exactly the
- *    stored vector, each links record is what the index would write (unless the slot changed
+ *    stored vector (an int8 index: the codes it encodes to), each links record is what the index would write (unless the slot changed
  *    in memory since the last commit: publish-time repairs are persisted by the next group),
  *    and the index holds as many live points as are stored;
  *  - the graph with itself: vd_index_validate (links in range and to used slots, no self or
@@ -18,9 +18,9 @@
  *    not by parsing them here.
  * Each problem is one report line; at most REPORT_MAX lines per collection and kind, then a
  * count. A damaged record is a problem reported, an LMDB failure ends the check with its
- * status. Because it calls writer-only index functions (vd_index_get, vd_index_changes,
- * vd_index_validate), vd_store_check runs on the writer thread or with no writer at all
- * (vectord check). */
+ * status. Because it calls writer-only index functions (vd_index_vector_matches,
+ * vd_index_changes, vd_index_validate), vd_store_check runs on the writer thread or with no
+ * writer at all (vectord check). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -423,7 +423,6 @@ static vd_status check_pindexes(checker *k, ccheck *x)
 static vd_status check_point(checker *k, ccheck *x, uint64_t id, const MDB_val *val)
 {
     const char *name = x->r->params.name;
-    size_t vb = (size_t)x->r->params.dim * sizeof(float);
     vd_point_rec pr;
     vd_vector_rec vr;
     vd_err e;
@@ -446,10 +445,14 @@ static vd_status check_point(checker *k, ccheck *x, uint64_t id, const MDB_val *
     }
     if (x->r->params.id_type == VD_ID_STR && (s = check_key_maps(k, x, id)) != VD_OK) return s;
     if (!x->c) return VD_OK;
-    if (vd_index_get(x->c->ix, id, x->vbuf, NULL) != VD_OK)
+    /* The stored floats against what the graph holds: the same floats, or (int8) the codes
+     * they encode to. */
+    const float *sv = vd_storage__vector_floats(&vr, x->r->params.dim, x->vbuf);
+    vd_status m = vd_index_vector_matches(x->c->ix, id, sv, NULL);
+    if (m == VD_NOTFOUND)
         CAPPED(k, &x->not_in_graph, "collection %s: point %" PRIu64 " is not in the graph",
                name, id);
-    else if (memcmp(x->vbuf, vr.vec, vb) != 0)
+    else if (m != VD_OK)
         CAPPED(k, &x->not_in_graph, "collection %s: point %" PRIu64 " has a different vector "
                "in the graph than on disk", name, id);
     return VD_OK;

@@ -62,6 +62,11 @@ static vd_status check_args(const vd_collection_params *p, const vd_index *ix, s
                           "ef_construction %u", q->name, ip->dim, vd_metric_name(ip->metric),
                           ip->m, ip->ef_construction, q->dim, vd_metric_name(q->metric), q->m,
                           q->ef_construction);
+    if (ip->quantization != q->quantization)
+        return vd_err_set(err, VD_INVALID, "import %s: the index was built with quantization "
+                          "%s; the collection asks for %s", q->name,
+                          vd_quantization_name(ip->quantization),
+                          vd_quantization_name(q->quantization));
     if (n && !ids) return vd_err_set(err, VD_INVALID, "import %s: ids missing", q->name);
     if (payloads && !payload_lens)
         return vd_err_set(err, VD_INVALID, "import %s: payload lengths missing", q->name);

@@ -36,7 +36,8 @@ static vd_status open_collection(const vd_catalog_rec *r, vd_collection **out, v
                               r->params.name);
     vd_index_params ip = {.dim = r->params.dim, .metric = r->params.metric, .m = r->params.m,
                           .ef_construction = r->params.ef_construction, .seed = r->seed,
-                          .capacity_hint = r->hdr.n_slots, .deferred_publish = 1};
+                          .capacity_hint = r->hdr.n_slots, .deferred_publish = 1,
+                          .quantization = r->params.quantization};
     vd_status s = vd_index_open(&ip, &c->ix, err);
     if (s != VD_OK) {
         vd_collection_release(c);

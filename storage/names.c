@@ -67,7 +67,8 @@ vd_status vd_storage__params_check(vd_collection_params *p, vd_err *err)
         return vd_err_set(err, VD_INVALID, "collection %s: unknown quantization %d", p->name,
                           (int)p->quantization);
     vd_index_params ip = {.dim = p->dim, .metric = p->metric, .m = p->m,
-                          .ef_construction = p->ef_construction};
+                          .ef_construction = p->ef_construction,
+                          .quantization = p->quantization};
     if ((s = vd_index_params_check(&ip, err)) != VD_OK ||
         (s = vd_param_resolve(VD_PARAM_EF_SEARCH, p->ef_search, &p->ef_search, err)) != VD_OK) {
         vd_err_prefix(err, "collection %s", p->name);

@@ -1,5 +1,6 @@
 /* storage/snapshot.c: read views of what is committed (vd_snapshot_*), for `get`, the
- * payloads of search hits, string ids (id -> key, key -> id) and scrolling.
+ * payloads of search hits, string ids (id -> key, key -> id), scrolling and an int8 index's
+ * re-ranking (vectors by slot).
  *
  * A snapshot is one MDB_RDONLY transaction (the environment is MDB_NOTLS, so any thread may
  * begin it and another end it) that passed the reader gate (env.c): a map resize waits for
@@ -9,8 +10,9 @@
  *
  * Pointers returned stay valid until vd_snapshot_end: payloads and aligned vectors point
  * into LMDB's map; a vector LMDB stored at an address not 4-aligned (it aligns values to 2
- * bytes) is copied into a list of copies owned by the snapshot. Searches do not need a
- * snapshot: they run on the in-memory index. */
+ * bytes) is copied into a list of copies owned by the snapshot (or, by slot, into the
+ * caller's scratch: a re-rank reads dozens per query and keeps none). Float searches do not
+ * need a snapshot: they run on the in-memory index. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -311,4 +313,16 @@ vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_sc
                        : scroll_int(&w, from, cur, at_end, err);
     mdb_cursor_close(cur);
     return st;
+}
+
+/* ---- an int8 index's re-ranking ---------------------------------------------------------- */
+const float *vd_snapshot_slot_vector(vd_snapshot *s, const vd_collection *c, uint32_t slot,
+                                     uint64_t id, float *scratch, vd_err *err)
+{
+    vd_vector_rec vr;
+    int found = 0;
+    if (vd_storage__vector_get(&s->t, c->cid, &c->params, slot, &vr, &found, err) != VD_OK ||
+        !found || vr.id != id)
+        return NULL;
+    return vd_storage__vector_floats(&vr, c->params.dim, scratch);
 }

@@ -333,6 +333,13 @@ typedef struct vd_scroll_from {
 vd_status vd_snapshot_scroll(vd_snapshot *s, const vd_collection *c, const vd_scroll_from *from,
                              int with_vectors, const vd_filter *filter, vd_scroll_fn fn,
                              void *ctx, int *at_end, vd_err *err);
+/* The stored vector of `slot` of collection c (dim floats, normalized under cosine) if that
+ * slot holds point `id` in this snapshot, else NULL - also when the record is damaged or
+ * LMDB fails (*err says which, when err is not NULL). In LMDB's map when it is 4-aligned,
+ * else copied into caller-owned `scratch` (dim floats): valid until the snapshot ends or
+ * scratch is reused. For an int8 index's re-ranking (vd_vector_source). */
+const float *vd_snapshot_slot_vector(vd_snapshot *s, const vd_collection *c, uint32_t slot,
+                                     uint64_t id, float *scratch, vd_err *err);
 
 /* ---- Writes: one writer, grouped ------------------------------------------------------- */
 typedef enum vd_op_kind {

@@ -133,7 +133,7 @@ static vd_status op_create(group *g, vd_op *op, vd_err *err)
     c->seed = 0x9E3779B97F4A7C15ull * c->cid + 0x632BE59BD9B4E019ull;
     vd_index_params ip = {.dim = p.dim, .metric = p.metric, .m = p.m,
                           .ef_construction = p.ef_construction, .seed = c->seed,
-                          .deferred_publish = 1};
+                          .deferred_publish = 1, .quantization = p.quantization};
     if ((s = vd_index_open(&ip, &c->ix, &op->err)) != VD_OK) {
         vd_collection_release(c);
         if (s == VD_NOMEM) return vd_err_set(err, VD_NOMEM, "%s", op->err.msg);

@@ -110,13 +110,14 @@ def upsert(name, ids, vecs, payloads=None):
     return r
 
 
-def search(name, values, k=1, dim=0, ef=0, with_payloads=False):
+def search(name, values, k=1, dim=0, ef=0, with_payloads=False, rerank=0):
     r = pb.Request()
     r.search.collection = name
     r.search.queries = floats(values)
     r.search.k = k
     r.search.dim = dim
     r.search.ef = ef
+    r.search.rerank = rerank
     r.search.with_payloads = with_payloads
     return r
 
@@ -326,6 +327,7 @@ def requests(address, log):
     # create
     for req, code in ((create("bad name!", 4), inv), (create("x", 0), inv),
                       (create("x", 4, ef_construction=20000), inv), (create("x", 4, 0), inv),
+                      (create("x", 4, quantization=7), inv),
                       (create("docs", 4), pb.ALREADY_EXISTS)):
         log.add(c.call(req), code)
     # upsert and delete
@@ -341,6 +343,7 @@ def requests(address, log):
     # search
     for req in (search("d", [1] * 32, dim=32), search("docs", [0] * 5), search("docs", [1] * 4, k=0),
                 search("docs", [1] * 4, k=10001), search("docs", [1] * 4, ef=20000),
+                search("docs", [1] * 4, rerank=65),
                 search("docs", []), search("docs", np.ones(1001 * 4)),
                 search("docs", [0, np.nan, 0, 0]), search("cos", [0] * 4)):
         log.add(c.call(req), inv)

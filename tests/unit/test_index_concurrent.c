@@ -4,7 +4,8 @@
  * (every plan; its filter reads slot ids through vd_index_slot_id, as a payload filter
  * would). Every result must be sorted, free of duplicates and made of ids that exist or
  * existed (and, filtered, are allowed); ids removed for good never come back once the
- * writer is done. Also runs under TSan (the file name says "concurrent"). */
+ * writer is done. The same race on an int8 index, whose readers re-rank through a vector
+ * source while upserts recode. Also runs under TSan (the file name says "concurrent"). */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,7 +23,17 @@ typedef struct race {
     size_t n_queries;
     uint64_t id_limit;
     int done; /* atomic */
+    const vd_vector_source *source; /* int8: the re-rank's floats */
 } race;
+
+/* The int8 race's source: the base vectors by id (an upserted id's newer vector is not what
+ * it returns, which changes a distance, never the validity of a hit). */
+static const float *source_get(void *ctx, uint32_t slot, uint64_t id)
+{
+    (void)slot;
+    const float *v = ctx;
+    return v + id * DIM;
+}
 
 typedef struct reader_arg {
     race *r;
@@ -49,6 +60,12 @@ static vd_status filtered_search(const vd_index *ix, const float *q, size_t qi, 
     return vd_index_search_opts(ix, q, &o, h, n, NULL);
 }
 
+static vd_status plain_search(const race *r, const float *q, vd_hit *h, uint32_t *n)
+{
+    vd_search_opts o = {.k = 20, .ef = 40, .source = r->source};
+    return vd_index_search_opts(r->ix, q, &o, h, n, NULL);
+}
+
 static void *reader(void *p)
 {
     reader_arg *a = p;
@@ -61,7 +78,7 @@ static void *reader(void *p)
         vd_status st = a->filtered ? filtered_search(r->ix, q, qi, h, &n)
                        : a->exact && qi % 8 == 0
                            ? vd_index_search_exact(r->ix, q, 20, h, &n, NULL)
-                           : vd_index_search(r->ix, q, 20, 40, h, &n, NULL);
+                           : plain_search(r, q, h, &n);
         a->searches++;
         if (st != VD_OK) {
             a->bad = 1;
@@ -88,18 +105,28 @@ static void *reader(void *p)
     return NULL;
 }
 
-static void run_race(int deferred)
+/* The writer's publish, as storage's: publish, then forget the changes it wrote (an int8
+ * index drops the floats it held for them). */
+static void publish(vd_index *ix)
+{
+    vd_index_publish(ix);
+    vd_index_changes_clear(ix);
+}
+
+static void run_race(int deferred, vd_quantization quant)
 {
     size_t n = vt_scale(3000, 4), nr = 4;
     float *v = vt_clustered(2 * n, DIM, 20, 101), *q = vt_clustered(64, DIM, 20, 1101);
     uint64_t *ids = malloc(2 * n * sizeof(uint64_t));
     for (size_t i = 0; i < 2 * n; i++) ids[i] = i;
     vd_index_params p = {.dim = DIM, .metric = VD_METRIC_L2, .m = 8, .ef_construction = 48,
-                         .seed = 9, .deferred_publish = deferred};
-    race r = {.queries = q, .n_queries = 64, .id_limit = 2 * n};
+                         .seed = 9, .deferred_publish = deferred, .quantization = quant};
+    vd_vector_source src = {source_get, v};
+    race r = {.queries = q, .n_queries = 64, .id_limit = 2 * n,
+              .source = quant == VD_QUANT_INT8 ? &src : NULL};
     ck_assert_int_eq(vd_index_open(&p, &r.ix, NULL), VD_OK);
     ck_assert_int_eq(vd_index_add_batch(r.ix, ids, v, n / 4, 1, NULL, NULL, NULL), VD_OK);
-    vd_index_publish(r.ix);
+    publish(r.ix);
 
     pthread_t th[4];
     reader_arg args[4];
@@ -115,22 +142,22 @@ static void run_race(int deferred)
     size_t next = n / 4;
     for (; next < n / 2; next++) {
         ck_assert_int_eq(vd_index_add(r.ix, ids[next], v + next * DIM, NULL), VD_OK);
-        if (next % 16 == 0) vd_index_publish(r.ix);
+        if (next % 16 == 0) publish(r.ix);
     }
     ck_assert_int_eq(vd_index_add_batch(r.ix, ids + next, v + next * DIM, n / 2, 2, NULL, NULL,
                                         NULL), VD_OK);
     next += n / 2;
-    vd_index_publish(r.ix);
+    publish(r.ix);
     for (size_t i = 0; i < next; i += 2) { /* remove the even ids for good */
         ck_assert_int_eq(vd_index_remove(r.ix, ids[i], NULL), VD_OK);
-        if (i % 32 == 0) vd_index_publish(r.ix);
+        if (i % 32 == 0) publish(r.ix);
     }
     for (size_t i = 1; i < next; i += 6) /* upsert some odd ones with another vector */
         ck_assert_int_eq(vd_index_add(r.ix, ids[i], v + (2 * n - 1 - i) * DIM, NULL), VD_OK);
-    vd_index_publish(r.ix);
+    publish(r.ix);
     ck_assert_int_eq(vd_index_add_batch(r.ix, ids + next, v + next * DIM, 2 * n - next, 1, NULL,
                                         NULL, NULL), VD_OK);
-    vd_index_publish(r.ix);
+    publish(r.ix);
     __atomic_store_n(&r.done, 1, __ATOMIC_RELEASE);
     size_t searches = 0;
     for (size_t t = 0; t < nr; t++) {
@@ -159,10 +186,13 @@ static void run_race(int deferred)
     free(q);
 }
 
-START_TEST(readers_race_one_writer) { run_race(0); }
+START_TEST(readers_race_one_writer) { run_race(0, VD_QUANT_NONE); }
 END_TEST
 
-START_TEST(readers_race_one_writer_deferred_publish) { run_race(1); }
+START_TEST(readers_race_one_writer_deferred_publish) { run_race(1, VD_QUANT_NONE); }
+END_TEST
+
+START_TEST(int8_readers_race_upserts) { run_race(1, VD_QUANT_INT8); }
 END_TEST
 
 Suite *index_concurrent_suite(void)
@@ -172,6 +202,7 @@ Suite *index_concurrent_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, readers_race_one_writer);
     tcase_add_test(tc, readers_race_one_writer_deferred_publish);
+    tcase_add_test(tc, int8_readers_race_upserts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -382,6 +382,57 @@ START_TEST(changes_made_after_a_report_survive_clear)
 }
 END_TEST
 
+/* The table's minimums (m 2, ef_construction 1) build a valid graph: one batch (its publish
+ * runs a reachability pass), served-like small batches then removals (a pass after every
+ * removal below 50k points), and the load of what they stored. m 2 used to leave a quarter of
+ * the points unreachable, and its reconnections overflowed the orphan queue. */
+START_TEST(smallest_parameters_give_a_valid_graph)
+{
+    const vd_param_info *m = vd_param_info_of(VD_PARAM_M);
+    const vd_param_info *efc = vd_param_info_of(VD_PARAM_EF_CONSTRUCTION);
+    size_t n = vt_scale(3000, 2);
+    uint32_t dim = 12;
+    float *v = vt_clustered(n, dim, 30, 61);
+    uint64_t *ids = malloc(n * sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) ids[i] = i;
+    for (int deferred = 0; deferred < 2; deferred++) {
+        vd_index_params p = {.dim = dim, .metric = VD_METRIC_L2, .m = m->min,
+                             .ef_construction = efc->min, .seed = 9,
+                             .deferred_publish = deferred};
+        vd_index *ix = NULL;
+        ck_assert_int_eq(vd_index_open(&p, &ix, NULL), VD_OK);
+        if (!deferred) {
+            ck_assert_int_eq(vd_index_add_batch(ix, ids, v, n, 2, NULL, NULL, NULL), VD_OK);
+        } else {
+            for (size_t i = 0, b = 1; i < n; i += b, b = b % 100 + 1) {
+                size_t len = i + b <= n ? b : n - i;
+                ck_assert_int_eq(vd_index_add_batch(ix, ids + i, v + i * dim, len, 1, NULL, NULL,
+                                                    NULL), VD_OK);
+                vd_index_publish(ix);
+            }
+            for (size_t i = 0; i < n; i += 10)
+                ck_assert_int_eq(vd_index_remove(ix, ids[i], NULL), VD_OK);
+            vd_index_publish(ix);
+        }
+        vt_assert_valid(ix);
+        saved sv;
+        save(ix, &sv);
+        vd_index *b = NULL;
+        p.deferred_publish = 1;
+        ck_assert_int_eq(vd_index_open(&p, &b, NULL), VD_OK);
+        vd_err e = {0};
+        ck_assert_msg(load(b, &sv, &e) == VD_OK, "%s", e.msg);
+        vt_assert_valid(b);
+        ck_assert_uint_eq(vd_index_count(b), vd_index_count(ix));
+        saved_free(&sv);
+        vd_index_close(b);
+        vd_index_close(ix);
+    }
+    free(ids);
+    free(v);
+}
+END_TEST
+
 Suite *index_persist_suite(void)
 {
     Suite *s = suite_create("index_persist");
@@ -393,6 +444,7 @@ Suite *index_persist_suite(void)
     tcase_add_test(tc, corrupted_headers_and_slots_are_rejected);
     tcase_add_test(tc, changes_report_new_links_freed_in_order);
     tcase_add_test(tc, changes_made_after_a_report_survive_clear);
+    tcase_add_test(tc, smallest_parameters_give_a_valid_graph);
     suite_add_tcase(s, tc);
     return s;
 }

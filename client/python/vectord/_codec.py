@@ -85,6 +85,22 @@ def id_type_from_wire(value: int) -> str:
     return _ID_TYPE_NAMES.get(value, f"unknown({value})")
 
 
+_QUANTIZATIONS = {"none": 0, "int8": 1}
+_QUANTIZATION_NAMES = {v: k for k, v in _QUANTIZATIONS.items()}
+
+
+def quantization_to_wire(quantization: str) -> int:
+    """``"none" | "int8"`` (any case) -> the wire ``Quantization`` number."""
+    if not isinstance(quantization, str) or quantization.lower() not in _QUANTIZATIONS:
+        raise InvalidArgument(f"quantization must be 'none' or 'int8'; got {quantization!r}")
+    return _QUANTIZATIONS[quantization.lower()]
+
+
+def quantization_from_wire(value: int) -> str:
+    """Wire ``Quantization`` number -> ``"none" | "int8"`` (``"unknown(N)"`` otherwise)."""
+    return _QUANTIZATION_NAMES.get(value, f"unknown({value})")
+
+
 def check_uint32(value: Any, what: str) -> int:
     """An int in [0, 2**32) for a uint32 request field; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -287,6 +303,11 @@ def search_params(k: Any, ef: Any) -> Tuple[int, int]:
     return check_uint32(k, "k"), 0 if ef is None else check_uint32(ef, "ef")
 
 
+def rerank_param(rerank: Any) -> int:
+    """rerank as the request carries it: None -> 0 (the server's default)."""
+    return 0 if rerank is None else check_uint32(rerank, "rerank")
+
+
 def to_ids(ids: IdsLike, what: str = "ids") -> np.ndarray:
     """Convert ids to a contiguous 1-D ``'<u8'`` array (a single int becomes one id)."""
     if isinstance(ids, numbers.Integral) and not isinstance(ids, bool):
@@ -465,13 +486,13 @@ def decode_payload(raw: bytes) -> Optional[Dict[str, Any]]:
 def info_of(name: str, dim: int, metric: str, m: int, ef_construction: int, ef_search: int,
             count: int, created_unix_s: int = 0, bytes_disk: int = 0,
             bytes_memory: int = 0, id_type: str = "int",
-            payload_indexes: Sequence[Any] = ()) -> CollectionInfo:
+            payload_indexes: Sequence[Any] = (), quantization: str = "none") -> CollectionInfo:
     """A :class:`CollectionInfo` from its fields (the wire message's, or the engine's);
     payload_indexes as :class:`PayloadIndexInfo` or as dicts of its fields."""
     return CollectionInfo(name=name, dim=dim, metric=metric, m=m,
                           ef_construction=ef_construction, ef_search=ef_search, count=count,
                           created_unix_s=created_unix_s, bytes_disk=bytes_disk,
-                          bytes_memory=bytes_memory, id_type=id_type,
+                          bytes_memory=bytes_memory, id_type=id_type, quantization=quantization,
                           payload_indexes=[p if isinstance(p, PayloadIndexInfo)
                                            else PayloadIndexInfo(**p) for p in payload_indexes])
 

@@ -45,6 +45,8 @@ class CollectionInfo:
         id_type: ``"int"`` (unsigned 64-bit ids) or ``"str"`` (UTF-8 string ids), fixed at
             creation.
         payload_indexes: the collection's :class:`PayloadIndexInfo`, by field.
+        quantization: ``"none"`` (float32 in the graph) or ``"int8"`` (int8 codes in the
+            graph, the best candidates re-ranked with the stored float32 vectors).
     """
 
     name: str
@@ -59,6 +61,7 @@ class CollectionInfo:
     bytes_memory: int = 0
     id_type: str = "int"
     payload_indexes: List[PayloadIndexInfo] = field(default_factory=list)
+    quantization: str = "none"
 
 
 @dataclass(frozen=True)
