@@ -1,5 +1,6 @@
 """int8 collections end to end, as a user reaches them: `create_collection(...,
-quantization="int8")` through the client and `vectord build --quantization int8`.
+quantization="int8")` through the client and the embedded handle (vectord.open), and `vectord
+build --quantization int8`.
 
 Recall@10 against the exact float32 answer (numpy) within 0.01 of a float32 collection of the
 same points at the same ef, and >= 0.95; distances are the float32 ones (the hits are re-ranked
@@ -49,8 +50,20 @@ def clustered(n, dim, seed):
 
 @pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
 def test_int8_collection_matches_float(fresh_server, metric):
+    int8_matches_float(lambda: vectord.Client(fresh_server.address), fresh_server.restart,
+                       metric)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+def test_embedded_int8_collection_matches_float(tmp_path, metric):
+    int8_matches_float(lambda: vectord.open(tmp_path / "d", threads=2), lambda: None, metric)
+
+
+def int8_matches_float(connect, restart, metric):
+    """An int8 collection beside a float32 one of the same points, in either front end; the
+    restart is a daemon's, or closing and opening the directory again."""
     base, queries = clustered(4000, 48, 1), clustered(60, 48, 2)
-    with vectord.Client(fresh_server.address) as c:
+    with connect() as c:
         c.create_collection("f32", dim=48, metric=metric)
         info = c.create_collection("i8", dim=48, metric=metric, quantization="int8")
         assert info.quantization == "int8"
@@ -75,21 +88,25 @@ def test_int8_collection_matches_float(fresh_server, metric):
         hits = c.search("i8", queries[0], k=3, rerank=1)
         assert len(hits) == 3 and hits[0].id == ids[0][0]
         before = c.knn("i8", queries, k=K, ef=EF)
-    fresh_server.restart()
-    with vectord.Client(fresh_server.address) as c:
+    restart()
+    with connect() as c:
         assert c.collection_info("i8").quantization == "int8"
         after = c.knn("i8", queries, k=K, ef=EF)
         assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
 
 
-def test_int8_refusals(client, name):
+def test_int8_refusals(db, name):
     with pytest.raises(vectord.InvalidArgument, match="quantization must be 'none' or 'int8'"):
-        client.create_collection(name, dim=4, quantization="int4")
-    client.create_collection(name, dim=4, metric="l2", quantization="INT8")
-    client.upsert(name, [1, 2], np.eye(4, dtype=np.float32)[:2])
+        db.create_collection(name, dim=4, quantization="int4")
+    assert db.create_collection(name, dim=4, metric="l2", quantization="INT8").quantization == \
+        "int8"
+    db.upsert(name, [1, 2], np.eye(4, dtype=np.float32)[:2])
     with pytest.raises(vectord.InvalidArgument, match="rerank 65 is outside 1..64"):
-        client.search(name, [1, 0, 0, 0], k=1, rerank=65)
-    assert client.search(name, [1, 0, 0, 0], k=1, rerank=64)[0].id == 1
+        db.search(name, [1, 0, 0, 0], k=1, rerank=65)
+    with pytest.raises(vectord.InvalidArgument, match="rerank 65 is outside 1..64"):
+        db.knn(name, [[1, 0, 0, 0]], k=1, rerank=65)
+    assert db.search(name, [1, 0, 0, 0], k=1, rerank=64)[0].id == 1
+    assert [c.quantization for c in db.list_collections() if c.name == name] == ["int8"]
 
 
 def test_build_int8_then_info_check_and_serve(tmp_path):

@@ -54,12 +54,13 @@ static PyObject *info_dict(const vd_collection_info *ci)
     }
     if (!pis) return NULL;
     return Py_BuildValue( /* N: the dict takes pis over */
-        "{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:s,s:N}", "name", p->name, "dim", p->dim,
+        "{s:s,s:I,s:s,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:s,s:N,s:s}", "name", p->name, "dim", p->dim,
         "metric", vd_metric_name(p->metric), "m", p->m, "ef_construction", p->ef_construction,
         "ef_search", p->ef_search, "count", (unsigned long long)ci->count, "created_unix_s",
         (unsigned long long)ci->created_unix_s, "bytes_disk", (unsigned long long)ci->bytes_disk,
         "bytes_memory", (unsigned long long)ci->bytes_memory, "id_type",
-        vd_id_type_name(p->id_type), "payload_indexes", pis);
+        vd_id_type_name(p->id_type), "payload_indexes", pis, "quantization",
+        vd_quantization_name(p->quantization));
 }
 
 /* n_floats result vectors taken from the result as an Array, or None without vectors. */
@@ -199,10 +200,10 @@ static int parse_nothing(PyObject *args, vd_ext_args *a)
 static int parse_create(PyObject *args, vd_ext_args *a)
 {
     PyObject *name;
-    const char *metric, *id_type = "int";
+    const char *metric, *id_type = "int", *quant = "none";
     vd_create_req *c = &a->req.create;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OIsIII|s", &name, &c->dim, &metric, &c->m,
-                                &c->ef_construction, &c->ef_search, &id_type));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OIsIII|ss", &name, &c->dim, &metric, &c->m,
+                                &c->ef_construction, &c->ef_search, &id_type, &quant));
     OK_OR_FAIL(c->name = vd_ext_name(name, "collection name"));
     if (vd_metric_parse(metric, &c->metric) != VD_OK) {
         vd_ext_raise(VD_INVALID, "metric must be one of 'l2', 'cosine', 'ip'", NULL);
@@ -210,6 +211,10 @@ static int parse_create(PyObject *args, vd_ext_args *a)
     }
     if (vd_id_type_parse(id_type, &c->id_type) != VD_OK) {
         vd_ext_raise(VD_INVALID, "id_type must be 'int' or 'str'", NULL);
+        return 0;
+    }
+    if (vd_quantization_parse(quant, &c->quantization) != VD_OK) {
+        vd_ext_raise(VD_INVALID, "quantization must be 'none' or 'int8'", NULL);
         return 0;
     }
     return 1;
@@ -434,14 +439,15 @@ static PyObject *result_get(vd_py_engine *self, vd_ext_args *a, vd_result *res)
     return out;
 }
 
-/* search(collection, queries <f4, dim, k, ef, with_payloads[, filter | None]); explain takes
+/* search(collection, queries <f4, dim, k, ef, with_payloads[, filter | None, rerank (0: the
+ * default)]); explain takes
  * the same arguments (without payloads, whatever with_payloads says) */
 static int parse_search(PyObject *args, vd_ext_args *a)
 {
     PyObject *name, *queries, *flt = Py_None;
     vd_search_req *q = &a->req.search;
-    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp|O", &name, &queries, &q->dim, &q->k, &q->ef,
-                                &q->with_payloads, &flt));
+    OK_OR_FAIL(PyArg_ParseTuple(args, "OOIIIp|OI", &name, &queries, &q->dim, &q->k, &q->ef,
+                                &q->with_payloads, &flt, &q->rerank));
     q->queries = name_and_array(a, name, &q->collection, queries, 4, "queries", &q->n_floats);
     return q->queries != NULL && parse_filter(a, flt, &q->filter);
 }

@@ -45,7 +45,8 @@ import numpy as np
 from . import vectord_pb2 as pb
 from ._codec import (IdsLike, MatrixLike, StrIds, check_name, check_pindex_kind, check_uint32,
                      create_args, decode_str_ids, encode_payloads, hits_of, id_values, info_of,
-                     iter_points, page_of, records_of, scroll_args, search_params,
+                     iter_points, page_of, quantization_from_wire, quantization_to_wire,
+                     records_of, rerank_param, scroll_args, search_params,
                      set_payload_args, str_id_matrix, to_matrix, to_point_ids, to_queries,
                      upsert_arrays)
 from ._errors import Error, FailedPrecondition, InvalidArgument
@@ -167,10 +168,11 @@ class Embedded:
 
     def create_collection(self, name: str, dim: int, metric: str = "cosine", m: int = 16,
                           ef_construction: int = 200, ef_search: int = 100,
-                          id_type: str = "int") -> CollectionInfo:
+                          id_type: str = "int", quantization: str = "none") -> CollectionInfo:
         """As :meth:`Client.create_collection`."""
+        quant = quantization_from_wire(quantization_to_wire(quantization))  # its check, its name
         return info_of(**self._eng.create_collection(
-            *create_args(name, dim, metric, m, ef_construction, ef_search, id_type)))
+            *create_args(name, dim, metric, m, ef_construction, ef_search, id_type), quant))
 
     def drop_collection(self, name: str) -> None:
         """As :meth:`Client.drop_collection`."""
@@ -248,32 +250,36 @@ class Embedded:
         return written
 
     def search(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
-               with_payload: bool = True,
-               filter: Optional[Filter] = None) -> Union[List[Hit], List[List[Hit]]]:
+               with_payload: bool = True, filter: Optional[Filter] = None,
+               rerank: Optional[int] = None) -> Union[List[Hit], List[List[Hit]]]:
         """As :meth:`Client.search`."""
         flt = _filter_bytes(filter)
+        rr = rerank_param(rerank)
         q, single = to_queries(query)
         check_name(collection)
         k, ef_v = search_params(k, ef)
         out: List[List[Hit]] = []
         if q.shape[0]:
             ids, dists, pls, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v,
-                                                       bool(with_payload), flt)
+                                                       bool(with_payload), flt, rr)
             out = hits_of(_id_matrix(ids, nq, kk),
                           np.frombuffer(dists, dtype=np.float32).reshape(nq, kk), pls)
         return out[0] if single else out
 
     def knn(self, collection: str, queries: MatrixLike, k: int = 10, ef: Optional[int] = None,
-            filter: Optional[Filter] = None) -> Tuple[np.ndarray, np.ndarray]:
+            filter: Optional[Filter] = None,
+            rerank: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """As :meth:`Client.knn`; the arrays are the engine's, wrapped without a copy (but
         for string ids, which become an object array of str)."""
         flt = _filter_bytes(filter)
+        rr = rerank_param(rerank)
         q, _ = to_queries(queries)
         check_name(collection)
         k, ef_v = search_params(k, ef)
         if q.shape[0] == 0:
             return np.empty((0, k), dtype=np.uint64), np.empty((0, k), dtype=np.float32)
-        ids, dists, _, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v, False, flt)
+        ids, dists, _, nq, kk = self._eng.search(collection, q, q.shape[1], k, ef_v, False, flt,
+                                                 rr)
         return _id_matrix(ids, nq, kk), np.frombuffer(dists, dtype=np.float32).reshape(nq, kk)
 
     def explain(self, collection: str, query: MatrixLike, k: int = 10, ef: Optional[int] = None,
