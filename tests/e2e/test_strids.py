@@ -286,7 +286,7 @@ def test_build_with_text_ids(tmp_path, fresh_server):
     r = subprocess.run([VECTORD_BIN, "build", "--data", str(data), "--collection", "t",
                         "--input", str(tmp_path / "v.npy"), "--ids", str(tmp_path / "ids.txt"),
                         "--metric", "l2"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and ", string ids in" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and ", string ids, quantization none in" in r.stdout, r.stdout + r.stderr
     info = subprocess.run([VECTORD_BIN, "info", "--data", str(data)], capture_output=True,
                           text=True, timeout=60).stdout
     row = [line for line in info.splitlines() if line.startswith("t ")][0]
