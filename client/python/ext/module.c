@@ -338,10 +338,20 @@ static int engine_init(vd_py_engine *self, PyObject *args, PyObject *kw)
     if (s == VD_OK) s = vd_store_open(path, &opt, &self->store, &err);
     if (s == VD_OK) s = vd_engine_new(self->store, &lim, &self->engine, &err);
     if (s == VD_OK) s = vd_pool_new(threads, &self->pool, &err);
-    if (s == VD_OK)
+    if (s == VD_OK) {
         vd_engine_set_parallel(self->engine, vd_pool_run, self->pool, vd_pool_width(self->pool));
-    else
+        /* A payload index build a crash interrupted resumes here, to its end, as the daemon's
+         * writer resumes it at start: a handle has no writer thread to run it later. A
+         * failing step is logged and leaves the index building, as in the daemon. */
+        vd_err e2;
+        for (int more = 1; more;)
+            if (vd_engine_background(self->engine, &more, &e2) != VD_OK) {
+                vd_log(VD_LOG_ERROR, "vectord.open: %s", e2.msg);
+                break;
+            }
+    } else {
         engine_teardown(self);
+    }
     PyEval_RestoreThread(gil);
     if (s != VD_OK) {
         vd_ext_raise(s, err.msg, NULL);
