@@ -323,6 +323,7 @@ static void do_merge(reader *c)
         free(out);
     }
     release(a);
+    release(b);
 }
 
 static void do_pindex(reader *c)
