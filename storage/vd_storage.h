@@ -269,7 +269,9 @@ vd_status vd_filter_check(const vd_filter *f, vd_err *err);
  * with a payload index of the operand's type are answered from the index; the others from
  * the stored payloads (one pass over the collection's payloads per compile). The caller
  * holds `c` (acquired) until end; f is read during begin only. Any thread; a thread must end
- * one before it begins another (nor hold a snapshot meanwhile). */
+ * one before it begins another, and must not begin one while it holds a snapshot (begin may
+ * wait for a commit, and a commit that grows the map waits for every snapshot to end);
+ * snapshots begun after begin are fine. */
 typedef struct vd_filtered vd_filtered; /* opaque */
 typedef struct vd_filtered_stats {
     uint64_t matching;        /* points in the set */
