@@ -47,18 +47,10 @@ typedef struct set {
 
 /* ---- data ------------------------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static double gauss(uint64_t *s)
 {
-    double u = ((double)(mix64(s) >> 11) + 0.5) * 0x1.0p-53, v = (double)(mix64(s) >> 11) *
-                                                                  0x1.0p-53;
+    double u = ((double)(vd_bench_splitmix64(s) >> 11) + 0.5) * 0x1.0p-53;
+    double v = (double)(vd_bench_splitmix64(s) >> 11) * 0x1.0p-53;
     return sqrt(-2.0 * log(u)) * cos(2 * M_PI * v);
 }
 
@@ -236,7 +228,7 @@ static void flush(vd_index *ix, deleter *dl)
 static size_t random_live(const uint8_t *live, size_t limit, uint64_t *s)
 {
     for (;;) {
-        size_t i = (size_t)(mix64(s) % limit);
+        size_t i = (size_t)(vd_bench_splitmix64(s) % limit);
         if (live[i]) return i;
     }
 }

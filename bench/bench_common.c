@@ -302,7 +302,7 @@ typedef struct rng {
     double spare;
 } rng;
 
-static uint64_t splitmix64(uint64_t *x)
+uint64_t vd_bench_splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -313,7 +313,7 @@ static uint64_t splitmix64(uint64_t *x)
 static void rng_seed(rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
+        r->s[i] = vd_bench_splitmix64(&seed);
     r->has_spare = 0;
 }
 

@@ -49,6 +49,10 @@ void vd_bench_imat_free(vd_bench_imat *m);
 /* "100000x128" -> n, dim. VD_INVALID on anything else. */
 vd_status vd_bench_parse_nxd(const char *s, size_t *n, uint32_t *dim, vd_err *err);
 
+/* splitmix64: the next value of the 64-bit state *x (seeds the generators below; also a
+ * small seeded stream for benches that draw ids or coins). */
+uint64_t vd_bench_splitmix64(uint64_t *x);
+
 /* Synthetic data: a mixture of gaussian clusters (about one cluster per 1,000 points, centres
  * N(0, 1) per component, per-cluster spread 0.35..0.65), so neighbourhoods have structure but
  * the graph still has to work for recall. Queries are fresh draws from the same mixture.
