@@ -154,6 +154,8 @@ $(B)/obj/bench/hnswlib_peer.o: bench/hnswlib_peer.cc
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -w -c $< -o $@
 $(B)/bench-%: $(B)/obj/bench/bench_%.o $(B)/obj/bench/bench_common.o $(B)/obj/bench/hnswlib_peer.o $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_EXT)
+# bench-embed runs searches on the embedded module's pool, as vectord.open does.
+$(B)/bench-embed: $(B)/obj/client/python/ext/pool.o
 # bench-net drives the daemon through the tests' blocking client.
 $(B)/bench-net: $(B)/obj/tests/unit/vd_test_client.o
 # bench-filter measures FAISS HNSW with an IDSelector next to vectord (Debian's libfaiss-dev).

@@ -20,9 +20,15 @@ Phases, each printed on its own:
      p50 / p99 latency each; then embedded single-query searches (at the largest ef) from 1
      and from 2 Python threads -> the throughput ratio (the GIL is released inside the
      engine: ~2 on 2 cores);
-  5. in-process: after the daemon stops and the handle closes, build/bench-index on the
-     same vectors, queries, ef and threads (vectord only) -> embedded knn / in-process
-     (target >= 0.95) and client knn / in-process. --no-inprocess skips it.
+  5. same graph: after the daemon stops and the handle closes, embedded knn on directory A
+     (reopened) alternating with build/bench-embed on A, the engine alone searching the very
+     same graph (vd_engine_read on the module's pool, and bench-index's loop over the
+     collection's index) -> embedded / index and embedded / engine, QPS and CPU per query:
+     the honest in-process comparison;
+  6. in-process: build/bench-index on the same vectors, queries, ef and threads (vectord
+     only; it builds a graph of its own, whose recall and speed differ a little) ->
+     embedded knn / in-process (target >= 0.95) and client knn / in-process.
+     --no-inprocess skips 5 and 6.
 
 Usage:
   PYTHONPATH=client/python /usr/bin/python3 bench/bench_client.py \\
@@ -216,9 +222,11 @@ def main():
     ap.add_argument("--vectord", default=os.environ.get("VECTORD_BIN",
                                                         str(REPO / "build" / "vectord")))
     ap.add_argument("--bench-index", default=str(REPO / "build" / "bench-index"))
+    ap.add_argument("--bench-embed", default=str(REPO / "build" / "bench-embed"))
     ap.add_argument("--tmp", default=None, help="where the data directories go")
     ap.add_argument("--no-inprocess", action="store_true",
-                    help="skip the in-process comparison (build/bench-index)")
+                    help="skip the in-process comparisons (build/bench-embed, "
+                         "build/bench-index)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     table = sys.stderr if args.json else sys.stdout
@@ -267,11 +275,18 @@ def main():
                       qps_2_threads=round(two), ratio=round(two / one, 3)),
                  f"threads   embedded search ef {ef_t}, one query per call: 1 Python thread "
                  f"{one:,.0f}/s, 2 threads {two:,.0f}/s = {two / one:.2f}x")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
         if emb is not None:
             emb.close()
         if daemon is not None:
             daemon.stop()
+    try:
+        if not args.no_inprocess:
+            same_graph(args, dir_a, threads, queries, efs, min_s, common, emit)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not args.no_inprocess:
         inprocess(args, threads, metric, base, queries, truth, qps, common, emit)
@@ -347,6 +362,53 @@ def write_vecs(path, rows, dtype):
     rec[:, 0] = np.array(rows.shape[1], dtype="<i4").view(dtype)
     rec[:, 1:] = rows
     rec.tofile(path)
+
+
+def same_graph(args, dir_a, threads, queries, efs, min_s, common, emit):
+    """Embedded knn against the engine alone on the very graph it searched (directory A):
+    build/bench-embed runs the same queries through vd_engine_read on the module's pool
+    ("engine": the embedded path without Python) and through bench-index's loop over the
+    collection's index ("index"). Runs alternate between a freshly opened handle and one
+    bench-embed process (A B B A ...), as the two cannot hold A at once."""
+    qfile = dir_a.parent / "query.fvecs"
+    write_vecs(qfile, queries, "<f4")
+    nq = len(queries)
+    got = {ef: {"embedded": [], "engine": [], "index": []} for ef in efs}
+    cpu = {ef: {"embedded": [], "engine": [], "index": []} for ef in efs}
+    cmd = [args.bench_embed, "--open", str(dir_a), "--collection", "bench", "--queries",
+           str(qfile), "--ef", ",".join(map(str, efs)), "--k", str(args.k), "--threads",
+           str(threads), "--runs", "1", "--min-pass-ms", str(int(args.min_pass_ms)), "--json"]
+    for r in range(args.runs):
+        for side in ("embedded", "driver") if r % 2 == 0 else ("driver", "embedded"):
+            if side == "embedded":
+                with vectord.open(dir_a, threads=threads) as db:
+                    for ef in efs:
+                        call = lambda: db.knn("bench", queries, k=args.k, ef=ef)  # noqa: E731
+                        call()  # warm
+                        t, c = timed_pass(call, min_s)
+                        got[ef]["embedded"].append(nq / t)
+                        cpu[ef]["embedded"].append(c / nq * 1e6)
+                continue
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            for row in (json.loads(line) for line in out.splitlines()):
+                for way in ("engine", "index"):
+                    got[row["ef"]][way].append(row[f"qps_{way}"])
+                    cpu[row["ef"]][way].append(row[f"cpu_us_{way}"])
+    for ef in efs:
+        q = {w: statistics.median(v) for w, v in got[ef].items()}
+        u = {w: statistics.mean(v) for w, v in cpu[ef].items()}
+        emit(dict(common, phase="same_graph", ef=ef, qps_embedded=round(q["embedded"]),
+                  qps_engine=round(q["engine"]), qps_index=round(q["index"]),
+                  embedded_over_engine=round(q["embedded"] / q["engine"], 3),
+                  embedded_over_index=round(q["embedded"] / q["index"], 3),
+                  cpu_us_per_query_embedded=round(u["embedded"], 2),
+                  cpu_us_per_query_engine=round(u["engine"], 2),
+                  cpu_us_per_query_index=round(u["index"], 2)),
+             f"same-graph ef {ef:4d}: embedded {q['embedded']:9,.0f} QPS, engine "
+             f"{q['engine']:9,.0f}, index {q['index']:9,.0f}; embedded / index "
+             f"{q['embedded'] / q['index']:4.0%}, embedded / engine "
+             f"{q['embedded'] / q['engine']:4.0%}; CPU us/query {u['embedded']:.1f} / "
+             f"{u['engine']:.1f} / {u['index']:.1f}")
 
 
 def inprocess(args, threads, metric, base, queries, truth, qps, common, emit):
