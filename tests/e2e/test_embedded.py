@@ -1,6 +1,7 @@
 """The embedded mode (vectord.open) beyond the shared API suite (test_api.py runs every API
 test in both modes): one writer per data directory (a daemon, embedded processes, this
-process), kill -9 of an embedded writer loses no acknowledged write, a directory goes
+process), kill -9 of an embedded writer loses no acknowledged write, a payload index build
+kill -9'd midway is resumed by the next open and complete, a directory goes
 embedded -> served -> embedded with nothing lost, the GIL is released inside the engine
 (proved by a rendezvous that needs two calls inside at once), results are the engine's own
 arrays, and the bulk build from arrays (string ids too)."""
@@ -146,6 +147,83 @@ def test_kill_9_of_an_embedded_writer_loses_no_acknowledged_write(tmp_path, id_t
     check = subprocess.run([VECTORD_BIN, "check", "--data", str(data)], capture_output=True,
                            text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+PINDEX_BUILDER = """
+import sys, threading, time, vectord
+db = vectord.open(sys.argv[1], threads=2)
+def watch():  # reads go on during the build: report a step committed, the build not done
+    while True:
+        pi = db.collection_info("c").payload_indexes
+        if pi and pi[0].building and pi[0].points > 0:
+            print("mid", pi[0].points, flush=True)
+            return
+        time.sleep(0.001)
+threading.Thread(target=watch, daemon=True).start()
+db.create_payload_index("c", "g", "keyword")
+print("done", flush=True)
+"""
+
+RESUMER = """
+import sys, vectord
+with vectord.open(sys.argv[1], threads=2) as db:  # resumes the build before returning
+    pi = db.collection_info("c").payload_indexes
+    print(pi[0].building, pi[0].points, flush=True)
+"""
+
+
+def test_kill_9_of_a_payload_index_build_is_resumed_by_open(tmp_path):
+    """create_payload_index kill -9'd between build steps (each its own commit): the next
+    vectord.open resumes the build from the stored resume point and finishes it before it
+    returns; the index then answers filters as a brute-force scan does."""
+    data, n, groups = tmp_path / "data", 100_000, 50
+    rng = np.random.default_rng(31)
+    base = rng.standard_normal((n, 4)).astype(np.float32)
+    g = np.arange(n) % groups
+    t = (np.arange(n) * 7) % 997
+    with vectord.open(data) as db:  # the bulk build: no index, payloads stored
+        db.build("c", base, payloads=[{"g": f"g{a}", "t": f"t{b}"} for a, b in zip(g, t)],
+                 metric="l2", m=8, ef_construction=16)
+    child = python(PINDEX_BUILDER, data)
+    try:
+        line = child.stdout.readline().split()
+        child.send_signal(signal.SIGKILL)  # a step committed; 16,384-point steps remain
+        child.wait()
+        log = child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert line and line[0] == "mid" and 0 < int(line[1]) < n, (line, log)
+    assert "ready:" not in log, log  # killed before the build's last step committed
+    resumed = python(RESUMER, data)
+    out, log = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, log
+    assert out.split() == ["False", str(n)], (out, log)  # complete: every point holds g
+    assert "(keyword): building over" in log and "(resumed)" in log, log  # not from scratch
+    assert "ready:" in log, log
+    check = subprocess.run([VECTORD_BIN, "check", "--data", str(data)], capture_output=True,
+                           text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    queries = rng.standard_normal((10, 4)).astype(np.float32)
+    with vectord.open(data) as db:
+        for flt, mask in (({"g": "g7"}, g == 7),
+                          ({"g": {"$in": ["g1", "g2", "g49"]}}, np.isin(g, [1, 2, 49])),
+                          ({"g": "g3", "t": {"$in": ["t3", "t10", "t17"]}},
+                           (g == 3) & np.isin(t, [3, 10, 17])),
+                          ({"g": "nope"}, np.zeros(n, dtype=bool))):
+            want_n = int(mask.sum())
+            assert db.count("c", filter=flt) == want_n, flt
+            ids, _ = db.knn("c", queries, k=10, ef=64, filter=flt)
+            rows = np.flatnonzero(mask)
+            found = 0
+            for qi, q in enumerate(queries):
+                got = [int(x) for x in ids[qi] if x != vectord.PAD_ID]
+                assert len(got) == min(10, want_n) and mask[got].all(), flt
+                d = ((base[rows] - q) ** 2).sum(1)
+                found += len(set(got) & set(rows[np.argsort(d, kind="stable")[:10]].tolist()))
+            if want_n:
+                assert found / (len(queries) * min(10, want_n)) >= 0.95, (flt, found)
 
 
 # ---- one directory, both ways -------------------------------------------------------------
