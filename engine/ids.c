@@ -12,7 +12,13 @@
  * names those. A hit neither names is a point added and deleted and reclaimed during the
  * search: it is left out, as if the search had run a moment later.
  * Rejected: an in-memory key -> id array beside the index (memory per point, a load at open,
- * and a reader/writer protocol of its own, for lookups LMDB serves from the page cache). */
+ * and a reader/writer protocol of its own, for lookups LMDB serves from the page cache);
+ * naming in key order through one LMDB cursor (which finds a key on the leaf page of the key
+ * before without descending the tree): a frame's hits (<= 128 queries x k) land on about as
+ * many leaf pages as there are hits, so on 100k 128-d points at ef 64 it cut the lookups'
+ * share of the daemon's CPU from ~6.3 % to ~5.3 % only, for a sort and a second storage
+ * entry point. What a lookup costs is mostly cache misses in its leaf page's binary search
+ * (perf: ~0.6 us per hit). */
 #include "engine/engine_int.h"
 
 #include <math.h>
