@@ -252,38 +252,38 @@ def main():
           f"load {os.getloadavg()[0]:.1f}", file=table)
     daemon = emb = None
     try:
-        with vectord.open(dir_a, threads=threads) as db:
-            t0 = time.perf_counter()
-            db.build("bench", base, metric=metric, m=args.m, ef_construction=args.ef_construction)
-            dt = time.perf_counter() - t0
-        emit(dict(common, phase="embedded_build", seconds=round(dt, 3),
-                  points_per_s=round(n / dt)),
-             f"build     embedded db.build: {n} points in {dt:.2f} s = {n / dt:,.0f} points/s")
-        shutil.copytree(dir_a, dir_b)  # closed: the same bytes, so the same graph served
-        daemon = Daemon(args.vectord, dir_b, threads, tmp / "serve.log")
-        emb = vectord.open(dir_a, threads=threads)
-        with vectord.Client(daemon.address, timeout=600) as cl:
-            upsert_phase(args, cl, emb, base, metric, common, emit)
-            qps = knn_phase(args, cl, emb, daemon.proc.pid, queries, truth, efs, min_s, common,
-                            emit)
-            latency_phase(args, cl, emb, queries, efs[0], common, emit)
-        if args.thread_seconds > 0:  # at the largest ef: the engine's share of a call
-            ef_t = max(efs)              # (without the GIL) dominates, as in real use
-            one, two = (threads_throughput(emb, "bench", queries, args.k, ef_t, t,
-                                           args.thread_seconds) for t in (1, 2))
-            emit(dict(common, phase="embedded_threads", ef=ef_t, qps_1_thread=round(one),
-                      qps_2_threads=round(two), ratio=round(two / one, 3)),
-                 f"threads   embedded search ef {ef_t}, one query per call: 1 Python thread "
-                 f"{one:,.0f}/s, 2 threads {two:,.0f}/s = {two / one:.2f}x")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if emb is not None:
-            emb.close()
-        if daemon is not None:
-            daemon.stop()
-    try:
+        try:
+            with vectord.open(dir_a, threads=threads) as db:
+                t0 = time.perf_counter()
+                db.build("bench", base, metric=metric, m=args.m,
+                         ef_construction=args.ef_construction)
+                dt = time.perf_counter() - t0
+            emit(dict(common, phase="embedded_build", seconds=round(dt, 3),
+                      points_per_s=round(n / dt)),
+                 f"build     embedded db.build: {n} points in {dt:.2f} s = "
+                 f"{n / dt:,.0f} points/s")
+            shutil.copytree(dir_a, dir_b)  # closed: the same bytes, so the same graph served
+            daemon = Daemon(args.vectord, dir_b, threads, tmp / "serve.log")
+            emb = vectord.open(dir_a, threads=threads)
+            with vectord.Client(daemon.address, timeout=600) as cl:
+                upsert_phase(args, cl, emb, base, metric, common, emit)
+                qps = knn_phase(args, cl, emb, daemon.proc.pid, queries, truth, efs, min_s,
+                                common, emit)
+                latency_phase(args, cl, emb, queries, efs[0], common, emit)
+            if args.thread_seconds > 0:  # at the largest ef: the engine's share of a call
+                ef_t = max(efs)              # (without the GIL) dominates, as in real use
+                one, two = (threads_throughput(emb, "bench", queries, args.k, ef_t, t,
+                                               args.thread_seconds) for t in (1, 2))
+                emit(dict(common, phase="embedded_threads", ef=ef_t, qps_1_thread=round(one),
+                          qps_2_threads=round(two), ratio=round(two / one, 3)),
+                     f"threads   embedded search ef {ef_t}, one query per call: 1 Python "
+                     f"thread "
+                     f"{one:,.0f}/s, 2 threads {two:,.0f}/s = {two / one:.2f}x")
+        finally:
+            if emb is not None:
+                emb.close()
+            if daemon is not None:
+                daemon.stop()
         if not args.no_inprocess:
             same_graph(args, dir_a, threads, queries, efs, min_s, common, emit)
     finally:
