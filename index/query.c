@@ -301,8 +301,11 @@ static size_t next_allowed(const vd_slot_filter *f, uint32_t from, uint32_t *out
     return n;
 }
 
-/* The exact scan prefetches node header and vector this many slots ahead (the slots of a
- * filter are ascending but far apart: the hardware prefetcher does not see the stride). */
+/* The exact scan prefetches node header and vector this many slots ahead when the slot is
+ * not the one after its predecessor: scattered ascending slots defeat the hardware
+ * prefetcher, consecutive ones it streams itself, and prefetching those as well costs (GloVe
+ * in one run, against the bench's scan of a contiguous copy: 1 % random slots 0.97x without
+ * prefetch, 1.2x with; rank < 3405, slots 0..3404, 0.88x without, 0.64x with). */
 #define SCAN_AHEAD 4
 
 /* Offers the visible ones of n allowed slots (ascending, from the bitmap or next()) to the
@@ -318,12 +321,13 @@ scan_slots_m(const vd_index *ix, const void *q, const uint32_t *sl, size_t n, ui
     if (lines > 12) lines = 12; /* l2 bounds stop most long vectors early; the rest streams */
     float bound = topk_bound(t);
     for (size_t i = 0; i < n && i < SCAN_AHEAD; i++)
-        if (sl[i] < ns)
+        if (sl[i] < ns && (i == 0 || sl[i] != sl[i - 1] + 1))
             for (size_t l = 0; l < lines; l++)
                 __builtin_prefetch(vd_arena_at(&ix->nodes, sl[i]) + hdr_off + 64 * l);
     for (size_t i = 0; i < n; i++) {
-        if (i + SCAN_AHEAD < n && sl[i + SCAN_AHEAD] < ns) {
-            const uint8_t *nx = vd_arena_at(&ix->nodes, sl[i + SCAN_AHEAD]) + hdr_off;
+        size_t j = i + SCAN_AHEAD;
+        if (j < n && sl[j] < ns && sl[j] != sl[j - 1] + 1) {
+            const uint8_t *nx = vd_arena_at(&ix->nodes, sl[j]) + hdr_off;
             for (size_t l = 0; l < lines; l++) __builtin_prefetch(nx + 64 * l);
         }
         if (sl[i] >= ns) continue;
