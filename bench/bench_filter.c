@@ -373,7 +373,7 @@ typedef struct run {
     uint32_t ef;
     int reached;
     uint64_t short_rows; /* queries with fewer than min(k, matches) hits, or a non-match */
-    uint32_t plans[4];   /* vectord: queries per plan */
+    uint32_t plans[5];   /* vectord: queries per plan */
     double compile_us;   /* vectord: mean filter compile */
 } run;
 
@@ -564,7 +564,7 @@ static void vd_run(vd_side *v, const dset *d, const fspec *fs, const truth *t, u
             hits_recall(ids, n, g, K, &hit);
             want += K;
         }
-        if (ex.plan >= 1 && ex.plan <= 3) r->plans[ex.plan]++;
+        if (ex.plan >= 1 && ex.plan <= 4) r->plans[ex.plan]++;
     }
     double secs = vd_bench_seconds(t0, cpu_ns());
     r->qps = (double)t->nq / secs;
@@ -656,8 +656,12 @@ static run sweep_faiss(faiss_peer *p, const dset *d, const fspec *fs, const trut
 /* ---- the report ---------------------------------------------------------------------------- */
 static const char *plan_mix(const run *r, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "g%u/e%u/ge%u", r->plans[VD_PLAN_GRAPH], r->plans[VD_PLAN_EXACT],
-             r->plans[VD_PLAN_GRAPH_THEN_EXACT]);
+    if (r->plans[VD_PLAN_ONE_HOP])
+        snprintf(buf, cap, "g%u/e%u/ge%u/o%u", r->plans[VD_PLAN_GRAPH], r->plans[VD_PLAN_EXACT],
+                 r->plans[VD_PLAN_GRAPH_THEN_EXACT], r->plans[VD_PLAN_ONE_HOP]);
+    else
+        snprintf(buf, cap, "g%u/e%u/ge%u", r->plans[VD_PLAN_GRAPH], r->plans[VD_PLAN_EXACT],
+                 r->plans[VD_PLAN_GRAPH_THEN_EXACT]);
     return buf;
 }
 
@@ -700,6 +704,7 @@ static void report(const opts *o, const dset *d, const fspec *fs, const truth *t
     vd_bench_json_int(&j, "plan_graph", vd->plans[VD_PLAN_GRAPH]);
     vd_bench_json_int(&j, "plan_exact", vd->plans[VD_PLAN_EXACT]);
     vd_bench_json_int(&j, "plan_graph_then_exact", vd->plans[VD_PLAN_GRAPH_THEN_EXACT]);
+    vd_bench_json_int(&j, "plan_one_hop", vd->plans[VD_PLAN_ONE_HOP]);
     if (vd2) {
         vd_bench_json_int(&j, "vectord_2x_ef", vd2->ef);
         vd_bench_json_num(&j, "vectord_2x_recall", vd2->recall);

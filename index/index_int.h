@@ -669,7 +669,8 @@ typedef struct vd_scratch {
     uint16_t *tags; /* 16 bits, not 32: half the cache footprint; a wrap costs one memset */
     size_t n_tags;
     uint16_t gen;
-    vd_cand *c, *w, *s; /* candidates (min-heap), results (max-heap), sorted selection */
+    vd_cand *c, *w, *s; /* candidates (min-heap), results (max-heap), sorted selection (also
+                         * the one-hop filtered search's allowed results) */
     size_t cap_c, cap_w, cap_s;
     vd_rhit *h;
     size_t cap_h;
@@ -841,12 +842,14 @@ vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const void 
                                  int mode, uint64_t v, uint32_t skip, size_t *n_w,
                                  vd_search_counts *cnt);
 
-/* A filtered traversal (search.c, driven by query.c). Tags hold four states from base g:
+/* A filtered traversal (search.c, driven by query.c). Tags hold six states from base g:
  * g allowed (in the beam), g+1 rejected (not allowed or not visible), g+2 rejected and its
- * links scanned for a second hop, g+3 rejected and pushed as a bridge. The state lives in
- * the scratch from the descent to the exact scan that may follow, so that allow() runs at
- * most once per slot. */
-enum { VD_TAG_OK = 0, VD_TAG_REJ = 1, VD_TAG_HOP = 2, VD_TAG_BRIDGE = 3, VD_TAG_STATES = 4 };
+ * links scanned for a second hop, g+3 rejected and pushed as a bridge; the one-hop
+ * traversal's g+4 allowed and g+5 rejected, both measured (visited: the planner's sample
+ * classifies slots it does not visit). The state lives in the scratch from the descent to
+ * the exact scan that may follow, so that allow() runs at most once per slot. */
+enum { VD_TAG_OK = 0, VD_TAG_REJ = 1, VD_TAG_HOP = 2, VD_TAG_BRIDGE = 3, VD_TAG_MET_OK = 4,
+       VD_TAG_MET_REJ = 5, VD_TAG_STATES = 6 };
 typedef struct vd_fsearch {
     const vd_slot_filter *f;
     uint64_t v;           /* the visible epoch of the search */
@@ -858,6 +861,7 @@ typedef struct vd_fsearch {
     int aborted;          /* a VD_FALLBACK_* reason to end in the exact scan, or 0 */
     double sel;           /* the share of visible points allowed (the planner's estimate) */
     int probed;           /* the query's neighbourhood was sampled (search.c) */
+    uint64_t n_ok;        /* one-hop: allowed visible nodes measured */
     size_t nc, nw;        /* entries in sc->c (candidates) and sc->w (results) */
     size_t n_fr;          /* entries in sc->fr */
     vd_search_counts cnt;
@@ -885,6 +889,13 @@ vd_cand vd_index__greedy_filtered(const vd_index *ix, vd_scratch *sc, const void
  * with fs->aborted once the effort passes fs->cap. */
 vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                     vd_cand bridge, uint32_t ef, vd_fsearch *fs);
+/* The one-hop filtered traversal at level 0 from ent (the unfiltered descent's end): the
+ * unfiltered beam (every neighbour measured, every node in the beam of ef, rejected ones
+ * navigated), and every allowed visible node measured on the way offered to the results, a
+ * max-heap of the r nearest in sc->s (fs->nw of them). Tags every node it measures OK
+ * (allowed, visible) or REJ. Stops early with fs->aborted once the effort passes fs->cap. */
+vd_status vd_index__search_onehop(const vd_index *ix, vd_scratch *sc, const void *q,
+                                  vd_cand ent, uint32_t ef, uint32_t r, vd_fsearch *fs);
 /* Asks the filter about the unseen slot x once: sets its tag to OK or REJ. Visibility is
  * the caller's to check where it reads the node anyway (an allowed node that turns out
  * invisible becomes REJ); the caller checked that the tag was unseen (tags cover x). */

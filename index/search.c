@@ -19,7 +19,10 @@
  * pass matches far from the query's own cluster), and when the beam runs dry with fewer
  * than k results the rejected nodes seen so far are measured and traversed as bridges. An
  * effort cap (query.c's cost model) ends a traversal that would cost more than the exact
- * scan. Rejected: ACORN-gamma's denser build (M x gamma links per node: memory for every
+ * scan. Dense filters (30 % and more) take the one-hop traversal instead: the unfiltered
+ * beam (every neighbour measured, rejected nodes navigated, the beam counting them) with the
+ * allowed nodes met collected into a second heap - at high selectivity the hops and checks
+ * cost more than the distances they save. Rejected: ACORN-gamma's denser build (M x gamma links per node: memory for every
  * query's sake, and our filters are not known at build time); computing distances for
  * rejected nodes (hnswlib's filtered search: cost grows as 1/selectivity).
  *
@@ -427,6 +430,147 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
         }
     }
     return st;
+}
+
+/* Offers the allowed visible node e to the one-hop traversal's results: a max-heap of the
+ * r nearest in sc->s (fs->nw of them). */
+static inline void oh_offer(vd_scratch *sc, vd_fsearch *fs, vd_cand e, uint32_t r)
+{
+    if (fs->nw >= r && e.d >= sc->s[0].d) return;
+    vd_maxheap_push(sc->s, &fs->nw, e);
+    if (fs->nw > r) vd_maxheap_pop(sc->s, &fs->nw);
+}
+
+/* Visits x (the caller checked it was not visited): whether the filter allows it; tags it
+ * MET_OK or MET_REJ. The planner's sample may have classified it already (OK or REJ): then
+ * allow() is not asked again. Visibility is checked with the distance (MET_OK then turns
+ * MET_REJ when x is not visible). */
+static inline int oh_visit(vd_scratch *sc, vd_fsearch *fs, uint32_t x)
+{
+    unsigned t = vd_index__fs_tag(sc, fs, x);
+    int ok = t == VD_TAG_OK;
+    if (t >= VD_TAG_STATES) {
+        if (fs->f->bits) {
+            ok = vd_index__fs_bit(fs->f, x);
+        } else {
+            fs->cnt.allows++;
+            ok = fs->f->allow(fs->f->ctx, x) != 0;
+        }
+    }
+    sc->tags[x] = (uint16_t)(fs->g + (ok ? VD_TAG_MET_OK : VD_TAG_MET_REJ));
+    return ok;
+}
+
+/* The one-hop traversal has visited x. */
+static inline int oh_visited(const vd_scratch *sc, const vd_fsearch *fs, uint32_t x)
+{
+    unsigned t = vd_index__fs_tag(sc, fs, x);
+    return t == VD_TAG_MET_OK || t == VD_TAG_MET_REJ;
+}
+
+/* vd_index__search_onehop for one metric: search_layer_m's level-0 loop (every neighbour
+ * measured, every node in the beam), plus the results heap of allowed nodes. */
+static inline __attribute__((always_inline)) vd_status
+search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, uint32_t ef,
+                uint32_t r, vd_fsearch *fs, int metric, int quant)
+{
+    const uint32_t dim = ix->dim, maxl = ix->m0;
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
+    const size_t vec_lines = (ix->rep_bytes + 63) / 64;
+    size_t nc = 0, nw = 0;
+    if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
+        vd_cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + maxl + 2) ||
+        vd_cands_reserve(&sc->s, &sc->cap_s, (size_t)r + 1) || fs_cover(sc, ent.slot))
+        return VD_NOMEM;
+    fs->nw = 0;
+    if (oh_visit(sc, fs, ent.slot)) {
+        if (vd_index__fs_visible(vd_index__node(ix, ent.slot), fs)) {
+            fs->n_ok++;
+            oh_offer(sc, fs, ent, r);
+        } else {
+            sc->tags[ent.slot] = (uint16_t)(fs->g + VD_TAG_MET_REJ);
+        }
+    }
+    vd_minheap_push(sc->c, &nc, ent);
+    vd_maxheap_push(sc->w, &nw, ent);
+    float bound = nw >= ef ? sc->w[0].d : INFINITY;
+    uint32_t nb[2 * VD_M_MAX];
+    const uint8_t *bp[2 * VD_M_MAX];
+    uint8_t okb[2 * VD_M_MAX];
+    while (nc) {
+        vd_cand c = sc->c[0];
+        if (c.d > bound) break;
+        if (vd_fsearch_effort(fs) > fs->cap) {
+            fs->aborted = VD_FALLBACK_EFFORT;
+            break;
+        }
+        vd_minheap_pop(sc->c, &nc);
+        if (nc) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
+        const uint32_t *list = vd_index__list0(ix, c.slot);
+        uint32_t n = LD_ACQ(&list[0]), k = 0;
+        if (n > maxl) n = maxl;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t x = LD_ACQ(&list[1 + i]);
+            if (fs_cover(sc, x)) return VD_NOMEM;
+            if (oh_visited(sc, fs, x)) continue;
+            okb[k] = (uint8_t)oh_visit(sc, fs, x);
+            nb[k] = x;
+            bp[k] = vd_arena_at(&ix->nodes, x);
+            __builtin_prefetch(bp[k] + hdr_off);
+            k++;
+        }
+        if (vd_cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
+        fs->cnt.expanded++;
+        fs->cnt.distances += k;
+        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
+            for (size_t l = 1; l <= vec_lines && l < 12; l++)
+                __builtin_prefetch(bp[i] + vec_off + 64 * l);
+        for (uint32_t i = 0; i < k; i++) {
+            if (i + PF_AHEAD < k)
+                for (size_t l = 1; l <= vec_lines && l < 12; l++)
+                    __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
+            /* Unbounded when the results may still want it, else bounded by the beam. */
+            float rb = fs->nw >= r ? sc->s[0].d : INFINITY, lim = rb > bound ? rb : bound;
+            float d = vd_index__rdist_m(metric, quant, dim, q, bp[i] + vec_off, lim);
+            vd_cand e = {d, nb[i]};
+            if (okb[i]) {
+                if (vd_index__fs_visible((const vd_node *)(bp[i] + hdr_off), fs)) {
+                    fs->n_ok++;
+                    if (d < rb) oh_offer(sc, fs, e, r);
+                } else {
+                    sc->tags[nb[i]] = (uint16_t)(fs->g + VD_TAG_MET_REJ);
+                }
+            }
+            if (nw < ef || d < bound) {
+                vd_minheap_push(sc->c, &nc, e);
+                vd_maxheap_push(sc->w, &nw, e);
+                if (nw > ef) vd_maxheap_pop(sc->w, &nw);
+                if (nw >= ef) bound = sc->w[0].d;
+            }
+        }
+    }
+    /* The query's neighbourhood held far fewer matches than the filter's share predicts:
+     * anti-correlated, the matches lie elsewhere and those met are not the nearest. */
+    double measured = (double)fs->cnt.distances;
+    if (!fs->aborted && measured >= PROBE_MIN_CHECKED &&
+        (double)fs->n_ok < 0.25 * fs->sel * measured)
+        fs->aborted = VD_FALLBACK_LOCAL;
+    return VD_OK;
+}
+
+vd_status vd_index__search_onehop(const vd_index *ix, vd_scratch *sc, const void *q,
+                                  vd_cand ent, uint32_t ef, uint32_t r, vd_fsearch *fs)
+{
+#define ONEHOP(metric, quant) search_onehop_m(ix, sc, q, ent, ef, r, fs, metric, quant)
+    switch (ix->metric * 2 + ix->quant) {
+    case VD_METRIC_L2 * 2: return ONEHOP(VD_METRIC_L2, 0);
+    case VD_METRIC_L2 * 2 + 1: return ONEHOP(VD_METRIC_L2, 1);
+    case VD_METRIC_COSINE * 2: return ONEHOP(VD_METRIC_COSINE, 0);
+    case VD_METRIC_COSINE * 2 + 1: return ONEHOP(VD_METRIC_COSINE, 1);
+    case VD_METRIC_IP * 2: return ONEHOP(VD_METRIC_IP, 0);
+    default: return ONEHOP(VD_METRIC_IP, 1);
+    }
+#undef ONEHOP
 }
 
 vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const void *q,

@@ -200,8 +200,11 @@ typedef enum vd_search_plan {
     VD_PLAN_EXACT = 2,            /* an exact scan over the allowed slots, chosen up front */
     VD_PLAN_GRAPH_THEN_EXACT = 3, /* the graph, then the exact scan: the traversal hit its
                                    * effort cap or came back with fewer than k hits */
+    VD_PLAN_ONE_HOP = 4,          /* the graph, every node in the beam, the allowed ones
+                                   * returned (dense filters) */
 } vd_search_plan;
-const char *vd_search_plan_name(vd_search_plan p); /* "graph", "exact", "graph_then_exact" */
+const char *vd_search_plan_name(vd_search_plan p); /* "graph", "exact", "graph_then_exact",
+                                                    * "one_hop" */
 
 /* Why a traversal ended in the exact scan (vd_search_explain.fallback). */
 typedef enum vd_search_fallback {
@@ -221,7 +224,8 @@ typedef struct vd_search_explain {
     uint64_t filter_calls;  /* allow() calls */
     uint64_t reranked;      /* int8: candidates re-scored with float vectors */
     double selectivity;     /* allowed / visible points the planner assumed (1 unfiltered) */
-    double cost_graph;      /* the planner's estimates, in distance computations */
+    double cost_graph;      /* the planner's estimates, in distance computations (for
+                             * one_hop, cost_graph is the one-hop traversal's) */
     double cost_exact;
 } vd_search_explain;
 
@@ -240,9 +244,10 @@ typedef struct vd_search_opts {
     uint32_t ef;                  /* 0: the index default; effective ef is max(ef, k) */
     const vd_slot_filter *filter; /* NULL: every visible point may be returned */
     vd_search_explain *explain;   /* NULL, or filled with how the search ran */
-    /* 0: the planner chooses. VD_PLAN_EXACT or VD_PLAN_GRAPH forces a plan (tests and
-     * benchmarks); a forced traversal has no effort cap but still ends in the exact scan
-     * when it finds fewer than k allowed points. */
+    /* 0: the planner chooses. VD_PLAN_EXACT, VD_PLAN_GRAPH or VD_PLAN_ONE_HOP forces a plan
+     * (tests and benchmarks); a forced traversal has no effort cap but still ends in the
+     * exact scan when it finds fewer than k allowed points (or, one-hop, meets an
+     * anti-correlated filter). */
     vd_search_plan plan;
     /* int8 only (ignored otherwise): the best min(ef, rerank x k) candidates by code
      * distance are re-ranked by exact float distance read from `source`; 0 = VD_PARAM_RERANK's

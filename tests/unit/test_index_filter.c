@@ -158,7 +158,7 @@ static size_t brute(const dataset *d, const float *q, const uint8_t *ok, const u
 
 typedef struct run_stats {
     double recall;
-    size_t plans[4];
+    size_t plans[5];
 } run_stats;
 
 /* The filter shapes: how a caller may describe the same predicate. */
@@ -209,7 +209,7 @@ static run_stats run(const vd_index *ix, const dataset *d, const uint8_t *ok,
                 if (want[j] == h[i].id) found++;
         }
         total += nw;
-        ck_assert(ex.plan >= VD_PLAN_GRAPH && ex.plan <= VD_PLAN_GRAPH_THEN_EXACT);
+        ck_assert(ex.plan >= VD_PLAN_GRAPH && ex.plan <= VD_PLAN_ONE_HOP);
         rs.plans[ex.plan]++;
         if (plan && n_ok) ck_assert(ex.plan == plan || ex.plan == VD_PLAN_GRAPH_THEN_EXACT);
     }
@@ -221,8 +221,8 @@ static run_stats run(const vd_index *ix, const dataset *d, const uint8_t *ok,
 static void check_recall(const char *what, run_stats rs)
 {
     ck_assert_msg(rs.recall >= 0.95, "%s: recall@10 %.4f < 0.95 (plans graph %zu exact %zu "
-                  "graph_then_exact %zu)", what, rs.recall, rs.plans[1], rs.plans[2],
-                  rs.plans[3]);
+                  "graph_then_exact %zu one_hop %zu)", what, rs.recall, rs.plans[1], rs.plans[2],
+                  rs.plans[3], rs.plans[4]);
 }
 
 /* Every combination of plan and filter shape for one predicate; the forced traversal's
@@ -230,14 +230,15 @@ static void check_recall(const char *what, run_stats rs)
 static void check_all(const vd_index *ix, const dataset *d, const uint8_t *ok, const char *name,
                       int graph_recall)
 {
-    static const vd_search_plan plans[] = {0, VD_PLAN_GRAPH, VD_PLAN_EXACT};
+    static const vd_search_plan plans[] = {0, VD_PLAN_GRAPH, VD_PLAN_EXACT, VD_PLAN_ONE_HOP};
     char what[128];
-    for (size_t p = 0; p < 3; p++)
+    for (size_t p = 0; p < VD_ARRAY_LEN(plans); p++)
         for (int shape = 0; shape < N_SHAPES; shape++) {
             snprintf(what, sizeof what, "%s, plan %s, shape %d", name,
                      plans[p] ? vd_search_plan_name(plans[p]) : "planner", shape);
             run_stats rs = run(ix, d, ok, NULL, shape, plans[p], 64);
-            if (plans[p] != VD_PLAN_GRAPH || graph_recall) check_recall(what, rs);
+            int traversal = plans[p] == VD_PLAN_GRAPH || plans[p] == VD_PLAN_ONE_HOP;
+            if (!traversal || graph_recall) check_recall(what, rs);
         }
 }
 
@@ -300,7 +301,7 @@ START_TEST(correlated_and_anti_correlated_predicates)
             for (vd_search_plan p = 0; p <= VD_PLAN_GRAPH; p++) {
                 run_stats rs = run(ix, &one, ok, NULL, qi % N_SHAPES, p, 64);
                 sum.recall += rs.recall;
-                for (int j = 0; j < 4; j++) sum.plans[j] += rs.plans[j];
+                for (int j = 0; j < 5; j++) sum.plans[j] += rs.plans[j];
             }
         }
         sum.recall /= 2.0 * (double)d.nq;
@@ -443,6 +444,74 @@ START_TEST(fewer_matches_than_k_and_explain)
 }
 END_TEST
 
+/* The one-hop plan (every node in the beam, the allowed ones returned) where it is meant to
+ * run, at 50 %, 30 % and 10 %: random predicates, and per query the clusters nearest the
+ * query's own (correlated) or farthest from it (anti-correlated) making up that share. Forced
+ * and under the planner, which must choose it for a random 50 % predicate at a small ef (a
+ * larger one costs more than the scan of a small sanitizer-build index); every run checks
+ * min(k, matches) hits, all allowed, and recall@10 >= 0.95 against brute force. */
+START_TEST(one_hop_at_dense_selectivities)
+{
+    dataset d;
+    make_data(&d, vt_scale(20000, 4), vt_scale(40, 2), 37);
+    vd_index *ix = build(&d, 0);
+    static const double sel[] = {0.5, 0.3, 0.1};
+    uint8_t *ok = malloc(d.n);
+    char what[128];
+    for (size_t si = 0; si < VD_ARRAY_LEN(sel); si++) {
+        for (size_t i = 0; i < d.n; i++) ok[i] = (double)(mix(i + 3) % 100000) < sel[si] * 1e5;
+        for (int shape = 0; shape < N_SHAPES; shape++) {
+            snprintf(what, sizeof what, "random %.0f %%, one_hop, shape %d", sel[si] * 100, shape);
+            check_recall(what, run(ix, &d, ok, NULL, shape, VD_PLAN_ONE_HOP, 64));
+            snprintf(what, sizeof what, "random %.0f %%, planner, shape %d", sel[si] * 100, shape);
+            check_recall(what, run(ix, &d, ok, NULL, shape, 0, 64));
+        }
+        if (si == 0) { /* at ef 16 its beam costs a fraction of the scan of n / 2 points */
+            run_stats rs = run(ix, &d, ok, NULL, SHAPE_BITS, 0, 16);
+            ck_assert_msg(rs.plans[VD_PLAN_ONE_HOP] >= d.nq / 2,
+                          "random 50 %%: the planner chose one_hop %zu of %zu times",
+                          rs.plans[VD_PLAN_ONE_HOP], d.nq);
+        }
+        uint32_t n_cl = (uint32_t)(sel[si] * N_CLUSTERS + 0.5);
+        for (int anti = 0; anti < 2; anti++) {
+            run_stats sum = {0};
+            for (size_t qi = 0; qi < d.nq; qi++) {
+                uint32_t c = d.qlabel[qi];
+                uint8_t in[N_CLUSTERS] = {0};
+                float dist[N_CLUSTERS];
+                for (uint32_t j = 0; j < N_CLUSTERS; j++)
+                    dist[j] = vd_dist_l2sq_ref(d.ctr + c * DIM, d.ctr + j * DIM, DIM);
+                for (uint32_t r = 0; r < n_cl; r++) { /* the r-th nearest, or farthest */
+                    uint32_t best = N_CLUSTERS;
+                    for (uint32_t j = 0; j < N_CLUSTERS; j++)
+                        if (!in[j] && (best == N_CLUSTERS ||
+                                       (anti ? dist[j] > dist[best] : dist[j] < dist[best])))
+                            best = j;
+                    in[best] = 1;
+                }
+                for (size_t i = 0; i < d.n; i++) ok[i] = in[d.label[i]];
+                dataset one = d;
+                one.q = d.q + qi * DIM;
+                one.nq = 1;
+                for (int forced = 0; forced < 2; forced++) {
+                    run_stats rs = run(ix, &one, ok, NULL, qi % N_SHAPES,
+                                       forced ? VD_PLAN_ONE_HOP : 0, 64);
+                    sum.recall += rs.recall;
+                    for (int j = 0; j < 5; j++) sum.plans[j] += rs.plans[j];
+                }
+            }
+            sum.recall /= 2.0 * (double)d.nq;
+            snprintf(what, sizeof what, "%scorrelated %.0f %%", anti ? "anti-" : "",
+                     sel[si] * 100);
+            check_recall(what, sum);
+        }
+    }
+    free(ok);
+    vd_index_close(ix);
+    free_data(&d);
+}
+END_TEST
+
 START_TEST(bad_options)
 {
     vd_index *ix = vt_open(4, VD_METRIC_L2, 8, 32, 1);
@@ -462,6 +531,10 @@ START_TEST(bad_options)
     o.plan = VD_PLAN_GRAPH_THEN_EXACT;
     ck_assert_int_eq(vd_index_search_opts(ix, v, &o, h, &n, &e), VD_INVALID);
     ck_assert_str_eq(e.msg, "search plan 3 cannot be forced");
+    o.plan = (vd_search_plan)5;
+    ck_assert_int_eq(vd_index_search_opts(ix, v, &o, h, &n, &e), VD_INVALID);
+    ck_assert_str_eq(e.msg, "search plan 5 cannot be forced");
+    ck_assert_str_eq(vd_search_plan_name(VD_PLAN_ONE_HOP), "one_hop");
     o.plan = 0;
     o.k = 0;
     ck_assert_int_eq(vd_index_search_opts(ix, v, &o, h, &n, &e), VD_INVALID);
@@ -482,6 +555,7 @@ Suite *index_filter_suite(void)
     tcase_add_test(tc, empty_filter_and_filter_matching_everything);
     tcase_add_test(tc, tombstones_and_unpublished_points);
     tcase_add_test(tc, fewer_matches_than_k_and_explain);
+    tcase_add_test(tc, one_hop_at_dense_selectivities);
     tcase_add_test(tc, bad_options);
     suite_add_tcase(s, tc);
     return s;

@@ -673,9 +673,9 @@ class Client:
         filter, ``matching`` (points it matches), ``conditions_indexed`` /
         ``conditions_scanned`` (answered by payload indexes / by reading payloads),
         ``payloads_read`` and ``filter_us``, and ``queries``: per query the ``plan``
-        (``"graph"``, ``"exact"`` or ``"graph_then_exact"``), the ``fallback`` that sent a
-        traversal to the exact scan, ``ef``, ``nodes_visited``, ``distances``, the assumed
-        ``selectivity`` and the planner's cost estimates."""
+        (``"graph"``, ``"exact"``, ``"graph_then_exact"`` or ``"one_hop"``), the ``fallback``
+        that sent a traversal to the exact scan, ``ef``, ``nodes_visited``, ``distances``, the
+        assumed ``selectivity`` and the planner's cost estimates."""
         flt = encode_filter(filter)
         q, _ = to_queries(query)
         out: Dict[str, Any] = {"queries": [None] * q.shape[0]}
