@@ -265,6 +265,12 @@ void vd_index__publish(vd_index *ix)
     if (!sc || vd_scratch_tags(sc, ix->n_slots)) return; /* repairs wait for the next publish */
     for (size_t i = 0; i < ix->n_pending; i++) repair_removed(ix, sc, ix->pending[i]);
     ix->n_pending = 0;
+    if (ix->cap_pending > 4096) { /* add_batch reserved one per point of a large batch */
+        vd_free(ix->pending);
+        ix->pending = NULL;
+        ix->cap_pending = 0;
+        vd_index__account(ix);
+    }
     size_t tomb = LD_RLX(&ix->n_tomb);
     if (tomb >= VACUUM_MIN && tomb * 10 >= ix->n_live + tomb) vacuum(ix, sc);
     vd_index__reconnect_orphans(ix, sc);
