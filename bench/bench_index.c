@@ -101,6 +101,9 @@ typedef struct bench_sys {
     uint32_t n_builds;
     double build_med; /* median of build_s */
     double bytes_per_vector, bytes_core_per_vector, rss_delta_mb, peak_rss_mb;
+    double aux_mb;      /* of rss_delta_mb, what the bench itself holds (vectord's re-rank copy) */
+    double n_vectors;   /* points the accounting is per */
+    char breakdown[384]; /* where bytes_per_vector goes, printed under the memory line */
     char simd[64];
     point pts[MAX_EF];
 } bench_sys;
@@ -186,6 +189,7 @@ static vd_status vectord_build(bench_sys *s, const vd_bench_fmat *base, const op
                 vs->stored[i * base->dim + j] = (float)(x[j] / sqrt(nn));
         }
         vs->vecs = vs->stored;
+        s->aux_mb = (double)base->n * base->dim * sizeof(float) / MB;
     }
     s->handle = vs;
     return VD_OK;
@@ -223,6 +227,16 @@ static void vectord_stats(bench_sys *s)
     double n = st.n_visible > 0 ? (double)st.n_visible : 1.0;
     s->bytes_per_vector = (double)st.bytes_total / n;
     s->bytes_core_per_vector = (double)(st.bytes_vectors + st.bytes_links) / n;
+    s->n_vectors = n;
+    snprintf(s->breakdown, sizeof s->breakdown,
+             "level-0 blocks %.1f (stride %zu = header %zu + links %zu + vector %zu + pad %zu, "
+             "%.3f slots per point), upper blocks %.1f, per-slot tables %.1f, id map %.1f, "
+             "other %.1f",
+             (double)st.bytes_blocks / n, st.block_stride, st.block_header, st.block_links,
+             st.block_stride - st.block_header - st.block_links - st.block_pad, st.block_pad,
+             (double)st.n_slots / n, (double)st.bytes_upper / n,
+             (double)st.bytes_slot_tables / n, (double)st.bytes_id_map / n,
+             (double)st.bytes_other / n);
     if (st.quantization == VD_QUANT_INT8)
         snprintf(s->simd, sizeof s->simd, "%s+int8:%s", st.simd, st.simd_int8);
     else
@@ -924,6 +938,13 @@ static void print_results(FILE *f, const options *o, bench_sys *sys, size_t n_pt
                    "peak RSS %.1f MB\n",
                 sys[i].name, sys[i].simd, sys[i].bytes_per_vector, sys[i].bytes_core_per_vector,
                 sys[i].rss_delta_mb, sys[i].peak_rss_mb);
+        if (sys[i].breakdown[0])
+            fprintf(f, "            B/vector: %s\n", sys[i].breakdown);
+        if (sys[i].aux_mb > 0 && sys[i].n_vectors > 0)
+            fprintf(f, "            RSS +%.1f MB is the index's %.0f B/vector plus the bench's "
+                       "%.1f MB float copy it re-ranks from (storage's, in the daemon)\n",
+                    sys[i].rss_delta_mb,
+                    (sys[i].rss_delta_mb - sys[i].aux_mb) * MB / sys[i].n_vectors, sys[i].aux_mb);
     }
     fprintf(f, "\n   %5s | %-15s | %-24s | %-24s | %-13s | %-13s\n", "", "recall@10",
             "QPS 1 thread", "QPS all threads", "p50 us", "p99 us");

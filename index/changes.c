@@ -38,6 +38,7 @@ void vd_index__mark(vd_index *ix, uint32_t slot, vd_change_kind kind)
     }
     if (ix->mt) pthread_mutex_lock(&ix->dirty_lock);
     ix->dirty_list[ix->n_dirty++] = slot;
+    if (ix->n_dirty > ix->hw_dirty) ST_RLX(&ix->hw_dirty, ix->n_dirty);
     if (ix->mt) pthread_mutex_unlock(&ix->dirty_lock);
 }
 
@@ -78,6 +79,7 @@ void vd_index_changes_clear(vd_index *ix)
     if (!ix->reported) {
         for (size_t i = 0; i < ix->n_dirty; i++) ix->dirty[ix->dirty_list[i]] = 0;
         ix->n_dirty = 0;
+        vd_index__trim_lists(ix);
         if (ix->quant) vd_index__pend_prune(ix);
         return;
     }
@@ -90,5 +92,6 @@ void vd_index_changes_clear(vd_index *ix)
             (ix->n_dirty - ix->n_reported) * sizeof(uint32_t));
     ix->n_dirty -= ix->n_reported;
     ix->n_reported = 0;
+    vd_index__trim_lists(ix);
     if (ix->quant) vd_index__pend_prune(ix);
 }

@@ -8,6 +8,7 @@
  * stride: the link count and 2*M uint32 links, a 32-byte header (born/died epochs, id, first
  * upper block, level, flags) placed right before the vector so that a candidate's visibility
  * check hits the cache line its distance loads anyway, then the vector; padded to 64 bytes.
+ * An int8 block is [header][codes][links] padded to 8 (vd_index_open says why).
  * Blocks live in a segmented arena (index_int.h): segment k holds B << k blocks and is
  * mmap'ed once, so growth never moves a node and a reader holding a slot number can always
  * find it without a lock. The ~1/M nodes with level >= 1 chain fixed-size upper blocks
@@ -105,26 +106,53 @@ vd_status vd_index__grow_u32(uint32_t **a, size_t *cap, size_t want)
     return st;
 }
 
+/* The per-slot side tables are anonymous mappings, not heap arrays: mremap grows them
+ * without a copy through the heap and the pages past the slots in use stay untouched (fresh
+ * pages read as zero, so nothing is memset), which the accounting relies on: a table costs
+ * the entries written, not its power-of-two capacity (that slack was 9-14 B/vector of an int8
+ * index's 346 at 340k points). Bytes of a table of n entries of `size` bytes: */
+static size_t table_bytes(size_t n, size_t size)
+{
+    size_t page = 4096;
+    return (n * size + page - 1) & ~(page - 1);
+}
+
+/* Grows *p from `old` to `want` bytes (table_bytes sizes); the new bytes read as zero. */
+static int table_grow(void *pp, size_t old, size_t want)
+{
+    void **p = pp;
+    void *q = old ? mremap(*p, old, want, MREMAP_MAYMOVE)
+                  : mmap(NULL, want, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (q == MAP_FAILED) return -1;
+    *p = q;
+    return 0;
+}
+
+static void table_free(void *p, size_t n, size_t size)
+{
+    if (p) munmap(p, table_bytes(n, size));
+}
+
+/* Entry sizes of the side tables, in the order grow_side_tables grows them: dirty, omark,
+ * indeg, dirty_list (2 per slot), orphans. */
+static const size_t side_size[5] = {1, 1, sizeof(uint32_t), 2 * sizeof(uint32_t),
+                                    sizeof(uint32_t)};
+
 /* Grows the per-slot side tables to at least `want` entries each. */
 static vd_status grow_side_tables(vd_index *ix, uint64_t want, vd_err *err)
 {
-    size_t n = ix->cap_dirty ? ix->cap_dirty : 256, old = ix->cap_dirty;
+    size_t n = ix->cap_dirty ? ix->cap_dirty : 256;
     while (n < want) n *= 2;
-    uint8_t *d = vd_realloc(ix->dirty, n);
-    if (d) ix->dirty = d;
-    uint8_t *om = d ? vd_realloc(ix->omark, n) : NULL;
-    if (om) ix->omark = om;
-    uint32_t *deg = om ? vd_realloc(ix->indeg, n * sizeof(uint32_t)) : NULL;
-    if (deg) ix->indeg = deg;
-    uint32_t *l = deg ? vd_realloc(ix->dirty_list, 2 * n * sizeof(uint32_t)) : NULL;
-    if (l) ix->dirty_list = l;
-    uint32_t *o = l ? vd_realloc(ix->orphans, n * sizeof(uint32_t)) : NULL;
-    if (o) ix->orphans = o;
-    /* Whatever grew stays grown (and zeroed); cap_dirty moves only when all did. */
-    if (d) memset(d + old, 0, n - old);
-    if (om) memset(om + old, 0, n - old);
-    if (deg) memset(deg + old, 0, (n - old) * sizeof(uint32_t));
-    if (!o) return vd_err_set(err, VD_NOMEM, "out of memory for per-slot tables");
+    void *t[5] = {&ix->dirty, &ix->omark, &ix->indeg, &ix->dirty_list, &ix->orphans};
+    /* Whatever grew stays grown; cap_dirty moves only when all did. */
+    for (int i = 0; i < 5; i++) {
+        if (ix->cap_side[i] >= n) continue;
+        if (table_grow(t[i], table_bytes(ix->cap_side[i], side_size[i]),
+                       table_bytes(n, side_size[i])))
+            return vd_err_set(err, VD_NOMEM, "out of memory for per-slot tables");
+        ix->cap_side[i] = n;
+    }
     ix->cap_dirty = n;
     return VD_OK;
 }
@@ -199,7 +227,18 @@ void vd_index__queue_orphan(vd_index *ix, uint32_t x)
         return;
     if (ix->mt) pthread_mutex_lock(&ix->dirty_lock);
     ix->orphans[ix->n_orphans++] = x;
+    if (ix->n_orphans > ix->hw_orphans) ST_RLX(&ix->hw_orphans, ix->n_orphans);
     if (ix->mt) pthread_mutex_unlock(&ix->dirty_lock);
+}
+
+void vd_index__trim_lists(vd_index *ix)
+{
+    /* Below 64 KB the pages stay: a daemon clears after every group of writes. */
+    size_t keep = table_bytes(ix->n_dirty, sizeof(uint32_t));
+    size_t used = table_bytes(ix->hw_dirty, sizeof(uint32_t));
+    if (used <= keep + ((size_t)64 << 10)) return;
+    madvise((uint8_t *)ix->dirty_list + keep, used - keep, MADV_DONTNEED);
+    ST_RLX(&ix->hw_dirty, ix->n_dirty);
 }
 
 /* ---- level generator ---------------------------------------------------------------------- */
@@ -302,13 +341,26 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->level_mult = 1.0 / log((double)m);
     ix->quant = q.quantization == VD_QUANT_INT8;
     ix->rep_bytes = ix->quant ? sizeof(vd_q8) + ix->dim : 4 * (size_t)ix->dim;
-    ix->hdr_off = (4 + 4 * (size_t)ix->m0 + 7) & ~(size_t)7;
-    ix->vec_off = (ix->hdr_off + sizeof(vd_node) + 15) & ~(size_t)15;
-    /* Float blocks are padded to cache lines (a 128-d block is 704 bytes either way); int8
-     * blocks to 16 bytes: at 100 dims that is 288 bytes instead of 320, 10 % of the memory
-     * int8 exists to save, for a node that still spans 3 lines where the search reads it. */
-    size_t align = ix->quant ? 16 : 64;
-    ix->nodes.stride = (ix->vec_off + ix->rep_bytes + align - 1) & ~(align - 1);
+    size_t links = 4 + 4 * (size_t)ix->m0, rep = ix->rep_bytes;
+    if (!ix->quant) {
+        /* Float: [links][header][pad to 16][vector], padded to cache lines (a 128-d block is
+         * 704 bytes either way); the header right before the vector. */
+        ix->list_off = 0;
+        ix->hdr_off = (links + 7) & ~(size_t)7;
+        ix->vec_off = (ix->hdr_off + sizeof(vd_node) + 15) & ~(size_t)15;
+        ix->nodes.stride = (ix->vec_off + rep + 63) & ~(size_t)63;
+    } else {
+        /* int8: [header][codes][links], padded to 8 (the header's alignment; the kernels load
+         * unaligned). The header still touches the codes' first line, and the 4-byte links
+         * need no pad after a 4-byte-multiple vd_q8: at 100 dims 272 bytes where [links]
+         * [header][codes] took 280 (a pad after the 132-byte links), 288 with 16-byte and 320
+         * with 64-byte alignment - 3-15 % of the memory int8 exists to save, for a block
+         * that spans as many lines where the search reads it. */
+        ix->hdr_off = 0;
+        ix->vec_off = sizeof(vd_node);
+        ix->list_off = (ix->vec_off + rep + 3) & ~(size_t)3;
+        ix->nodes.stride = (ix->list_off + links + 7) & ~(size_t)7;
+    }
     unsigned shift = 10;
     while (shift < 24 && ((uint64_t)1 << shift) < p->capacity_hint) shift++;
     ix->nodes.shift = shift;
@@ -321,6 +373,7 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->ef_search = vd_param_info_of(VD_PARAM_EF_SEARCH)->def;
     ix->effort_per_ef = 20.0f; /* query.c: the prior until searches measure it */
     ix->rng = p->seed;
+    ix->map.ix = ix;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));
     ix->rbuf = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(vd_cand));
     ix->rslots = vd_malloc(VD_REPAIR_CAP(ix) * sizeof(uint32_t));
@@ -356,11 +409,8 @@ void vd_index_close(vd_index *ix)
     pthread_mutex_destroy(&ix->dirty_lock);
     vd_free(ix->free_slots);
     vd_free(ix->pending);
-    vd_free(ix->dirty);
-    vd_free(ix->dirty_list);
-    vd_free(ix->indeg);
-    vd_free(ix->omark);
-    vd_free(ix->orphans);
+    void *t[5] = {ix->dirty, ix->omark, ix->indeg, ix->dirty_list, ix->orphans};
+    for (int i = 0; i < 5; i++) table_free(t[i], ix->cap_side[i], side_size[i]);
     vd_free(ix->rbuf);
     vd_free(ix->rslots);
     vd_free(ix->pend_vec);
@@ -568,12 +618,12 @@ void vd_index__pend_prune(vd_index *ix)
 void vd_index__account(vd_index *ix)
 {
     size_t b = sizeof *ix + VD_N_STRIPES * sizeof(pthread_mutex_t) +
-               ix->map.cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
-               ix->cap_dirty * (2 + 4 * sizeof(uint32_t)) +
+               ix->map.cap * sizeof(uint32_t) +
                (ix->cap_free + ix->cap_pending) * sizeof(uint32_t) +
                ix->cap_pend * (ix->dim * sizeof(float) + sizeof(uint32_t)) +
                ix->cap_pmap * 2 * sizeof(uint32_t);
     ST_RLX(&ix->bytes_aux, b);
+    ST_RLX(&ix->bytes_map, ix->map.cap * sizeof(uint32_t));
 }
 
 void vd_index_stats_get(const vd_index *ix, vd_index_stats *out)
@@ -589,8 +639,20 @@ void vd_index_stats_get(const vd_index *ix, vd_index_stats *out)
     /* Level-0 lists of live points plus their share of upper blocks (~1/(M-1) of them). */
     out->bytes_links = visible * (4 + 4 * (size_t)ix->m0) +
                        visible / (ix->m > 1 ? ix->m - 1 : 1) * (4 + 4 * (size_t)ix->m);
-    out->bytes_total = out->n_slots * ix->nodes.stride +
-                       (size_t)LD_RLX(&ix->n_upper) * ix->upper.stride + LD_RLX(&ix->bytes_aux);
+    /* What is resident: blocks and side-table entries up to the high-water slot (the arenas
+     * and tables map more, untouched), the lists' entries written since their last trim. */
+    out->bytes_blocks = out->n_slots * ix->nodes.stride;
+    out->bytes_upper = (size_t)LD_RLX(&ix->n_upper) * ix->upper.stride;
+    out->bytes_slot_tables = out->n_slots * (side_size[0] + side_size[1] + side_size[2]) +
+                             (LD_RLX(&ix->hw_dirty) + LD_RLX(&ix->hw_orphans)) * sizeof(uint32_t);
+    out->bytes_id_map = LD_RLX(&ix->bytes_map);
+    out->bytes_other = LD_RLX(&ix->bytes_aux) - out->bytes_id_map;
+    out->block_stride = ix->nodes.stride;
+    out->block_header = sizeof(vd_node);
+    out->block_links = 4 + 4 * (size_t)ix->m0;
+    out->block_pad = ix->nodes.stride - out->block_links - out->block_header - ix->rep_bytes;
+    out->bytes_total = out->bytes_blocks + out->bytes_upper + out->bytes_slot_tables +
+                       LD_RLX(&ix->bytes_aux);
     out->simd = vd_dist_simd_name();
     out->simd_int8 = vd_dist_simd_int8_name();
     out->quantization = ix->quant ? VD_QUANT_INT8 : VD_QUANT_NONE;

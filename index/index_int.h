@@ -41,10 +41,12 @@
 #define NODE_USED 1u /* slot holds a node (live or tombstone) */
 #define NODE_TOMB 2u /* removed (writer view); traversable until vacuum frees the slot */
 
-/* Level-0 block: [uint32 count][uint32 links[m0]][vd_node header][pad to 16][float vec[dim]],
- * padded to a multiple of 64 bytes. The header sits right before the vector so that the
- * visibility check of a candidate touches the cache line its distance loads anyway.
- * born/died, count and links are accessed atomically. */
+/* Level-0 block, float: [uint32 count][uint32 links[m0]][vd_node header][pad to 16][float
+ * vec[dim]], padded to a multiple of 64 bytes; int8: [vd_node header][vd_q8 codes][uint32
+ * count][uint32 links[m0]], padded to 8 (hnsw.c, vd_index_open, says why). Either way the
+ * header sits right before the vector so that the visibility check of a candidate touches
+ * the cache line its distance loads anyway. born/died, count and links are accessed
+ * atomically. */
 typedef struct vd_node {
     uint64_t born;  /* epoch from which searches return it; NEVER for a free slot */
     uint64_t died;  /* epoch from which searches no longer return it; NEVER while live */
@@ -78,9 +80,10 @@ static inline uint8_t *vd_arena_at(const vd_arena *a, uint32_t i)
 }
 
 /* id -> slot open-addressing table with linear probing and backward-shift deletion.
- * Writer only; readers never touch it. vals hold slot + 1 (0 = empty). */
+ * Writer only; readers never touch it. vals hold slot + 1 (0 = empty); an entry's key is
+ * the id in that slot's node header (idmap.c), so a slot's id is written before it is mapped. */
 typedef struct vd_idmap {
-    uint64_t *keys;
+    const struct vd_index *ix; /* whose node headers hold the keys */
     uint32_t *vals;
     size_t cap; /* power of two */
     size_t n;
@@ -106,8 +109,9 @@ struct vd_index {
     size_t rep_bytes; /* bytes of a rep */
     double level_mult;
     int metric;
-    size_t hdr_off; /* byte offset of the vd_node header inside a level-0 block */
-    size_t vec_off; /* byte offset of the vector */
+    size_t hdr_off;  /* byte offset of the vd_node header inside a level-0 block */
+    size_t vec_off;  /* byte offset of the vector */
+    size_t list_off; /* byte offset of the level-0 link list */
     vd_arena nodes; /* level-0 blocks */
     vd_arena upper; /* upper-level blocks: [count][links m][next] */
 
@@ -143,6 +147,10 @@ struct vd_index {
     uint8_t *dirty;      /* per-slot vd_change_kind since changes_clear (atomic bytes) */
     uint32_t *dirty_list; /* a slot appears at most twice: reported, then changed again */
     size_t n_dirty, n_reported, cap_dirty; /* every per-slot side array has cap_dirty entries */
+    size_t cap_side[5]; /* entries of dirty, omark, indeg, dirty_list (in pairs), orphans */
+    /* Atomic (stats): the most entries dirty_list / orphans held since their pages were last
+     * released (vd_index__trim_lists); what of them is resident. */
+    size_t hw_dirty, hw_orphans;
     int reported; /* vd_index_changes ran since the last clear */
     pthread_mutex_t dirty_lock;
 
@@ -164,7 +172,8 @@ struct vd_index {
     size_t n_pend, cap_pend;
     uint32_t *pend_map; /* open addressing: slot + 1 -> entry + 1 in the upper half */
     size_t cap_pmap;
-    size_t bytes_aux; /* atomic: side tables (id map, change tracking, lists), for stats */
+    size_t bytes_aux; /* atomic: heap side tables (id map, lists, pending floats), for stats */
+    size_t bytes_map; /* atomic: the id map's part of bytes_aux */
 
     /* Grace periods: readers count themselves into readers[phase] for the duration of a
      * search; vacuum flips the phase and waits for the old count to drain before freeing. */
@@ -533,7 +542,7 @@ static inline vd_node *vd_index__node(const vd_index *ix, uint32_t slot)
 }
 static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
 {
-    return (uint32_t *)vd_arena_at(&ix->nodes, slot);
+    return (uint32_t *)(vd_arena_at(&ix->nodes, slot) + ix->list_off);
 }
 /* The node's vector region ("rep"): float[dim], or with quantization int8 a vd_q8. Every
  * distance between nodes, and between a query and a node, reads reps of the same kind. */
@@ -731,6 +740,8 @@ void vd_index__free_upper_chain(vd_index *ix, uint32_t first); /* back to the fr
 uint32_t vd_index__take_slot(vd_index *ix);
 unsigned vd_index__random_level(vd_index *ix); /* from the seeded generator: ix->rng */
 void vd_index__account(vd_index *ix); /* refreshes bytes_aux after side tables changed */
+/* Releases the pages of dirty_list past its n_dirty entries (after a clear); writer only. */
+void vd_index__trim_lists(vd_index *ix);
 
 /* Sum of the squares of v's components, in double; with a NaN or infinite component, NAN and
  * its index in *bad (else *bad = dim). One SIMD pass unless the exact pass is needed

@@ -187,6 +187,7 @@ vd_status vd_index_load_slot(vd_index *ix, uint32_t slot, uint64_t id, const flo
     uint32_t other;
     if (!tomb && vd_idmap_reserve(&ix->map, ix->map.n + 1))
         return vd_err_set(err, VD_NOMEM, "out of memory loading slot %u", slot);
+    if (!tomb) vd_index__node(ix, slot)->id = id; /* the map's key (idmap.c) */
     if (!tomb && vd_idmap_add(&ix->map, id, slot, &other))
         return vd_err_set(err, VD_CORRUPT, "id %" PRIu64 " is stored in slots %u and %u", id,
                           other, slot);

@@ -308,6 +308,12 @@ typedef struct vd_index_stats {
     const char *simd;     /* the distance kernel in use: "avx512", "avx2", "neon", "scalar"... */
     const char *simd_int8; /* the int8 kernel: "avx512-vnni", "avx512bw", "avx2", ... */
     vd_quantization quantization;
+    /* Where bytes_total goes (their sum): level-0 blocks, upper-level blocks, per-slot side
+     * tables (change marks, in-degrees, change and orphan lists), the id map, the rest (list
+     * buffers, an int8 index's floats pending for storage, the index object). */
+    size_t bytes_blocks, bytes_upper, bytes_slot_tables, bytes_id_map, bytes_other;
+    /* A level-0 block: its stride = header + links + vector (rep) + pad, in bytes. */
+    size_t block_stride, block_header, block_links, block_pad;
 } vd_index_stats;
 void vd_index_stats_get(const vd_index *ix, vd_index_stats *out);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index/index_int.h" /* vd_index__cands_sort */
 #include "index/vd_index.h"
 #include "tests/unit/index_testutil.h"
 
@@ -350,11 +351,48 @@ START_TEST(ef_search_default_is_settable)
 }
 END_TEST
 
+static int ref_cmp(const void *a, const void *b)
+{
+    const vd_cand *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1; /* -0 == +0: the slot decides */
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+/* The candidate sort (inlined quicksort) orders by (distance, slot) exactly as qsort with the
+ * plain comparison: every size around the insertion-sort cutoff and up to a repair's pool,
+ * with ties, negative distances (cosine, ip), -0 next to +0, sorted and reversed inputs. */
+START_TEST(cands_sort_matches_reference)
+{
+    uint64_t rng = 7;
+    vd_cand a[700], b[700];
+    for (size_t n = 0; n <= 700; n += n < 64 ? 1 : 37) {
+        for (int kind = 0; kind < 4; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                float d = (float)(int)((rng >> 40) % 64) - 20.0f; /* many ties */
+                if (kind == 1) d = (float)i;
+                if (kind == 2) d = (float)(n - i);
+                if (kind == 3) d = (rng >> 33) & 1 ? -0.0f : 0.0f;
+                a[i] = (vd_cand){d, (uint32_t)((rng >> 20) % 100000u + i * 100000u)};
+            }
+            memcpy(b, a, n * sizeof *a);
+            vd_index__cands_sort(a, n);
+            qsort(b, n, sizeof *b, ref_cmp);
+            for (size_t i = 0; i < n; i++) {
+                ck_assert_uint_eq(a[i].slot, b[i].slot);
+                ck_assert(a[i].d == b[i].d);
+            }
+        }
+    }
+}
+END_TEST
+
 Suite *index_edge_suite(void)
 {
     Suite *s = suite_create("index_edge");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, open_refuses_bad_params);
+    tcase_add_test(tc, cands_sort_matches_reference);
     tcase_add_test(tc, params_get_defaults);
     tcase_add_test(tc, metric_names_round_trip);
     tcase_add_test(tc, search_on_empty_index_returns_no_hits);

@@ -209,6 +209,18 @@ START_TEST(int8_distances_and_the_floats_it_holds)
     vd_index_stats_get(ix, &st);
     ck_assert_int_eq(st.quantization, VD_QUANT_INT8);
     ck_assert_uint_eq(st.bytes_vectors, n * (dim + 8)); /* codes and two floats, no vectors */
+    /* The breakdown adds up; an int8 block is header + codes + links padded to 8 only (with
+     * M 16: 32 + 28 + 132 = 192), and after the clear nothing is left pending. */
+    ck_assert_uint_eq(st.bytes_total, st.bytes_blocks + st.bytes_upper + st.bytes_slot_tables +
+                                          st.bytes_id_map + st.bytes_other);
+    ck_assert_uint_eq(st.bytes_blocks, st.n_slots * st.block_stride);
+    ck_assert_uint_eq(st.block_stride, st.block_header + st.block_links + dim + 8 + st.block_pad);
+    ck_assert_uint_lt(st.block_pad, 8);
+    ck_assert_uint_eq(st.block_header, 32);
+    ck_assert_uint_gt(st.bytes_id_map, 0);
+    ck_assert_uint_lt(st.bytes_id_map, 16 * n); /* 4 bytes per entry, load factor above 1/4 */
+    ck_assert_uint_ge(st.bytes_slot_tables, 6 * n);
+    ck_assert_uint_lt(st.bytes_other, 512 * 1024); /* the index object and its 4096 stripes */
     array_source as = {v, dim, n, 0};
     vd_vector_source src = {array_get, &as};
     for (size_t i = 0; i < 20; i++) {
