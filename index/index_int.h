@@ -620,6 +620,19 @@ static inline float vd_index__dist(const vd_index *ix, const void *a, const void
     return vd_index__dist_below(ix, a, b, INFINITY);
 }
 
+/* Runs the statement CALL(metric, quant) with both compile-time constants, those of ix: the
+ * one dispatch of the hot loops (search.c's beams, query.c's exact scan), each an
+ * always-inline body specialised per pair, so no distance pays a switch. */
+#define VD_INDEX_SPECIALISE(ix, CALL)                                                       \
+    switch ((ix)->metric * 2 + (ix)->quant) {                                               \
+    case VD_METRIC_L2 * 2: CALL(VD_METRIC_L2, 0); break;                                    \
+    case VD_METRIC_L2 * 2 + 1: CALL(VD_METRIC_L2, 1); break;                                \
+    case VD_METRIC_COSINE * 2: CALL(VD_METRIC_COSINE, 0); break;                            \
+    case VD_METRIC_COSINE * 2 + 1: CALL(VD_METRIC_COSINE, 1); break;                        \
+    case VD_METRIC_IP * 2: CALL(VD_METRIC_IP, 0); break;                                    \
+    default: CALL(VD_METRIC_IP, 1); break;                                                  \
+    }
+
 /* ---- candidate heaps ---------------------------------------------------------------------
  * One binary heap over vd_cand serves both orders: `max` (a compile-time constant at every
  * call, so each use compiles to the plain loop) puts the farthest on top, else the nearest.

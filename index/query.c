@@ -346,14 +346,7 @@ static void scan_slots(const vd_index *ix, const void *q, const uint32_t *sl, si
                        uint32_t ns, uint64_t v, topk *t, vd_search_counts *cnt)
 {
 #define SCAN(metric, quant) scan_slots_m(ix, q, sl, n, ns, v, t, cnt, metric, quant)
-    switch (ix->metric * 2 + ix->quant) {
-    case VD_METRIC_L2 * 2: SCAN(VD_METRIC_L2, 0); break;
-    case VD_METRIC_L2 * 2 + 1: SCAN(VD_METRIC_L2, 1); break;
-    case VD_METRIC_COSINE * 2: SCAN(VD_METRIC_COSINE, 0); break;
-    case VD_METRIC_COSINE * 2 + 1: SCAN(VD_METRIC_COSINE, 1); break;
-    case VD_METRIC_IP * 2: SCAN(VD_METRIC_IP, 0); break;
-    default: SCAN(VD_METRIC_IP, 1); break;
-    }
+    VD_INDEX_SPECIALISE(ix, SCAN)
 #undef SCAN
 }
 

@@ -174,17 +174,12 @@ vd_status vd_index__search_layer(const vd_index *ix, vd_scratch *sc, const void 
                                  int mode, uint64_t v, uint32_t skip, size_t *n_w,
                                  vd_search_counts *cnt)
 {
+    vd_status st;
 #define LAYER(metric, quant) \
-    search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt, metric, quant)
-    switch (ix->metric * 2 + ix->quant) {
-    case VD_METRIC_L2 * 2: return LAYER(VD_METRIC_L2, 0);
-    case VD_METRIC_L2 * 2 + 1: return LAYER(VD_METRIC_L2, 1);
-    case VD_METRIC_COSINE * 2: return LAYER(VD_METRIC_COSINE, 0);
-    case VD_METRIC_COSINE * 2 + 1: return LAYER(VD_METRIC_COSINE, 1);
-    case VD_METRIC_IP * 2: return LAYER(VD_METRIC_IP, 0);
-    default: return LAYER(VD_METRIC_IP, 1);
-    }
+    st = search_layer_m(ix, sc, q, ent, n_ent, level, ef, mode, v, skip, n_w, cnt, metric, quant)
+    VD_INDEX_SPECIALISE(ix, LAYER)
 #undef LAYER
+    return st;
 }
 
 /* ---- filtered traversal ------------------------------------------------------------------ */
@@ -561,29 +556,19 @@ search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, 
 vd_status vd_index__search_onehop(const vd_index *ix, vd_scratch *sc, const void *q,
                                   vd_cand ent, uint32_t ef, uint32_t r, vd_fsearch *fs)
 {
-#define ONEHOP(metric, quant) search_onehop_m(ix, sc, q, ent, ef, r, fs, metric, quant)
-    switch (ix->metric * 2 + ix->quant) {
-    case VD_METRIC_L2 * 2: return ONEHOP(VD_METRIC_L2, 0);
-    case VD_METRIC_L2 * 2 + 1: return ONEHOP(VD_METRIC_L2, 1);
-    case VD_METRIC_COSINE * 2: return ONEHOP(VD_METRIC_COSINE, 0);
-    case VD_METRIC_COSINE * 2 + 1: return ONEHOP(VD_METRIC_COSINE, 1);
-    case VD_METRIC_IP * 2: return ONEHOP(VD_METRIC_IP, 0);
-    default: return ONEHOP(VD_METRIC_IP, 1);
-    }
+    vd_status st;
+#define ONEHOP(metric, quant) st = search_onehop_m(ix, sc, q, ent, ef, r, fs, metric, quant)
+    VD_INDEX_SPECIALISE(ix, ONEHOP)
 #undef ONEHOP
+    return st;
 }
 
 vd_status vd_index__search_filtered(const vd_index *ix, vd_scratch *sc, const void *q,
                                     vd_cand bridge, uint32_t ef, vd_fsearch *fs)
 {
-#define FILTERED(metric, quant) search_filtered_m(ix, sc, q, bridge, ef, fs, metric, quant)
-    switch (ix->metric * 2 + ix->quant) {
-    case VD_METRIC_L2 * 2: return FILTERED(VD_METRIC_L2, 0);
-    case VD_METRIC_L2 * 2 + 1: return FILTERED(VD_METRIC_L2, 1);
-    case VD_METRIC_COSINE * 2: return FILTERED(VD_METRIC_COSINE, 0);
-    case VD_METRIC_COSINE * 2 + 1: return FILTERED(VD_METRIC_COSINE, 1);
-    case VD_METRIC_IP * 2: return FILTERED(VD_METRIC_IP, 0);
-    default: return FILTERED(VD_METRIC_IP, 1);
-    }
+    vd_status st;
+#define FILTERED(metric, quant) st = search_filtered_m(ix, sc, q, bridge, ef, fs, metric, quant)
+    VD_INDEX_SPECIALISE(ix, FILTERED)
 #undef FILTERED
+    return st;
 }
