@@ -267,6 +267,25 @@ START_TEST(random_predicates_at_every_selectivity)
 }
 END_TEST
 
+/* in[j] = 1 for the n clusters whose centres are nearest cluster c's (c itself first), or
+ * farthest from it; 0 for the others. Ties go to the lower index. */
+static void mark_clusters(const dataset *d, uint32_t c, uint32_t n, int farthest, uint8_t *in)
+{
+    float dist[N_CLUSTERS];
+    for (uint32_t j = 0; j < N_CLUSTERS; j++) {
+        in[j] = 0;
+        dist[j] = vd_dist_l2sq_ref(d->ctr + c * DIM, d->ctr + j * DIM, DIM);
+    }
+    for (uint32_t r = 0; r < n; r++) { /* the r-th nearest, or farthest */
+        uint32_t best = N_CLUSTERS;
+        for (uint32_t j = 0; j < N_CLUSTERS; j++)
+            if (!in[j] && (best == N_CLUSTERS ||
+                           (farthest ? dist[j] > dist[best] : dist[j] < dist[best])))
+                best = j;
+        in[best] = 1;
+    }
+}
+
 /* Correlated: the query's own cluster (2 %), and a tenth of it (0.2 %). Anti-correlated: the
  * five clusters farthest from the query's (10 %), and a tenth of the farthest one. The
  * predicate depends on the query, so each query runs on its own. */
@@ -281,16 +300,8 @@ START_TEST(correlated_and_anti_correlated_predicates)
         run_stats sum = {0};
         for (size_t qi = 0; qi < d.nq; qi++) {
             uint32_t c = d.qlabel[qi];
-            uint8_t far[N_CLUSTERS] = {0};
-            float dist[N_CLUSTERS];
-            for (uint32_t j = 0; j < N_CLUSTERS; j++)
-                dist[j] = vd_dist_l2sq_ref(d.ctr + c * DIM, d.ctr + j * DIM, DIM);
-            for (int r = 0; r < (kind == 2 ? 5 : 1); r++) { /* the r-th farthest */
-                uint32_t best = c;
-                for (uint32_t j = 0; j < N_CLUSTERS; j++)
-                    if (!far[j] && (best == c || dist[j] > dist[best])) best = j;
-                far[best] = 1;
-            }
+            uint8_t far[N_CLUSTERS];
+            mark_clusters(&d, c, kind == 2 ? 5 : 1, 1, far);
             for (size_t i = 0; i < d.n; i++) {
                 uint32_t l = d.label[i];
                 ok[i] = kind < 2 ? l == c : far[l];
@@ -477,18 +488,8 @@ START_TEST(one_hop_at_dense_selectivities)
             run_stats sum = {0};
             for (size_t qi = 0; qi < d.nq; qi++) {
                 uint32_t c = d.qlabel[qi];
-                uint8_t in[N_CLUSTERS] = {0};
-                float dist[N_CLUSTERS];
-                for (uint32_t j = 0; j < N_CLUSTERS; j++)
-                    dist[j] = vd_dist_l2sq_ref(d.ctr + c * DIM, d.ctr + j * DIM, DIM);
-                for (uint32_t r = 0; r < n_cl; r++) { /* the r-th nearest, or farthest */
-                    uint32_t best = N_CLUSTERS;
-                    for (uint32_t j = 0; j < N_CLUSTERS; j++)
-                        if (!in[j] && (best == N_CLUSTERS ||
-                                       (anti ? dist[j] > dist[best] : dist[j] < dist[best])))
-                            best = j;
-                    in[best] = 1;
-                }
+                uint8_t in[N_CLUSTERS];
+                mark_clusters(&d, c, n_cl, anti, in);
                 for (size_t i = 0; i < d.n; i++) ok[i] = in[d.label[i]];
                 dataset one = d;
                 one.q = d.q + qi * DIM;
