@@ -969,7 +969,8 @@ int vd_index__append_link(vd_index *ix, uint32_t n, unsigned level, uint32_t q);
 /* Repairs n's list at `level` after some of its links died: its live links stay, and each
  * dead one is replaced by the nearest of the `extra` candidates that the heuristic would keep
  * next to them (the nearest candidate when none would), so n keeps its degree and its links'
- * directions. Writer thread only (the writer's scratch tags and ix->rbuf). */
+ * directions; each replacement links back to n when its own list has room, as an insert's
+ * neighbours do. Writer thread only (the writer's scratch tags and ix->rbuf). */
 void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned level,
                           const uint32_t *extra, size_t n_extra);
 

@@ -219,6 +219,7 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
         keep[nk++] = (vd_cand){vd_index__dist(ix, v, vd_index__rep(ix, x)), x};
     }
     if (!dead) return;
+    const size_t n_live = nk; /* keep[n_live..] are the replacements */
     for (size_t i = 0; i < n_extra && nc < cap; i++) {
         uint32_t x = extra[i];
         if (sc->tags[x] == sc->gen) continue;
@@ -242,4 +243,16 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
     }
     vd_index__write_list(ix, level, list, keep, nk);
     vd_index__mark(ix, n, VD_CHANGE_LINKS);
+    /* The link back, only into room (no eviction, so no distances): n lost in-links with
+     * its dead neighbours, and in-links are how searches reach a node. Without it a
+     * repaired graph stayed 0.02 below a fresh build on random 300-d data (bench-churn,
+     * 1,000 queries, recall@10 at ef 100 after 50 % deletes / 10 x 10 % churn: -0.021 /
+     * -0.022, medians of 5 runs; with it +0.045 / +0.017 and +0.049 / +0.011). The repaired
+     * lists are fuller than a fresh build's: 17 % more distances per query at the same ef;
+     * at ef 85, about the fresh build's distances at ef 100, it is 0.016 below. Rejected:
+     * add_link's heuristic eviction when full (no better, 25 % more per delete); more
+     * in-links for r's out-neighbours alone, in restore_in_links (+0.035 / -0.005 only when
+     * every list is filled, 18 % more distances); candidates from n's neighbours' lists
+     * (no better). */
+    for (size_t i = n_live; i < nk; i++) vd_index__append_link(ix, keep[i].slot, level, n);
 }

@@ -12,10 +12,10 @@
  *   degrees are not stored: a load recounts them.
  * - Reachability passes. In-degrees miss a group of nodes that only link to each other
  *   (removals can cut the graph in two). A breadth-first pass from the entry point over level
- *   0 finds every node it cannot reach and reconnects it. Publish runs one every n/8
+ *   0 finds every node it cannot reach and reconnects it. Publish runs one every n/64
  *   mutations and after every removal while the index is small (vacuum.c), vacuum one after
  *   freeing slots, a load one after its publish. Between passes a cut-off group may wait up
- *   to n/8 mutations (a pass at every publish costs ~1.8 ms at 50k points, 12x an insert).
+ *   to n/64 mutations (a pass at every publish costs ~1.8 ms at 50k points, 12x an insert).
  *
  * A pass only grows what is reachable: reconnection prunes nothing (links are appended into
  * room), and when every list is full the link that gives way is one the pass's breadth-first

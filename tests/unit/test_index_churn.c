@@ -7,7 +7,9 @@
  * The data is iid gaussian, the hardest case for repairs (no cluster structure to fall back
  * on), at a low ef where a fresh build finds 0.69-0.75, so a degraded graph shows: with the
  * repairs this replaced (lists rebuilt by the heuristic) recall was 0.078 below fresh after
- * the removals and 0.053 after churn; now 0.010 and 0.020. */
+ * the removals and 0.053 after churn; with replacements from a beam 0.024 and 0.020 below;
+ * with the replacements linking back 0.028 above and 0.006 below. The tolerance is the
+ * issue's target for random data. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,7 @@
 #include "tests/unit/index_testutil.h"
 
 enum { DIM = 24, M = 8, EFC = 64, EF = 16, NQ = 200, GROUP = 64 };
-#define TOLERANCE 0.03
+#define TOLERANCE 0.02
 
 static float *gaussian(size_t n, uint64_t seed)
 {
