@@ -371,7 +371,9 @@ vd_status vd_index_open(const vd_index_params *p, vd_index **out, vd_err *err)
     ix->visible_epoch = 0;
     ix->write_epoch = 1;
     ix->ef_search = vd_param_info_of(VD_PARAM_EF_SEARCH)->def;
-    ix->effort_per_ef = 20.0f; /* query.c: the prior until searches measure it */
+    ix->effort_per_ef = 20.0f; /* query.c: the priors until searches measure them */
+    ix->effort_descent = 0.0f;
+    ix->effort_hops = 1.2f;
     ix->rng = p->seed;
     ix->map.ix = ix;
     ix->stripes = vd_malloc(VD_N_STRIPES * sizeof(pthread_mutex_t));

@@ -134,7 +134,9 @@ struct vd_index {
     size_t n_visible;       /* atomic: n_live as of the last publish */
     size_t n_tomb;          /* atomic: tombstones not reclaimed yet */
     uint32_t ef_search;     /* atomic */
-    float effort_per_ef;    /* atomic (relaxed, racy updates): query.c's learned cost model */
+    /* query.c's learned cost model (atomic, relaxed, racy updates): a search's effort per
+     * unit of ef, its descent's effort, a filter's hop factor */
+    float effort_per_ef, effort_descent, effort_hops;
     uint64_t rng;
     size_t ops_since_check; /* mutations since the last reachability check */
     size_t removes_since_check;

@@ -17,13 +17,14 @@
  *   - GRAPH: the filtered traversal of search.c with ef scaled by mu(s) = 1 + (SEL_S0/s)^2 (a
  *     thin predicate subgraph needs a wider beam for the accuracy the unfiltered search has at
  *     ef: GloVe 200k at 1 %, recall 0.77 at ef 64 and 0.94 at 256 against 0.97 unfiltered at
- *     64), expected to cost ef' x e x (1 + EFFORT_HOPS x (1 - s)), where e, the effort per unit
- *     of ef, is learned from the index's own searches (learn_effort). An effort cap of
+ *     64), expected to cost D + ef' x e x (1 + h x (1 - s)): D the descent's effort, e the
+ *     beam's per unit of ef, h what a filter's hops add, all three learned from the index's
+ *     own searches (learn_effort). An effort cap of
  *     cost_exact ends a traversal that costs more than the scan would have: a wrong estimate
  *     costs at most twice the scan.
  *   - ONE_HOP: from s >= ONEHOP_MIN_S, when cheaper than both: the unfiltered descent and
  *     beam (every neighbour measured, every node in the beam of ef' = max(ef, ONEHOP_C ef / s)),
- *     the allowed visible nodes met collected (search.c). Expected to cost ef' x e, what the
+ *     the allowed visible nodes met collected (search.c). Expected to cost D + ef' x e, what the
  *     unfiltered search costs at ef': the two-hop traversal's lists and checks are what kept
  *     a 50 % filter at 0.2-0.37x the unfiltered QPS at twice its ef.
  *   - GRAPH_THEN_EXACT: a traversal hit the cap, found fewer than k allowed points, or met an
@@ -54,7 +55,6 @@
 #define W_SCAN 0.25      /* a distance of the exact scan, in traversal distances */
 #define W_ALLOW 0.1      /* an allow() call (a bitmap test costs nothing: it is not counted) */
 #define W_SLOT 0.02      /* a visibility check of the exact scan without next() or bits */
-#define EFFORT_HOPS 1.2  /* a filter's traversal costs 1 + this x (1 - s) times more per ef */
 #define SEL_S0 0.03      /* ef is scaled by mu(s) = 1 + (SEL_S0 / s)^2 */
 #define LEARN_EVERY 16   /* a thread feeds one search in this many to the learned effort */
 #define SAMPLE 64        /* slots sampled when the filter cannot count */
@@ -69,24 +69,50 @@ static double w_hop(uint32_t dim)
     return 80.0 / (51.0 + 0.19 * (double)dim);
 }
 
-static inline float effort_per_ef(const vd_index *ix)
+static inline double learned(const float *v)
 {
     float e;
-    __atomic_load(&ix->effort_per_ef, &e, __ATOMIC_RELAXED);
+    __atomic_load(v, &e, __ATOMIC_RELAXED);
     return e;
 }
 
-/* The traversal effort per unit of ef (distances + w_hop x lists read, unfiltered), learned
- * from the index's own searches: it differs by data (fashion-mnist 8, GloVe 22) more than
- * any constant could hide. One search in LEARN_EVERY per thread moves it 1/32 of the way. */
-static void learn_effort(const vd_index *cix, double obs)
+/* Moves *v 1/32 of the way to obs when obs is within [lo, hi). Like the reader counters, a
+ * statistic readers write: racing updates lose one another, which only slows learning. */
+static void learn(const float *cv, double obs, double lo, double hi)
+{
+    if (!(obs >= lo && obs < hi)) return;
+    float *v = (float *)cv, now = (float)(learned(v) + (obs - learned(v)) / 32.0);
+    __atomic_store(v, &now, __ATOMIC_RELAXED);
+}
+
+/* What a search costs, in effort (distances + w_hop x lists read), learned from the index's
+ * own searches, one in LEARN_EVERY per thread: `total` of which `descent` went to the greedy
+ * descent (0 when not measured: the learned D is taken off), at ef, share s (1 unfiltered),
+ * `hops` set for a two-hop traversal. The descent (D) does not grow with ef and the beam
+ * (e per unit of ef) does: e differs by data (fashion-mnist 8-10, GloVe 21) more than any
+ * constant could hide, and at small ef D is half of it (fashion-mnist at ef 10: ~120 of
+ * 204). h, what a filter's hops add per unit of ef', = (beam effort / (ef' e) - 1) / (1 - s):
+ * 0.3-0.7 on fashion-mnist, 1.3 on GloVe at 10 % (explain, 200 queries). The model it
+ * replaced, ef' x e x (1 + 1.2 (1 - s)), with e learned from whole searches, sent
+ * fashion-mnist's 10 % filter at twice the unfiltered ef to the exact scan, at 0.55x the
+ * traversal's speed. */
+static void learn_effort(const vd_index *ix, double total, double descent, uint32_t ef,
+                         double s, int hops)
 {
     static _Thread_local unsigned tick;
-    if (++tick % LEARN_EVERY || !(obs > 0.5 && obs < 1e6)) return;
-    vd_index *ix = (vd_index *)cix; /* like the reader counters: a statistic readers write */
-    float old = effort_per_ef(ix), now = (float)(old + (obs - old) / 32.0);
-    __atomic_store(&ix->effort_per_ef, &now, __ATOMIC_RELAXED);
+    if (++tick % LEARN_EVERY || ef == 0) return;
+    if (descent > 0) learn(&ix->effort_descent, descent, 0.0, 1e6);
+    double beam_effort = total - (descent > 0 ? descent : learned(&ix->effort_descent));
+    if (!hops) {
+        learn(&ix->effort_per_ef, beam_effort / ef, 0.5, 1e6);
+        return;
+    }
+    double e = learned(&ix->effort_per_ef);
+    if (1.0 - s >= 0.2 && e > 0) /* else too little signal */
+        learn(&ix->effort_hops, (beam_effort / ((double)ef * e) - 1.0) / (1.0 - s), 0.0, 50.0);
 }
+
+static inline double effort_per_ef(const vd_index *ix) { return learned(&ix->effort_per_ef); }
 
 const char *vd_search_plan_name(vd_search_plan p)
 {
@@ -426,9 +452,10 @@ static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, const prepared
 }
 
 /* Beam search from the entry point into sc->h: the k nearest visible points (finished), their
- * number into *n. Inside the reader's grace period. */
+ * number into *n; *descent the counts as the descent left them. Inside the reader's grace
+ * period. */
 static vd_status beam(const vd_index *ix, vd_scratch *sc, const prepared *qy, uint32_t ef,
-                      size_t *n, vd_search_counts *cnt, vd_err *err)
+                      size_t *n, vd_search_counts *cnt, vd_search_counts *descent, vd_err *err)
 {
     uint64_t v = LD_ACQ(&ix->visible_epoch);
     uint32_t ep = LD_ACQ(&ix->entry);
@@ -440,6 +467,7 @@ static vd_status beam(const vd_index *ix, vd_scratch *sc, const prepared *qy, ui
     vd_cand cur = {vd_index__dist(ix, qy->rep, vd_index__rep(ix, ep)), ep};
     cnt->distances++;
     cur = vd_index__greedy(ix, qy->rep, cur, vd_index__node(ix, ep)->level, 0, cnt);
+    *descent = *cnt;
     vd_status st = vd_index__search_layer(ix, sc, qy->rep, &cur, 1, 0, ef, VD_MODE_READ, v,
                                           VD_SLOT_NONE, &nw, cnt);
     if (st) return vd_err_set(err, st, "out of memory for search scratch");
@@ -575,7 +603,8 @@ static uint32_t onehop_ef(uint32_t ef, double s)
 /* The expected effort of a filtered traversal with ef at selectivity s, in distances. */
 static double graph_cost(const vd_index *ix, uint32_t ef, double s)
 {
-    return (double)ef * effort_per_ef(ix) * (1.0 + EFFORT_HOPS * (1.0 - s));
+    return learned(&ix->effort_descent) +
+           (double)ef * effort_per_ef(ix) * (1.0 + learned(&ix->effort_hops) * (1.0 - s));
 }
 
 /* The filtered search under the planner (or the plan forced), inside the grace period:
@@ -598,7 +627,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
     ex->plan = VD_PLAN_EXACT;
     if (fs->f->n_allowed == 0) return VD_OK;
     uint32_t ef_one = onehop_ef(ef, s);
-    double cost_one = (double)ef_one * effort_per_ef(ix);
+    double cost_one = learned(&ix->effort_descent) + (double)ef_one * effort_per_ef(ix);
     if (force == VD_PLAN_ONE_HOP ||
         (!force && s >= ONEHOP_MIN_S && cost_one < cost_graph && cost_one < cost_exact)) {
         ex->plan = VD_PLAN_ONE_HOP;
@@ -609,7 +638,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         vd_status st = onehop_beam(ix, sc, qy, ef_one, fs, n, err);
         if (st) return st;
         if (!fs->aborted && *n >= qy->k) {
-            learn_effort(ix, vd_fsearch_effort(fs) / (double)ef_one);
+            learn_effort(ix, vd_fsearch_effort(fs), 0, ef_one, s, 0);
             return VD_OK;
         }
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
@@ -625,8 +654,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         vd_status st = filtered_beam(ix, sc, qy, ef_graph, fs, seeds, n_seeds, n, err);
         if (st) return st;
         if (!fs->aborted && *n >= qy->k) {
-            learn_effort(ix, vd_fsearch_effort(fs) /
-                                 ((double)ef_graph * (1.0 + EFFORT_HOPS * (1.0 - s))));
+            learn_effort(ix, vd_fsearch_effort(fs), 0, ef_graph, s, 1);
             return VD_OK;
         }
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
@@ -673,8 +701,11 @@ vd_status vd_index_search_opts(const vd_index *ix, const float *query_vec, const
         ex->plan = VD_PLAN_GRAPH;
         ex->ef = ef;
         ex->selectivity = 1;
-        st = beam(ix, sc, &qy, ef, &n, &cnt, err);
-        if (!st) learn_effort(ix, ((double)cnt.distances + fs.w_hop * (double)cnt.expanded) / ef);
+        vd_search_counts dc = {0};
+        st = beam(ix, sc, &qy, ef, &n, &cnt, &dc, err);
+        if (!st)
+            learn_effort(ix, (double)cnt.distances + fs.w_hop * (double)cnt.expanded,
+                         (double)dc.distances + fs.w_hop * (double)dc.expanded, ef, 1.0, 0);
     } else if (vd_scratch_tags(sc, LD_ACQ(&ix->n_slots))) {
         st = vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
     } else {
