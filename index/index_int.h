@@ -893,10 +893,16 @@ typedef struct vd_fsearch {
     vd_search_counts cnt;
 } vd_fsearch;
 
+/* The effort of counts c under fs's weights: distances + w_hop x lists + w_allow x calls. */
+static inline double vd_fsearch_effort_of(const vd_fsearch *fs, const vd_search_counts *c)
+{
+    return (double)c->distances + fs->w_hop * (double)c->expanded +
+           fs->w_allow * (double)c->allows;
+}
+
 static inline double vd_fsearch_effort(const vd_fsearch *fs)
 {
-    return (double)fs->cnt.distances + fs->w_hop * (double)fs->cnt.expanded +
-           fs->w_allow * (double)fs->cnt.allows;
+    return vd_fsearch_effort_of(fs, &fs->cnt);
 }
 
 /* Greedy descent through levels from .. 1 that also checks every node it measures against

@@ -703,8 +703,8 @@ vd_status vd_index_search_opts(const vd_index *ix, const float *query_vec, const
         vd_search_counts dc = {0};
         st = beam(ix, sc, &qy, ef, &n, &cnt, &dc, err);
         if (!st)
-            learn_effort(ix, (double)cnt.distances + fs.w_hop * (double)cnt.expanded,
-                         (double)dc.distances + fs.w_hop * (double)dc.expanded, ef, 1.0, 0);
+            learn_effort(ix, vd_fsearch_effort_of(&fs, &cnt), vd_fsearch_effort_of(&fs, &dc),
+                         ef, 1.0, 0);
     } else if (vd_scratch_tags(sc, LD_ACQ(&ix->n_slots))) {
         st = vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
     } else {
