@@ -546,6 +546,16 @@ static inline uint32_t *vd_index__list0(const vd_index *ix, uint32_t slot)
 {
     return (uint32_t *)(vd_arena_at(&ix->nodes, slot) + ix->list_off);
 }
+/* Prefetches every cache line of slot's level-0 list (count and m0 links: 132 bytes at M 16,
+ * three lines, four for an int8 block's unaligned list). A list read in full whose first
+ * line alone was prefetched misses on the rest: the filtered traversal's hop lists, read
+ * in a row, took 200 ns each that way and 80-95 ns with every line prefetched (GloVe, 10 %
+ * filter: 1.7x the traversal's QPS at the same ef). */
+static inline void vd_index__prefetch_list0(const vd_index *ix, uint32_t slot)
+{
+    uintptr_t a = (uintptr_t)vd_index__list0(ix, slot), end = a + 4 * ((uintptr_t)ix->m0 + 1);
+    for (a &= ~(uintptr_t)63; a < end; a += 64) __builtin_prefetch((const void *)a);
+}
 /* The node's vector region ("rep"): float[dim], or with quantization int8 a vd_q8. Every
  * distance between nodes, and between a query and a node, reads reps of the same kind. */
 static inline void *vd_index__rep(const vd_index *ix, uint32_t slot)

@@ -6,7 +6,8 @@
  * still expanded, so a removed or unpublished node never cuts a path. Neighbours are
  * filtered through the visited tags first, their node headers prefetched, then distances
  * computed while the vectors PF_AHEAD neighbours later are prefetched; the next candidate's
- * link list is prefetched when one is popped.
+ * link list, every line of it, is prefetched when one is popped (its first line alone: GloVe
+ * 3-5 % fewer QPS, its last link a miss).
  *
  * The filtered traversal (after ACORN-1, Patel et al. 2024, and Qdrant's filterable HNSW)
  * keeps the beam on allowed nodes: only they get a distance. Rejected neighbours of an
@@ -122,7 +123,7 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const void *q, const vd_cand 
         vd_cand c = sc->c[0];
         if (c.d > bound) break;
         vd_minheap_pop(sc->c, &nc);
-        if (nc && level == 0) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
+        if (nc && level == 0) vd_index__prefetch_list0(ix, sc->c[0].slot);
         const uint32_t *list = vd_index__list(ix, c.slot, level);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
         if (n > maxl) n = maxl;
@@ -297,8 +298,9 @@ static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const void *q, vd_fs
 
 /* Collects the new allowed neighbours of candidate c into nb (returns how many, at most
  * maxl): its direct neighbours first, then, through each rejected one (a hop), that node's
- * own neighbours. Every hop list is prefetched before the first is read. Rejected direct
- * neighbours join the frontier. Visibility is checked later, with the distance. */
+ * own neighbours. Every line of every hop list is prefetched before the first is read.
+ * Rejected direct neighbours join the frontier. Visibility is checked later, with the
+ * distance. */
 static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs,
                                  uint32_t c, uint32_t *nb, uint32_t *checked, vd_status *st)
 {
@@ -322,7 +324,7 @@ static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch 
             continue;
         }
         hop[h++] = x;
-        __builtin_prefetch(vd_index__list0(ix, x));
+        vd_index__prefetch_list0(ix, x);
     }
     for (uint32_t j = 0; j < h && k < fs->want; j++) {
         uint32_t x = hop[j];
@@ -388,7 +390,7 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
             break;
         }
         vd_minheap_pop(sc->c, &fs->nc);
-        if (fs->nc) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
+        if (fs->nc) vd_index__prefetch_list0(ix, sc->c[0].slot);
         uint32_t checked = 0, k = fs_expand(ix, sc, fs, c.slot, nb, &checked, &st);
         if (st) return st;
         if (c.slot == bridge.slot && !fs->probed) {
@@ -500,7 +502,7 @@ search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, 
             break;
         }
         vd_minheap_pop(sc->c, &nc);
-        if (nc) __builtin_prefetch(vd_index__list0(ix, sc->c[0].slot));
+        if (nc) vd_index__prefetch_list0(ix, sc->c[0].slot);
         const uint32_t *list = vd_index__list0(ix, c.slot);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
         if (n > maxl) n = maxl;
