@@ -895,6 +895,8 @@ typedef struct vd_fsearch {
     double cap;           /* effort cap, in distances (see vd_fsearch_effort) */
     double w_hop, w_allow; /* the cost model's weights of a second-hop list and a filter call */
     int aborted;          /* a VD_FALLBACK_* reason to end in the exact scan, or 0 */
+    uint32_t ef_wide;     /* the beam an anti-correlated probe widens to; 0: the scan answers */
+    int widened;          /* the probe widened the beam to ef_wide */
     double sel;           /* the share of visible points allowed (the planner's estimate) */
     int probed;           /* the query's neighbourhood was sampled (search.c) */
     uint64_t n_ok;        /* one-hop: allowed visible nodes measured */

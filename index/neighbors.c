@@ -217,8 +217,8 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
             continue;
         }
         /* No distance: the heuristic below compares a candidate's distance to n with its
-         * distance to each kept link, never a kept link's own (a third of a patch's
-         * distances went here). */
+         * distance to each kept link, never a kept link's own (about 30 distances per
+         * patch, a tenth to a sixth of them, went here). */
         keep[nk++] = (vd_cand){0, x};
     }
     if (!dead) return;
@@ -235,10 +235,11 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
     /* One replacement per dead link: the nearest of the 2M nearest candidates that the
      * heuristic keeps, else the nearest left. Taken ones are marked by a slot of
      * VD_SLOT_NONE. Past the nearest a candidate that passes is rare, and each one that
-     * fails costs up to a distance per kept link: scanning all ~100 was 2/3 of a patch's
+     * fails costs up to a distance per kept link: scanning all ~100 was 60 % of a patch's
      * distances on GloVe (bench-churn, same-time runs, us per delete after 50 % deletes /
-     * 10 x 10 % churn: clustered 128-d 195 / 203 -> 165 / 151, random 300-d and GloVe
-     * within the noise; recall against a fresh build unchanged within +-0.007). Rejected:
+     * 10 x 10 % churn, with the change above: clustered 128-d 193 / 204 -> 164 / 168, GloVe
+     * 100k 392 / 406 -> 343 / 321, random 300-d within the noise; recall against a fresh
+     * build unchanged within +-0.007). Rejected:
      * the M nearest (a little cheaper, clustered 128-d after churn +0.028 -> +0.006, the
      * churn test -0.006 -> -0.014 against its 0.02); cutting the pool to its 48 nearest
      * (-0.005 to -0.007 after churn on every set). */

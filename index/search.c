@@ -350,10 +350,11 @@ static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch 
 
 /* Probe for an anti-correlated filter, on the first expansion of the traversal's rejected
  * start (the node nearest the query the descent found): if its two-hop neighbourhood holds
- * far fewer allowed nodes than the filter's share predicts, every allowed point lies far
- * from the query's neighbourhood, where a graph search for it is an out-of-distribution
- * search (recall 0.5-0.85 at any ef measured on clustered data): the exact scan answers
- * instead. A random filter at 1 % meets the probe's floor of 2 expected matches among 200+
+ * far fewer allowed nodes than the filter's share predicts, the allowed points lie away
+ * from the query's neighbourhood, where a graph search for them is an out-of-distribution
+ * search (recall 0.5-0.85 at any ef measured on clustered data). The beam then widens to
+ * fs->ef_wide when the planner found that cheaper than the exact scan, which otherwise
+ * answers instead. A random filter at 1 % meets the probe's floor of 2 expected matches among 200+
  * checked slots; the threshold (a quarter of the expected count) misfires for it with
  * probability < 1e-3. */
 #define PROBE_MIN_CHECKED 200u
@@ -396,8 +397,14 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
         if (c.slot == bridge.slot && !fs->probed) {
             fs->probed = 1;
             if (fs_anti_correlated(fs, k, checked)) {
-                fs->aborted = VD_FALLBACK_LOCAL;
-                break;
+                if (fs->ef_wide <= ef) {
+                    fs->aborted = VD_FALLBACK_LOCAL;
+                    break;
+                }
+                ef = fs->ef_wide; /* the planner found a wider beam cheaper than the scan */
+                fs->widened = 1;
+                if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1)) return VD_NOMEM;
+                bound = fs->nw >= ef ? sc->w[0].d : INFINITY;
             }
         }
         if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + k)) return VD_NOMEM;
