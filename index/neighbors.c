@@ -239,9 +239,10 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
      * distances on GloVe (bench-churn, same-time runs, us per delete after 50 % deletes /
      * 10 x 10 % churn, with the change above: clustered 128-d 193 / 204 -> 164 / 168, GloVe
      * 100k 392 / 406 -> 343 / 321, random 300-d within the noise; recall against a fresh
-     * build unchanged within +-0.007). Rejected:
-     * the M nearest (a little cheaper, clustered 128-d after churn +0.028 -> +0.006, the
-     * churn test -0.006 -> -0.014 against its 0.02); cutting the pool to its 48 nearest
+     * build after 50 % deletes / churn: clustered +0.049 / +0.028 -> +0.041 / +0.005, the
+     * others within 0.003). Rejected:
+     * the M nearest (a little cheaper; the churn test -0.006 -> -0.014 against its 0.02,
+     * where the 2M nearest give +0.009); cutting the pool to its 48 nearest
      * (-0.005 to -0.007 after churn on every set). */
     const size_t n_diverse = nc < ix->m0 ? nc : ix->m0;
     for (; dead && nk < maxl; dead--) {
