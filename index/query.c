@@ -61,6 +61,7 @@
 #define SAMPLE 64        /* slots sampled when the filter cannot count */
 #define SEEDS 32         /* allowed slots a bitmap or next() gives the traversal as entries */
 #define ONEHOP_MIN_S 0.3 /* the one-hop traversal is considered from this share up */
+#define ONEHOP_C 0.5     /* its beam is ef x ONEHOP_C / s (onehop_ef) */
 /* An anti-correlated probe (search.c) widens the traversal's beam WIDEN-fold when that is
  * expected to cost less than the exact scan. GloVe's rank < 34048 (the 10 % most frequent
  * words), where the probe fires on 302 of 500 queries: at ef 16, recall 0.966 at 1,014-1,160
@@ -68,7 +69,6 @@
  * bench's scan of a contiguous copy: 2,439). fashion-mnist's label == other costs more to
  * widen than to scan and keeps the scan. */
 #define WIDEN 8u
-#define ONEHOP_C 0.5     /* its beam is ef x ONEHOP_C / s (onehop_ef) */
 
 /* A link list read, in traversal distances: a cache miss (~80 ns) against a distance of
  * ~51 + 0.19 x dim ns (GloVe 100-d: 70 ns, fashion-mnist 784-d: 200 ns). */
@@ -662,10 +662,9 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         collect_seeds(ix, sc, fs, seeds, &n_seeds); /* after the sample's */
         vd_status st = filtered_beam(ix, sc, qy, ef_graph, fs, seeds, n_seeds, n, err);
         if (st) return st;
-        if (fs->widened) ex->ef = fs->ef_wide;
+        if (fs->widened) ex->ef = fs->ef_wide; /* the beam the traversal ended with */
         if (!fs->aborted && *n >= qy->k) {
-            learn_effort(ix, vd_fsearch_effort(fs), 0, fs->widened ? fs->ef_wide : ef_graph, s,
-                         1);
+            learn_effort(ix, vd_fsearch_effort(fs), 0, ex->ef, s, 1);
             return VD_OK;
         }
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;

@@ -354,7 +354,8 @@ static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch 
  * from the query's neighbourhood, where a graph search for them is an out-of-distribution
  * search (recall 0.5-0.85 at any ef measured on clustered data). The beam then widens to
  * fs->ef_wide when the planner found that cheaper than the exact scan, which otherwise
- * answers instead. A random filter at 1 % meets the probe's floor of 2 expected matches among 200+
+ * answers instead. A random filter at 1 % meets the probe's floor of 2 expected matches
+ * among 200+
  * checked slots; the threshold (a quarter of the expected count) misfires for it with
  * probability < 1e-3. */
 #define PROBE_MIN_CHECKED 200u
