@@ -298,9 +298,9 @@ static size_t fs_bridge(const vd_index *ix, vd_scratch *sc, const void *q, vd_fs
 
 /* Collects the new allowed neighbours of candidate c into nb (returns how many, at most
  * maxl): its direct neighbours first, then, through each rejected one (a hop), that node's
- * own neighbours. Every line of every hop list is prefetched before the first is read.
- * Rejected direct neighbours join the frontier. Visibility is checked later, with the
- * distance. */
+ * own neighbours (vd_index__hop_links of them). Every hop list is prefetched before the
+ * first is read. Rejected direct neighbours join the frontier. Visibility is checked later,
+ * with the distance. */
 static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs,
                                  uint32_t c, uint32_t *nb, uint32_t *checked, vd_status *st)
 {
@@ -324,14 +324,14 @@ static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch 
             continue;
         }
         hop[h++] = x;
-        vd_index__prefetch_list0(ix, x);
+        vd_index__prefetch_hop(ix, x);
     }
     for (uint32_t j = 0; j < h && k < fs->want; j++) {
         uint32_t x = hop[j];
         sc->tags[x] = (uint16_t)(fs->g + VD_TAG_HOP);
         const uint32_t *xl = vd_index__list0(ix, x);
-        uint32_t xn = LD_ACQ(&xl[0]);
-        if (xn > maxl) xn = maxl;
+        uint32_t xn = LD_ACQ(&xl[0]), xcap = vd_index__hop_links(ix, xl);
+        if (xn > xcap) xn = xcap;
         fs->cnt.expanded++;
         seen += xn;
         for (uint32_t i = 0; i < xn && k < fs->want; i++) {
