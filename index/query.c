@@ -587,13 +587,19 @@ static double selectivity(const vd_index *ix, vd_scratch *sc, vd_fsearch *fs, si
     return (yes + 0.5) / (seen + 1.0); /* never 0 or 1 from a sample */
 }
 
+/* A beam width the planner computed, clamped to VD_EF_MAX. */
+static uint32_t ef_clamp(double e)
+{
+    return e >= VD_EF_MAX ? VD_EF_MAX : (uint32_t)e;
+}
+
 /* The ef a filtered traversal needs for the accuracy the unfiltered search has at ef: below
  * a few percent, the predicate subgraph thins out and recall at a given ef drops (GloVe
  * 200k at 1 %: 0.77 at ef 64, 0.94 at ef 256, against 0.97 unfiltered at ef 64). */
 static uint32_t scaled_ef(uint32_t ef, double s)
 {
-    double r = SEL_S0 / (s > 1e-6 ? s : 1e-6), e = (double)ef * (1.0 + r * r);
-    return e >= VD_EF_MAX ? VD_EF_MAX : (uint32_t)e;
+    double r = SEL_S0 / (s > 1e-6 ? s : 1e-6);
+    return ef_clamp((double)ef * (1.0 + r * r));
 }
 
 /* The one-hop traversal's beam for ef at selectivity s: ef x ONEHOP_C / s, at least ef. The
@@ -603,8 +609,7 @@ static uint32_t scaled_ef(uint32_t ef, double s)
 static uint32_t onehop_ef(uint32_t ef, double s)
 {
     double e = (double)ef * ONEHOP_C / (s > 1e-6 ? s : 1e-6);
-    if (e < ef) e = ef;
-    return e >= VD_EF_MAX ? VD_EF_MAX : (uint32_t)e;
+    return ef_clamp(e < ef ? ef : e);
 }
 
 /* The expected effort of a filtered traversal with ef at selectivity s, in distances. */
@@ -657,7 +662,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         ex->ef = ef_graph;
         fs->cap = force ? INFINITY : cost_exact;
         fs->sel = s;
-        uint32_t ef_wide = (uint64_t)ef_graph * WIDEN >= VD_EF_MAX ? VD_EF_MAX : ef_graph * WIDEN;
+        uint32_t ef_wide = ef_clamp((double)ef_graph * WIDEN);
         if (graph_cost(ix, ef_wide, s) < cost_exact) fs->ef_wide = ef_wide;
         collect_seeds(ix, sc, fs, seeds, &n_seeds); /* after the sample's */
         vd_status st = filtered_beam(ix, sc, qy, ef_graph, fs, seeds, n_seeds, n, err);
