@@ -340,25 +340,49 @@ static size_t next_allowed(const vd_slot_filter *f, uint32_t from, uint32_t *out
  * in one run, against the bench's scan of a contiguous copy: 1 % random slots 0.97x without
  * prefetch, 1.2x with; rank < 3405, slots 0..3404, 0.88x without, 0.64x with). */
 #define SCAN_AHEAD 4
+/* ... and further ahead, SCAN_DEEP_LINES lines in flight (16 GloVe nodes, 9 of fashion-
+ * mnist's), when the lines the scan reads exceed SCAN_DEEP_BYTES: such a set is not cache
+ * resident, its scan waits on memory, and 4 nodes in flight are too few to hide that. GloVe,
+ * the exact plan forced, medians of 4 alternating passes in one process (bench-filter):
+ * 10 % keyword (34k scattered slots, 15 MB of lines) 957 -> 1,728 QPS at 16 nodes ahead
+ * (1,809 at 24, 1,742 at 32), len >= 12 (27k, 12 MB) 1,578 -> 2,284. Small sets lose by it:
+ * GloVe's 1 % (1.6 MB) -2 % at 16, fashion-mnist's 1 % and 0.1 % (191 and 27 nodes) -10 %,
+ * hence the threshold. */
+#define SCAN_DEEP_LINES 112u
+#define SCAN_DEEP_BYTES ((double)(4u << 20))
+
+/* The cache lines of a node the scan reads: header and vector (at most 12: l2 bounds stop
+ * most long vectors early; the rest streams). */
+static size_t scan_lines(const vd_index *ix)
+{
+    size_t lines = (ix->vec_off - ix->hdr_off + ix->rep_bytes + 63) / 64;
+    return lines > 12 ? 12 : lines;
+}
+
+/* How many nodes ahead the scan of about n_allowed points prefetches. */
+static size_t scan_ahead(const vd_index *ix, double n_allowed)
+{
+    size_t lines = scan_lines(ix), a = SCAN_DEEP_LINES / lines;
+    if (n_allowed * (double)lines * 64.0 < SCAN_DEEP_BYTES) return SCAN_AHEAD;
+    return a < SCAN_AHEAD ? SCAN_AHEAD : a > 16 ? 16 : a;
+}
 
 /* Offers the visible ones of n allowed slots (ascending, from the bitmap or next()) to the
  * scan's heap; for one metric (always inlined, as search.c's beam loops: no switch per
  * distance). A slot past ns (added since the search began) is skipped. */
 static inline __attribute__((always_inline)) void
 scan_slots_m(const vd_index *ix, const void *q, const uint32_t *sl, size_t n, uint32_t ns,
-             uint64_t v, topk *t, vd_search_counts *cnt, int metric, int quant)
+             size_t ahead, uint64_t v, topk *t, vd_search_counts *cnt, int metric, int quant)
 {
     const uint32_t dim = ix->dim;
-    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    size_t lines = (vec_off - hdr_off + ix->rep_bytes + 63) / 64;
-    if (lines > 12) lines = 12; /* l2 bounds stop most long vectors early; the rest streams */
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off, lines = scan_lines(ix);
     float bound = topk_bound(t);
-    for (size_t i = 0; i < n && i < SCAN_AHEAD; i++)
+    for (size_t i = 0; i < n && i < ahead; i++)
         if (sl[i] < ns && (i == 0 || sl[i] != sl[i - 1] + 1))
             for (size_t l = 0; l < lines; l++)
                 __builtin_prefetch(vd_arena_at(&ix->nodes, sl[i]) + hdr_off + 64 * l);
     for (size_t i = 0; i < n; i++) {
-        size_t j = i + SCAN_AHEAD;
+        size_t j = i + ahead;
         if (j < n && sl[j] < ns && sl[j] != sl[j - 1] + 1) {
             const uint8_t *nx = vd_arena_at(&ix->nodes, sl[j]) + hdr_off;
             for (size_t l = 0; l < lines; l++) __builtin_prefetch(nx + 64 * l);
@@ -376,9 +400,9 @@ scan_slots_m(const vd_index *ix, const void *q, const uint32_t *sl, size_t n, ui
 }
 
 static void scan_slots(const vd_index *ix, const void *q, const uint32_t *sl, size_t n,
-                       uint32_t ns, uint64_t v, topk *t, vd_search_counts *cnt)
+                       uint32_t ns, size_t ahead, uint64_t v, topk *t, vd_search_counts *cnt)
 {
-#define SCAN(metric, quant) scan_slots_m(ix, q, sl, n, ns, v, t, cnt, metric, quant)
+#define SCAN(metric, quant) scan_slots_m(ix, q, sl, n, ns, ahead, v, t, cnt, metric, quant)
     VD_INDEX_SPECIALISE(ix, SCAN)
 #undef SCAN
 }
@@ -389,7 +413,7 @@ static void scan_slots(const vd_index *ix, const void *q, const uint32_t *sl, si
  * every visible slot, asking allow() only for those the traversal (same tags) has not
  * already classified. */
 static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy,
-                                vd_fsearch *fs, size_t *n, vd_err *err)
+                                vd_fsearch *fs, double n_allowed, size_t *n, vd_err *err)
 {
     vd_status st = hits_reserve(sc, qy->n_rerank, err);
     if (st) return st;
@@ -398,6 +422,7 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepar
     uint32_t ns = LD_ACQ(&ix->n_slots);
     if (f->next || f->bits) {
         uint32_t buf[512], from = 0;
+        size_t ahead = scan_ahead(ix, n_allowed);
         for (;;) {
             size_t got = next_allowed(f, from, buf, VD_ARRAY_LEN(buf));
             if (got == 0) break;
@@ -405,7 +430,7 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepar
             size_t keep = 0; /* a broken next() may go backwards: only slots >= from count */
             for (size_t i = 0; i < got; i++)
                 if (buf[i] >= from) buf[keep++] = buf[i];
-            scan_slots(ix, qy->rep, buf, keep, ns, fs->v, &t, &fs->cnt);
+            scan_slots(ix, qy->rep, buf, keep, ns, ahead, fs->v, &t, &fs->cnt);
             if (last < from || (uint64_t)last + 1 >= ns) break; /* done, or not ascending */
             from = last + 1;
         }
@@ -655,7 +680,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         }
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
         ex->fallback = fs->aborted ? (vd_search_fallback)fs->aborted : VD_FALLBACK_SHORT;
-        return exact_filtered(ix, sc, qy, fs, n, err);
+        return exact_filtered(ix, sc, qy, fs, n_allowed, n, err);
     }
     if (force == VD_PLAN_GRAPH || (!force && cost_graph < cost_exact)) {
         ex->plan = VD_PLAN_GRAPH;
@@ -675,7 +700,7 @@ static vd_status filtered(const vd_index *ix, vd_scratch *sc, const prepared *qy
         ex->plan = VD_PLAN_GRAPH_THEN_EXACT;
         ex->fallback = fs->aborted ? (vd_search_fallback)fs->aborted : VD_FALLBACK_SHORT;
     }
-    return exact_filtered(ix, sc, qy, fs, n, err);
+    return exact_filtered(ix, sc, qy, fs, n_allowed, n, err);
 }
 
 /* ---- entry points ------------------------------------------------------------------------ */
