@@ -5,9 +5,9 @@
  * nodes (visible ones for a query, live ones for a build) enter the results; the others are
  * still expanded, so a removed or unpublished node never cuts a path. Neighbours are
  * filtered through the visited tags first, their node headers prefetched, then distances
- * computed while the vectors PF_AHEAD neighbours later are prefetched; the next candidate's
- * link list, every line of it, is prefetched when one is popped (its first line alone: GloVe
- * 3-5 % fewer QPS, its last link a miss).
+ * computed while the vectors some neighbours later are prefetched (pf_ahead); the next
+ * candidate's link list, every line of it, is prefetched when one is popped (its first line
+ * alone: GloVe 3-5 % fewer QPS, its last link a miss).
  *
  * The filtered traversal (after ACORN-1, Patel et al. 2024, and Qdrant's filterable HNSW)
  * keeps the beam on allowed nodes: only they get a distance. Rejected neighbours of an
@@ -39,9 +39,22 @@
 
 #include "index/index_int.h"
 
-/* Search prefetches whole vectors this many neighbours ahead of the one being computed (one
- * ahead is too late to hide a miss at 100 dims; three ahead starts evicting). */
-#define PF_AHEAD 2
+/* The beams prefetch vectors ahead of the one being computed, about PF_LINES cache lines in
+ * flight (GloVe's 7-line vectors: 8 ahead), the filtered traversal PF_LINES_FILTERED (16
+ * ahead: its batch of allowed nodes is known once the hops are read). GloVe, medians of 4
+ * alternating passes in one process (bench-filter): unfiltered at ef 192 4,791 QPS 2 ahead
+ * (the old constant), 5,200-5,494 4 ahead, 5,684 6, 5,805 8, 5,554 12; the traversal at
+ * 10 %, ef 128, 2,105 at 2, 2,564 at 8, 2,649 at 16, 2,669 at 24. fashion-mnist's 13-line
+ * vectors, whose bounded l2 distances stop early, were flat from 2 to 6 ahead (4 now). */
+#define PF_LINES 56u
+#define PF_LINES_FILTERED 112u
+
+static inline uint32_t pf_ahead(const vd_index *ix, uint32_t lines_in_flight)
+{
+    size_t lines = (ix->rep_bytes + 63) / 64;
+    size_t a = lines_in_flight / (lines < 12 ? lines : 12);
+    return a < 2 ? 2 : a > 16 ? 16 : (uint32_t)a;
+}
 
 static inline int accept(const vd_node *nd, int mode, uint64_t v)
 {
@@ -107,7 +120,7 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const void *q, const vd_cand 
     size_t nc = 0, nw = 0, n_exp = 0, n_dist = 0;
     const uint32_t dim = ix->dim, maxl = vd_index__max_links(ix, level);
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t vec_lines = (ix->rep_bytes + 63) / 64;
+    const uint32_t ahead = pf_ahead(ix, PF_LINES);
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
         vd_cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + n_ent + maxl + 1))
         return VD_NOMEM;
@@ -143,13 +156,10 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const void *q, const vd_cand 
         if (vd_cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
         n_exp++;
         n_dist += k;
-        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
-            for (size_t l = 1; l <= vec_lines && l < 12; l++)
-                __builtin_prefetch(bp[i] + vec_off + 64 * l);
+        for (uint32_t i = 0; i < k && i < ahead; i++) vd_index__prefetch_rep_rest(ix, bp[i]);
         for (uint32_t i = 0; i < k; i++) {
-            if (i + PF_AHEAD < k) /* the rest of a later vector while this one is computed */
-                for (size_t l = 1; l <= vec_lines && l < 12; l++)
-                    __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
+            if (i + ahead < k) /* the rest of a later vector while this one is computed */
+                vd_index__prefetch_rep_rest(ix, bp[i + ahead]);
             float d = vd_index__rdist_m(metric, quant, dim, q, bp[i] + vec_off, bound);
             if (nw < ef || d < bound) {
                 vd_cand e = {d, nb[i]};
@@ -373,6 +383,7 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
     const uint32_t dim = ix->dim;
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
     const size_t lines = (vec_off - hdr_off + ix->rep_bytes + 63) / 64;
+    const uint32_t ahead = pf_ahead(ix, PF_LINES_FILTERED);
     vd_status st = VD_OK;
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1)) return VD_NOMEM;
     if (bridge.slot != VD_SLOT_NONE) {
@@ -409,15 +420,14 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
             }
         }
         if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + k)) return VD_NOMEM;
-        /* Header and vector of each allowed node, PF_AHEAD ahead of the one computed. */
-        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
+        /* Header and vector of each allowed node, `ahead` ahead of the one computed. */
+        for (uint32_t i = 0; i < k && i < ahead; i++)
             for (size_t l = 0; l < lines && l < 12; l++)
                 __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i]) + hdr_off + 64 * l);
         for (uint32_t i = 0; i < k; i++) {
-            if (i + PF_AHEAD < k)
+            if (i + ahead < k)
                 for (size_t l = 0; l < lines && l < 12; l++)
-                    __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i + PF_AHEAD]) + hdr_off +
-                                       64 * l);
+                    __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i + ahead]) + hdr_off + 64 * l);
             const uint8_t *blk = vd_arena_at(&ix->nodes, nb[i]);
             if (!vd_index__fs_visible((const vd_node *)(blk + hdr_off), fs)) {
                 sc->tags[nb[i]] = (uint16_t)(fs->g + VD_TAG_REJ); /* a hop another time */
@@ -481,7 +491,7 @@ search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, 
 {
     const uint32_t dim = ix->dim, maxl = ix->m0;
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t vec_lines = (ix->rep_bytes + 63) / 64;
+    const uint32_t ahead = pf_ahead(ix, PF_LINES);
     size_t nc = 0, nw = 0;
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1) ||
         vd_cands_reserve(&sc->c, &sc->cap_c, (size_t)ef + maxl + 2) ||
@@ -527,13 +537,9 @@ search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, 
         if (vd_cands_reserve(&sc->c, &sc->cap_c, nc + k)) return VD_NOMEM;
         fs->cnt.expanded++;
         fs->cnt.distances += k;
-        for (uint32_t i = 0; i < k && i < PF_AHEAD; i++)
-            for (size_t l = 1; l <= vec_lines && l < 12; l++)
-                __builtin_prefetch(bp[i] + vec_off + 64 * l);
+        for (uint32_t i = 0; i < k && i < ahead; i++) vd_index__prefetch_rep_rest(ix, bp[i]);
         for (uint32_t i = 0; i < k; i++) {
-            if (i + PF_AHEAD < k)
-                for (size_t l = 1; l <= vec_lines && l < 12; l++)
-                    __builtin_prefetch(bp[i + PF_AHEAD] + vec_off + 64 * l);
+            if (i + ahead < k) vd_index__prefetch_rep_rest(ix, bp[i + ahead]);
             /* Unbounded when the results may still want it, else bounded by the beam. */
             float rb = fs->nw >= r ? sc->s[0].d : INFINITY, lim = rb > bound ? rb : bound;
             float d = vd_index__rdist_m(metric, quant, dim, q, bp[i] + vec_off, lim);
