@@ -382,7 +382,7 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
 {
     const uint32_t dim = ix->dim;
     const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t lines = (vec_off - hdr_off + ix->rep_bytes + 63) / 64;
+    const size_t lines = vd_index__node_lines(ix);
     const uint32_t ahead = pf_ahead(ix, PF_LINES_FILTERED);
     vd_status st = VD_OK;
     if (vd_cands_reserve(&sc->w, &sc->cap_w, (size_t)ef + 1)) return VD_NOMEM;
@@ -421,13 +421,9 @@ search_filtered_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand bri
         }
         if (vd_cands_reserve(&sc->c, &sc->cap_c, fs->nc + k)) return VD_NOMEM;
         /* Header and vector of each allowed node, `ahead` ahead of the one computed. */
-        for (uint32_t i = 0; i < k && i < ahead; i++)
-            for (size_t l = 0; l < lines && l < 12; l++)
-                __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i]) + hdr_off + 64 * l);
+        for (uint32_t i = 0; i < k && i < ahead; i++) vd_index__prefetch_node(ix, nb[i], lines);
         for (uint32_t i = 0; i < k; i++) {
-            if (i + ahead < k)
-                for (size_t l = 0; l < lines && l < 12; l++)
-                    __builtin_prefetch(vd_arena_at(&ix->nodes, nb[i + ahead]) + hdr_off + 64 * l);
+            if (i + ahead < k) vd_index__prefetch_node(ix, nb[i + ahead], lines);
             const uint8_t *blk = vd_arena_at(&ix->nodes, nb[i]);
             if (!vd_index__fs_visible((const vd_node *)(blk + hdr_off), fs)) {
                 sc->tags[nb[i]] = (uint16_t)(fs->g + VD_TAG_REJ); /* a hop another time */
