@@ -1023,6 +1023,8 @@ static inline unsigned vd_index__fs_tag(const vd_scratch *sc, const vd_fsearch *
 /* ---- neighbors.c: neighbour selection and link writes ------------------------------------ */
 
 void vd_index__cands_sort(vd_cand *a, size_t n); /* ascending distance, ties by slot */
+/* The `first` smallest of a[0..n) into a[0..first), in the order above; the rest unordered. */
+void vd_index__cands_sort_first(vd_cand *a, size_t n, size_t first);
 /* The paper's heuristic: up to mmax of the n candidates `c` (sorted ascending) into out. */
 size_t vd_index__select_neighbors(const vd_index *ix, const vd_cand *c, size_t n, size_t mmax,
                                   vd_cand *out);

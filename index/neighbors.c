@@ -56,10 +56,12 @@ static void insertion_sort(vd_cand *a, size_t n)
 
 /* Quicksort with the compare inlined (qsort's indirect calls and merge sort were a third of
  * a delete's patch and a tenth of bench-churn's profile), median-of-three pivots,
- * recursion on the smaller side only (depth log n), insertion sort below 24. */
-void vd_index__cands_sort(vd_cand *a, size_t n)
+ * recursion on the smaller side only (depth log n), insertion sort below 24. Only the
+ * partitions that reach into the first `first` places are sorted on: a patch needs its 2M
+ * nearest candidates in order out of 100-300. */
+void vd_index__cands_sort_first(vd_cand *a, size_t n, size_t first)
 {
-    while (n > 24) {
+    while (n > 24 && first) {
         size_t mid = n / 2;
         if (cand_key(a[mid]) < cand_key(a[0])) cand_swap(a, mid, 0);
         if (cand_key(a[n - 1]) < cand_key(a[0])) cand_swap(a, n - 1, 0);
@@ -76,16 +78,25 @@ void vd_index__cands_sort(vd_cand *a, size_t n)
         }
         /* [0, j] <= pivot <= [j + 1, n) */
         size_t left = j + 1;
-        if (left < n - left) {
-            vd_index__cands_sort(a, left);
+        if (left >= first) { /* the right side is past the first places */
+            n = left;
+        } else if (left < n - left) {
+            vd_index__cands_sort_first(a, left, left);
             a += left;
             n -= left;
+            first -= left;
         } else {
-            vd_index__cands_sort(a + left, n - left);
+            vd_index__cands_sort_first(a + left, n - left, first - left);
             n = left;
+            first = left;
         }
     }
-    insertion_sort(a, n);
+    if (first) insertion_sort(a, n);
+}
+
+void vd_index__cands_sort(vd_cand *a, size_t n)
+{
+    vd_index__cands_sort_first(a, n, n);
 }
 
 /* `c` sorted ascending; when it already fits, it is kept whole. */
@@ -231,7 +242,8 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
         if (!vd_index__alive(xn) || xn->level < level) continue;
         cand[nc++] = (vd_cand){vd_index__dist(ix, v, vd_index__rep(ix, x)), x};
     }
-    vd_index__cands_sort(cand, nc);
+    const size_t n_diverse = nc < ix->m0 ? nc : ix->m0;
+    vd_index__cands_sort_first(cand, nc, n_diverse);
     /* One replacement per dead link: the nearest of the 2M nearest candidates that the
      * heuristic keeps, else the nearest left. Taken ones are marked by a slot of
      * VD_SLOT_NONE. Past the nearest a candidate that passes is rare, and each one that
@@ -244,13 +256,16 @@ void vd_index__patch_list(vd_index *ix, vd_scratch *sc, uint32_t n, unsigned lev
      * the M nearest (a little cheaper; the churn test -0.006 -> -0.014 against its 0.02,
      * where the 2M nearest give +0.009); cutting the pool to its 48 nearest
      * (-0.005 to -0.007 after churn on every set). */
-    const size_t n_diverse = nc < ix->m0 ? nc : ix->m0;
     for (; dead && nk < maxl; dead--) {
         size_t pick = nc;
         for (size_t i = 0; i < n_diverse && pick == nc; i++)
             if (cand[i].slot != VD_SLOT_NONE && diverse(ix, cand[i], keep, nk)) pick = i;
-        for (size_t i = 0; i < nc && pick == nc; i++)
+        for (size_t i = 0; i < n_diverse && pick == nc; i++)
             if (cand[i].slot != VD_SLOT_NONE) pick = i;
+        for (size_t i = n_diverse; i < nc && pick >= n_diverse; i++) /* the unsorted rest */
+            if (cand[i].slot != VD_SLOT_NONE &&
+                (pick == nc || cand_key(cand[i]) < cand_key(cand[pick])))
+                pick = i;
         if (pick == nc) break;
         keep[nk++] = cand[pick];
         cand[pick].slot = VD_SLOT_NONE;

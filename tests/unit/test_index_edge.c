@@ -358,13 +358,22 @@ static int ref_cmp(const void *a, const void *b)
     return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
+static int slot_cmp(const void *a, const void *b)
+{
+    const vd_cand *x = a, *y = b;
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
 /* The candidate sort (inlined quicksort) orders by (distance, slot) exactly as qsort with the
  * plain comparison: every size around the insertion-sort cutoff and up to a repair's pool,
- * with ties, negative distances (cosine, ip), -0 next to +0, sorted and reversed inputs. */
+ * with ties, negative distances (cosine, ip), -0 next to +0, sorted and reversed inputs. The
+ * partial sort (a patch's 2M nearest) puts the same first places in the same order and keeps
+ * every other candidate behind them. */
 START_TEST(cands_sort_matches_reference)
 {
     uint64_t rng = 7;
-    vd_cand a[700], b[700];
+    vd_cand a[700], b[700], c[700];
+    static const size_t firsts[] = {0, 1, 5, 24, 25, 32, 64, 699};
     for (size_t n = 0; n <= 700; n += n < 64 ? 1 : 37) {
         for (int kind = 0; kind < 4; kind++) {
             for (size_t i = 0; i < n; i++) {
@@ -381,6 +390,25 @@ START_TEST(cands_sort_matches_reference)
             for (size_t i = 0; i < n; i++) {
                 ck_assert_uint_eq(a[i].slot, b[i].slot);
                 ck_assert(a[i].d == b[i].d);
+            }
+            for (size_t f = 0; f < VD_ARRAY_LEN(firsts); f++) {
+                size_t first = firsts[f] < n ? firsts[f] : n;
+                memcpy(c, a, n * sizeof *a);
+                for (size_t i = n; i > 1; i--) { /* shuffled */
+                    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                    size_t j = (size_t)(rng >> 33) % i;
+                    vd_cand t = c[i - 1];
+                    c[i - 1] = c[j];
+                    c[j] = t;
+                }
+                vd_index__cands_sort_first(c, n, first);
+                for (size_t i = 0; i < first; i++) ck_assert_uint_eq(c[i].slot, b[i].slot);
+                qsort(c + first, n - first, sizeof *c, slot_cmp);
+                memcpy(a, b + first, (n - first) * sizeof *b);
+                qsort(a, n - first, sizeof *a, slot_cmp);
+                for (size_t i = 0; i < n - first; i++)
+                    ck_assert_uint_eq(c[first + i].slot, a[i].slot);
+                memcpy(a, b, n * sizeof *b);
             }
         }
     }
