@@ -4,8 +4,8 @@
  * tombstone and queues it; the next publish repairs, at once, every out-neighbour that links
  * back to it: it keeps its other links and the dead one is replaced from the removed node's
  * links (through removed neighbours one hop further, so that a run of removals cannot cut a
- * path) and the nodes a beam from the removed node finds (ef_construction / 2: about the
- * candidates an insert at that place would see); the removed node's out-neighbours left with
+ * path) and the nodes a beam from the removed node finds (ef_construction / 4, a quarter of
+ * an insert's beam at that place); the removed node's out-neighbours left with
  * few in-links get one back, and each replacement links back to the node it now serves
  * (neighbors.c). Repairs wait for the publish so that a removed or replaced point stays
  * exactly as findable as before until the change becomes visible. The removed node stays a
@@ -82,17 +82,22 @@ static void append_links(const vd_index *ix, uint32_t x, unsigned level, uint32_
     for (uint32_t j = 0; j < xc && *n < cap; j++) buf[(*n)++] = LD_RLX(&xl[1 + j]);
 }
 
-/* The beam of a repair: half an insert's (ef_construction / 2, at least 2M). The pool is
- * where the dead links' replacements come from; a full ef_construction beam found little
- * the half one misses, for half the search (bench-churn, groups of 256, on a loaded machine:
- * random 20k x 300 cosine ef 100 2289 -> 1529 us per delete, recall after 50 % deletes /
- * 10 x 10 % churn -0.007 / -0.007 -> -0.017 / -0.010 against a fresh build, within the run
- * to run noise of +-0.01). Rejected: patching from only the pool's nearest 2M (candidates
- * nearest the removed node are not those nearest its neighbours in 300 dims: -0.021 / -0.044
- * on that set, though clustered 40k x 128 and GloVe held). */
+/* The beam of a repair: a quarter of an insert's (ef_construction / 4, at least 2M). The
+ * pool is where the dead links' replacements come from, and every patch measures its
+ * candidates, so a smaller pool cuts both. bench-churn, groups of 256, us per delete after 50 %
+ * deletes / 10 x 10 % churn and recall against a fresh build, half a beam -> a quarter
+ * (alternating runs, one machine): clustered 40k x 128 ef 12 140-155 / 143-156 -> 100-101 /
+ * 103-108, +0.041 / +0.009 -> +0.051 / -0.005..+0.001; random 20k x 300 cosine ef 100
+ * 313-362 / 364-379 -> 205-233 / 225-263, +0.045 / +0.009..+0.013 -> +0.026..+0.030 /
+ * -0.006..0.000; GloVe 100k ef 100 229 / 235 -> 191 / 183, +0.004 / -0.003 -> +0.002 / -0.005;
+ * at ef 20 267 / 239 -> 172 / 164, +0.017 / -0.003 -> +0.013 / +0.015. An earlier stop went
+ * from the full beam to half (random 300-d 2289 -> 1529 us per delete, within the noise).
+ * Rejected: patching from only the pool's nearest 2M (candidates nearest the removed node are
+ * not those nearest its neighbours in 300 dims: -0.021 / -0.044 on that set, though
+ * clustered 40k x 128 and GloVe held). */
 static uint32_t repair_ef(const vd_index *ix)
 {
-    uint32_t ef = ix->efc / 2;
+    uint32_t ef = ix->efc / 4;
     return ef < ix->m0 ? ix->m0 : ef;
 }
 
