@@ -91,7 +91,8 @@ static void append_links(const vd_index *ix, uint32_t x, unsigned level, uint32_
  * 313-362 / 364-379 -> 205-233 / 225-263, +0.045 / +0.009..+0.013 -> +0.026..+0.030 /
  * -0.006..0.000; GloVe 100k ef 100 229 / 235 -> 191 / 183, +0.004 / -0.003 -> +0.002 / -0.005;
  * at ef 20 267 / 239 -> 172 / 164, +0.017 / -0.003 -> +0.013 / +0.015. An earlier stop went
- * from the full beam to half (random 300-d 2289 -> 1529 us per delete, within the noise).
+ * from the full beam to half (random 300-d 2289 -> 1529 us per delete, recall within the
+ * noise).
  * Rejected: patching from only the pool's nearest 2M (candidates nearest the removed node are
  * not those nearest its neighbours in 300 dims: -0.021 / -0.044 on that set, though
  * clustered 40k x 128 and GloVe held). */
