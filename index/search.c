@@ -40,12 +40,13 @@
 #include "index/index_int.h"
 
 /* The beams prefetch vectors ahead of the one being computed, about PF_LINES cache lines in
- * flight (GloVe's 7-line vectors: 8 ahead), the filtered traversal PF_LINES_FILTERED (16
- * ahead: its batch of allowed nodes is known once the hops are read). GloVe, medians of 4
- * alternating passes in one process (bench-filter): unfiltered at ef 192 4,791 QPS 2 ahead
- * (the old constant), 5,200-5,494 4 ahead, 5,684 6, 5,805 8, 5,554 12; the traversal at
- * 10 %, ef 128, 2,105 at 2, 2,564 at 8, 2,649 at 16, 2,669 at 24. fashion-mnist's 13-line
- * vectors, whose bounded l2 distances stop early, were flat from 2 to 6 ahead (4 now). */
+ * flight counting at most 12 lines a vector (GloVe's 7-line vectors: 8 ahead), the filtered
+ * traversal PF_LINES_FILTERED (16 ahead: its batch of allowed nodes is known once the hops
+ * are read). GloVe, medians of 4 alternating passes in one process (bench-filter):
+ * unfiltered at ef 192 4,791 QPS 2 ahead (the old constant), 5,200-5,494 4 ahead, 5,684 6,
+ * 5,805 8, 5,554 12; the traversal at 10 %, ef 128, 2,105 at 2, 2,564 at 8, 2,649 at 16,
+ * 2,669 at 24. fashion-mnist's 49-line vectors (4 ahead, each prefetched whole) were flat
+ * from 2 to 6 ahead, with their prefetch capped at 11 lines and again whole. */
 #define PF_LINES 56u
 #define PF_LINES_FILTERED 112u
 

@@ -372,7 +372,7 @@ static int slot_cmp(const void *a, const void *b)
 START_TEST(cands_sort_matches_reference)
 {
     uint64_t rng = 7;
-    vd_cand a[700], b[700], c[700];
+    vd_cand a[700], b[700], c[700], rest[700];
     static const size_t firsts[] = {0, 1, 5, 24, 25, 32, 64, 699};
     for (size_t n = 0; n <= 700; n += n < 64 ? 1 : 37) {
         for (int kind = 0; kind < 4; kind++) {
@@ -404,11 +404,10 @@ START_TEST(cands_sort_matches_reference)
                 vd_index__cands_sort_first(c, n, first);
                 for (size_t i = 0; i < first; i++) ck_assert_uint_eq(c[i].slot, b[i].slot);
                 qsort(c + first, n - first, sizeof *c, slot_cmp);
-                memcpy(a, b + first, (n - first) * sizeof *b);
-                qsort(a, n - first, sizeof *a, slot_cmp);
+                memcpy(rest, b + first, (n - first) * sizeof *b);
+                qsort(rest, n - first, sizeof *rest, slot_cmp);
                 for (size_t i = 0; i < n - first; i++)
-                    ck_assert_uint_eq(c[first + i].slot, a[i].slot);
-                memcpy(a, b, n * sizeof *b);
+                    ck_assert_uint_eq(c[first + i].slot, rest[i].slot);
             }
         }
     }
