@@ -466,20 +466,20 @@ vd_status vd_index_search_exact(const vd_index *ix, const float *query_vec, uint
 
 /* ---- graph searches ---------------------------------------------------------------------- */
 
-/* Moves the r nearest of the max-heap sc->w (nw entries) into sc->h and finishes them (the
- * k nearest, sorted; int8 re-ranked); their number into *n. */
+/* Moves the r nearest of the beam's results sc->w (nw entries, any order) into sc->h and
+ * finishes them (the k nearest, sorted; int8 re-ranked); their number into *n. A partial
+ * quicksort picks them: popping the max-heap down to r, then r more, cost 12 % of a GloVe
+ * query (ef 192 of 10). */
 static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, const prepared *qy, size_t nw,
                               size_t *n, vd_search_counts *cnt, vd_err *err)
 {
-    vd_status st = hits_reserve(sc, nw, err);
+    size_t r = nw < qy->n_rerank ? nw : qy->n_rerank;
+    vd_status st = hits_reserve(sc, r, err);
     if (st) return st;
-    while (nw > qy->n_rerank) vd_maxheap_pop(sc->w, &nw);
-    for (size_t i = nw; i-- > 0;) { /* the farthest first, into place */
-        sc->h[i] = (vd_rhit){vd_index__node(ix, sc->w[0].slot)->id, sc->w[0].d, sc->w[0].slot};
-        size_t m = i + 1;
-        vd_maxheap_pop(sc->w, &m);
-    }
-    *n = finish_hits(ix, sc, qy, nw, cnt);
+    vd_index__cands_sort_first(sc->w, nw, r);
+    for (size_t i = 0; i < r; i++)
+        sc->h[i] = (vd_rhit){vd_index__node(ix, sc->w[i].slot)->id, sc->w[i].d, sc->w[i].slot};
+    *n = finish_hits(ix, sc, qy, r, cnt);
     return VD_OK;
 }
 
@@ -572,7 +572,7 @@ static vd_status onehop_beam(const vd_index *ix, vd_scratch *sc, const prepared 
     vd_status st = vd_index__search_onehop(ix, sc, qy->rep, cur, ef, qy->n_rerank, fs);
     if (st || vd_cands_reserve(&sc->w, &sc->cap_w, fs->nw + 1))
         return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-    memcpy(sc->w, sc->s, fs->nw * sizeof *sc->w); /* a max-heap still */
+    memcpy(sc->w, sc->s, fs->nw * sizeof *sc->w);
     return take_nearest(ix, sc, qy, fs->nw, n, &fs->cnt, err);
 }
 
