@@ -61,6 +61,15 @@ static inline uint32_t pf_ahead(const vd_index *ix, uint32_t lines_in_flight)
     return a < 2 ? 2 : a > 16 ? 16 : (uint32_t)a;
 }
 
+/* The visited tags of the n links of list, prefetched before any is tested (top note). */
+static inline void prefetch_tags(const vd_scratch *sc, const uint32_t *list, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t x = LD_RLX(&list[1 + i]);
+        if (x < sc->n_tags) __builtin_prefetch(&sc->tags[x]);
+    }
+}
+
 static inline int accept(const vd_node *nd, int mode, uint64_t v)
 {
     if (mode == VD_MODE_BUILD) return LD_RLX(&nd->died) == VD_EPOCH_NEVER;
@@ -145,10 +154,7 @@ search_layer_m(const vd_index *ix, vd_scratch *sc, const void *q, const vd_cand 
         const uint32_t *list = vd_index__list(ix, c.slot, level);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
         if (n > maxl) n = maxl;
-        for (uint32_t i = 0; i < n; i++) { /* tags first: the visited test's misses overlap */
-            uint32_t x = LD_RLX(&list[1 + i]);
-            if (x < sc->n_tags) __builtin_prefetch(&tags[x]);
-        }
+        prefetch_tags(sc, list, n);
         for (uint32_t i = 0; i < n; i++) {
             uint32_t x = LD_ACQ(&list[1 + i]);
             if (x >= sc->n_tags) { /* a slot added since the search began */
@@ -328,6 +334,7 @@ static inline uint32_t fs_expand(const vd_index *ix, vd_scratch *sc, vd_fsearch 
     uint32_t n = LD_ACQ(&list[0]), k = 0, h = 0, hop[2 * VD_M_MAX], seen = 0;
     if (n > maxl) n = maxl;
     fs->cnt.expanded++;
+    prefetch_tags(sc, list, n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t x = LD_ACQ(&list[1 + i]);
         if ((*st = fs_cover(sc, x))) return 0;
@@ -529,6 +536,7 @@ search_onehop_m(const vd_index *ix, vd_scratch *sc, const void *q, vd_cand ent, 
         const uint32_t *list = vd_index__list0(ix, c.slot);
         uint32_t n = LD_ACQ(&list[0]), k = 0;
         if (n > maxl) n = maxl;
+        prefetch_tags(sc, list, n);
         for (uint32_t i = 0; i < n; i++) {
             uint32_t x = LD_ACQ(&list[1 + i]);
             if (fs_cover(sc, x)) return VD_NOMEM;
