@@ -590,9 +590,9 @@ static inline void *vd_index__rep(const vd_index *ix, uint32_t slot)
     return vd_arena_at(&ix->nodes, slot) + ix->vec_off;
 }
 /* The cache lines from a node's header to its rep's end: what the filtered traversal
- * prefetches of a node it will measure (the exact scan caps them, query.c). At most 12 cost
- * fashion-mnist's 52-line nodes a fifth to a quarter of the traversal's QPS (bench-filter,
- * label == own 18,140 -> 22,829-23,294, label == other 3,846 -> 4,257). */
+ * prefetches of a node it will measure (the exact scan caps them for small sets, query.c).
+ * At most 12 cost fashion-mnist's 52-line nodes a fifth to a quarter of the traversal's QPS
+ * (bench-filter, label == own 18,140 -> 22,829-23,294, label == other 3,846 -> 4,257). */
 static inline size_t vd_index__node_lines(const vd_index *ix)
 {
     return (ix->vec_off - ix->hdr_off + ix->rep_bytes + 63) / 64;

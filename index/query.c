@@ -351,22 +351,22 @@ static size_t next_allowed(const vd_slot_filter *f, uint32_t from, uint32_t *out
 #define SCAN_DEEP_LINES 112u
 #define SCAN_DEEP_BYTES ((double)(4u << 20))
 
-/* The lines of a node the scan prefetches: at most 12 (the rest streams). All 52 of
- * fashion-mnist's cost its small sets 8-9 % (bench-filter's 1 % keyword 91,298 -> 83,650
- * QPS, 0.1 % 512,697 -> 480,094). */
+/* How the scan prefetches: `ahead` nodes ahead, `lines` lines of each. A set past
+ * SCAN_DEEP_BYTES gets whole nodes; a smaller one at most SCAN_NODE_LINES of each (the rest
+ * streams). Whole nodes everywhere cost fashion-mnist's small sets 8-9 % (bench-filter's 1 %
+ * keyword 91,298 -> 83,650 QPS, 0.1 % 512,697 -> 480,094); capped everywhere, its
+ * label == other (2,000 nodes of 52 lines, 6.6 MB) ran at 4,257 QPS against 5,346 whole. */
 #define SCAN_NODE_LINES 12u
-static size_t scan_lines(const vd_index *ix)
-{
-    size_t lines = vd_index__node_lines(ix);
-    return lines > SCAN_NODE_LINES ? SCAN_NODE_LINES : lines;
-}
+typedef struct scan_prefetch {
+    size_t ahead, lines;
+} scan_prefetch;
 
-/* How many nodes ahead the scan of about n_allowed points prefetches. */
-static size_t scan_ahead(const vd_index *ix, double n_allowed)
+static scan_prefetch scan_prefetch_for(const vd_index *ix, double n_allowed)
 {
-    size_t lines = scan_lines(ix), a = SCAN_DEEP_LINES / lines;
-    if (n_allowed * (double)lines * 64.0 < SCAN_DEEP_BYTES) return SCAN_AHEAD;
-    return a < SCAN_AHEAD ? SCAN_AHEAD : a > 16 ? 16 : a;
+    size_t all = vd_index__node_lines(ix), lines = all > SCAN_NODE_LINES ? SCAN_NODE_LINES : all;
+    if (n_allowed * (double)all * 64.0 < SCAN_DEEP_BYTES) return (scan_prefetch){SCAN_AHEAD, lines};
+    size_t a = SCAN_DEEP_LINES / all;
+    return (scan_prefetch){a < SCAN_AHEAD ? SCAN_AHEAD : a > 16 ? 16 : a, all};
 }
 
 /* Offers the visible ones of n allowed slots (ascending, from the bitmap or next()) to the
@@ -374,11 +374,10 @@ static size_t scan_ahead(const vd_index *ix, double n_allowed)
  * distance). A slot past ns (added since the search began) is skipped. */
 static inline __attribute__((always_inline)) void
 scan_slots_m(const vd_index *ix, const void *q, const uint32_t *sl, size_t n, uint32_t ns,
-             size_t ahead, uint64_t v, topk *t, vd_search_counts *cnt, int metric, int quant)
+             scan_prefetch pf, uint64_t v, topk *t, vd_search_counts *cnt, int metric, int quant)
 {
     const uint32_t dim = ix->dim;
-    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off;
-    const size_t lines = scan_lines(ix);
+    const size_t hdr_off = ix->hdr_off, vec_off = ix->vec_off, ahead = pf.ahead, lines = pf.lines;
     float bound = topk_bound(t);
     for (size_t i = 0; i < n && i < ahead; i++)
         if (sl[i] < ns && (i == 0 || sl[i] != sl[i - 1] + 1))
@@ -400,9 +399,9 @@ scan_slots_m(const vd_index *ix, const void *q, const uint32_t *sl, size_t n, ui
 }
 
 static void scan_slots(const vd_index *ix, const void *q, const uint32_t *sl, size_t n,
-                       uint32_t ns, size_t ahead, uint64_t v, topk *t, vd_search_counts *cnt)
+                       uint32_t ns, scan_prefetch pf, uint64_t v, topk *t, vd_search_counts *cnt)
 {
-#define SCAN(metric, quant) scan_slots_m(ix, q, sl, n, ns, ahead, v, t, cnt, metric, quant)
+#define SCAN(metric, quant) scan_slots_m(ix, q, sl, n, ns, pf, v, t, cnt, metric, quant)
     VD_INDEX_SPECIALISE(ix, SCAN)
 #undef SCAN
 }
@@ -422,7 +421,7 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepar
     uint32_t ns = LD_ACQ(&ix->n_slots);
     if (f->next || f->bits) {
         uint32_t buf[512], from = 0;
-        size_t ahead = scan_ahead(ix, n_allowed);
+        scan_prefetch pf = scan_prefetch_for(ix, n_allowed);
         for (;;) {
             size_t got = next_allowed(f, from, buf, VD_ARRAY_LEN(buf));
             if (got == 0) break;
@@ -430,7 +429,7 @@ static vd_status exact_filtered(const vd_index *ix, vd_scratch *sc, const prepar
             size_t keep = 0; /* a broken next() may go backwards: only slots >= from count */
             for (size_t i = 0; i < got; i++)
                 if (buf[i] >= from) buf[keep++] = buf[i];
-            scan_slots(ix, qy->rep, buf, keep, ns, ahead, fs->v, &t, &fs->cnt);
+            scan_slots(ix, qy->rep, buf, keep, ns, pf, fs->v, &t, &fs->cnt);
             if (last < from || (uint64_t)last + 1 >= ns) break; /* done, or not ascending */
             from = last + 1;
         }
