@@ -9,7 +9,7 @@
  * candidate's link list, every line of it, is prefetched when one is popped (its first line
  * alone: GloVe 3-5 % fewer QPS, its last link a miss). The tags of a list are prefetched in
  * a loop of their own before they are tested: tested at once, each miss waited behind the
- * branch on the one before (GloVe's 340k tags are 680 KB; float +4-6 %, int8 +1-3 %;
+ * branch on the one before (GloVe's 340k tags are 680 KB; float +3-10 %, int8 +1-4 %;
  * fashion-mnist's 40 KB and 100k x 128 within the noise). Prefetching the node headers in
  * that loop as well, visited or not, cost 5-8 %.
  *
