@@ -465,19 +465,19 @@ vd_status vd_index_search_exact(const vd_index *ix, const float *query_vec, uint
 
 /* ---- graph searches ---------------------------------------------------------------------- */
 
-/* Moves the r nearest of the beam's results sc->w (nw entries, any order) into sc->h and
- * finishes them (the k nearest, sorted; int8 re-ranked); their number into *n. A partial
- * quicksort picks them: popping the max-heap down to r, then r more, was 12 % of an int8 GloVe
- * query in perf (ef 192, r 20). */
-static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, const prepared *qy, size_t nw,
-                              size_t *n, vd_search_counts *cnt, vd_err *err)
+/* Moves the r nearest of a traversal's results w (nw entries, any order; reordered) into
+ * sc->h and finishes them (the k nearest, sorted; int8 re-ranked); their number into *n. A
+ * partial quicksort picks them: popping the max-heap down to r, then r more, was 12 % of an
+ * int8 GloVe query in perf (ef 192, r 20). */
+static vd_status take_nearest(const vd_index *ix, vd_scratch *sc, const prepared *qy, vd_cand *w,
+                              size_t nw, size_t *n, vd_search_counts *cnt, vd_err *err)
 {
     size_t r = nw < qy->n_rerank ? nw : qy->n_rerank;
     vd_status st = hits_reserve(sc, r, err);
     if (st) return st;
-    vd_index__cands_sort_first(sc->w, nw, r);
+    vd_index__cands_sort_first(w, nw, r);
     for (size_t i = 0; i < r; i++)
-        sc->h[i] = (vd_rhit){vd_index__node(ix, sc->w[i].slot)->id, sc->w[i].d, sc->w[i].slot};
+        sc->h[i] = (vd_rhit){vd_index__node(ix, w[i].slot)->id, w[i].d, w[i].slot};
     *n = finish_hits(ix, sc, qy, r, cnt);
     return VD_OK;
 }
@@ -502,7 +502,7 @@ static vd_status beam(const vd_index *ix, vd_scratch *sc, const prepared *qy, ui
     vd_status st = vd_index__search_layer(ix, sc, qy->rep, &cur, 1, 0, ef, VD_MODE_READ, v,
                                           VD_SLOT_NONE, &nw, cnt);
     if (st) return vd_err_set(err, st, "out of memory for search scratch");
-    return take_nearest(ix, sc, qy, nw, n, cnt, err);
+    return take_nearest(ix, sc, qy, sc->w, nw, n, cnt, err);
 }
 
 /* Allowed visible slots spread over the slot range, up to SEEDS more of them, appended to
@@ -555,7 +555,7 @@ static vd_status filtered_beam(const vd_index *ix, vd_scratch *sc, const prepare
         st = vd_index__search_filtered(ix, sc, qy->rep, bridge, ef, fs);
     }
     if (st) return vd_err_set(err, st, "out of memory for search scratch");
-    return take_nearest(ix, sc, qy, fs->nw, n, &fs->cnt, err);
+    return take_nearest(ix, sc, qy, sc->w, fs->nw, n, &fs->cnt, err);
 }
 /* The one-hop traversal (search.c) into sc->h: the unfiltered descent, then the level-0 beam
  * of ef over every node, the allowed ones met returned. Inside the reader's grace period. */
@@ -569,10 +569,8 @@ static vd_status onehop_beam(const vd_index *ix, vd_scratch *sc, const prepared 
     fs->cnt.distances++;
     cur = vd_index__greedy(ix, qy->rep, cur, vd_index__node(ix, ep)->level, 0, &fs->cnt);
     vd_status st = vd_index__search_onehop(ix, sc, qy->rep, cur, ef, qy->n_rerank, fs);
-    if (st || vd_cands_reserve(&sc->w, &sc->cap_w, fs->nw + 1))
-        return vd_err_set(err, VD_NOMEM, "out of memory for search scratch");
-    memcpy(sc->w, sc->s, fs->nw * sizeof *sc->w);
-    return take_nearest(ix, sc, qy, fs->nw, n, &fs->cnt, err);
+    if (st) return vd_err_set(err, st, "out of memory for search scratch");
+    return take_nearest(ix, sc, qy, sc->s, fs->nw, n, &fs->cnt, err); /* its results heap */
 }
 
 /* ---- the planner ------------------------------------------------------------------------- */
