@@ -27,6 +27,11 @@
  * outside check does) and the ratio to unfiltered QPS is printed. Every vectord row checks
  * that each query got exactly min(k, matches) hits, all matching.
  *
+ * --subset-index adds, for each uncorrelated filter, an index built over the matching points
+ * alone and searched unfiltered: what a collection per keyword value gives, and the bound of
+ * what per-value links in the one graph (Qdrant's payload_m) could reach. Not a peer the
+ * targets compare with: it holds a second copy of those vectors and answers one filter only.
+ *
  * Timings on a shared 2-core machine are noisy; the ratios are what to quote. */
 #include <errno.h>
 #include <getopt.h>
@@ -68,7 +73,7 @@ typedef struct opts {
     const char *tmp;
     uint32_t m, efc, threads, runs;
     size_t n_queries;
-    int json, no_faiss;
+    int json, no_faiss, subset_index;
 } opts;
 
 static uint32_t g_runs = 2; /* passes per measurement; the best QPS counts */
@@ -653,6 +658,91 @@ static run sweep_faiss(faiss_peer *p, const dset *d, const fspec *fs, const trut
     return sweep(faiss_pass, p, efs_faiss, VD_ARRAY_LEN(efs_faiss), d, fs, t);
 }
 
+/* ---- --subset-index: an index of the matching points alone ------------------------------- */
+
+/* One pass of unfiltered searches at ef on the subset's own index (sys), recall against the
+ * filter's ground truth. */
+static void sub_pass(void *sys, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
+                     run *r)
+{
+    (void)fs;
+    const vd_index *six = sys;
+    uint64_t hit = 0, want = 0;
+    memset(r, 0, sizeof *r);
+    r->ef = ef;
+    uint64_t t0 = cpu_ns();
+    for (size_t q = 0; q < t->nq; q++) {
+        vd_hit hits[K];
+        uint64_t ids[K];
+        uint32_t n = 0;
+        vd_index_search(six, d->queries.data + q * d->queries.dim, K, ef, hits, &n, NULL);
+        for (uint32_t i = 0; i < n; i++) ids[i] = hits[i].id;
+        hits_recall(ids, n, t->gt + q * K, t->n_gt[q], &hit);
+        want += t->n_gt[q];
+        r->short_rows += n != t->n_gt[q];
+    }
+    r->qps = (double)t->nq / vd_bench_seconds(t0, cpu_ns());
+    r->recall = want ? (double)hit / (double)want : 1.0;
+}
+
+/* Builds an index of the rows filter fs matches (the same for every query: only uncorrelated
+ * filters come here), sweeps it to recall 0.95 and runs it at twice the unfiltered ef. */
+static void subset_run(const opts *o, const dset *d, const fspec *fs, const truth *t,
+                       const run *unf)
+{
+    size_t n = 0, dim = d->base.dim;
+    uint64_t *ids = malloc(d->base.n * sizeof *ids);
+    float *vecs = malloc(d->base.n * dim * sizeof *vecs);
+    if (!ids || !vecs) {
+        fprintf(stderr, "bench-filter: out of memory for the subset index\n");
+        exit(1);
+    }
+    for (size_t r = 0; r < d->base.n; r++)
+        if (row_matches(d, fs, 0, r)) {
+            ids[n] = r;
+            memcpy(vecs + n * dim, d->base.data + r * dim, dim * sizeof *vecs);
+            n++;
+        }
+    vd_index_params ip = {.dim = d->base.dim, .metric = d->metric, .m = o->m,
+                          .ef_construction = o->efc, .seed = 0x5eedb011d,
+                          .capacity_hint = (uint32_t)n};
+    vd_index *six = NULL;
+    vd_err e;
+    uint64_t t0 = vd_now_ns();
+    if (vd_index_open(&ip, &six, &e) != VD_OK ||
+        vd_index_add_batch(six, ids, vecs, n, o->threads, NULL, NULL, &e) != VD_OK) {
+        fprintf(stderr, "bench-filter: subset index: %s\n", e.msg);
+        exit(1);
+    }
+    double build_s = vd_bench_seconds(t0, vd_now_ns());
+    free(vecs);
+    free(ids);
+    run r = sweep(sub_pass, six, efs_vd, VD_ARRAY_LEN(efs_vd), d, fs, t), r2;
+    best_of(sub_pass, six, d, fs, t, 2 * unf->ef, &r2);
+    vd_index_close(six);
+    fprintf(txt, "  subset index of %s: %zu points built in %.1f s; ef %u recall %.3f %.0f QPS "
+            "(%.2fx unfiltered); at 2xef %u recall %.3f %.0f QPS (%.2fx unfiltered)%s\n",
+            fs->name, n, build_s, r.ef, r.recall, r.qps, r.qps / unf->qps, r2.ef, r2.recall,
+            r2.qps, r2.qps / unf->qps, r.short_rows || r2.short_rows ? " SHORT" : "");
+    fflush(txt);
+    if (!o->json) return;
+    vd_bench_json j;
+    vd_bench_json_begin(&j);
+    vd_bench_json_str(&j, "bench", "filter_subset_index");
+    vd_bench_json_str(&j, "dataset", d->name);
+    vd_bench_json_str(&j, "filter", fs->name);
+    vd_bench_json_int(&j, "points", (long long)n);
+    vd_bench_json_num(&j, "build_s", build_s);
+    vd_bench_json_int(&j, "ef", r.ef);
+    vd_bench_json_num(&j, "recall", r.recall);
+    vd_bench_json_num(&j, "qps", r.qps);
+    vd_bench_json_int(&j, "ef_2x", r2.ef);
+    vd_bench_json_num(&j, "recall_2x", r2.recall);
+    vd_bench_json_num(&j, "qps_2x", r2.qps);
+    vd_bench_json_num(&j, "unfiltered_qps", unf->qps);
+    vd_bench_json_end(&j, stdout);
+}
+
 /* ---- the report ---------------------------------------------------------------------------- */
 static const char *plan_mix(const run *r, char *buf, size_t cap)
 {
@@ -833,6 +923,7 @@ static int run_set(const opts *o, const char *dir, const vd_bench_env *env)
         if (fp) fr = sweep_faiss(fp, &d, &fs[i], &t);
         if (fs[i].uncorrelated) best_of(vd_pass, &v, &d, &fs[i], &t, 2 * unf.ef, &r2);
         report(o, &d, &fs[i], &t, &r, fs[i].uncorrelated ? &r2 : NULL, &unf, &fr, env);
+        if (o->subset_index && fs[i].uncorrelated && !per_query(&fs[i])) subset_run(o, &d, &fs[i], &t, &unf);
         truth_free(&t, !per_query(&fs[i]));
     }
     faiss_peer_free(fp);
@@ -863,6 +954,8 @@ static void usage(FILE *f)
 "  --runs R          timed passes per measurement, the best counts (default 3)\n"
 "  --no-faiss        skip the FAISS peer (quick runs while tuning)\n"
 "  --json            JSON lines on stdout (one per filter, one per set), the table on stderr\n"
+"  --subset-index    also build an index of each uncorrelated filter's matching points alone\n"
+"                    and search it unfiltered (what a collection per value would give)\n"
 "  --help            this text\n");
 }
 
@@ -873,7 +966,8 @@ static int parse(int argc, char **argv, opts *o)
         {"m", required_argument, 0, 'm'}, {"ef-construction", required_argument, 0, 'e'},
         {"threads", required_argument, 0, 'j'}, {"queries", required_argument, 0, 'q'},
         {"runs", required_argument, 0, 'r'}, {"no-faiss", no_argument, 0, 'F'},
-        {"json", no_argument, 0, 'J'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'J'}, {"subset-index", no_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     *o = (opts){.tmp = "/tmp", .m = 16, .efc = 200, .n_queries = 500, .runs = 3};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -888,6 +982,7 @@ static int parse(int argc, char **argv, opts *o)
         case 't': o->tmp = optarg; continue;
         case 'J': o->json = 1; continue;
         case 'F': o->no_faiss = 1; continue;
+        case 'S': o->subset_index = 1; continue;
         case 'h': usage(stdout); return 1;
         case 'm': case 'e': case 'j': case 'q': case 'r':
             if (bad_num) {
