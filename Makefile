@@ -290,7 +290,7 @@ bench: deps
 	@for d in $(dir $(DATA_SETS)); do \
 	  PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --data $$d --ef 10,32,64,128,256 \
 	    --tmp $(BENCH_TMP) --json >> $(BENCH_OUT) || exit 1; done
-	./build/bench-filter --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
+	./build/bench-filter --tmp $(BENCH_TMP) --subset-index --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_client.py --synthetic 100000x128 \
 	  --ef 10,32,64,128,256 --tmp $(BENCH_TMP) --json >> $(BENCH_OUT)
 	PYTHONPATH=client/python $(PYTHON) bench/bench_ids.py --synthetic 100000x128 \
