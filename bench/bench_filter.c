@@ -923,7 +923,8 @@ static int run_set(const opts *o, const char *dir, const vd_bench_env *env)
         if (fp) fr = sweep_faiss(fp, &d, &fs[i], &t);
         if (fs[i].uncorrelated) best_of(vd_pass, &v, &d, &fs[i], &t, 2 * unf.ef, &r2);
         report(o, &d, &fs[i], &t, &r, fs[i].uncorrelated ? &r2 : NULL, &unf, &fr, env);
-        if (o->subset_index && fs[i].uncorrelated && !per_query(&fs[i])) subset_run(o, &d, &fs[i], &t, &unf);
+        if (o->subset_index && fs[i].uncorrelated && !per_query(&fs[i]))
+            subset_run(o, &d, &fs[i], &t, &unf);
         truth_free(&t, !per_query(&fs[i]));
     }
     faiss_peer_free(fp);
