@@ -523,6 +523,25 @@ static void exact_run(vd_side *v, const dset *d, const fspec *fs, truth *t)
 }
 
 /* vectord over every query at ef, each filter compiled for its query. */
+/* Scores one query's n answers into *hit / *want: against the filter's ground truth (a query
+ * short of min(k, matches) hits, or `bad`, counts in r->short_rows), or unfiltered (fs NULL)
+ * against the set's gt.ivecs. */
+static void score_query(const dset *d, const fspec *fs, const truth *t, size_t q,
+                        const uint64_t *ids, uint32_t n, int bad, run *r, uint64_t *hit,
+                        uint64_t *want)
+{
+    if (fs) {
+        r->short_rows += bad || n != t->n_gt[q];
+        hits_recall(ids, n, t->gt + q * K, t->n_gt[q], hit);
+        *want += t->n_gt[q];
+    } else {
+        uint64_t g[K];
+        for (uint32_t i = 0; i < K; i++) g[i] = (uint64_t)d->gt.data[q * d->gt.dim + i];
+        hits_recall(ids, n, g, K, hit);
+        *want += K;
+    }
+}
+
 static void vd_run(vd_side *v, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
                    run *r)
 {
@@ -557,18 +576,9 @@ static void vd_run(vd_side *v, const dset *d, const fspec *fs, const truth *t, u
         vd_filtered_end(fv);
         uint64_t ids[K];
         for (uint32_t i = 0; i < n; i++) ids[i] = hits[i].id;
-        if (fs) {
-            int bad = n != t->n_gt[q];
-            for (uint32_t i = 0; i < n; i++) bad |= !row_matches(d, fs, q, ids[i]);
-            r->short_rows += bad;
-            hits_recall(ids, n, t->gt + q * K, t->n_gt[q], &hit);
-            want += t->n_gt[q];
-        } else {
-            uint64_t g[K];
-            for (uint32_t i = 0; i < K; i++) g[i] = (uint64_t)d->gt.data[q * d->gt.dim + i];
-            hits_recall(ids, n, g, K, &hit);
-            want += K;
-        }
+        int bad = 0;
+        for (uint32_t i = 0; fs && i < n; i++) bad |= !row_matches(d, fs, q, ids[i]);
+        score_query(d, fs, t, q, ids, n, bad, r, &hit, &want);
         if (ex.plan >= 1 && ex.plan <= 4) r->plans[ex.plan]++;
     }
     double secs = vd_bench_seconds(t0, cpu_ns());
@@ -589,16 +599,7 @@ static void faiss_run(faiss_peer *p, const dset *d, const fspec *fs, const truth
         float dists[K];
         uint32_t n = faiss_peer_search(p, d->queries.data + q * d->queries.dim, K, ef,
                                        fs ? t->bitmap[q] : NULL, t->n_bytes, ids, dists);
-        if (fs) {
-            r->short_rows += n != t->n_gt[q];
-            hits_recall(ids, n, t->gt + q * K, t->n_gt[q], &hit);
-            want += t->n_gt[q];
-        } else {
-            uint64_t g[K];
-            for (uint32_t i = 0; i < K; i++) g[i] = (uint64_t)d->gt.data[q * d->gt.dim + i];
-            hits_recall(ids, n, g, K, &hit);
-            want += K;
-        }
+        score_query(d, fs, t, q, ids, n, 0, r, &hit, &want);
     }
     r->qps = (double)t->nq / vd_bench_seconds(t0, cpu_ns());
     r->recall = want ? (double)hit / (double)want : 1.0;
@@ -665,7 +666,6 @@ static run sweep_faiss(faiss_peer *p, const dset *d, const fspec *fs, const trut
 static void sub_pass(void *sys, const dset *d, const fspec *fs, const truth *t, uint32_t ef,
                      run *r)
 {
-    (void)fs;
     const vd_index *six = sys;
     uint64_t hit = 0, want = 0;
     memset(r, 0, sizeof *r);
@@ -677,9 +677,7 @@ static void sub_pass(void *sys, const dset *d, const fspec *fs, const truth *t, 
         uint32_t n = 0;
         vd_index_search(six, d->queries.data + q * d->queries.dim, K, ef, hits, &n, NULL);
         for (uint32_t i = 0; i < n; i++) ids[i] = hits[i].id;
-        hits_recall(ids, n, t->gt + q * K, t->n_gt[q], &hit);
-        want += t->n_gt[q];
-        r->short_rows += n != t->n_gt[q];
+        score_query(d, fs, t, q, ids, n, 0, r, &hit, &want);
     }
     r->qps = (double)t->nq / vd_bench_seconds(t0, cpu_ns());
     r->recall = want ? (double)hit / (double)want : 1.0;
