@@ -7,8 +7,15 @@
  *   bench-storage open DIR          vd_store_open (loads every graph), then the first search
  *   bench-storage parts DIR         where open time goes: LMDB reads, index load, validation
  *   bench-storage write DIR         durable upsert throughput for batches of 1, 100, 10000
+ *   bench-storage delete DIR [N]    durable delete throughput: N clustered 128-d points
+ *                                   (default 40000), then half of them deleted in random
+ *                                   order, 300 one per write, then in batches of 256 (the
+ *                                   daemon's group commits) and one of 10000; beside each, the
+ *                                   same deletes from a bare index built alike (the graph's
+ *                                   share: its repairs, issue 13)
  *   bench-storage all DIR N DIM     build (unless DIR already holds the collection), open,
- *                                   parts, then write into DIR-write (what `make bench` runs)
+ *                                   parts, write into DIR-write, delete into DIR-delete (what
+ *                                   `make bench` runs)
  * Each measurement prints one human line and one JSON line. `open` right after `build` reads
  * from the page cache; run it again after `echo 3 > /proc/sys/vm/drop_caches` for a cold
  * start. */
@@ -22,6 +29,7 @@
 #include <unistd.h>
 #include <lmdb.h>
 
+#include "bench/bench_common.h"
 #include "storage/vd_storage.h"
 
 static double now_s(void) { return (double)vd_now_ns() / 1e9; }
@@ -48,7 +56,7 @@ static void fill(float *v, size_t n, uint64_t seed)
 
 static void die(const char *what, const vd_err *e)
 {
-    fprintf(stderr, "bench-storage: %s: %s\n", what, e->msg);
+    fprintf(stderr, "bench-storage: %s: %s\n", what, e ? e->msg : "out of memory");
     exit(1);
 }
 
@@ -228,6 +236,102 @@ static int mode_write(const char *dir)
     return 0;
 }
 
+/* Deletes of ids[0..n) from the collection, `bs` per durable write; seconds. */
+static double store_deletes(vd_store *st, const char *name, const uint64_t *ids, size_t n,
+                            size_t bs)
+{
+    vd_err e = {0};
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i += bs) {
+        vd_op op = {.kind = VD_OP_DELETE, .collection = name, .ids = ids + i,
+                    .n = n - i < bs ? n - i : bs};
+        if (vd_store_write(st, &op, 1, &e) != VD_OK || op.status != VD_OK || op.n_done != op.n)
+            die("delete", op.status ? &op.err : &e);
+    }
+    return now_s() - t0;
+}
+
+/* The same deletes from a bare index, one publish per `bs` (what a write group does). */
+static double index_deletes(vd_index *ix, const uint64_t *ids, size_t n, size_t bs)
+{
+    vd_err e = {0};
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i += bs) {
+        for (size_t j = i; j < n && j < i + bs; j++)
+            if (vd_index_remove(ix, ids[j], &e) != VD_OK) die("remove", &e);
+        vd_index_publish(ix);
+    }
+    return now_s() - t0;
+}
+
+static int mode_delete(const char *dir, size_t n)
+{
+    enum { DIM = 128, LOAD_BATCH = 10000 };
+    vd_err e = {0};
+    vd_bench_fmat base = {0}, queries = {0};
+    if (n < 20600) n = 20600; /* room for the three phases below */
+    if (vd_bench_synthetic_clustered(n, DIM, 1, 100, &base, &queries, &e) != VD_OK)
+        die("data", &e);
+    uint64_t *ids = malloc(n * sizeof *ids), *order = malloc(n * sizeof *order);
+    if (!ids || !order) die("ids", NULL);
+    for (size_t i = 0; i < n; i++) ids[i] = order[i] = i;
+    uint64_t rng = 7;
+    for (size_t i = n; i > 1; i--) { /* the deletion order: a random permutation */
+        size_t j = (size_t)(vd_bench_splitmix64(&rng) % i);
+        uint64_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    vd_store *st = NULL;
+    vd_store_options opt = {.create = 1};
+    if (vd_store_open(dir, &opt, &st, &e) != VD_OK) die("open", &e);
+    vd_op cr = {.kind = VD_OP_CREATE};
+    strcpy(cr.params.name, "del");
+    cr.params.dim = DIM;
+    cr.params.metric = VD_METRIC_L2;
+    if (vd_store_write(st, &cr, 1, &e) != VD_OK || cr.status) die("create", cr.status ? &cr.err : &e);
+    vd_index_params ip = {.dim = DIM, .metric = VD_METRIC_L2, .m = 16, .ef_construction = 200,
+                          .deferred_publish = 1};
+    vd_index *ix = NULL;
+    if (vd_index_open(&ip, &ix, &e) != VD_OK) die("index", &e);
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i += LOAD_BATCH) {
+        size_t bs = n - i < LOAD_BATCH ? n - i : LOAD_BATCH;
+        vd_op op = {.kind = VD_OP_UPSERT, .collection = "del", .ids = ids + i, .n = bs,
+                    .vectors = base.data + i * DIM};
+        if (vd_store_write(st, &op, 1, &e) != VD_OK || op.status != VD_OK)
+            die("upsert", op.status ? &op.err : &e);
+        if (vd_index_add_batch(ix, ids + i, base.data + i * DIM, bs, 1, NULL, NULL, &e) != VD_OK)
+            die("add", &e);
+        vd_index_publish(ix);
+    }
+    fprintf(stderr, "loaded %zu clustered %u-d points (store and bare index) in %.1f s\n", n,
+            (unsigned)DIM, now_s() - t0);
+    static const size_t bss[] = {1, 256, 10000};
+    size_t counts[] = {300, 0, 10000}, at = 0;
+    counts[1] = n / 2 - counts[0] - counts[2];
+    for (size_t p = 0; p < 3; p++) {
+        double ds = store_deletes(st, "del", order + at, counts[p], bss[p]);
+        double di = index_deletes(ix, order + at, counts[p], bss[p]);
+        at += counts[p];
+        printf("durable delete, batches of %5zu: %5zu deletes in %.2f s = %.0f points/s, %.1f us "
+               "each (the same deletes from a bare index: %.1f us each, %.0f %%)\n", bss[p],
+               counts[p], ds, counts[p] / ds, 1e6 * ds / counts[p], 1e6 * di / counts[p],
+               100.0 * di / ds);
+        printf("{\"measure\":\"delete\",\"batch\":%zu,\"deletes\":%zu,\"points\":%zu,"
+               "\"seconds\":%.3f,\"points_per_s\":%.1f,\"index_only_s\":%.3f}\n", bss[p],
+               counts[p], n, ds, counts[p] / ds, di);
+        fflush(stdout);
+    }
+    vd_index_close(ix);
+    vd_store_close(st);
+    vd_bench_fmat_free(&base);
+    vd_bench_fmat_free(&queries);
+    free(ids);
+    free(order);
+    return 0;
+}
+
 /* Where open time goes: LMDB cursor reads alone, then the same reads feeding
  * vd_index_load_slot, then vd_index_load_finish (collection "bench"). */
 static int mode_parts(const char *dir)
@@ -300,6 +404,8 @@ int main(int argc, char **argv)
                           argc >= 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : 200);
     if (argc >= 3 && !strcmp(argv[1], "open")) return mode_open(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "write")) return mode_write(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "delete"))
+        return mode_delete(argv[2], argc >= 4 ? (size_t)strtoull(argv[3], NULL, 10) : 40000);
     if (argc >= 5 && !strcmp(argv[1], "all")) {
         char wdir[4096], rm[4200];
         snprintf(wdir, sizeof wdir, "%s-write", argv[2]);
@@ -320,11 +426,16 @@ int main(int argc, char **argv)
             int status = 1;
             if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) return 1;
         }
-        return mode_open(argv[2]) || mode_parts(argv[2]) || mode_write(wdir);
+        char ddir[4110];
+        snprintf(ddir, sizeof ddir, "%s-delete", argv[2]);
+        snprintf(rm, sizeof rm, "rm -rf '%s'", ddir);
+        if (system(rm) != 0) return 1;
+        return mode_open(argv[2]) || mode_parts(argv[2]) || mode_write(wdir) ||
+               mode_delete(ddir, 40000);
     }
     int help = argc >= 2 && !strcmp(argv[1], "--help");
     fprintf(help ? stdout : stderr,
             "usage: bench-storage build DIR N DIM [EFC] | open DIR | parts DIR | write DIR | "
-            "all DIR N DIM\n(see the top of bench/bench_storage.c)\n");
+            "delete DIR [N] | all DIR N DIM\n(see the top of bench/bench_storage.c)\n");
     return help ? 0 : 2;
 }

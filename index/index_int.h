@@ -139,7 +139,6 @@ struct vd_index {
     float effort_per_ef, effort_descent, effort_hops;
     uint64_t rng;
     size_t ops_since_check; /* mutations since the last reachability check */
-    size_t removes_since_check;
 
     vd_idmap map;
 

@@ -305,12 +305,8 @@ vd_status vd_index_add_batch(vd_index *ix, const uint64_t *ids, const float *vec
         /* Phase 5: only now swap ids over: old versions die in the epoch the new are born. */
         for (size_t i = 0; i < n; i++) {
             uint32_t old;
-            if (vd_idmap_get(&ix->map, ids[i], &old)) {
-                vd_index__kill_node(ix, old);
-                ix->removes_since_check++;
-            } else {
-                ix->n_live++;
-            }
+            if (vd_idmap_get(&ix->map, ids[i], &old)) vd_index__kill_node(ix, old);
+            else ix->n_live++;
             vd_idmap_put(&ix->map, ids[i], b.slots[i]);
         }
         ix->ops_since_check += n;

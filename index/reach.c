@@ -13,9 +13,9 @@
  * - Reachability passes. In-degrees miss a group of nodes that only link to each other
  *   (removals can cut the graph in two). A breadth-first pass from the entry point over level
  *   0 finds every node it cannot reach and reconnects it. Publish runs one every n/64
- *   mutations and after every removal while the index is small (vacuum.c), vacuum one after
- *   freeing slots, a load one after its publish. Between passes a cut-off group may wait up
- *   to n/64 mutations (a pass at every publish costs ~1.8 ms at 50k points, 12x an insert).
+ *   mutations, removals included (vacuum.c), vacuum one after freeing slots, a load one
+ *   after its publish. Between passes a cut-off group may wait up to n/64 mutations (a pass
+ *   at every publish costs ~1.8 ms at 50k points, 12x an insert).
  *
  * A pass only grows what is reachable: reconnection prunes nothing (links are appended into
  * room), and when every list is full the link that gives way is one the pass's breadth-first
@@ -191,7 +191,7 @@ size_t vd_index__fix_reachability(vd_index *ix, vd_scratch *sc)
 {
     uint32_t ns = ix->n_slots, ep = ix->entry;
     size_t left = 0;
-    ix->ops_since_check = ix->removes_since_check = 0;
+    ix->ops_since_check = 0;
     if (ep == VD_SLOT_NONE || ns == 0) return 0;
     uint8_t *seen = vd_calloc(ns, 1);
     uint32_t *queue = vd_malloc((size_t)ns * sizeof(uint32_t));

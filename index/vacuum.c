@@ -39,11 +39,14 @@
 #include "index/index_int.h"
 
 #define VACUUM_MIN 64u     /* vacuum waits for this many tombstones (and 10% of the nodes) */
-#define SMALL_INDEX 50000u /* live nodes up to which every removal gets a reachability pass */
-/* A reachability pass every n / REACH_EVERY mutations: at 50k points a pass costs ~1.8 ms,
- * about 2 us per mutation amortized, ~1.5 % of an insert. Every n / 8 let a group cut off by
- * inserts wait for 8x as long, and repairs that link back (neighbors.c) fill lists, which
- * makes inserts' evictions, and so such cuts, more frequent. */
+/* A reachability pass every n / REACH_EVERY mutations, removals and replacing upserts
+ * included: at 50k points a pass costs ~1.8 ms, about 2 us per mutation amortized, ~1.5 % of
+ * an insert. Every n / 8 let a group cut off by inserts wait for 8x as long, and repairs that
+ * link back (neighbors.c) fill lists, which makes inserts' evictions, and so such cuts, more
+ * frequent. Rejected: a pass after every removal up to 50k points (the rule until bench-storage
+ * delete measured it: one delete per write group at 40k clustered points cost 2.8-4.2 ms in a
+ * bare index, where its repair costs ~0.15 ms, and a durable one-point delete 5.9-6.2 ms, now
+ * 1.0-1.2 ms; recall after bench-churn's deletes unchanged). */
 #define REACH_EVERY 64u
 
 void vd_index__kill_node(vd_index *ix, uint32_t slot)
@@ -68,7 +71,6 @@ vd_status vd_index_remove(vd_index *ix, uint64_t id, vd_err *err)
     vd_idmap_del(&ix->map, id);
     ix->n_live--;
     ix->ops_since_check++;
-    ix->removes_since_check++;
     if (!ix->p.deferred_publish) vd_index__publish(ix);
     return VD_OK;
 }
@@ -305,10 +307,8 @@ void vd_index__publish(vd_index *ix)
     vd_index__reconnect_orphans(ix, sc);
     /* In-degrees miss one case, a group of nodes linking only to each other (removals can
      * cut a graph in two): a breadth-first pass catches it, amortized over n / REACH_EVERY
-     * mutations, and after every removal while the index is small enough for that to be
-     * cheap. */
-    if ((ix->ops_since_check && ix->ops_since_check * REACH_EVERY >= ix->n_live) ||
-        (ix->removes_since_check && ix->n_live <= SMALL_INDEX))
+     * mutations. */
+    if (ix->ops_since_check && ix->ops_since_check * REACH_EVERY >= ix->n_live)
         vd_index__fix_reachability(ix, sc);
 }
 

@@ -383,8 +383,8 @@ START_TEST(changes_made_after_a_report_survive_clear)
 END_TEST
 
 /* The table's minimums (m 2, ef_construction 1) build a valid graph: one batch (its publish
- * runs a reachability pass), served-like small batches then removals (a pass after every
- * removal below 50k points), and the load of what they stored. m 2 used to leave a quarter of
+ * runs a reachability pass), served-like small batches then removals (a tenth of the points
+ * in one publish: a pass), and the load of what they stored. m 2 used to leave a quarter of
  * the points unreachable, and its reconnections overflowed the orphan queue. */
 START_TEST(smallest_parameters_give_a_valid_graph)
 {
